@@ -1,0 +1,76 @@
+//! Install, upgrade and ingress inspection.
+
+use crate::domain::config::{Config, InitArgs, LiVaultArgs};
+use crate::runtime::Runtime;
+
+use super::{rt, write};
+
+/// Largest argument accepted for ordinary update calls.
+pub const MAX_ARG_BYTES: usize = 16 * 1024;
+
+#[ic_cdk::init]
+fn init(args: Option<LiVaultArgs>) {
+    let installer = rt().caller();
+    let init = match args {
+        None => InitArgs::default(),
+        Some(LiVaultArgs::Init(a)) => a,
+        Some(LiVaultArgs::Upgrade(_)) => ic_cdk::trap("init: expected Init arguments, got Upgrade"),
+    };
+    let config = Config::from_init(init, installer)
+        .unwrap_or_else(|e| ic_cdk::trap(format!("init: invalid arguments: {e:?}")));
+    write(|s| {
+        s.stamp_layout();
+        s.set_config(config);
+    });
+}
+
+#[ic_cdk::pre_upgrade]
+fn pre_upgrade() {
+    // Nothing to do: all state already lives in stable structures.
+}
+
+#[ic_cdk::post_upgrade]
+fn post_upgrade(args: Option<LiVaultArgs>) {
+    write(|s| {
+        // Migrations first; a layout written by newer code is refused (the upgrade rolls back).
+        if let Err(e) = s.migrate() {
+            ic_cdk::trap(format!("post_upgrade: unsupported stable layout: {e:?}"));
+        }
+        let upgrade = match args {
+            None => return,
+            Some(LiVaultArgs::Upgrade(a)) => a,
+            Some(LiVaultArgs::Init(_)) => {
+                ic_cdk::trap("post_upgrade: expected Upgrade arguments, got Init")
+            }
+        };
+        let next = s
+            .config()
+            .apply_upgrade(upgrade)
+            .unwrap_or_else(|e| ic_cdk::trap(format!("post_upgrade: invalid arguments: {e:?}")));
+        s.set_config(next);
+    });
+}
+
+/// Argument size limit per method.
+pub fn max_arg_bytes(_method: &str) -> usize {
+    MAX_ARG_BYTES
+}
+
+/// Ingress filter: anonymous update calls and oversized arguments are rejected before they
+/// cost the canister anything. The entry points check the caller again (inter-canister calls
+/// skip this hook).
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    if ic_cdk::api::msg_caller() == candid::Principal::anonymous() {
+        ic_cdk::trap("anonymous update calls are not accepted; sign in first");
+    }
+    let method = ic_cdk::api::msg_method_name();
+    let size = ic0::msg_arg_data_size();
+    if size > max_arg_bytes(&method) {
+        ic_cdk::trap(format!(
+            "argument of {size} bytes exceeds the {} byte limit of {method}",
+            max_arg_bytes(&method)
+        ));
+    }
+    ic_cdk::api::accept_message();
+}

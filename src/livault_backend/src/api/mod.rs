@@ -1,0 +1,68 @@
+//! Canister entry points: each checks the caller, decodes, delegates to the domain and maps
+//! the result. No business rule lives here.
+
+pub mod admin;
+pub mod lifecycle;
+pub mod plans;
+pub mod vaults;
+
+use std::cell::RefCell;
+
+use candid::Principal;
+use ic_stable_structures::DefaultMemoryImpl;
+
+use crate::domain::error::{VaultError, VaultResult};
+use crate::domain::rate_limit::RateLimiter;
+use crate::runtime::{IcRuntime, Runtime};
+use crate::storage::State;
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::open(DefaultMemoryImpl::default()));
+    static LIMITER: RefCell<RateLimiter> = RefCell::new(RateLimiter::default());
+}
+
+/// Runs `f` with read access to the state.
+pub fn read<R>(f: impl FnOnce(&State) -> R) -> R {
+    STATE.with(|s| f(&s.borrow()))
+}
+
+/// Runs `f` with write access to the state.
+pub fn write<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// Principals the rate limiter tracks now (for metrics).
+pub fn rate_limited_principals() -> u64 {
+    LIMITER.with(|l| l.borrow().tracked() as u64)
+}
+
+/// Whether writes may run while the canister is paused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum WhenPaused {
+    /// Refused with `Paused`.
+    Refuse,
+    /// Allowed (check-in, downloads, admin operations).
+    Allow,
+}
+
+/// Admission of an update call: not anonymous, not paused (unless allowed), within the
+/// caller's rate limit (admins are exempt). Returns the caller.
+pub fn admit_update(rt: &impl Runtime, when_paused: WhenPaused) -> VaultResult<Principal> {
+    let caller = rt.caller();
+    if caller == Principal::anonymous() {
+        return Err(VaultError::NotAuthorized);
+    }
+    let (paused, is_admin) = read(|s| (s.config().paused, s.config().is_admin(&caller)));
+    if paused && when_paused == WhenPaused::Refuse {
+        return Err(VaultError::Paused);
+    }
+    if !is_admin {
+        LIMITER.with(|l| l.borrow_mut().take(caller, rt.now()))?;
+    }
+    Ok(caller)
+}
+
+/// The runtime used by every entry point.
+pub fn rt() -> IcRuntime {
+    IcRuntime
+}

@@ -1,0 +1,25 @@
+//! Plans and prices: queries open to everyone, anonymous included.
+
+use crate::domain::error::VaultResult;
+use crate::domain::types::{PlanSelection, PlansInfo, Quote, QuoteArgs, UpgradeQuote, VaultId};
+use crate::domain::{admin, pricing, vaults};
+
+use super::{read, rt};
+
+/// Current tiers, fees and age brackets.
+#[ic_cdk::query]
+fn get_plans() -> PlansInfo {
+    read(admin::plans)
+}
+
+/// Price of a new vault with this plan and owner age.
+#[ic_cdk::query]
+fn quote(args: QuoteArgs) -> VaultResult<Quote> {
+    read(|s| pricing::quote(&s.config().pricing, &args.plan, args.owner_age))
+}
+
+/// Prorated price to move an owned, paid vault to a bigger plan.
+#[ic_cdk::query]
+fn quote_upgrade(vault_id: VaultId, to: PlanSelection) -> VaultResult<UpgradeQuote> {
+    read(|s| vaults::quote_upgrade(s, &rt(), vault_id, to))
+}

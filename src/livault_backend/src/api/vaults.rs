@@ -1,0 +1,89 @@
+//! Vault endpoints for owners and members.
+
+use crate::domain::access::{self, Need};
+use crate::domain::audit;
+use crate::domain::error::VaultResult;
+use crate::domain::types::{
+    AuditEventView, AuditHead, CreateVaultArgs, Page, PageArgs, UpdateVaultArgs, VaultId,
+    VaultSummary, VaultView,
+};
+use crate::domain::vaults;
+use crate::runtime::Runtime;
+
+use super::{admit_update, read, rt, write, WhenPaused};
+
+#[ic_cdk::update]
+fn create_vault(args: CreateVaultArgs) -> VaultResult<VaultView> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Refuse)?;
+    write(|s| vaults::create_vault(s, &rt, args))
+}
+
+#[ic_cdk::query]
+fn get_vault(vault_id: VaultId) -> VaultResult<VaultView> {
+    read(|s| vaults::get_vault(s, &rt(), vault_id))
+}
+
+#[ic_cdk::query]
+fn list_my_vaults(args: PageArgs) -> VaultResult<Page<VaultSummary>> {
+    read(|s| vaults::list_my_vaults(s, &rt(), args))
+}
+
+#[ic_cdk::update]
+fn update_vault(args: UpdateVaultArgs) -> VaultResult<VaultView> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Refuse)?;
+    write(|s| vaults::update_vault(s, &rt, args))
+}
+
+#[ic_cdk::update]
+fn check_in(vault_id: VaultId) -> VaultResult<VaultView> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Allow)?;
+    write(|s| vaults::check_in(s, &rt, vault_id))
+}
+
+#[ic_cdk::update]
+fn finalize_setup(vault_id: VaultId) -> VaultResult<VaultView> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Refuse)?;
+    write(|s| vaults::finalize_setup(s, &rt, vault_id))
+}
+
+#[ic_cdk::update]
+fn delete_vault(vault_id: VaultId) -> VaultResult<VaultView> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Refuse)?;
+    write(|s| vaults::delete_vault(s, &rt, vault_id))
+}
+
+#[ic_cdk::query]
+fn get_audit_log(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<AuditEventView>> {
+    let rt = rt();
+    read(|s| {
+        let caller = rt.caller();
+        let (_, acc) = access::load(s, vault_id, &caller, Need::OwnerOrMember)?;
+        let everything = acc == access::Access::Owner;
+        audit::page(
+            s,
+            vault_id,
+            caller,
+            everything,
+            page.start_after,
+            page.limit,
+        )
+    })
+}
+
+#[ic_cdk::query]
+fn get_audit_head(vault_id: VaultId) -> VaultResult<AuditHead> {
+    let rt = rt();
+    read(|s| {
+        let (vault, _) = access::load(s, vault_id, &rt.caller(), Need::OwnerOrMember)?;
+        Ok(AuditHead {
+            vault_id,
+            next_seq: vault.audit_next_seq,
+            head_hash: serde_bytes::ByteBuf::from(vault.audit_head),
+        })
+    })
+}

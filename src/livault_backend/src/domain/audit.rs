@@ -1,0 +1,172 @@
+//! The per-vault audit log (SPEC §11): append-only, hash-chained, paginated.
+//!
+//! `hash(e) = sha256(prev_hash ‖ seq ‖ at ‖ actor ‖ action ‖ details)` with fixed-width
+//! big-endian integers and length-prefixed strings, so any edit of a stored event or a removal
+//! in the middle breaks the chain up to the head kept in the vault record.
+
+use candid::Principal;
+use sha2::{Digest, Sha256};
+
+use super::error::VaultResult;
+use super::records::{AuditEvent, VaultRecord};
+use super::types::{AuditEventView, Page, VaultId};
+use super::validation;
+use crate::storage::State;
+
+/// What happened, as a stable action code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    VaultCreated,
+    VaultRenamed,
+    UnlockRulesChanged,
+    SettingsChanged,
+    StatusChanged,
+    CheckIn,
+    VaultDeleted,
+}
+
+impl AuditAction {
+    /// The code stored and returned (`action` in `AuditEventView`).
+    pub fn code(self) -> &'static str {
+        match self {
+            AuditAction::VaultCreated => "vault.created",
+            AuditAction::VaultRenamed => "vault.renamed",
+            AuditAction::UnlockRulesChanged => "vault.unlock_rules_changed",
+            AuditAction::SettingsChanged => "vault.settings_changed",
+            AuditAction::StatusChanged => "status.changed",
+            AuditAction::CheckIn => "owner.check_in",
+            AuditAction::VaultDeleted => "vault.deleted",
+        }
+    }
+
+    /// Whether members (heirs, witness) see events of this kind; they always see their own.
+    pub fn visible_to_members(code: &str) -> bool {
+        code.starts_with("status.") || code == "vault.unlock_rules_changed"
+    }
+}
+
+/// Hash of an event given the previous head.
+pub fn event_hash(
+    prev: &[u8],
+    seq: u64,
+    at: u64,
+    actor: &Principal,
+    action: &str,
+    details: &str,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    h.update(at.to_be_bytes());
+    let actor = actor.as_slice();
+    h.update([actor.len() as u8]);
+    h.update(actor);
+    h.update((action.len() as u64).to_be_bytes());
+    h.update(action.as_bytes());
+    h.update((details.len() as u64).to_be_bytes());
+    h.update(details.as_bytes());
+    h.finalize().into()
+}
+
+/// Appends an event to the vault's log and advances the chain head in `vault`.
+/// The caller persists `vault` afterwards.
+pub fn append(
+    state: &mut State,
+    vault: &mut VaultRecord,
+    at: u64,
+    actor: Principal,
+    action: AuditAction,
+    details: String,
+) {
+    let seq = vault.audit_next_seq;
+    let hash = event_hash(&vault.audit_head, seq, at, &actor, action.code(), &details);
+    state.audit.insert(
+        (vault.id, seq),
+        AuditEvent {
+            seq,
+            at,
+            actor,
+            action: action.code().to_string(),
+            details,
+            hash: hash.to_vec(),
+        },
+    );
+    vault.audit_next_seq = seq + 1;
+    vault.audit_head = hash.to_vec();
+}
+
+/// A page of the vault's log, oldest first, after sequence `start_after`.
+/// `everything` is the owner's view; otherwise only member-visible events and the viewer's own.
+pub fn page(
+    state: &State,
+    vault_id: VaultId,
+    viewer: Principal,
+    everything: bool,
+    start_after: Option<u64>,
+    limit: Option<u32>,
+) -> VaultResult<Page<AuditEventView>> {
+    let limit = validation::page_limit(limit)?;
+    let from = start_after.map_or(0, |s| s.saturating_add(1));
+    // Bound the scan so a member's filtered view cannot walk an unbounded log in one query.
+    let scan_cap = limit * 20;
+    let mut items = Vec::new();
+    let mut last_seen = None;
+    for entry in state
+        .audit
+        .range((vault_id, from)..=(vault_id, u64::MAX))
+        .take(scan_cap)
+    {
+        let (_, e) = entry.into_pair();
+        last_seen = Some(e.seq);
+        if everything || e.actor == viewer || AuditAction::visible_to_members(&e.action) {
+            items.push(AuditEventView {
+                seq: e.seq,
+                at: e.at,
+                actor: e.actor,
+                action: e.action,
+                details: e.details,
+                hash: serde_bytes::ByteBuf::from(e.hash),
+            });
+            if items.len() == limit {
+                break;
+            }
+        }
+    }
+    let next_cursor = match last_seen {
+        Some(seq)
+            if state
+                .audit
+                .range((vault_id, seq + 1)..=(vault_id, u64::MAX))
+                .next()
+                .is_some() =>
+        {
+            Some(seq)
+        }
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// Recomputes the chain of a vault from its first stored event; returns whether it ends in
+/// the head recorded in the vault.
+pub fn verify_chain(state: &State, vault: &VaultRecord) -> bool {
+    let mut prev: Vec<u8> = vec![0; 32];
+    let mut first = true;
+    for entry in state.audit.range((vault.id, 0)..=(vault.id, u64::MAX)) {
+        let (_, e) = entry.into_pair();
+        if first {
+            // The log may have been compacted: start from the first kept event's own hash.
+            first = false;
+            if e.seq != 0 {
+                prev = e.hash.clone();
+                continue;
+            }
+        }
+        let h = event_hash(&prev, e.seq, e.at, &e.actor, &e.action, &e.details);
+        if h.as_slice() != e.hash.as_slice() {
+            return false;
+        }
+        prev = h.to_vec();
+    }
+    prev == vault.audit_head
+}

@@ -1,0 +1,38 @@
+//! LiVault backend: a digital-legacy vault canister for the Internet Computer.
+//!
+//! Layers, top to bottom:
+//! - [`api`]: thin `#[update]` / `#[query]` entry points (check caller, decode, delegate,
+//!   map errors);
+//! - [`domain`]: pure logic with no `ic_cdk` calls, behind the [`runtime::Runtime`] trait;
+//! - [`storage`]: stable-memory layout and structures.
+
+pub mod api;
+pub mod domain;
+pub mod runtime;
+pub mod storage;
+
+use candid::Principal;
+use domain::config::LiVaultArgs;
+use domain::error::VaultResult;
+use domain::types::*;
+
+ic_cdk::export_candid!();
+
+#[cfg(test)]
+mod candid_interface {
+    use candid_parser::utils::{service_equal, CandidSource};
+
+    /// The interface the code exports equals `candid/livault_backend.did` (the `.did` is the
+    /// documented contract; change both together).
+    #[test]
+    fn exported_interface_matches_the_did_file() {
+        let exported = super::__export_service();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../candid/livault_backend.did");
+        if std::env::var_os("PRINT_CANDID").is_some() {
+            println!("{exported}");
+        }
+        service_equal(CandidSource::Text(&exported), CandidSource::File(&path))
+            .unwrap_or_else(|e| panic!("the code and {} differ: {e}", path.display()));
+    }
+}

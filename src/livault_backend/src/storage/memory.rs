@@ -1,0 +1,96 @@
+//! The stable-memory layout: every [`MemoryId`] the canister uses, and what lives there.
+//!
+//! One `MemoryManager` splits stable memory into virtual memories. The numbering is part of
+//! the persisted layout: an id is never reused for something else, retired ids stay listed
+//! here (marked RETIRED), and ids for features that have not landed yet are reserved so the
+//! numbering stays readable.
+
+use ic_stable_structures::memory_manager::MemoryId;
+
+/// `StableCell<ConfigRecord>`: admins, ledger id, treasury, durations, prices, limits.
+pub const CONFIG: MemoryId = MemoryId::new(0);
+/// `StableCell<StorageHeader>`: layout version, id counters and per-status vault counts.
+pub const HEADER: MemoryId = MemoryId::new(1);
+/// `StableBTreeMap<VaultId, VaultRecord>`: every vault, including tombstones of deleted ones.
+pub const VAULTS: MemoryId = MemoryId::new(2);
+/// `StableBTreeMap<PrincipalVaultKey, ()>`: index owner principal → owned vault ids.
+pub const VAULTS_BY_OWNER: MemoryId = MemoryId::new(3);
+/// `StableBTreeMap<PrincipalVaultKey, ()>`: index member principal → vaults they belong to.
+pub const VAULTS_BY_MEMBER: MemoryId = MemoryId::new(4);
+/// `StableBTreeMap<(VaultId, MemberId), MemberRecord>`: heirs and witness of each vault.
+pub const MEMBERS: MemoryId = MemoryId::new(5);
+/// Reserved (invites issue): `StableBTreeMap<(VaultId, InviteId), InviteRecord>`.
+pub const INVITES: MemoryId = MemoryId::new(6);
+/// Reserved (invites issue): `StableBTreeMap<[u8; 32], (VaultId, InviteId)>`, SHA-256 of a
+/// token → its invite. The token itself is never stored.
+pub const INVITE_TOKEN_INDEX: MemoryId = MemoryId::new(7);
+/// Reserved (payments issue): `StableBTreeMap<SessionId, PaymentSession>`.
+pub const PAYMENT_SESSIONS: MemoryId = MemoryId::new(8);
+/// Reserved (payments issue): journal of ledger transfer intents and outcomes.
+pub const PAYMENT_JOURNAL: MemoryId = MemoryId::new(9);
+/// Reserved (payments issue): `StableBTreeMap<BillingId, BillingEntry>`.
+pub const BILLING: MemoryId = MemoryId::new(10);
+/// Reserved (content issue): open upload sessions with their resumable hash state.
+pub const UPLOADS: MemoryId = MemoryId::new(11);
+/// Reserved (content issue): `(VaultId, ItemId) → ItemRecord` (metadata, never payload).
+pub const CONTENT_ITEMS: MemoryId = MemoryId::new(12);
+/// Reserved (content issue): `(ItemId, chunk) → page run` index into [`CONTENT_PAGES`].
+pub const CONTENT_CHUNK_INDEX: MemoryId = MemoryId::new(13);
+/// Reserved (content issue): raw fixed-size pages holding chunk bodies (no BTreeMap).
+pub const CONTENT_PAGES: MemoryId = MemoryId::new(14);
+/// Reserved (content issue): free list of pages in [`CONTENT_PAGES`].
+pub const CONTENT_FREE_PAGES: MemoryId = MemoryId::new(15);
+/// `StableBTreeMap<(VaultId, Seq), AuditEvent>`: the per-vault, hash-chained audit log.
+pub const AUDIT_LOG: MemoryId = MemoryId::new(16);
+/// Reserved (scheduler issue): time-ordered due queue `(due_ns, kind, id) → ()`.
+pub const SCHEDULER_QUEUE: MemoryId = MemoryId::new(17);
+/// `StableBTreeMap<IdempotencyKey, VaultId>`: `create_vault` retries return the same vault.
+pub const IDEMPOTENCY: MemoryId = MemoryId::new(18);
+/// Reserved (content issue): per-user daily download counters.
+pub const DOWNLOAD_COUNTERS: MemoryId = MemoryId::new(19);
+/// Reserved (content issue): open download tickets.
+pub const DOWNLOAD_TICKETS: MemoryId = MemoryId::new(20);
+/// Reserved (recovery code): SHA-256 of recovery codes → vault.
+pub const RECOVERY_CODES: MemoryId = MemoryId::new(21);
+/// Reserved for later features (e.g. vetKeys key-release records, SPEC §16).
+pub const RESERVED_22: MemoryId = MemoryId::new(22);
+
+/// Every id above, for the layout test (no id appears twice).
+pub const ALL: [MemoryId; 23] = [
+    CONFIG,
+    HEADER,
+    VAULTS,
+    VAULTS_BY_OWNER,
+    VAULTS_BY_MEMBER,
+    MEMBERS,
+    INVITES,
+    INVITE_TOKEN_INDEX,
+    PAYMENT_SESSIONS,
+    PAYMENT_JOURNAL,
+    BILLING,
+    UPLOADS,
+    CONTENT_ITEMS,
+    CONTENT_CHUNK_INDEX,
+    CONTENT_PAGES,
+    CONTENT_FREE_PAGES,
+    AUDIT_LOG,
+    SCHEDULER_QUEUE,
+    IDEMPOTENCY,
+    DOWNLOAD_COUNTERS,
+    DOWNLOAD_TICKETS,
+    RECOVERY_CODES,
+    RESERVED_22,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_ids_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for id in ALL {
+            assert!(seen.insert(id), "{id:?} listed twice");
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The stable structures of the canister, opened over one `MemoryManager`.
+
+use candid::Principal;
+use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
+use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
+
+use super::memory as ids;
+use crate::cbor_storable;
+use crate::domain::config::Config;
+use crate::domain::records::{
+    AuditEvent, ConfigCell, MemberRecord, StorageHeader, VaultRecord, LAYOUT_VERSION,
+};
+use crate::domain::types::VaultId;
+
+cbor_storable!(ConfigCell, 1);
+cbor_storable!(StorageHeader, 1);
+cbor_storable!(VaultRecord, 1);
+cbor_storable!(MemberRecord, 1);
+cbor_storable!(AuditEvent, 1);
+
+/// A virtual memory of the canister's stable memory.
+pub type Mem = VirtualMemory<DefaultMemoryImpl>;
+
+/// Every persistent structure.
+pub struct State {
+    memory_manager: MemoryManager<DefaultMemoryImpl>,
+    pub config: StableCell<ConfigCell, Mem>,
+    pub header: StableCell<StorageHeader, Mem>,
+    pub vaults: StableBTreeMap<VaultId, VaultRecord, Mem>,
+    /// `(owner, vault) → ()`.
+    pub vaults_by_owner: StableBTreeMap<(Principal, VaultId), (), Mem>,
+    /// `(member principal, vault) → member id`.
+    pub vaults_by_member: StableBTreeMap<(Principal, VaultId), u32, Mem>,
+    /// `(vault, member id) → member`.
+    pub members: StableBTreeMap<(VaultId, u32), MemberRecord, Mem>,
+    /// `(vault, seq) → event`.
+    pub audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem>,
+    /// `sha256(caller ‖ key) → vault`.
+    pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
+}
+
+/// Why a stored layout cannot be opened by this code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// Written by a newer version of the canister: downgrades are refused.
+    Newer { found: u32, supported: u32 },
+}
+
+impl State {
+    /// Opens (or creates, on empty memory) every structure over `memory`.
+    pub fn open(memory: DefaultMemoryImpl) -> State {
+        let mm = MemoryManager::init(memory);
+        State {
+            config: StableCell::init(mm.get(ids::CONFIG), ConfigCell::default()),
+            header: StableCell::init(mm.get(ids::HEADER), StorageHeader::default()),
+            vaults: StableBTreeMap::init(mm.get(ids::VAULTS)),
+            vaults_by_owner: StableBTreeMap::init(mm.get(ids::VAULTS_BY_OWNER)),
+            vaults_by_member: StableBTreeMap::init(mm.get(ids::VAULTS_BY_MEMBER)),
+            members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
+            audit: StableBTreeMap::init(mm.get(ids::AUDIT_LOG)),
+            idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
+            memory_manager: mm,
+        }
+    }
+
+    /// The configuration. Present after `init`; its absence is a programming error.
+    pub fn config(&self) -> &Config {
+        self.config
+            .get()
+            .0
+            .as_ref()
+            .expect("BUG: configuration missing (init did not run)")
+    }
+
+    /// Replaces the configuration.
+    pub fn set_config(&mut self, config: Config) {
+        self.config.set(ConfigCell(Some(config)));
+    }
+
+    /// Marks fresh memory with the current layout version (called by `init`).
+    pub fn stamp_layout(&mut self) {
+        let mut header = self.header.get().clone();
+        header.layout_version = LAYOUT_VERSION;
+        self.header.set(header);
+    }
+
+    /// Runs the migrations from the stored layout to [`LAYOUT_VERSION`]; refuses a layout
+    /// written by newer code. Called first thing in `post_upgrade`.
+    pub fn migrate(&mut self) -> Result<u32, LayoutError> {
+        let found = self.header.get().layout_version;
+        if found > LAYOUT_VERSION {
+            return Err(LayoutError::Newer {
+                found,
+                supported: LAYOUT_VERSION,
+            });
+        }
+        // Version 0 is memory written before layout stamping existed; nothing else to do yet.
+        // Future migrations go here, one step per version, each idempotent.
+        if found < LAYOUT_VERSION {
+            self.stamp_layout();
+        }
+        Ok(found)
+    }
+
+    /// Hands out the next vault id.
+    pub fn next_vault_id(&mut self) -> VaultId {
+        let mut header = self.header.get().clone();
+        let id = header.next_vault_id;
+        header.next_vault_id += 1;
+        self.header.set(header);
+        id
+    }
+
+    /// Size of a memory in Wasm pages, for metrics.
+    pub fn stable_pages(&self) -> u64 {
+        use ic_stable_structures::Memory;
+        ids::ALL
+            .iter()
+            .map(|id| self.memory_manager.get(*id).size())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::records::MemberRole;
+    use crate::domain::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
+
+    fn p(n: u8) -> Principal {
+        Principal::from_slice(&[n; 29])
+    }
+
+    fn vault(id: VaultId) -> VaultRecord {
+        VaultRecord {
+            id,
+            owner: p(1),
+            name: format!("vault {id}"),
+            status: VaultStatus::Active,
+            plan: PlanSelection {
+                tier: Tier::Deluxe,
+                heir_slots: 4,
+                witness_slot: true,
+            },
+            owner_age: 44,
+            price_e8s: 123_456_789,
+            unlock_rules: Some(UnlockRules {
+                unlock_after: Some(5),
+                inactivity_days: Some(90),
+                request_wait_days: 7,
+                required_heirs: 2,
+                required_witness: true,
+            }),
+            post_unlock_days: 200,
+            audit_retention_days: 400,
+            created_at: 1,
+            updated_at: 2,
+            status_changed_at: 3,
+            paid_at: Some(4),
+            expires_at: Some(5),
+            activated_at: None,
+            unlocked_at: None,
+            access_until: None,
+            deleted_at: None,
+            last_owner_activity: 6,
+            storage_committed_bytes: 7,
+            storage_reserved_bytes: 8,
+            item_count: 9,
+            heir_count: 1,
+            witness_joined: false,
+            audit_next_seq: 1,
+            audit_head: vec![9; 32],
+        }
+    }
+
+    /// What an upgrade does: the same stable memory, every structure opened again.
+    #[test]
+    fn reopening_the_same_memory_reads_back_equal() {
+        let memory = DefaultMemoryImpl::default();
+        let mut s = State::open(memory.clone());
+        s.set_config(Config::from_init(crate::domain::config::InitArgs::default(), p(1)).unwrap());
+        s.stamp_layout();
+        for id in 1..=50 {
+            assert_eq!(s.next_vault_id(), id);
+            s.vaults.insert(id, vault(id));
+            s.vaults_by_owner.insert((p(1), id), ());
+        }
+        s.vaults_by_member.insert((p(2), 7), 1);
+        s.members.insert(
+            (7, 1),
+            MemberRecord {
+                vault_id: 7,
+                member_id: 1,
+                principal: p(2),
+                role: MemberRole::Heir,
+                name: "Ann".into(),
+                share_index: 1,
+                joined_at: 10,
+            },
+        );
+        s.audit.insert(
+            (7, 0),
+            AuditEvent {
+                seq: 0,
+                at: 11,
+                actor: p(1),
+                action: "vault.created".into(),
+                details: String::new(),
+                hash: vec![1; 32],
+            },
+        );
+        s.idempotency.insert([3; 32], 7);
+        let config = s.config().clone();
+        drop(s);
+
+        let mut again = State::open(memory);
+        assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(again.config(), &config);
+        assert_eq!(again.next_vault_id(), 51);
+        assert_eq!(again.vaults.len(), 50);
+        for id in 1..=50 {
+            assert_eq!(again.vaults.get(&id), Some(vault(id)));
+        }
+        assert_eq!(again.vaults_by_owner.len(), 50);
+        assert_eq!(again.vaults_by_member.get(&(p(2), 7)), Some(1));
+        assert_eq!(again.members.get(&(7, 1)).unwrap().name, "Ann");
+        assert_eq!(again.audit.get(&(7, 0)).unwrap().action, "vault.created");
+        assert_eq!(again.idempotency.get(&[3; 32]), Some(7));
+    }
+
+    #[test]
+    fn newer_layout_is_refused() {
+        let memory = DefaultMemoryImpl::default();
+        let mut s = State::open(memory.clone());
+        let mut header = s.header.get().clone();
+        header.layout_version = LAYOUT_VERSION + 1;
+        s.header.set(header);
+        drop(s);
+        let mut again = State::open(memory);
+        assert_eq!(
+            again.migrate(),
+            Err(LayoutError::Newer {
+                found: LAYOUT_VERSION + 1,
+                supported: LAYOUT_VERSION
+            })
+        );
+    }
+
+    #[test]
+    fn fresh_memory_migrates_to_current() {
+        let mut s = State::open(DefaultMemoryImpl::default());
+        assert_eq!(s.migrate(), Ok(0));
+        assert_eq!(s.header.get().layout_version, LAYOUT_VERSION);
+    }
+}
