@@ -1,0 +1,57 @@
+//! # local_replica — an embedded Internet Computer host for LiVault
+//!
+//! Runs a compiled canister wasm (`wasm32-unknown-unknown`) in-process with the IC's
+//! execution semantics, so end-to-end tests and the `livault-local` CLI need neither
+//! dfx nor PocketIC:
+//!
+//! * the `ic0` system API used by ic-cdk 0.20, ic-cdk-timers 1.x and
+//!   ic-stable-structures 0.7 ([`ic0`]); any other import is a trapping stub;
+//! * atomic executions: a trap rolls back heap, mutable globals, stable memory, the global
+//!   timer, the reply and the calls performed ([`canister`]);
+//! * call contexts, inter-canister calls with reply/reject/cleanup callbacks, self-calls,
+//!   the "did not reply" rule, `inspect_message`, queries that never persist, timers on a
+//!   controlled clock, atomic install/upgrade ([`host`]);
+//! * peers: an ICP ledger model ([`ledger`]) and the management canister's `raw_rand`
+//!   (seeded, deterministic);
+//! * instruction counting with the IC's cost table and limits ([`costs`]);
+//! * fault injection: rejected calls, unknown outcomes, held calls, trapping callbacks,
+//!   traps at the n-th call of an ic0 function;
+//! * persistence of the whole host to a directory for the CLI ([`persist`]).
+//!
+//! ```no_run
+//! use local_replica::{Host, HostConfig, AccountId};
+//! use candid::Principal;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let wasm = std::fs::read("target/wasm32-unknown-unknown/release/livault_backend.wasm")?;
+//! let controller = Principal::from_slice(&[1; 29]);
+//! let mut host = Host::new(HostConfig::default());
+//! let id = host.install(&wasm, candid::encode_args(())?, controller)?;
+//! host.fund(AccountId::new(&id, None), 100_000_000);
+//! let n: u64 = host.update_candid(controller, "inc", ())?;
+//! host.advance_time(std::time::Duration::from_secs(3 * 86_400));
+//! # let _ = n; Ok(()) }
+//! ```
+//!
+//! Instruction counting uses wasmi fuel with the IC's per-operator costs rather than
+//! injected counters: the numbers are close to the IC's (see [`costs`] for the known,
+//! small deviations).
+
+#![warn(missing_docs)]
+
+pub mod account;
+pub mod canister;
+pub mod costs;
+pub mod host;
+pub mod ic0;
+pub mod instrument;
+pub mod ledger;
+pub mod persist;
+pub mod progress;
+pub mod types;
+
+pub use account::AccountId;
+pub use host::{
+    CallError, CanisterStatus, ExecRecord, Host, HostConfig, HostError, MessageId, MessageStatus,
+};
+pub use ledger::{ledger_principal, Ledger, LEDGER_ID};
+pub use types::{Reject, RejectCode, Reply, Response};
