@@ -1,12 +1,12 @@
 //! ICP account identifiers: `CRC32(h) ++ h` with `h = SHA-224("\x0Aaccount-id" ++ principal ++ subaccount)`.
 
 use candid::Principal;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha224};
 use std::fmt;
 
 /// A 32-byte ICP ledger account identifier.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AccountId(pub [u8; 32]);
 
 /// Errors parsing an account identifier.
@@ -79,5 +79,18 @@ pub fn subaccount(b: Option<&[u8]>) -> Result<Option<[u8; 32]>, AccountIdError> 
         Some(b) => Ok(Some(
             b.try_into().map_err(|_| AccountIdError::Length(b.len()))?,
         )),
+    }
+}
+
+impl Serialize for AccountId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        AccountId::from_hex(&s).map_err(serde::de::Error::custom)
     }
 }

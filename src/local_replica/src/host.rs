@@ -93,7 +93,7 @@ enum Origin {
 }
 
 #[derive(Debug, Clone)]
-struct CallContext {
+pub(crate) struct CallContext {
     origin: Origin,
     caller: Principal,
     method: String,
@@ -110,7 +110,7 @@ struct Callback {
 }
 
 #[derive(Debug, Clone)]
-enum Task {
+pub(crate) enum Task {
     Ingress(MessageId),
     Request { callback: u64, bypass_hold: bool },
     Response { callback: u64, response: Response },
@@ -204,20 +204,20 @@ pub struct CanisterStatus {
 /// The embedded IC host. See the crate docs for an example.
 pub struct Host {
     pub(crate) config: HostConfig,
-    engine: wasmi::Engine,
+    pub(crate) engine: wasmi::Engine,
     pub(crate) now: u64,
     pub(crate) canister: Option<Canister>,
     pub(crate) controllers: Vec<Principal>,
     pub(crate) ledger: Ledger,
     pub(crate) rng_state: u64,
     faults: Faults,
-    queue: VecDeque<Task>,
-    held: Vec<u64>,
-    contexts: BTreeMap<u64, CallContext>,
+    pub(crate) queue: VecDeque<Task>,
+    pub(crate) held: Vec<u64>,
+    pub(crate) contexts: BTreeMap<u64, CallContext>,
     callbacks: BTreeMap<u64, Callback>,
     messages: BTreeMap<MessageId, Message>,
-    next_id: u64,
-    records: VecDeque<ExecRecord>,
+    pub(crate) next_id: u64,
+    pub(crate) records: VecDeque<ExecRecord>,
     timer_task_queued: bool,
     pending_unknown: BTreeSet<u64>,
 }
@@ -344,7 +344,7 @@ impl Host {
         self.now += self.config.tick_ns;
     }
 
-    fn base_env(&self, stable: Vec<u8>, version: u64) -> Env {
+    pub(crate) fn base_env(&self, stable: Vec<u8>, version: u64) -> Env {
         Env {
             self_id: self.config.canister_id.as_slice().to_vec(),
             stable,

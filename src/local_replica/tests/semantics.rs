@@ -385,3 +385,26 @@ fn ledger_transfer_and_funding() {
         h.ledger().total_minted()
     );
 }
+
+#[test]
+fn save_and_load_round_trip() {
+    let dir = std::env::temp_dir().join(format!("lr-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut h = host();
+    upd(&mut h, "inc", 0);
+    upd(&mut h, "stable_put", 99);
+    upd(&mut h, "set_timer", 10_000_000_000);
+    let a = AccountId::new(&alice(), None);
+    h.fund(a, 123);
+    h.save(&dir).expect("save");
+    let mut h2 = Host::load(&dir).expect("load");
+    assert_eq!(h2.now(), h.now());
+    assert_eq!(h2.status(), h.status());
+    assert_eq!(qry(&mut h2, "get"), 42, "globals restored, init not re-run");
+    assert_eq!(qry(&mut h2, "stable_get"), 99);
+    assert_eq!(h2.ledger().balance(&a), 123);
+    h2.advance_time(Duration::from_secs(11));
+    assert_eq!(qry(&mut h2, "fired"), 1, "timer survives persistence");
+    assert_eq!(upd(&mut h2, "inc", 0), 43);
+    let _ = std::fs::remove_dir_all(&dir);
+}
