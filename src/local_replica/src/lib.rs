@@ -40,6 +40,7 @@
 
 pub mod account;
 pub mod canister;
+pub mod cli;
 pub mod costs;
 pub mod host;
 pub mod ic0;

@@ -23,7 +23,10 @@ fn account_id_matches_ic_ledger_types() {
     for (p, sub) in [
         (alice(), None),
         (bob(), Some([3u8; 32])),
-        (Principal::from_text("ryjl3-tyaaa-aaaaa-aaaba-cai").unwrap(), None),
+        (
+            Principal::from_text("ryjl3-tyaaa-aaaaa-aaaba-cai").unwrap(),
+            None,
+        ),
     ] {
         let ours = AccountId::new(&p, sub);
         let theirs = ic_ledger_types::AccountIdentifier::new(
@@ -69,14 +72,21 @@ fn legacy_transfer_errors_and_dedup() {
             balance: Tokens { e8s: 1_000_000 }
         })
     );
-    let b1 = l.transfer(&alice(), &args(100, Some(NOW)), NOW).unwrap().unwrap();
+    let b1 = l
+        .transfer(&alice(), &args(100, Some(NOW)), NOW)
+        .unwrap()
+        .unwrap();
     assert_eq!(b1, 1);
     assert_eq!(
-        l.transfer(&alice(), &args(100, Some(NOW)), NOW + 1_000).unwrap(),
+        l.transfer(&alice(), &args(100, Some(NOW)), NOW + 1_000)
+            .unwrap(),
         Err(TransferError::TxDuplicate { duplicate_of: 1 })
     );
     // Different amount: not a duplicate. No created_at_time: never deduplicated.
-    assert_eq!(l.transfer(&alice(), &args(101, Some(NOW)), NOW).unwrap(), Ok(2));
+    assert_eq!(
+        l.transfer(&alice(), &args(101, Some(NOW)), NOW).unwrap(),
+        Ok(2)
+    );
     assert_eq!(l.transfer(&alice(), &args(100, None), NOW).unwrap(), Ok(3));
     assert_eq!(l.transfer(&alice(), &args(100, None), NOW).unwrap(), Ok(4));
     let late = NOW + TX_WINDOW_NS + PERMITTED_DRIFT_NS + 1;
@@ -87,8 +97,12 @@ fn legacy_transfer_errors_and_dedup() {
         })
     );
     assert_eq!(
-        l.transfer(&alice(), &args(100, Some(NOW + PERMITTED_DRIFT_NS + 1)), NOW)
-            .unwrap(),
+        l.transfer(
+            &alice(),
+            &args(100, Some(NOW + PERMITTED_DRIFT_NS + 1)),
+            NOW
+        )
+        .unwrap(),
         Err(TransferError::TxCreatedInFuture)
     );
     assert_eq!(l.balance(&AccountId::new(&bob(), None)), 401);
@@ -161,5 +175,7 @@ fn icrc1_via_candid() {
         .handle_call(&bob(), "icrc1_fee", &Encode!().unwrap(), NOW)
         .unwrap();
     assert_eq!(Decode!(&reply, Nat).unwrap(), Nat::from(FEE));
-    assert!(l.handle_call(&bob(), "nope", &Encode!().unwrap(), NOW).is_err());
+    assert!(l
+        .handle_call(&bob(), "nope", &Encode!().unwrap(), NOW)
+        .is_err());
 }
