@@ -1,1 +1,196 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the compiled LiVault wasm on the embedded host.
+//!
+//! The wasm is built by `scripts/build.sh` (which `scripts/test.sh` runs first) and read once
+//! per test binary. Set `LIVAULT_WASM` to test another artifact.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use candid::utils::ArgumentEncoder;
+use candid::{CandidType, Principal};
+use local_replica::{Host, HostConfig, Reject};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+pub use livault_backend::domain::config::{InitArgs, LiVaultArgs, UpgradeArgs};
+pub use livault_backend::domain::error::VaultError;
+pub use livault_backend::domain::types::*;
+
+/// Nanoseconds per day.
+pub const DAY_NS: u64 = 86_400 * 1_000_000_000;
+
+/// Path of the canister wasm under test.
+pub fn wasm_path() -> PathBuf {
+    match std::env::var_os("LIVAULT_WASM") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/livault/livault_backend.wasm")
+        }
+    }
+}
+
+/// The canister wasm, read once per test binary.
+pub fn wasm() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let path = wasm_path();
+        std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the canister wasm at {}: {e}.\n\
+                 Build it first with `scripts/build.sh` (scripts/test.sh does this), \
+                 or point LIVAULT_WASM at a built wasm.",
+                path.display()
+            )
+        })
+    })
+}
+
+/// A deterministic non-anonymous principal for a test identity (self-authenticating form).
+pub fn user(name: &str) -> Principal {
+    let hash = Sha256::digest(name.as_bytes());
+    let mut bytes = [0u8; 29];
+    bytes[..28].copy_from_slice(&hash[..28]);
+    bytes[28] = 0x02;
+    Principal::from_slice(&bytes)
+}
+
+/// A running LiVault canister with well-known identities.
+pub struct TestEnv {
+    pub host: Host,
+    pub canister: Principal,
+    /// Installs and upgrades the canister.
+    pub controller: Principal,
+    /// Named in the init args as the only admin.
+    pub admin: Principal,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    /// Installs the canister with `admin` as admin and the host's ledger as ledger.
+    pub fn new() -> Self {
+        let admin = user("admin");
+        Self::with_init(InitArgs {
+            admins: vec![admin],
+            ledger_canister_id: Some(local_replica::ledger_principal()),
+            ..Default::default()
+        })
+    }
+
+    /// Installs the canister with these init args.
+    pub fn with_init(args: InitArgs) -> Self {
+        let controller = user("controller");
+        let admin = args.admins.first().copied().unwrap_or(controller);
+        let mut host = Host::new(HostConfig::default());
+        let arg = candid::encode_one(Some(LiVaultArgs::Init(args))).expect("encode init args");
+        let canister = host
+            .install(wasm(), arg, controller)
+            .unwrap_or_else(|e| panic!("install failed: {e}"));
+        TestEnv {
+            host,
+            canister,
+            controller,
+            admin,
+        }
+    }
+
+    /// Update call; a reject (trap, inspect refusal) is returned as `Err`.
+    pub fn try_update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, Reject> {
+        let bytes = candid::encode_args(args).expect("encode args");
+        let reply = self.host.update(who, method, bytes)?;
+        Ok(candid::decode_one(&reply.bytes)
+            .unwrap_or_else(|e| panic!("{method}: cannot decode the reply: {e}")))
+    }
+
+    /// Update call that must not be rejected by the system.
+    pub fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> R {
+        self.try_update(who, method, args)
+            .unwrap_or_else(|r| panic!("{method} was rejected: {r:?}"))
+    }
+
+    /// Query call; a reject is returned as `Err`.
+    pub fn try_query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, Reject> {
+        let bytes = candid::encode_args(args).expect("encode args");
+        let reply = self.host.query(who, method, bytes)?;
+        Ok(candid::decode_one(&reply.bytes)
+            .unwrap_or_else(|e| panic!("{method}: cannot decode the reply: {e}")))
+    }
+
+    /// Query call that must not be rejected by the system.
+    pub fn query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> R {
+        self.try_query(who, method, args)
+            .unwrap_or_else(|r| panic!("{method} was rejected: {r:?}"))
+    }
+
+    /// Upgrades to the same wasm with `args`.
+    pub fn upgrade(&mut self, args: Option<LiVaultArgs>) -> Result<(), String> {
+        let arg = candid::encode_one(args).expect("encode upgrade args");
+        self.host.upgrade(wasm(), arg).map_err(|e| e.to_string())
+    }
+
+    /// Moves the clock forward (timers due on the way run).
+    pub fn advance(&mut self, d: Duration) {
+        self.host.advance_time(d);
+    }
+
+    /// Moves the clock forward by whole days.
+    pub fn advance_days(&mut self, days: u64) {
+        self.advance(Duration::from_nanos(days * DAY_NS));
+    }
+
+    /// Current host time (ns).
+    pub fn now(&self) -> u64 {
+        self.host.now()
+    }
+
+    // ------------------------------------------------------------ LiVault shortcuts
+
+    /// `create_vault` with a default Standard plan.
+    pub fn create_vault(&mut self, owner: Principal, name: &str) -> VaultView {
+        self.update::<_, Result<VaultView, VaultError>>(
+            owner,
+            "create_vault",
+            (CreateVaultArgs {
+                name: name.to_string(),
+                plan: PlanSelection {
+                    tier: Tier::Standard,
+                    heir_slots: 2,
+                    witness_slot: true,
+                },
+                owner_age: 45,
+                idempotency_key: None,
+            },),
+        )
+        .expect("create_vault")
+    }
+
+    /// `get_vault` as `who`.
+    pub fn get_vault(&mut self, who: Principal, id: VaultId) -> Result<VaultView, VaultError> {
+        self.query(who, "get_vault", (id,))
+    }
+}

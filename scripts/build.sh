@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds the LiVault canister wasm for the Internet Computer.
+#
+#   scripts/build.sh            -> target/livault/livault_backend.wasm (+ .wasm.gz)
+#
+# Steps: ensure the wasm32 target, cargo release build, then with ic-wasm (installed from npm
+# into .tools/ at a pinned version) embed the .did as `candid:service` metadata, shrink,
+# check that the exported endpoints equal the .did (lifecycle hooks listed in
+# candid/hidden_endpoints.txt), gzip, print sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+IC_WASM_VERSION=0.11.1
+TOOLS="$ROOT/.tools"
+IC_WASM="$TOOLS/node_modules/@icp-sdk/ic-wasm-linux-x64/bin/ic-wasm"
+OUT="$ROOT/target/livault"
+DID="$ROOT/candid/livault_backend.did"
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "==> installing the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ ! -x "$IC_WASM" ] || [ "$("$IC_WASM" --version 2>/dev/null)" != "ic-wasm $IC_WASM_VERSION" ]; then
+  echo "==> installing ic-wasm $IC_WASM_VERSION into .tools/"
+  mkdir -p "$TOOLS"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "@icp-sdk/ic-wasm-linux-x64@$IC_WASM_VERSION" >/dev/null
+fi
+
+echo "==> cargo build (release, wasm32)"
+cargo build --quiet --release --locked --target wasm32-unknown-unknown -p livault_backend
+
+mkdir -p "$OUT"
+RAW="$ROOT/target/wasm32-unknown-unknown/release/livault_backend.wasm"
+WASM="$OUT/livault_backend.wasm"
+"$IC_WASM" "$RAW" -o "$WASM" shrink
+"$IC_WASM" "$WASM" -o "$WASM" metadata candid:service -f "$DID" -v public
+"$IC_WASM" "$WASM" check-endpoints --candid "$DID" --hidden "$ROOT/candid/hidden_endpoints.txt"
+gzip -9 -n -c "$WASM" > "$WASM.gz"
+
+size() { stat -c %s "$1"; }
+echo "==> built $WASM"
+printf '    raw wasm     %9d bytes\n' "$(size "$RAW")"
+printf '    shrunk wasm  %9d bytes\n' "$(size "$WASM")"
+printf '    gzipped      %9d bytes (limit for this project: 1048576)\n' "$(size "$WASM.gz")"
+if [ "$(size "$WASM.gz")" -gt 1048576 ]; then
+  echo "error: gzipped wasm exceeds 1 MiB" >&2
+  exit 1
+fi

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's test command (README): build the canister wasm, check formatting and lints
+# (host and wasm32, warnings denied), run every test, run the QA script on the local runner.
+# CI (.ci/run) calls exactly this on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "build the canister wasm"
+scripts/build.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (host, all targets)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo clippy (wasm32 canister)"
+cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "cargo test (unit, host semantics, end-to-end on the wasm)"
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked
+
+if [ -x scripts/qa/run-local.sh ]; then
+  step "QA happy path on the local runner"
+  scripts/qa/run-local.sh
+fi
+
+step "all checks passed"
