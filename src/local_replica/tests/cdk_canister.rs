@@ -19,6 +19,17 @@ fn real_cdk_canister() {
         eprintln!("LOCAL_REPLICA_CDK_WASM not set: skipping");
         return;
     };
+    // Every ic0 import of an ic-cdk 0.20 canister is implemented (none hits a stub).
+    let info = local_replica::instrument::inspect(&wasm).unwrap();
+    let names: Vec<&str> = info.func_imports.iter().map(|(_, n)| n.as_str()).collect();
+    eprintln!("imports: {names:?}");
+    for (m, n) in &info.func_imports {
+        assert_eq!(m, "ic0");
+        assert!(
+            local_replica::ic0::IMPLEMENTED.contains(&n.as_str()),
+            "ic0.{n} not implemented"
+        );
+    }
     let ctl = Principal::from_slice(&[9; 29]);
     let alice = Principal::from_slice(&[1; 29]);
     let mut h = Host::new(HostConfig::default());
