@@ -59,8 +59,20 @@ impl Interface {
 }
 
 fn encode_with(env: &TypeEnv, text: &str, types: &[Type]) -> Result<Vec<u8>> {
-    let args = candid_parser::parse_idl_args(text)
+    let mut args = candid_parser::parse_idl_args(text)
         .map_err(|e| anyhow!("invalid Candid argument {text:?}: {e}"))?;
+    // Like dfx: missing trailing `opt`/`null`/`reserved` arguments default to null.
+    while args.args.len() < types.len() {
+        let t = env
+            .trace_type(&types[args.args.len()])
+            .map_err(|e| anyhow!("{e}"))?;
+        match t.as_ref() {
+            TypeInner::Opt(_) => args.args.push(candid::IDLValue::None),
+            TypeInner::Null => args.args.push(candid::IDLValue::Null),
+            TypeInner::Reserved => args.args.push(candid::IDLValue::Reserved),
+            _ => break,
+        }
+    }
     args.to_bytes_with_types(env, types)
         .map_err(|e| anyhow!("argument does not match the method's types: {e}"))
 }
