@@ -14,7 +14,7 @@ use ic_stable_structures::DefaultMemoryImpl;
 use crate::domain::error::{VaultError, VaultResult};
 use crate::domain::rate_limit::RateLimiter;
 use crate::runtime::{IcRuntime, Runtime};
-use crate::storage::State;
+use crate::storage::{State, StateAccess};
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::open(DefaultMemoryImpl::default()));
@@ -29,6 +29,19 @@ pub fn read<R>(f: impl FnOnce(&State) -> R) -> R {
 /// Runs `f` with write access to the state.
 pub fn write<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// The canister's global state, for async flows (see [`StateAccess`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GlobalState;
+
+impl StateAccess for GlobalState {
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        read(f)
+    }
+    fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        write(f)
+    }
 }
 
 /// Principals the rate limiter tracks now (for metrics).

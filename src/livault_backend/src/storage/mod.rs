@@ -9,3 +9,24 @@ pub mod memory;
 pub mod state;
 
 pub use state::State;
+
+use std::cell::RefCell;
+
+/// Access to the state for flows that `await` between steps (ledger calls, randomness): a
+/// borrow is never held across an `await`, so each step re-reads what it needs.
+pub trait StateAccess {
+    /// Runs `f` with read access.
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R;
+    /// Runs `f` with write access.
+    fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R;
+}
+
+/// Native tests keep their state in a `RefCell`.
+impl StateAccess for RefCell<State> {
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.borrow())
+    }
+    fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.borrow_mut())
+    }
+}
