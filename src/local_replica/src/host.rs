@@ -237,7 +237,7 @@ impl Host {
             now: config.start_time_ns,
             rng_state: config.seed,
             config,
-            engine: canister::engine(),
+            engine: canister::shared_engine(),
             canister: None,
             controllers: vec![],
             ledger: Ledger::new(),
