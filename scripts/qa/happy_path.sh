@@ -5,7 +5,7 @@
 #
 #   * dfx replica (real IC semantics, manual QA):
 #       dfx start --background --clean
-#       dfx deploy livault_backend --argument '(null)'   # the deploying identity becomes admin
+#       dfx deploy livault_backend      # dfx.json's init_arg: the deploying identity becomes admin
 #       BACKEND=dfx scripts/qa/happy_path.sh
 #     CALL defaults to "dfx canister call livault_backend"; `$AS NAME` creates (plaintext,
 #     test-only) and uses the dfx identity NAME. The identity you start with is the admin

@@ -15,6 +15,8 @@
 //!   (prints them);
 //! * every ic0 import of the ic-cdk 0.20 canister is implemented (none is a trapping stub) —
 //!   [`every_ic0_import_of_the_wasm_is_implemented`];
+//! * the `livault-local demo` journey passes on this wasm (every step checks its answers) —
+//!   [`the_demo_passes`];
 //! * one compiled module is shared by every host of the process —
 //!   [`installs_reuse_one_compiled_module`].
 //!
@@ -119,6 +121,24 @@ fn installs_reuse_one_compiled_module() {
     // Other tests of this binary may add modules concurrently, but never more than the
     // LiVault wasm: one entry.
     assert_eq!(local_replica::canister::cached_modules(), 1);
+}
+
+#[test]
+fn the_demo_passes() {
+    let dir = std::env::temp_dir().join(format!("livault-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let wasm = wasm_path();
+    let argv = [
+        "--state",
+        dir.to_str().unwrap(),
+        "--quiet",
+        "demo",
+        "--wasm",
+        wasm.to_str().unwrap(),
+    ];
+    let result = local_replica::cli::run(argv.iter().map(|s| s.to_string()).collect());
+    let _ = std::fs::remove_dir_all(&dir);
+    result.expect("every demo step passes");
 }
 
 // ---------------------------------------------------------------- instruction limits

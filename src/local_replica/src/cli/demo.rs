@@ -611,15 +611,13 @@ fn status(d: &mut Demo) -> StepResult {
 // ---------------------------------------------------------------- runner
 
 fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push('_');
-        }
-        out.push(c);
-    }
-    out
+    let digits: Vec<char> = n.to_string().chars().rev().collect();
+    let parts: Vec<String> = digits
+        .chunks(3)
+        .map(|c| c.iter().rev().collect())
+        .rev()
+        .collect();
+    parts.join("_")
 }
 
 /// `demo [--wasm PATH]`: runs [`steps`] on a fresh state directory.
@@ -687,4 +685,24 @@ pub fn run(ctx: &mut Context, mut args: Args) -> Result<()> {
         demo.vault_id.unwrap_or(1)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_digits_like_candid() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1_000), "1_000");
+        assert_eq!(group(88_251_970), "88_251_970");
+    }
+
+    #[test]
+    fn icp_amounts() {
+        assert_eq!(icp(715_000_000), "7.15 ICP");
+        assert_eq!(icp(6 * E8S), "6 ICP");
+        assert_eq!(icp(1), "0.00000001 ICP");
+    }
 }
