@@ -23,6 +23,10 @@ pub enum AuditAction {
     StatusChanged,
     CheckIn,
     VaultDeleted,
+    PaymentSessionOpened,
+    PaymentConfirmed,
+    PaymentRefunded,
+    PlanUpgraded,
 }
 
 impl AuditAction {
@@ -36,6 +40,10 @@ impl AuditAction {
             AuditAction::StatusChanged => "status.changed",
             AuditAction::CheckIn => "owner.check_in",
             AuditAction::VaultDeleted => "vault.deleted",
+            AuditAction::PaymentSessionOpened => "payment.session_opened",
+            AuditAction::PaymentConfirmed => "payment.confirmed",
+            AuditAction::PaymentRefunded => "payment.refunded",
+            AuditAction::PlanUpgraded => "vault.plan_upgraded",
         }
     }
 
