@@ -5,7 +5,7 @@
 #
 #   scripts/demo.sh                 # state in a temp dir, removed afterwards
 #   scripts/demo.sh --keep DIR      # keep the state in DIR (must not exist) to explore after:
-#                                   #   target/release/livault-local --state DIR call --as alice get_vault '(1)'
+#                                   #   target/debug/livault-local --state DIR call --as alice get_vault '(1)'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +18,7 @@ fi
 echo "==> build the canister wasm"
 scripts/build.sh
 echo "==> build livault-local"
-cargo build --quiet --release --locked -p local_replica --bin livault-local
+cargo build --quiet --locked -p local_replica --bin livault-local
 
 if [ -n "$KEEP" ]; then
   STATE="$KEEP"
@@ -29,7 +29,7 @@ else
 fi
 
 echo "==> demo"
-target/release/livault-local --state "$STATE" demo --wasm target/livault/livault_backend.wasm
+target/debug/livault-local --state "$STATE" demo --wasm target/livault/livault_backend.wasm
 if [ -z "$KEEP" ]; then
   echo "(scripts/demo.sh removes its temporary state; run it with --keep DIR to explore it afterwards)"
 fi
