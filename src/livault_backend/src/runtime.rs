@@ -178,6 +178,9 @@ pub mod testing {
         pub fail_transfer: u32,
         /// The next n `transfer` calls are applied but reported as `SysUnknown`.
         pub unknown_transfer: u32,
+        /// The next n `transfer` calls answer `TxTooOld` without applying anything (as when a
+        /// retry comes after the ledger's 24 h window).
+        pub too_old_transfer: u32,
         /// While set, every ledger call waits (returns `Pending` when polled).
         pub hold: bool,
         /// Calls made so far (both methods).
@@ -354,6 +357,12 @@ pub mod testing {
                     unknown: false,
                     reason: "injected reject".into(),
                 });
+            }
+            if !pass && l.too_old_transfer > 0 {
+                l.too_old_transfer -= 1;
+                return Ok(Err(TransferError::TxTooOld {
+                    allowed_window_nanos: 24 * 3600 * 1_000_000_000,
+                }));
             }
             let sub = match &args.from_subaccount {
                 Some(b) => Subaccount(b.as_slice().try_into().expect("32-byte subaccount")),

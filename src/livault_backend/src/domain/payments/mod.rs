@@ -716,7 +716,8 @@ pub async fn verify_session<S: StateAccess, R: Runtime>(
 /// `refund_session` (admins): returns the session subaccount's balance (minus the fee) to
 /// the owner's default account. Allowed for a completed session (late or extra funds) and
 /// for an open one whose purpose no longer applies; an open session whose purpose applies
-/// is verified instead (`InvalidState`).
+/// is verified instead (`InvalidState`). If the transfer's outcome stays unknown, the session
+/// is returned with `refund_block = None` and a later call finishes it.
 pub async fn refund_session<S: StateAccess, R: Runtime>(
     store: &S,
     rt: &R,
@@ -799,10 +800,13 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
         ))
     })?;
     match drive(store, rt, ledger, &entry, caller).await? {
-        Drive::Settled => store
+        // Still pending: the session shows `refund_block = null`; calling again settles it
+        // with the same dedup key.
+        Drive::Settled | Drive::StillPending(_) => store
             .read(|s| s.payment_sessions.get(&session_id))
             .ok_or(VaultError::NotFound),
-        Drive::Failed(reason) | Drive::StillPending(reason) => Err(unavailable(reason)),
+        // Not applied: the session is as it was before the call.
+        Drive::Failed(reason) => Err(unavailable(reason)),
     }
 }
 

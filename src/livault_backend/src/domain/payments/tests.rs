@@ -690,3 +690,66 @@ fn set_treasury_redirects_future_sweeps_only() {
     assert_eq!(env.treasury_balance(), s.amount_e8s - FEE);
     env.assert_conserved();
 }
+
+#[test]
+fn too_old_key_is_resolved_from_the_balance() {
+    // Applied earlier (outcome unknown), then the key left the window: known done, no block.
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
+    assert!(env.verify(s.id).is_err());
+    env.rt.ledger.borrow_mut().too_old_transfer = 1;
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.billing.sweep_block, None);
+    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+
+    // Never applied, then the key left the window: failed, re-planned with a fresh key.
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().fail_transfer = 1;
+    assert!(env.verify(s.id).is_err());
+    env.rt.ledger.borrow_mut().too_old_transfer = 1;
+    assert!(matches!(
+        env.verify(s.id),
+        Err(VaultError::LedgerUnavailable { .. })
+    ));
+    assert_eq!(env.vault_status(), VaultStatus::Draft);
+    let r = env.verify(s.id).unwrap();
+    assert!(r.billing.sweep_block.is_some());
+    let entries = journal::entries(&env.store.borrow(), s.id);
+    assert!(matches!(entries[0].outcome, Outcome::Failed { .. }));
+    assert_eq!(
+        entries[1].outcome,
+        Outcome::Done {
+            block: r.billing.sweep_block
+        }
+    );
+    assert_ne!(entries[0].memo, entries[1].memo);
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+}
+
+#[test]
+fn refund_session_with_unknown_outcome_is_finished_by_a_second_call() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.verify(s.id).unwrap();
+    // Extra funds after completion.
+    env.pay(s.id, 70_000);
+    env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
+    env.rt.as_caller(admin());
+    let first = run(refund_session(&env.store, &env.rt, s.id)).unwrap();
+    assert_eq!(first.status, PaymentSessionStatus::Completed);
+    assert_eq!(first.refund_block, None);
+    let second = run(refund_session(&env.store, &env.rt, s.id)).unwrap();
+    assert!(second.refund_block.is_some());
+    assert_eq!(second.refunded_e8s, 60_000);
+    assert_eq!(env.owner_balance(), 60_000);
+    assert_eq!(env.transfers(), 2);
+    env.assert_conserved();
+}
