@@ -18,6 +18,7 @@ pub mod storage;
 mod export {
     use crate::domain::config::LiVaultArgs;
     use crate::domain::error::VaultResult;
+    use crate::domain::member_types::*;
     use crate::domain::types::*;
     use candid::Principal;
 
