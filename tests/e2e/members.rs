@@ -99,10 +99,7 @@ fn journey_invites_claims_and_status_visible_to_everyone() {
     let i1 = invite(&mut env, owner, v, MemberRole::Heir);
     let i2 = invite(&mut env, owner, v, MemberRole::Heir);
     let iw = invite(&mut env, owner, v, MemberRole::Witness);
-    assert_eq!(
-        (i1.share_index, i2.share_index, iw.share_index),
-        (1, 2, 3)
-    );
+    assert_eq!((i1.share_index, i2.share_index, iw.share_index), (1, 2, 3));
     assert!(i1.token.starts_with("lvi1_") && i1.token.len() == 69);
     // Caps: a third heir and a second witness are refused.
     let r: R<InviteCreated> = env.update(
@@ -119,7 +116,11 @@ fn journey_invites_claims_and_status_visible_to_everyone() {
     );
 
     // Anyone can look at an invite, anonymous included.
-    let info: R<InviteInfo> = env.query(Principal::anonymous(), "get_invite_info", (i1.token.clone(),));
+    let info: R<InviteInfo> = env.query(
+        Principal::anonymous(),
+        "get_invite_info",
+        (i1.token.clone(),),
+    );
     let info = info.unwrap();
     assert_eq!(info.vault_name, "Family");
     assert_eq!(info.inviter, owner);
@@ -152,7 +153,10 @@ fn journey_invites_claims_and_status_visible_to_everyone() {
     let owner_list: R<Page<MemberView>> =
         env.query(owner, "list_members", (v, PageArgs::default()));
     let owner_list = owner_list.unwrap();
-    assert!(owner_list.items.iter().any(|m| m.member_principal == Some(h1)));
+    assert!(owner_list
+        .items
+        .iter()
+        .any(|m| m.member_principal == Some(h1)));
     let s = status(&mut env, owner, v).unwrap();
     assert_eq!(s.my_role, VaultRole::Owner);
     assert_eq!(
@@ -220,11 +224,26 @@ fn every_claim_error_is_typed_and_changes_nothing() {
     let unknown = format!("lvi1_{}", "0".repeat(64));
 
     let cases: Vec<(&str, Principal, String, VaultError)> = vec![
-        ("claimed by another", h2, taken.token.clone(), VaultError::TokenAlreadyClaimed),
-        ("revoked", h2, revoked.token.clone(), VaultError::TokenRevoked),
+        (
+            "claimed by another",
+            h2,
+            taken.token.clone(),
+            VaultError::TokenAlreadyClaimed,
+        ),
+        (
+            "revoked",
+            h2,
+            revoked.token.clone(),
+            VaultError::TokenRevoked,
+        ),
         ("unknown", h2, unknown, VaultError::TokenInvalid),
         ("malformed", h2, "hello".into(), VaultError::TokenInvalid),
-        ("owner", owner, open.token.clone(), VaultError::NotAuthorized),
+        (
+            "owner",
+            owner,
+            open.token.clone(),
+            VaultError::NotAuthorized,
+        ),
         (
             "existing member",
             h1,
@@ -238,7 +257,11 @@ fn every_claim_error_is_typed_and_changes_nothing() {
     for (what, who, token, expected) in cases {
         let before = fingerprint(&mut env, owner, v);
         assert_eq!(claim(&mut env, who, &token), Err(expected), "{what}");
-        assert_eq!(fingerprint(&mut env, owner, v), before, "{what} changed state");
+        assert_eq!(
+            fingerprint(&mut env, owner, v),
+            before,
+            "{what} changed state"
+        );
     }
     // Anonymous: refused at ingress (inspect_message) — nothing runs, nothing changes.
     let before = fingerprint(&mut env, owner, v);
@@ -252,7 +275,10 @@ fn every_claim_error_is_typed_and_changes_nothing() {
     // Expired after 24 h.
     env.advance_days(1);
     let before = fingerprint(&mut env, owner, v);
-    assert_eq!(claim(&mut env, h2, &open.token), Err(VaultError::TokenExpired));
+    assert_eq!(
+        claim(&mut env, h2, &open.token),
+        Err(VaultError::TokenExpired)
+    );
     assert_eq!(fingerprint(&mut env, owner, v), before);
     let info: R<InviteInfo> = env.query(h2, "get_invite_info", (open.token.clone(),));
     assert_eq!(info.unwrap().status, InviteStatus::Expired);
@@ -265,7 +291,10 @@ fn every_claim_error_is_typed_and_changes_nothing() {
     let fresh = r.unwrap();
     assert_eq!(fresh.share_index, open.share_index);
     assert_ne!(fresh.invite_id, open.invite_id);
-    assert_eq!(claim(&mut env, h2, &open.token), Err(VaultError::TokenExpired));
+    assert_eq!(
+        claim(&mut env, h2, &open.token),
+        Err(VaultError::TokenExpired)
+    );
     claim(&mut env, h2, &fresh.token).unwrap();
     assert_eq!(env.get_vault(owner, v).unwrap().heir_count, 2);
 }
@@ -280,13 +309,13 @@ fn two_interleaved_claims_of_one_token_make_one_member() {
     let arg = candid::encode_one(inv.token.clone()).unwrap();
     let ma = env.host.submit_update(a, "claim_invite", arg.clone());
     let mb = env.host.submit_update(b, "claim_invite", arg);
-    let ra: R<MemberView> =
-        candid::decode_one(&env.host.await_reply(ma).unwrap().bytes).unwrap();
-    let rb: R<MemberView> =
-        candid::decode_one(&env.host.await_reply(mb).unwrap().bytes).unwrap();
+    let ra: R<MemberView> = candid::decode_one(&env.host.await_reply(ma).unwrap().bytes).unwrap();
+    let rb: R<MemberView> = candid::decode_one(&env.host.await_reply(mb).unwrap().bytes).unwrap();
     let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     assert_eq!(oks, 1, "{ra:?} {rb:?}");
-    assert!(ra == Err(VaultError::TokenAlreadyClaimed) || rb == Err(VaultError::TokenAlreadyClaimed));
+    assert!(
+        ra == Err(VaultError::TokenAlreadyClaimed) || rb == Err(VaultError::TokenAlreadyClaimed)
+    );
     let members: R<Page<MemberView>> = env.query(owner, "list_members", (v, PageArgs::default()));
     assert_eq!(members.unwrap().items.len(), 1);
     assert_eq!(env.get_vault(owner, v).unwrap().heir_count, 1);
@@ -301,7 +330,9 @@ fn interleaved_invites_for_the_last_slot_are_rechecked_after_the_randomness_awai
     // One heir slot left: two generate_invite calls, both past their first check before
     // either gets its randomness.
     let arg = candid::encode_one(invite_args(v, MemberRole::Heir, "last")).unwrap();
-    let m1 = env.host.submit_update(owner, "generate_invite", arg.clone());
+    let m1 = env
+        .host
+        .submit_update(owner, "generate_invite", arg.clone());
     let m2 = env.host.submit_update(owner, "generate_invite", arg);
     let r1: R<InviteCreated> =
         candid::decode_one(&env.host.await_reply(m1).unwrap().bytes).unwrap();
@@ -325,7 +356,8 @@ fn recovery_code_transfers_ownership_before_any_member_and_is_blocked_after() {
     let r: R<VaultView> = env.update(new_device, "use_recovery_code", (code.clone(),));
     assert_eq!(r.unwrap().owner, new_device);
     assert_eq!(env.get_vault(owner, v), Err(VaultError::NotAuthorized));
-    let mine: R<Page<VaultSummary>> = env.query(new_device, "list_my_vaults", (PageArgs::default(),));
+    let mine: R<Page<VaultSummary>> =
+        env.query(new_device, "list_my_vaults", (PageArgs::default(),));
     assert_eq!(mine.unwrap().items[0].id, v);
     // Used up.
     let r: R<VaultView> = env.update(user("thief"), "use_recovery_code", (code,));
@@ -402,7 +434,17 @@ fn invite_and_member_rules_by_state() {
     claim(&mut env, heir, &inv.token).unwrap();
     let r: R<Page<InviteView>> = env.query(heir, "list_invites", (v, PageArgs::default()));
     assert_eq!(r, Err(VaultError::NotAuthorized));
-    let r: R<Page<InviteView>> = env.query(owner, "list_invites", (v, PageArgs { start_after: None, limit: Some(101) }));
+    let r: R<Page<InviteView>> = env.query(
+        owner,
+        "list_invites",
+        (
+            v,
+            PageArgs {
+                start_after: None,
+                limit: Some(101),
+            },
+        ),
+    );
     assert!(matches!(r, Err(VaultError::InvalidInput { .. })));
     // Deleting the vault purges invites and members.
     let r: R<VaultView> = env.update(owner, "delete_vault", (v,));
@@ -410,4 +452,180 @@ fn invite_and_member_rules_by_state() {
     let info: R<InviteInfo> = env.query(heir, "get_invite_info", (inv.token.clone(),));
     assert_eq!(info, Err(VaultError::TokenInvalid));
     assert_eq!(env.get_vault(heir, v), Err(VaultError::NotAuthorized));
+}
+
+/// Who calls, in the member role matrix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Owner,
+    Heir,
+    /// Witness invited without `can_trigger_unlock` and with `count_as_approver`.
+    Witness,
+    Other,
+    Anonymous,
+}
+
+const WHO: [Who; 5] = [
+    Who::Owner,
+    Who::Heir,
+    Who::Witness,
+    Who::Other,
+    Who::Anonymous,
+];
+
+#[test]
+fn member_endpoints_admit_only_their_roles() {
+    type Call = fn(&mut TestEnv, Principal, VaultId) -> Result<String, String>;
+    fn show<T: std::fmt::Debug>(r: Result<T, local_replica::Reject>) -> Result<String, String> {
+        r.map(|v| format!("{v:?}")).map_err(|e| e.message)
+    }
+    let rows: Vec<(&str, Call, &[Who])> = vec![
+        (
+            "get_vault",
+            |e, p, v| show(e.try_query::<_, R<VaultView>>(p, "get_vault", (v,))),
+            &[Who::Owner, Who::Heir, Who::Witness],
+        ),
+        (
+            "list_members",
+            |e, p, v| {
+                show(e.try_query::<_, R<Page<MemberView>>>(
+                    p,
+                    "list_members",
+                    (v, PageArgs::default()),
+                ))
+            },
+            &[Who::Owner, Who::Heir, Who::Witness],
+        ),
+        (
+            "get_unlock_status",
+            |e, p, v| show(e.try_query::<_, R<UnlockStatus>>(p, "get_unlock_status", (v,))),
+            &[Who::Owner, Who::Heir, Who::Witness],
+        ),
+        (
+            "list_invites",
+            |e, p, v| {
+                show(e.try_query::<_, R<Page<InviteView>>>(
+                    p,
+                    "list_invites",
+                    (v, PageArgs::default()),
+                ))
+            },
+            &[Who::Owner],
+        ),
+        (
+            "generate_invite",
+            |e, p, v| {
+                show(e.try_update::<_, R<InviteCreated>>(
+                    p,
+                    "generate_invite",
+                    (invite_args(v, MemberRole::Heir, "z"),),
+                ))
+            },
+            &[Who::Owner],
+        ),
+        (
+            "revoke_invite",
+            |e, p, v| show(e.try_update::<_, R<InviteView>>(p, "revoke_invite", (v, 1u64))),
+            &[Who::Owner],
+        ),
+        (
+            "regenerate_invite",
+            |e, p, v| show(e.try_update::<_, R<InviteCreated>>(p, "regenerate_invite", (v, 1u64))),
+            &[Who::Owner],
+        ),
+        (
+            "remove_member",
+            |e, p, v| show(e.try_update::<_, R<VaultView>>(p, "remove_member", (v, 1u32))),
+            &[Who::Owner],
+        ),
+        (
+            "trigger_unlock",
+            |e, p, v| show(e.try_update::<_, R<UnlockStatus>>(p, "trigger_unlock", (v,))),
+            &[Who::Heir],
+        ),
+        (
+            "approve_unlock",
+            |e, p, v| show(e.try_update::<_, R<UnlockStatus>>(p, "approve_unlock", (v,))),
+            &[Who::Heir, Who::Witness],
+        ),
+        (
+            "approve_unlock_with_recovery",
+            |e, p, v| {
+                show(e.try_update::<_, R<UnlockStatus>>(
+                    p,
+                    "approve_unlock_with_recovery",
+                    (v, format!("lvr1_{}", "b".repeat(64))),
+                ))
+            },
+            &[Who::Heir, Who::Witness],
+        ),
+        (
+            "issue_recovery_code",
+            |e, p, v| {
+                show(e.try_update::<_, R<RecoveryCodeIssued>>(p, "issue_recovery_code", (v, true)))
+            },
+            &[Who::Owner],
+        ),
+        (
+            "revoke_recovery_code",
+            |e, p, v| show(e.try_update::<_, R<()>>(p, "revoke_recovery_code", (v,))),
+            &[Who::Owner],
+        ),
+        (
+            "check_in",
+            |e, p, v| show(e.try_update::<_, R<VaultView>>(p, "check_in", (v,))),
+            &[Who::Owner],
+        ),
+        (
+            "get_audit_log",
+            |e, p, v| {
+                show(e.try_query::<_, R<Page<AuditEventView>>>(
+                    p,
+                    "get_audit_log",
+                    (v, PageArgs::default()),
+                ))
+            },
+            &[Who::Owner, Who::Heir, Who::Witness],
+        ),
+    ];
+    // One canister: a paid vault with an heir and a witness; denied calls must not change it.
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = paid_vault(&mut env, owner);
+    let ih = invite(&mut env, owner, v, MemberRole::Heir);
+    let mut wa = invite_args(v, MemberRole::Witness, "w");
+    wa.can_trigger_unlock = false;
+    let iw: R<InviteCreated> = env.update(owner, "generate_invite", (wa,));
+    let (heir, witness) = (user("heir"), user("witness"));
+    claim(&mut env, heir, &ih.token).unwrap();
+    claim(&mut env, witness, &iw.unwrap().token).unwrap();
+    for (name, call, allowed) in &rows {
+        for who in WHO {
+            let p = match who {
+                Who::Owner => owner,
+                Who::Heir => heir,
+                Who::Witness => witness,
+                Who::Other => user("stranger"),
+                Who::Anonymous => Principal::anonymous(),
+            };
+            // Stay clear of the per-principal token bucket.
+            env.advance(std::time::Duration::from_secs(1));
+            let before = fingerprint(&mut env, owner, v);
+            let outcome = call(&mut env, p, v);
+            let denied = match &outcome {
+                Err(_) => true,
+                Ok(text) => text.contains("NotAuthorized"),
+            };
+            if allowed.contains(&who) {
+                assert!(!denied, "{name} as {who:?} must be allowed: {outcome:?}");
+            } else {
+                assert!(denied, "{name} as {who:?} must be denied: {outcome:?}");
+                assert_eq!(
+                    fingerprint(&mut env, owner, v),
+                    before,
+                    "{name} as {who:?} changed state"
+                );
+            }
+        }
+    }
 }

@@ -298,11 +298,13 @@ fn fail<T>(
 }
 
 /// The member calling an unlock endpoint, with the vault in a state that can still unlock.
+/// `allowed` says whether this member may make the call (checked before the vault state).
 fn load_member_for_unlock(
     state: &State,
     vault_id: VaultId,
     caller: &Principal,
     now: u64,
+    allowed: fn(&MemberRecord) -> bool,
 ) -> VaultResult<(VaultRecord, MemberRecord)> {
     let (vault, acc) = access::load(state, vault_id, caller, Need::OwnerOrMember)?;
     let Access::Member { member_id, .. } = acc else {
@@ -310,6 +312,9 @@ fn load_member_for_unlock(
         return Err(VaultError::NotAuthorized);
     };
     let member = current_member(state, vault_id, member_id).ok_or(VaultError::NotAuthorized)?;
+    if !allowed(&member) {
+        return Err(VaultError::NotAuthorized);
+    }
     match vault.status {
         VaultStatus::Active | VaultStatus::GraceHeir => {}
         VaultStatus::Unlockable => return Err(VaultError::AlreadyUnlocked),
@@ -337,10 +342,8 @@ pub fn trigger_unlock(
 ) -> VaultResult<UnlockStatus> {
     let caller = rt.caller();
     let now = rt.now();
-    let (mut vault, member) = load_member_for_unlock(state, vault_id, &caller, now)?;
-    if !member.can_trigger_unlock {
-        return Err(VaultError::NotAuthorized);
-    }
+    let (mut vault, member) =
+        load_member_for_unlock(state, vault_id, &caller, now, |m| m.can_trigger_unlock)?;
     let opened = vault.membership.unlock_request.is_none();
     if opened {
         vault.membership.unlock_request = Some(UnlockRequestRecord {
@@ -398,10 +401,8 @@ pub fn approve_unlock(
 ) -> VaultResult<UnlockStatus> {
     let caller = rt.caller();
     let now = rt.now();
-    let (mut vault, member) = load_member_for_unlock(state, vault_id, &caller, now)?;
-    if !member.count_as_approver {
-        return Err(VaultError::NotAuthorized);
-    }
+    let (mut vault, member) =
+        load_member_for_unlock(state, vault_id, &caller, now, |m| m.count_as_approver)?;
     let gate = time_gate(&vault, now);
     if !gate.holds {
         return fail(state, vault, caller, now, "approve_unlock", not_met(&gate));
@@ -455,7 +456,7 @@ pub fn approve_unlock_with_recovery(
 ) -> VaultResult<UnlockStatus> {
     let caller = rt.caller();
     let now = rt.now();
-    let (mut vault, member) = load_member_for_unlock(state, vault_id, &caller, now)?;
+    let (mut vault, member) = load_member_for_unlock(state, vault_id, &caller, now, |_| true)?;
     const WHAT: &str = "approve_unlock_with_recovery";
     let hash = match tokens::parse(RECOVERY_PREFIX, code) {
         Ok(h) => h,
