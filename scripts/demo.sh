@@ -30,3 +30,6 @@ fi
 
 echo "==> demo"
 target/release/livault-local --state "$STATE" demo --wasm target/livault/livault_backend.wasm
+if [ -z "$KEEP" ]; then
+  echo "(scripts/demo.sh removes its temporary state; run it with --keep DIR to explore it afterwards)"
+fi

@@ -16,9 +16,11 @@ pub mod storage;
 // the `.did` is embedded as `candid:service` metadata by scripts/build.sh instead.)
 #[cfg(test)]
 mod export {
+    use crate::domain::config::Account;
     use crate::domain::config::LiVaultArgs;
     use crate::domain::error::VaultResult;
     use crate::domain::member_types::*;
+    use crate::domain::payments::types::*;
     use crate::domain::types::*;
     use candid::Principal;
 

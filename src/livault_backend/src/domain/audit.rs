@@ -38,6 +38,10 @@ pub enum AuditAction {
     RecoveryRevoked,
     RecoveryOwnershipTransferred,
     RecoveryQuorumBypassed,
+    PaymentSessionOpened,
+    PaymentConfirmed,
+    PaymentRefunded,
+    PlanUpgraded,
 }
 
 impl AuditAction {
@@ -65,6 +69,10 @@ impl AuditAction {
             AuditAction::RecoveryRevoked => "recovery.revoked",
             AuditAction::RecoveryOwnershipTransferred => "recovery.ownership_transferred",
             AuditAction::RecoveryQuorumBypassed => "recovery.quorum_bypassed",
+            AuditAction::PaymentSessionOpened => "payment.session_opened",
+            AuditAction::PaymentConfirmed => "payment.confirmed",
+            AuditAction::PaymentRefunded => "payment.refunded",
+            AuditAction::PlanUpgraded => "vault.plan_upgraded",
         }
     }
 

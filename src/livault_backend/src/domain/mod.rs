@@ -11,6 +11,7 @@ pub mod lifecycle;
 #[cfg(test)]
 mod member_tests;
 pub mod member_types;
+pub mod payments;
 pub mod pricing;
 pub mod rate_limit;
 pub mod records;

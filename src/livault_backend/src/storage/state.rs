@@ -7,6 +7,8 @@ use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 use super::memory as ids;
 use crate::cbor_storable;
 use crate::domain::config::Config;
+use crate::domain::payments::journal::JournalEntry;
+use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
 use crate::domain::records::{
     AuditEvent, ConfigCell, InviteRecord, MemberRecord, RecoveryCodeRecord, StorageHeader,
     VaultRecord, LAYOUT_VERSION,
@@ -20,6 +22,9 @@ cbor_storable!(MemberRecord, 1);
 cbor_storable!(AuditEvent, 1);
 cbor_storable!(InviteRecord, 1);
 cbor_storable!(RecoveryCodeRecord, 1);
+cbor_storable!(PaymentSession, 1);
+cbor_storable!(JournalEntry, 1);
+cbor_storable!(BillingEntry, 1);
 
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
@@ -47,6 +52,15 @@ pub struct State {
     pub invite_tokens: StableBTreeMap<[u8; 32], (VaultId, u64), Mem>,
     /// `sha256(recovery code) → record`.
     pub recovery_codes: StableBTreeMap<[u8; 32], RecoveryCodeRecord, Mem>,
+    // ---- payments
+    /// `session id → session`.
+    pub payment_sessions: StableBTreeMap<SessionId, PaymentSession, Mem>,
+    /// `(vault, session id) → ()`.
+    pub payment_sessions_by_vault: StableBTreeMap<(VaultId, SessionId), (), Mem>,
+    /// `(session id, seq) → transfer intent and outcome`.
+    pub payment_journal: StableBTreeMap<(SessionId, u32), JournalEntry, Mem>,
+    /// `billing id → confirmed payment`.
+    pub billing: StableBTreeMap<BillingId, BillingEntry, Mem>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -73,6 +87,11 @@ impl State {
             invites: StableBTreeMap::init(mm.get(ids::INVITES)),
             invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),
             recovery_codes: StableBTreeMap::init(mm.get(ids::RECOVERY_CODES)),
+            // ---- payments
+            payment_sessions: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS)),
+            payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
+            payment_journal: StableBTreeMap::init(mm.get(ids::PAYMENT_JOURNAL)),
+            billing: StableBTreeMap::init(mm.get(ids::BILLING)),
             memory_manager: mm,
         }
     }
