@@ -19,6 +19,7 @@ mod export {
     use crate::domain::config::Account;
     use crate::domain::config::LiVaultArgs;
     use crate::domain::error::VaultResult;
+    use crate::domain::member_types::*;
     use crate::domain::payments::types::*;
     use crate::domain::types::*;
     use candid::Principal;

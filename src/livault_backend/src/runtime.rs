@@ -298,6 +298,16 @@ pub mod testing {
         }
     }
 
+    /// Drives a future whose awaits complete at once (MockRuntime's randomness) to its end.
+    pub fn block_on<F: Future>(fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("block_on: the future did not complete"),
+        }
+    }
+
     impl Runtime for MockRuntime {
         fn now(&self) -> u64 {
             self.now.get()

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod lifecycle;
+pub mod members;
 pub mod payments;
 pub mod plans;
 pub mod vaults;

@@ -23,6 +23,21 @@ pub enum AuditAction {
     StatusChanged,
     CheckIn,
     VaultDeleted,
+    // ---- members and unlock
+    InviteCreated,
+    InviteRevoked,
+    InviteRegenerated,
+    MemberJoined,
+    MemberRemoved,
+    UnlockRequested,
+    UnlockApproved,
+    UnlockAttemptFailed,
+    UnlockRequestCancelled,
+    Unlocked,
+    RecoveryIssued,
+    RecoveryRevoked,
+    RecoveryOwnershipTransferred,
+    RecoveryQuorumBypassed,
     PaymentSessionOpened,
     PaymentConfirmed,
     PaymentRefunded,
@@ -40,6 +55,20 @@ impl AuditAction {
             AuditAction::StatusChanged => "status.changed",
             AuditAction::CheckIn => "owner.check_in",
             AuditAction::VaultDeleted => "vault.deleted",
+            AuditAction::InviteCreated => "invite.created",
+            AuditAction::InviteRevoked => "invite.revoked",
+            AuditAction::InviteRegenerated => "invite.regenerated",
+            AuditAction::MemberJoined => "member.joined",
+            AuditAction::MemberRemoved => "member.removed",
+            AuditAction::UnlockRequested => "unlock.requested",
+            AuditAction::UnlockApproved => "unlock.approved",
+            AuditAction::UnlockAttemptFailed => "unlock.attempt_failed",
+            AuditAction::UnlockRequestCancelled => "unlock.request_cancelled",
+            AuditAction::Unlocked => "unlock.completed",
+            AuditAction::RecoveryIssued => "recovery.issued",
+            AuditAction::RecoveryRevoked => "recovery.revoked",
+            AuditAction::RecoveryOwnershipTransferred => "recovery.ownership_transferred",
+            AuditAction::RecoveryQuorumBypassed => "recovery.quorum_bypassed",
             AuditAction::PaymentSessionOpened => "payment.session_opened",
             AuditAction::PaymentConfirmed => "payment.confirmed",
             AuditAction::PaymentRefunded => "payment.refunded",
@@ -49,7 +78,10 @@ impl AuditAction {
 
     /// Whether members (heirs, witness) see events of this kind; they always see their own.
     pub fn visible_to_members(code: &str) -> bool {
-        code.starts_with("status.") || code == "vault.unlock_rules_changed"
+        code.starts_with("status.")
+            || code == "vault.unlock_rules_changed"
+            || code.starts_with("member.")
+            || (code.starts_with("unlock.") && code != "unlock.attempt_failed")
     }
 }
 

@@ -6,11 +6,18 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod invites;
 pub mod lifecycle;
+#[cfg(test)]
+mod member_tests;
+pub mod member_types;
 pub mod payments;
 pub mod pricing;
 pub mod rate_limit;
 pub mod records;
+pub mod recovery;
+pub mod tokens;
 pub mod types;
+pub mod unlock;
 pub mod validation;
 pub mod vaults;

@@ -3,9 +3,10 @@
 //! Each record type has a schema version (see `storage::codec`); new fields are added as
 //! `#[serde(default)]` so records written by older code still decode.
 
-use candid::Principal;
+use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
 
+use super::member_types::Relation;
 use super::types::{PlanSelection, UnlockRules, VaultId, VaultStatus};
 
 /// Current version of the whole stable-memory layout. `post_upgrade` refuses anything newer
@@ -70,10 +71,13 @@ pub struct VaultRecord {
     /// Hash of the last audit event (all zeros before the first).
     #[serde(with = "serde_bytes")]
     pub audit_head: Vec<u8>,
+    /// Invites, share indices, the unlock request, approvals and the recovery code.
+    #[serde(default)]
+    pub membership: VaultMembership,
 }
 
-/// Role of a member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Role of a member (also the `role` of an invite in the API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub enum MemberRole {
     Heir,
     Witness,
@@ -89,6 +93,144 @@ pub struct MemberRecord {
     pub name: String,
     pub share_index: u8,
     pub joined_at: u64,
+    #[serde(default)]
+    pub relation: Relation,
+    #[serde(default)]
+    pub email_hint: Option<String>,
+    /// May open an unlock request (always for heirs).
+    #[serde(default)]
+    pub can_trigger_unlock: bool,
+    /// The approval counts towards the quorum (always for heirs).
+    #[serde(default)]
+    pub count_as_approver: bool,
+    /// The invite this member claimed.
+    #[serde(default)]
+    pub invite_id: u64,
+}
+
+/// Per-vault membership and unlock bookkeeping, kept inside the vault record so that one
+/// write of the vault updates it atomically with the audit chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultMembership {
+    /// Invite ids handed out so far (ids start at 1, never reused).
+    #[serde(default)]
+    pub invites_issued: u64,
+    /// Member ids handed out so far (ids start at 1, never reused).
+    #[serde(default)]
+    pub members_issued: u32,
+    /// Share indices handed out so far: the next one is `share_indices_used + 1`, at most 255.
+    /// A share index is never handed out twice in a vault (a regenerated invite keeps its own).
+    #[serde(default)]
+    pub share_indices_used: u16,
+    /// The open unlock request, if any.
+    #[serde(default)]
+    pub unlock_request: Option<UnlockRequestRecord>,
+    /// Collected approvals of current members (dropped with the member, cleared by owner
+    /// activity).
+    #[serde(default)]
+    pub approvals: Vec<ApprovalRecord>,
+    /// Failed unlock attempts in the last hour (pruned on write), for the 5-per-hour limit.
+    #[serde(default)]
+    pub failed_attempts: Vec<FailedAttempt>,
+    /// SHA-256 of the active recovery code, if one is active.
+    #[serde(default)]
+    pub recovery_code_hash: Option<[u8; 32]>,
+    /// Invites not claimed nor revoked (expired ones are pruned on the next write): what the
+    /// plan caps count besides joined members, without scanning the invite history.
+    #[serde(default)]
+    pub open_invites: Vec<OpenInvite>,
+}
+
+/// An invite still counted against the plan until it expires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenInvite {
+    pub invite_id: u64,
+    pub role: MemberRole,
+    pub expires_at: u64,
+}
+
+/// An open unlock request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockRequestRecord {
+    pub opened_by: Principal,
+    pub member_id: u32,
+    pub opened_at: u64,
+}
+
+/// One member's approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub member_id: u32,
+    pub at: u64,
+}
+
+/// One unlock call refused for conditions or quorum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    pub principal: Principal,
+    pub at: u64,
+}
+
+/// What became of an invite besides expiring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InviteState {
+    /// Not claimed yet (expired once `now >= expires_at`).
+    Open,
+    /// Revoked by the owner (irreversible).
+    Revoked { at: u64 },
+    /// A member joined with it.
+    Claimed {
+        by: Principal,
+        member_id: u32,
+        at: u64,
+    },
+}
+
+/// An invite. The token is never stored: only its SHA-256 (also the key of the token index).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    pub vault_id: VaultId,
+    pub invite_id: u64,
+    pub role: MemberRole,
+    pub name: String,
+    pub relation: Relation,
+    pub email_hint: Option<String>,
+    pub can_trigger_unlock: bool,
+    pub count_as_approver: bool,
+    pub share_index: u8,
+    pub token_hash: [u8; 32],
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub state: InviteState,
+    /// The invite that replaced this one (`regenerate_invite`).
+    #[serde(default)]
+    pub replaced_by: Option<u64>,
+}
+
+/// State of a recovery code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveryState {
+    Active,
+    /// Revoked by the owner, replaced by a newer code, or revoked when a member joined.
+    Revoked {
+        at: u64,
+        reason: String,
+    },
+    /// Used for an ownership transfer or to satisfy the quorum.
+    Used {
+        at: u64,
+        by: Principal,
+    },
+}
+
+/// A recovery code (SPEC §9), keyed by its SHA-256. Entries stay after use or revocation so a
+/// later presentation answers `RecoveryBlocked` instead of `TokenInvalid`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodeRecord {
+    pub vault_id: VaultId,
+    pub bypass_quorum: bool,
+    pub issued_at: u64,
+    pub state: RecoveryState,
 }
 
 /// One audit event. `hash = sha256(prev_hash ‖ seq ‖ at ‖ actor ‖ action ‖ details)`.

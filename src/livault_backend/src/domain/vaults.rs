@@ -141,7 +141,7 @@ fn idempotency_hash(caller: &Principal, key: &str) -> [u8; 32] {
 }
 
 /// Vaults of `owner` that are not deleted.
-fn live_vault_count(state: &State, owner: Principal) -> u64 {
+pub fn live_vault_count(state: &State, owner: Principal) -> u64 {
     state
         .vaults_by_owner
         .keys_range((owner, 0)..=(owner, u64::MAX))
@@ -220,6 +220,7 @@ pub fn create_vault(
         witness_joined: false,
         audit_next_seq: 0,
         audit_head: vec![0; 32],
+        membership: Default::default(),
     };
     let mut header = state.header.get().clone();
     header.status_counts[VaultStatus::Draft.index()] += 1;
@@ -316,10 +317,13 @@ pub fn list_my_vaults(
     })
 }
 
-/// Records owner activity (any authenticated owner update counts, SPEC §4).
-fn touch_owner(vault: &mut VaultRecord, now: u64) {
+/// Records owner activity (any authenticated owner update counts, SPEC §4): refreshes
+/// `last_owner_activity`, and cancels an open unlock request and clears collected approvals
+/// (audit-logged). The caller persists `vault`.
+pub fn touch_owner(state: &mut State, vault: &mut VaultRecord, now: u64, actor: Principal) {
     vault.last_owner_activity = now;
     vault.updated_at = now;
+    super::unlock::on_owner_activity(state, vault, now, actor);
 }
 
 /// Loads a vault for an owner operation that is allowed only in `allowed` states.
@@ -376,7 +380,7 @@ pub fn update_vault(
         validation::audit_retention_days(days)?;
     }
 
-    touch_owner(&mut vault, now);
+    touch_owner(state, &mut vault, now, caller);
     if let Some(name) = args.name {
         let name = name.trim().to_string();
         if name != vault.name {
@@ -453,7 +457,7 @@ pub fn check_in(state: &mut State, rt: &impl Runtime, vault_id: VaultId) -> Vaul
                 | VaultStatus::GraceMaster
         )
     })?;
-    touch_owner(&mut vault, now);
+    touch_owner(state, &mut vault, now, rt.caller());
     audit::append(
         state,
         &mut vault,
@@ -482,7 +486,7 @@ pub fn finalize_setup(
             format!("setup incomplete: {}", missing.join(", ")),
         ));
     }
-    touch_owner(&mut vault, now);
+    touch_owner(state, &mut vault, now, rt.caller());
     transition(
         state,
         &mut vault,
@@ -495,9 +499,10 @@ pub fn finalize_setup(
     Ok(view(state, &vault, VaultRole::Owner))
 }
 
-/// Removes everything but the tombstone: name, rules, members. Content, invites and sessions
-/// join here as those features land.
+/// Removes everything but the tombstone: name, rules, members, invites, recovery code.
+/// Content and sessions join here as those features land.
 fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
+    super::invites::purge_vault(state, vault);
     let members: Vec<_> = state
         .members
         .range((vault.id, 0)..=(vault.id, u32::MAX))

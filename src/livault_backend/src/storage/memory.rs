@@ -19,10 +19,10 @@ pub const VAULTS_BY_OWNER: MemoryId = MemoryId::new(3);
 pub const VAULTS_BY_MEMBER: MemoryId = MemoryId::new(4);
 /// `StableBTreeMap<(VaultId, MemberId), MemberRecord>`: heirs and witness of each vault.
 pub const MEMBERS: MemoryId = MemoryId::new(5);
-/// Reserved (invites issue): `StableBTreeMap<(VaultId, InviteId), InviteRecord>`.
+/// `StableBTreeMap<(VaultId, InviteId), InviteRecord>`: invites of each vault (members issue).
 pub const INVITES: MemoryId = MemoryId::new(6);
-/// Reserved (invites issue): `StableBTreeMap<[u8; 32], (VaultId, InviteId)>`, SHA-256 of a
-/// token → its invite. The token itself is never stored.
+/// `StableBTreeMap<[u8; 32], (VaultId, InviteId)>`: SHA-256 of an invite token → its invite.
+/// The token itself is never stored.
 pub const INVITE_TOKEN_INDEX: MemoryId = MemoryId::new(7);
 /// `StableBTreeMap<SessionId, PaymentSession>`: every payment session (never removed).
 pub const PAYMENT_SESSIONS: MemoryId = MemoryId::new(8);
@@ -51,7 +51,8 @@ pub const IDEMPOTENCY: MemoryId = MemoryId::new(18);
 pub const DOWNLOAD_COUNTERS: MemoryId = MemoryId::new(19);
 /// Reserved (content issue): open download tickets.
 pub const DOWNLOAD_TICKETS: MemoryId = MemoryId::new(20);
-/// Reserved (recovery code): SHA-256 of recovery codes → vault.
+/// `StableBTreeMap<[u8; 32], RecoveryCodeRecord>`: SHA-256 of a recovery code → its vault,
+/// mode and state (kept after use or revocation so later use answers `RecoveryBlocked`).
 pub const RECOVERY_CODES: MemoryId = MemoryId::new(21);
 /// Reserved for later features (e.g. vetKeys key-release records, SPEC §16).
 pub const RESERVED_22: MemoryId = MemoryId::new(22);

@@ -10,7 +10,8 @@ use crate::domain::config::Config;
 use crate::domain::payments::journal::JournalEntry;
 use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
 use crate::domain::records::{
-    AuditEvent, ConfigCell, MemberRecord, StorageHeader, VaultRecord, LAYOUT_VERSION,
+    AuditEvent, ConfigCell, InviteRecord, MemberRecord, RecoveryCodeRecord, StorageHeader,
+    VaultRecord, LAYOUT_VERSION,
 };
 use crate::domain::types::VaultId;
 
@@ -19,6 +20,8 @@ cbor_storable!(StorageHeader, 1);
 cbor_storable!(VaultRecord, 1);
 cbor_storable!(MemberRecord, 1);
 cbor_storable!(AuditEvent, 1);
+cbor_storable!(InviteRecord, 1);
+cbor_storable!(RecoveryCodeRecord, 1);
 cbor_storable!(PaymentSession, 1);
 cbor_storable!(JournalEntry, 1);
 cbor_storable!(BillingEntry, 1);
@@ -42,6 +45,13 @@ pub struct State {
     pub audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem>,
     /// `sha256(caller ‖ key) → vault`.
     pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
+    // ---- members (invites, recovery codes)
+    /// `(vault, invite id) → invite`.
+    pub invites: StableBTreeMap<(VaultId, u64), InviteRecord, Mem>,
+    /// `sha256(token) → (vault, invite id)`.
+    pub invite_tokens: StableBTreeMap<[u8; 32], (VaultId, u64), Mem>,
+    /// `sha256(recovery code) → record`.
+    pub recovery_codes: StableBTreeMap<[u8; 32], RecoveryCodeRecord, Mem>,
     // ---- payments
     /// `session id → session`.
     pub payment_sessions: StableBTreeMap<SessionId, PaymentSession, Mem>,
@@ -73,6 +83,10 @@ impl State {
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
             audit: StableBTreeMap::init(mm.get(ids::AUDIT_LOG)),
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
+            // ---- members
+            invites: StableBTreeMap::init(mm.get(ids::INVITES)),
+            invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),
+            recovery_codes: StableBTreeMap::init(mm.get(ids::RECOVERY_CODES)),
             // ---- payments
             payment_sessions: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS)),
             payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
@@ -189,6 +203,7 @@ mod tests {
             witness_joined: false,
             audit_next_seq: 1,
             audit_head: vec![9; 32],
+            membership: Default::default(),
         }
     }
 
@@ -215,6 +230,11 @@ mod tests {
                 name: "Ann".into(),
                 share_index: 1,
                 joined_at: 10,
+                relation: Default::default(),
+                email_hint: None,
+                can_trigger_unlock: true,
+                count_as_approver: true,
+                invite_id: 1,
             },
         );
         s.audit.insert(

@@ -1,0 +1,212 @@
+//! The recovery code (SPEC §9): issue, revoke, use for an ownership transfer.
+//!
+//! While no member has joined, the owner may issue a code (shown once, SHA-256 stored). A new
+//! principal presenting it becomes the owner (lost-device recovery). The first member's
+//! arrival revokes it (see `invites::claim_invite`) unless it was issued with
+//! `bypass_quorum`: then a member may present it to `approve_unlock_with_recovery`
+//! (`unlock.rs`), which satisfies the quorum but never the time gate. Any use after that, and
+//! any ownership transfer once a member has joined, is `RecoveryBlocked`.
+
+use candid::Principal;
+
+use super::access::{self, Need};
+use super::audit::{self, AuditAction};
+use super::error::{VaultError, VaultResult};
+use super::lifecycle;
+use super::member_types::RecoveryCodeIssued;
+use super::records::{RecoveryCodeRecord, RecoveryState, VaultRecord};
+use super::tokens::{self, RECOVERY_PREFIX};
+use super::types::{VaultId, VaultRole, VaultStatus, VaultView};
+use super::vaults;
+use crate::runtime::Runtime;
+use crate::storage::{State, StateAccess};
+
+fn has_members(vault: &VaultRecord) -> bool {
+    vault.heir_count > 0 || vault.witness_joined
+}
+
+fn precheck_issue(
+    state: &State,
+    caller: &Principal,
+    vault_id: VaultId,
+) -> VaultResult<VaultRecord> {
+    let (vault, _) = access::load(state, vault_id, caller, Need::Owner)?;
+    if !matches!(
+        vault.status,
+        VaultStatus::Draft
+            | VaultStatus::NeedSetup
+            | VaultStatus::SetupComplete
+            | VaultStatus::Active
+    ) {
+        return Err(VaultError::InvalidState {
+            current: vault.status,
+        });
+    }
+    if has_members(&vault) {
+        return Err(VaultError::RecoveryBlocked);
+    }
+    Ok(vault)
+}
+
+/// Marks the vault's active code (if any) revoked for `reason`. The caller persists `vault`.
+fn revoke_active(state: &mut State, vault: &mut VaultRecord, now: u64, reason: &str) -> bool {
+    let Some(hash) = vault.membership.recovery_code_hash.take() else {
+        return false;
+    };
+    if let Some(mut rec) = state.recovery_codes.get(&hash) {
+        rec.state = RecoveryState::Revoked {
+            at: now,
+            reason: reason.to_string(),
+        };
+        state.recovery_codes.insert(hash, rec);
+    }
+    true
+}
+
+/// `issue_recovery_code` (owner, while no member has joined). A new code replaces (revokes)
+/// the previous one.
+pub async fn issue_recovery_code(
+    st: &impl StateAccess,
+    rt: &impl Runtime,
+    vault_id: VaultId,
+    bypass_quorum: bool,
+) -> VaultResult<RecoveryCodeIssued> {
+    let caller = rt.caller();
+    st.read(|s| precheck_issue(s, &caller, vault_id))?;
+    let random = rt.random_bytes().await.map_err(|_| VaultError::Busy)?;
+    st.write(|s| {
+        let now = rt.now();
+        let mut vault = precheck_issue(s, &caller, vault_id)?;
+        let code = tokens::format(RECOVERY_PREFIX, &random);
+        let hash = tokens::hash(&code);
+        if s.recovery_codes.contains_key(&hash) {
+            return Err(VaultError::Busy);
+        }
+        let replaced = revoke_active(s, &mut vault, now, "replaced by a new code");
+        vault.membership.recovery_code_hash = Some(hash);
+        vaults::touch_owner(s, &mut vault, now, caller);
+        audit::append(
+            s,
+            &mut vault,
+            now,
+            caller,
+            AuditAction::RecoveryIssued,
+            format!("bypass_quorum={bypass_quorum} replaced_previous={replaced}"),
+        );
+        s.recovery_codes.insert(
+            hash,
+            RecoveryCodeRecord {
+                vault_id,
+                bypass_quorum,
+                issued_at: now,
+                state: RecoveryState::Active,
+            },
+        );
+        s.vaults.insert(vault_id, vault);
+        Ok(RecoveryCodeIssued {
+            vault_id,
+            code,
+            bypass_quorum,
+            issued_at: now,
+        })
+    })
+}
+
+/// `revoke_recovery_code` (owner): `NotFound` when no code is active.
+pub fn revoke_recovery_code(
+    state: &mut State,
+    rt: &impl Runtime,
+    vault_id: VaultId,
+) -> VaultResult<()> {
+    let caller = rt.caller();
+    let now = rt.now();
+    let (mut vault, _) = access::load(state, vault_id, &caller, Need::Owner)?;
+    if lifecycle::is_terminal(vault.status) {
+        return Err(VaultError::InvalidState {
+            current: vault.status,
+        });
+    }
+    if vault.membership.recovery_code_hash.is_none() {
+        return Err(VaultError::NotFound);
+    }
+    revoke_active(state, &mut vault, now, "revoked by the owner");
+    vaults::touch_owner(state, &mut vault, now, caller);
+    audit::append(
+        state,
+        &mut vault,
+        now,
+        caller,
+        AuditAction::RecoveryRevoked,
+        "reason=owner".into(),
+    );
+    state.vaults.insert(vault_id, vault);
+    Ok(())
+}
+
+/// `use_recovery_code`: the caller becomes the owner of the code's vault (before any member
+/// joined). The code is used up.
+pub fn use_recovery_code(
+    state: &mut State,
+    rt: &impl Runtime,
+    code: &str,
+) -> VaultResult<VaultView> {
+    let caller = rt.caller();
+    let now = rt.now();
+    if caller == Principal::anonymous() {
+        return Err(VaultError::NotAuthorized);
+    }
+    let hash = tokens::parse(RECOVERY_PREFIX, code)?;
+    let mut record = state
+        .recovery_codes
+        .get(&hash)
+        .ok_or(VaultError::TokenInvalid)?;
+    if record.state != RecoveryState::Active {
+        return Err(VaultError::RecoveryBlocked);
+    }
+    let mut vault = state
+        .vaults
+        .get(&record.vault_id)
+        .ok_or(VaultError::TokenInvalid)?;
+    if has_members(&vault) {
+        return Err(VaultError::RecoveryBlocked);
+    }
+    if lifecycle::is_terminal(vault.status) || vault.status == VaultStatus::Unlockable {
+        return Err(VaultError::InvalidState {
+            current: vault.status,
+        });
+    }
+    if caller == vault.owner {
+        return Err(VaultError::invalid(
+            "code",
+            "the caller already owns this vault",
+        ));
+    }
+    let max = u64::from(state.config().limits.max_vaults_per_owner);
+    if vaults::live_vault_count(state, caller) >= max {
+        return Err(VaultError::PlanLimit {
+            resource: "vaults_per_owner".into(),
+            limit: max,
+        });
+    }
+    let old_owner = vault.owner;
+    record.state = RecoveryState::Used {
+        at: now,
+        by: caller,
+    };
+    vault.membership.recovery_code_hash = None;
+    vault.owner = caller;
+    vaults::touch_owner(state, &mut vault, now, caller);
+    audit::append(
+        state,
+        &mut vault,
+        now,
+        caller,
+        AuditAction::RecoveryOwnershipTransferred,
+        format!("from={old_owner} to={caller}"),
+    );
+    state.recovery_codes.insert(hash, record);
+    state.vaults_by_owner.remove(&(old_owner, vault.id));
+    state.vaults_by_owner.insert((caller, vault.id), ());
+    state.vaults.insert(vault.id, vault.clone());
+    Ok(vaults::view(state, &vault, VaultRole::Owner))
+}
