@@ -23,6 +23,14 @@ pub enum AuditAction {
     StatusChanged,
     CheckIn,
     VaultDeleted,
+    // ---- content
+    UploadBegun,
+    UploadAborted,
+    UploadExpired,
+    ItemAdded,
+    ItemReplaced,
+    ItemDeleted,
+    DownloadRequested,
 }
 
 impl AuditAction {
@@ -36,6 +44,13 @@ impl AuditAction {
             AuditAction::StatusChanged => "status.changed",
             AuditAction::CheckIn => "owner.check_in",
             AuditAction::VaultDeleted => "vault.deleted",
+            AuditAction::UploadBegun => "content.upload_begun",
+            AuditAction::UploadAborted => "content.upload_aborted",
+            AuditAction::UploadExpired => "content.upload_expired",
+            AuditAction::ItemAdded => "content.item_added",
+            AuditAction::ItemReplaced => "content.item_replaced",
+            AuditAction::ItemDeleted => "content.item_deleted",
+            AuditAction::DownloadRequested => "content.download_requested",
         }
     }
 

@@ -495,9 +495,10 @@ pub fn finalize_setup(
     Ok(view(state, &vault, VaultRole::Owner))
 }
 
-/// Removes everything but the tombstone: name, rules, members. Content, invites and sessions
-/// join here as those features land.
+/// Removes everything but the tombstone: name, rules, members, content (items, open uploads
+/// and their pages). Invites and sessions join here as those features land.
 fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
+    super::content::free_vault_content(state, vault.id);
     let members: Vec<_> = state
         .members
         .range((vault.id, 0)..=(vault.id, u32::MAX))

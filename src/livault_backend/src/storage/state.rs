@@ -5,10 +5,12 @@ use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 
 use super::memory as ids;
+use super::pages::ChunkLoc;
 use crate::cbor_storable;
 use crate::domain::config::Config;
 use crate::domain::records::{
-    AuditEvent, ConfigCell, MemberRecord, StorageHeader, VaultRecord, LAYOUT_VERSION,
+    AuditEvent, ConfigCell, ItemRecord, MemberRecord, StorageHeader, TicketRecord, UploadEntry,
+    VaultRecord, LAYOUT_VERSION,
 };
 use crate::domain::types::VaultId;
 
@@ -17,6 +19,9 @@ cbor_storable!(StorageHeader, 1);
 cbor_storable!(VaultRecord, 1);
 cbor_storable!(MemberRecord, 1);
 cbor_storable!(AuditEvent, 1);
+cbor_storable!(ItemRecord, 1);
+cbor_storable!(UploadEntry, 1);
+cbor_storable!(TicketRecord, 1);
 
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
@@ -37,6 +42,23 @@ pub struct State {
     pub audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem>,
     /// `sha256(caller ‖ key) → vault`.
     pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
+    // ---- content
+    /// `(vault, item) → item metadata`.
+    pub content_items: StableBTreeMap<(VaultId, u64), ItemRecord, Mem>,
+    /// Open uploads, several record kinds under a tagged key `(tag, a, b)`:
+    /// `(0, upload, 0)` head, `(1, upload, 0)` progress, `(2, last_activity, upload)` idle
+    /// index, `(3, vault, upload)` per-vault index, `(4, upload, 0)` encrypted meta.
+    pub uploads: StableBTreeMap<(u8, u64, u64), UploadEntry, Mem>,
+    /// `(blob, chunk index) → pages`.
+    pub content_chunks: StableBTreeMap<(u64, u32), ChunkLoc, Mem>,
+    /// Raw pages of chunk bodies (see `storage::pages`).
+    pub content_pages: Mem,
+    /// Free page runs: `first page → pages`.
+    pub content_free: StableBTreeMap<u64, u64, Mem>,
+    /// `(principal, day) → downloads requested that day` (non-owners).
+    pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
+    /// `ticket → ticket`.
+    pub download_tickets: StableBTreeMap<u64, TicketRecord, Mem>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -59,6 +81,14 @@ impl State {
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
             audit: StableBTreeMap::init(mm.get(ids::AUDIT_LOG)),
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
+            // ---- content
+            content_items: StableBTreeMap::init(mm.get(ids::CONTENT_ITEMS)),
+            uploads: StableBTreeMap::init(mm.get(ids::UPLOADS)),
+            content_chunks: StableBTreeMap::init(mm.get(ids::CONTENT_CHUNK_INDEX)),
+            content_pages: mm.get(ids::CONTENT_PAGES),
+            content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
+            download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
+            download_tickets: StableBTreeMap::init(mm.get(ids::DOWNLOAD_TICKETS)),
             memory_manager: mm,
         }
     }
