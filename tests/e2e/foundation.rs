@@ -969,6 +969,73 @@ fn every_endpoint_admits_only_its_roles() {
             },
             &[Role::Owner, Role::Other, Role::Admin, Role::Controller],
         ),
+        // ---- content (the vault is a Draft here: owner calls pass the role check and then
+        // meet InvalidState / NotFound, which is not a denial)
+        (
+            "begin_upload",
+            |e, p, v| {
+                let a = BeginUploadArgs {
+                    vault_id: v,
+                    kind: ItemKind::Letter,
+                    size: 3,
+                    sha256: serde_bytes::ByteBuf::from(vec![0; 32]),
+                    encrypted_meta: serde_bytes::ByteBuf::new(),
+                    recipients: None,
+                    replaces: None,
+                    idempotency_key: None,
+                };
+                show(e.try_update::<_, R<UploadView>>(p, "begin_upload", (a,)))
+            },
+            &[Role::Owner],
+        ),
+        (
+            "upload_chunk",
+            |e, p, _| {
+                let b = serde_bytes::ByteBuf::from(vec![1, 2, 3]);
+                show(e.try_update::<_, R<UploadView>>(p, "upload_chunk", (1u64, 0u32, b)))
+            },
+            // No upload exists: everyone gets NotFound, anonymous is refused by inspect.
+            &[Role::Owner, Role::Other, Role::Admin, Role::Controller],
+        ),
+        (
+            "finish_upload",
+            |e, p, _| show(e.try_update::<_, R<ItemView>>(p, "finish_upload", (1u64,))),
+            &[Role::Owner, Role::Other, Role::Admin, Role::Controller],
+        ),
+        (
+            "abort_upload",
+            |e, p, _| show(e.try_update::<_, R<()>>(p, "abort_upload", (1u64,))),
+            &[Role::Owner, Role::Other, Role::Admin, Role::Controller],
+        ),
+        (
+            "delete_item",
+            |e, p, v| show(e.try_update::<_, R<()>>(p, "delete_item", (v, 1u64))),
+            &[Role::Owner],
+        ),
+        (
+            "list_items",
+            |e, p, v| {
+                show(e.try_query::<_, R<Page<ItemView>>>(p, "list_items", (v, PageArgs::default())))
+            },
+            &[Role::Owner],
+        ),
+        (
+            "request_download",
+            |e, p, v| show(e.try_update::<_, R<DownloadTicket>>(p, "request_download", (v, 1u64))),
+            &[Role::Owner],
+        ),
+        (
+            "get_download_chunk",
+            |e, p, _| {
+                show(e.try_query::<_, R<serde_bytes::ByteBuf>>(
+                    p,
+                    "get_download_chunk",
+                    (1u64, 0u32),
+                ))
+            },
+            // No ticket exists: NotFound for everyone (tickets are bound to their holder).
+            &ROLES,
+        ),
     ];
 
     // Every method of the interface is in the matrix.

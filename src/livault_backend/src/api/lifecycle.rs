@@ -51,9 +51,19 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
     });
 }
 
-/// Argument size limit per method.
-pub fn max_arg_bytes(_method: &str) -> usize {
-    MAX_ARG_BYTES
+/// Candid framing around a method's payload (header, type table, ids, lengths).
+pub const ARG_OVERHEAD_BYTES: usize = 1024;
+
+/// Argument size limit per method: `upload_chunk` carries up to `max_chunk_bytes`,
+/// `begin_upload` up to 4 KiB of encrypted metadata; everything else 16 KiB.
+pub fn max_arg_bytes(method: &str) -> usize {
+    match method {
+        "upload_chunk" => {
+            super::read(|s| s.config().limits.max_chunk_bytes as usize) + ARG_OVERHEAD_BYTES
+        }
+        "begin_upload" => crate::domain::content::MAX_META_BYTES + MAX_ARG_BYTES,
+        _ => MAX_ARG_BYTES,
+    }
 }
 
 /// Ingress filter: anonymous update calls and oversized arguments are rejected before they

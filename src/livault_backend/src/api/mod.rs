@@ -2,6 +2,7 @@
 //! the result. No business rule lives here.
 
 pub mod admin;
+pub mod content;
 pub mod lifecycle;
 pub mod members;
 pub mod payments;

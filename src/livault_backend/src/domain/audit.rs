@@ -42,6 +42,14 @@ pub enum AuditAction {
     PaymentConfirmed,
     PaymentRefunded,
     PlanUpgraded,
+    // ---- content
+    UploadBegun,
+    UploadAborted,
+    UploadExpired,
+    ItemAdded,
+    ItemReplaced,
+    ItemDeleted,
+    DownloadRequested,
 }
 
 impl AuditAction {
@@ -73,6 +81,13 @@ impl AuditAction {
             AuditAction::PaymentConfirmed => "payment.confirmed",
             AuditAction::PaymentRefunded => "payment.refunded",
             AuditAction::PlanUpgraded => "vault.plan_upgraded",
+            AuditAction::UploadBegun => "content.upload_begun",
+            AuditAction::UploadAborted => "content.upload_aborted",
+            AuditAction::UploadExpired => "content.upload_expired",
+            AuditAction::ItemAdded => "content.item_added",
+            AuditAction::ItemReplaced => "content.item_replaced",
+            AuditAction::ItemDeleted => "content.item_deleted",
+            AuditAction::DownloadRequested => "content.download_requested",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod content;
 pub mod error;
 pub mod invites;
 pub mod lifecycle;

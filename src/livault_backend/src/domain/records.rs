@@ -7,7 +7,7 @@ use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
 
 use super::member_types::Relation;
-use super::types::{PlanSelection, UnlockRules, VaultId, VaultStatus};
+use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 
 /// Current version of the whole stable-memory layout. `post_upgrade` refuses anything newer
 /// and migrates anything older before touching state.
@@ -22,6 +22,26 @@ pub struct StorageHeader {
     pub next_vault_id: u64,
     /// Vaults per status, indexed by `VaultStatus::index()`.
     pub status_counts: Vec<u64>,
+    // ---- content
+    /// Next upload id (ids start at 1, never reused).
+    #[serde(default)]
+    pub next_upload_id: u64,
+    /// Next item id (ids start at 1, never reused, shared by all vaults).
+    #[serde(default)]
+    pub next_item_id: u64,
+    /// Next payload (blob) id: an upload's chunks are stored under it and the committed item
+    /// keeps it, so a commit never moves or re-indexes chunks.
+    #[serde(default)]
+    pub next_blob_id: u64,
+    /// Next download ticket id.
+    #[serde(default)]
+    pub next_ticket_id: u64,
+    /// Content pages ever handed out (pages past this are unused).
+    #[serde(default)]
+    pub content_pages_hwm: u64,
+    /// Content pages on the free list.
+    #[serde(default)]
+    pub content_free_pages: u64,
 }
 
 impl Default for StorageHeader {
@@ -30,6 +50,12 @@ impl Default for StorageHeader {
             layout_version: 0,
             next_vault_id: 1,
             status_counts: vec![0; VaultStatus::ALL.len()],
+            next_upload_id: 1,
+            next_item_id: 1,
+            next_blob_id: 1,
+            next_ticket_id: 1,
+            content_pages_hwm: 0,
+            content_free_pages: 0,
         }
     }
 }
@@ -248,3 +274,89 @@ pub struct AuditEvent {
 /// Stored configuration cell: `None` only before `init` has run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigCell(pub Option<super::config::Config>);
+
+// ---- content
+
+/// A committed content item: metadata only; the payload is in raw pages under `blob_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub item_id: u64,
+    pub vault_id: VaultId,
+    pub kind: ItemKind,
+    pub size: u64,
+    #[serde(with = "serde_bytes")]
+    pub sha256: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub encrypted_meta: Vec<u8>,
+    /// Heir member ids; `None` = every heir (also those who join later).
+    pub recipients: Option<Vec<u32>>,
+    pub blob_id: u64,
+    pub chunk_count: u32,
+    /// Length of every chunk but the last.
+    pub chunk_bytes: u32,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// 1 for a new item, +1 on each replace.
+    pub version: u32,
+}
+
+/// The fixed part of an open upload (written once by `begin_upload`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadHead {
+    pub upload_id: u64,
+    pub vault_id: VaultId,
+    pub owner: Principal,
+    pub kind: ItemKind,
+    pub size: u64,
+    #[serde(with = "serde_bytes")]
+    pub sha256: Vec<u8>,
+    pub recipients: Option<Vec<u32>>,
+    pub replaces: Option<u64>,
+    pub blob_id: u64,
+    /// Length of every chunk but the last (the configured maximum at `begin_upload`).
+    pub chunk_bytes: u32,
+    pub created_at: u64,
+    /// Key of the idempotency entry, removed when the upload ends.
+    pub idempotency_hash: Option<[u8; 32]>,
+}
+
+/// Resumable SHA-256: the chaining value, the unprocessed tail (< 64 bytes) and the length.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashState {
+    pub h: [u32; 8],
+    #[serde(with = "serde_bytes")]
+    pub tail: Vec<u8>,
+    pub len: u64,
+}
+
+/// The part of an open upload that every chunk advances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadProgress {
+    pub next_index: u32,
+    pub received: u64,
+    pub hash: HashState,
+    pub last_activity: u64,
+}
+
+/// One entry of the uploads map (see `storage::State::uploads` for the key scheme).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UploadEntry {
+    Head(UploadHead),
+    Progress(UploadProgress),
+    #[serde(with = "serde_bytes")]
+    Meta(Vec<u8>),
+    /// Index entries carry no value.
+    Index,
+}
+
+/// A download ticket: who may read which payload until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRecord {
+    pub ticket_id: u64,
+    pub vault_id: VaultId,
+    pub item_id: u64,
+    pub blob_id: u64,
+    pub holder: Principal,
+    pub expires_at: u64,
+    pub chunk_count: u32,
+}

@@ -328,3 +328,88 @@ pub struct StatusCount {
     pub status: VaultStatus,
     pub count: u64,
 }
+
+// ---- content
+
+/// Content item identifier (unique across vaults, never reused).
+pub type ItemId = u64;
+/// Upload session identifier.
+pub type UploadId = u64;
+/// Download ticket identifier.
+pub type TicketId = u64;
+
+/// Kind of a content item. Every kind is opaque ciphertext to the canister.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub enum ItemKind {
+    File,
+    Letter,
+    Password,
+}
+
+/// `begin_upload` arguments.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct BeginUploadArgs {
+    pub vault_id: VaultId,
+    pub kind: ItemKind,
+    /// Exact payload size in bytes (≥ 1: ciphertext is never empty).
+    pub size: u64,
+    /// SHA-256 of the whole payload (32 bytes).
+    pub sha256: serde_bytes::ByteBuf,
+    /// Client-encrypted title / file name / mime / notes, ≤ 4 KiB.
+    pub encrypted_meta: serde_bytes::ByteBuf,
+    /// Heir member ids; `None` = every heir.
+    pub recipients: Option<Vec<u32>>,
+    /// Item whose content this upload replaces on `finish_upload` (the item id stays).
+    pub replaces: Option<ItemId>,
+    /// Retries with the same key return the same open upload.
+    pub idempotency_key: Option<String>,
+}
+
+/// An open upload session.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct UploadView {
+    pub upload_id: UploadId,
+    pub vault_id: VaultId,
+    pub kind: ItemKind,
+    pub size: u64,
+    /// Every chunk but the last must have exactly this many bytes.
+    pub chunk_bytes: u32,
+    pub chunk_count: u32,
+    /// Index the next `upload_chunk` must carry.
+    pub next_index: u32,
+    pub received_bytes: u64,
+    pub replaces: Option<ItemId>,
+    /// Collected if idle until then (ns since epoch).
+    pub expires_at: u64,
+}
+
+/// A committed item: metadata, never payload.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct ItemView {
+    pub item_id: ItemId,
+    pub vault_id: VaultId,
+    pub kind: ItemKind,
+    pub size: u64,
+    pub sha256: serde_bytes::ByteBuf,
+    pub encrypted_meta: serde_bytes::ByteBuf,
+    pub recipients: Option<Vec<u32>>,
+    pub chunk_count: u32,
+    pub chunk_bytes: u32,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub version: u32,
+}
+
+/// A download ticket: read the item's chunks with `get_download_chunk` until `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct DownloadTicket {
+    pub ticket_id: TicketId,
+    pub vault_id: VaultId,
+    pub item_id: ItemId,
+    pub size: u64,
+    pub chunk_count: u32,
+    /// Length of every chunk but the last.
+    pub chunk_bytes: u32,
+    pub sha256: serde_bytes::ByteBuf,
+    pub expires_at: u64,
+}

@@ -499,10 +499,11 @@ pub fn finalize_setup(
     Ok(view(state, &vault, VaultRole::Owner))
 }
 
-/// Removes everything but the tombstone: name, rules, members, invites, recovery code.
-/// Content and sessions join here as those features land.
+/// Removes everything but the tombstone: name, rules, members, invites, recovery code and
+/// content (items, open uploads and their pages). Payment sessions and billing stay (books).
 fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
     super::invites::purge_vault(state, vault);
+    super::content::free_vault_content(state, vault.id);
     let members: Vec<_> = state
         .members
         .range((vault.id, 0)..=(vault.id, u32::MAX))

@@ -31,15 +31,16 @@ pub const PAYMENT_SESSIONS: MemoryId = MemoryId::new(8);
 pub const PAYMENT_JOURNAL: MemoryId = MemoryId::new(9);
 /// `StableBTreeMap<BillingId, BillingEntry>`: confirmed payments with ledger block indices.
 pub const BILLING: MemoryId = MemoryId::new(10);
-/// Reserved (content issue): open upload sessions with their resumable hash state.
+/// `StableBTreeMap<(tag, a, b), UploadEntry>`: open upload sessions (head, progress with the
+/// resumable hash state, encrypted meta) and their idle-time and per-vault indexes.
 pub const UPLOADS: MemoryId = MemoryId::new(11);
-/// Reserved (content issue): `(VaultId, ItemId) → ItemRecord` (metadata, never payload).
+/// `StableBTreeMap<(VaultId, ItemId), ItemRecord>`: item metadata, never payload.
 pub const CONTENT_ITEMS: MemoryId = MemoryId::new(12);
-/// Reserved (content issue): `(ItemId, chunk) → page run` index into [`CONTENT_PAGES`].
+/// `StableBTreeMap<(BlobId, chunk), ChunkLoc>`: page runs of each chunk in [`CONTENT_PAGES`].
 pub const CONTENT_CHUNK_INDEX: MemoryId = MemoryId::new(13);
-/// Reserved (content issue): raw fixed-size pages holding chunk bodies (no BTreeMap).
+/// Raw 4 KiB pages holding chunk bodies, written with `Memory::write` (no BTreeMap).
 pub const CONTENT_PAGES: MemoryId = MemoryId::new(14);
-/// Reserved (content issue): free list of pages in [`CONTENT_PAGES`].
+/// `StableBTreeMap<u64, u64>`: free page runs (first page → length) in [`CONTENT_PAGES`].
 pub const CONTENT_FREE_PAGES: MemoryId = MemoryId::new(15);
 /// `StableBTreeMap<(VaultId, Seq), AuditEvent>`: the per-vault, hash-chained audit log.
 pub const AUDIT_LOG: MemoryId = MemoryId::new(16);
@@ -47,9 +48,9 @@ pub const AUDIT_LOG: MemoryId = MemoryId::new(16);
 pub const SCHEDULER_QUEUE: MemoryId = MemoryId::new(17);
 /// `StableBTreeMap<IdempotencyKey, VaultId>`: `create_vault` retries return the same vault.
 pub const IDEMPOTENCY: MemoryId = MemoryId::new(18);
-/// Reserved (content issue): per-user daily download counters.
+/// `StableBTreeMap<(Principal, day), u32>`: per-user daily download counters.
 pub const DOWNLOAD_COUNTERS: MemoryId = MemoryId::new(19);
-/// Reserved (content issue): open download tickets.
+/// `StableBTreeMap<TicketId, TicketRecord>`: download tickets until collected.
 pub const DOWNLOAD_TICKETS: MemoryId = MemoryId::new(20);
 /// `StableBTreeMap<[u8; 32], RecoveryCodeRecord>`: SHA-256 of a recovery code → its vault,
 /// mode and state (kept after use or revocation so later use answers `RecoveryBlocked`).

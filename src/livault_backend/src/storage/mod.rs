@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod memory;
+pub mod pages;
 pub mod state;
 
 pub use state::State;

@@ -5,13 +5,14 @@ use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 
 use super::memory as ids;
+use super::pages::ChunkLoc;
 use crate::cbor_storable;
 use crate::domain::config::Config;
 use crate::domain::payments::journal::JournalEntry;
 use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
 use crate::domain::records::{
-    AuditEvent, ConfigCell, InviteRecord, MemberRecord, RecoveryCodeRecord, StorageHeader,
-    VaultRecord, LAYOUT_VERSION,
+    AuditEvent, ConfigCell, InviteRecord, ItemRecord, MemberRecord, RecoveryCodeRecord,
+    StorageHeader, TicketRecord, UploadEntry, VaultRecord, LAYOUT_VERSION,
 };
 use crate::domain::types::VaultId;
 
@@ -25,6 +26,9 @@ cbor_storable!(RecoveryCodeRecord, 1);
 cbor_storable!(PaymentSession, 1);
 cbor_storable!(JournalEntry, 1);
 cbor_storable!(BillingEntry, 1);
+cbor_storable!(ItemRecord, 1);
+cbor_storable!(UploadEntry, 1);
+cbor_storable!(TicketRecord, 1);
 
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
@@ -61,6 +65,23 @@ pub struct State {
     pub payment_journal: StableBTreeMap<(SessionId, u32), JournalEntry, Mem>,
     /// `billing id → confirmed payment`.
     pub billing: StableBTreeMap<BillingId, BillingEntry, Mem>,
+    // ---- content
+    /// `(vault, item) → item metadata`.
+    pub content_items: StableBTreeMap<(VaultId, u64), ItemRecord, Mem>,
+    /// Open uploads, several record kinds under a tagged key `(tag, a, b)`:
+    /// `(0, upload, 0)` head, `(1, upload, 0)` progress, `(2, last_activity, upload)` idle
+    /// index, `(3, vault, upload)` per-vault index, `(4, upload, 0)` encrypted meta.
+    pub uploads: StableBTreeMap<(u8, u64, u64), UploadEntry, Mem>,
+    /// `(blob, chunk index) → pages`.
+    pub content_chunks: StableBTreeMap<(u64, u32), ChunkLoc, Mem>,
+    /// Raw pages of chunk bodies (see `storage::pages`).
+    pub content_pages: Mem,
+    /// Free page runs: `first page → pages`.
+    pub content_free: StableBTreeMap<u64, u64, Mem>,
+    /// `(principal, day) → downloads requested that day` (non-owners).
+    pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
+    /// `ticket → ticket`.
+    pub download_tickets: StableBTreeMap<u64, TicketRecord, Mem>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -92,6 +113,14 @@ impl State {
             payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
             payment_journal: StableBTreeMap::init(mm.get(ids::PAYMENT_JOURNAL)),
             billing: StableBTreeMap::init(mm.get(ids::BILLING)),
+            // ---- content
+            content_items: StableBTreeMap::init(mm.get(ids::CONTENT_ITEMS)),
+            uploads: StableBTreeMap::init(mm.get(ids::UPLOADS)),
+            content_chunks: StableBTreeMap::init(mm.get(ids::CONTENT_CHUNK_INDEX)),
+            content_pages: mm.get(ids::CONTENT_PAGES),
+            content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
+            download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
+            download_tickets: StableBTreeMap::init(mm.get(ids::DOWNLOAD_TICKETS)),
             memory_manager: mm,
         }
     }
