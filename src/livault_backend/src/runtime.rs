@@ -150,6 +150,9 @@ pub mod testing {
     use super::*;
     use crate::domain::payments::ledger::LEDGER_FEE_E8S;
 
+    /// Dedup key of the mock ledger: (from, to, amount, memo, created_at_time).
+    type DedupKey = ([u8; 32], [u8; 32], u64, u64, u64);
+
     /// One block of the mock ledger.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct MockBlock {
@@ -167,7 +170,7 @@ pub mod testing {
     pub struct MockLedger {
         pub balances: BTreeMap<[u8; 32], u64>,
         pub blocks: Vec<MockBlock>,
-        dedup: BTreeMap<([u8; 32], [u8; 32], u64, u64, u64), u64>,
+        dedup: BTreeMap<DedupKey, u64>,
         /// Fees burned so far.
         pub burned: u64,
         /// The next n `account_balance` calls are rejected.
