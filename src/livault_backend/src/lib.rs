@@ -16,7 +16,7 @@ pub mod storage;
 // the `.did` is embedded as `candid:service` metadata by scripts/build.sh instead.)
 #[cfg(test)]
 mod export {
-    use crate::domain::config::LiVaultArgs;
+    use crate::domain::config::{LiVaultArgs, Pricing};
     use crate::domain::error::VaultResult;
     use crate::domain::types::*;
     use candid::Principal;

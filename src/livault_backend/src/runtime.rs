@@ -23,6 +23,20 @@ pub trait Runtime {
     fn heap_bytes(&self) -> u64;
     /// 32 bytes from the subnet's randomness (`raw_rand`).
     fn random_bytes(&self) -> impl Future<Output = Result<[u8; 32], String>>;
+    /// Instructions executed so far in the current message execution
+    /// (`ic0.performance_counter(0)`); 0 off-chain.
+    fn instruction_counter(&self) -> u64 {
+        0
+    }
+    /// Instructions executed so far in the current call context, across awaits
+    /// (`ic0.performance_counter(1)`); 0 off-chain.
+    fn call_context_instructions(&self) -> u64 {
+        0
+    }
+    /// This canister's principal: the actor of audit events the scheduler writes.
+    fn canister_self(&self) -> Principal {
+        Principal::management_canister()
+    }
 }
 
 /// The runtime of a deployed canister.
@@ -55,6 +69,20 @@ impl Runtime for IcRuntime {
         {
             0
         }
+    }
+
+    fn instruction_counter(&self) -> u64 {
+        ic_cdk::api::performance_counter(ic_cdk::api::PerformanceCounterType::InstructionCounter)
+    }
+
+    fn call_context_instructions(&self) -> u64 {
+        ic_cdk::api::performance_counter(
+            ic_cdk::api::PerformanceCounterType::CallContextInstructionCounter,
+        )
+    }
+
+    fn canister_self(&self) -> Principal {
+        ic_cdk::api::canister_self()
     }
 
     async fn random_bytes(&self) -> Result<[u8; 32], String> {

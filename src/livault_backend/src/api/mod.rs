@@ -2,8 +2,10 @@
 //! the result. No business rule lives here.
 
 pub mod admin;
+pub mod http;
 pub mod lifecycle;
 pub mod plans;
+pub mod scheduler;
 pub mod vaults;
 
 use std::cell::RefCell;

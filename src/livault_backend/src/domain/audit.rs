@@ -23,6 +23,8 @@ pub enum AuditAction {
     StatusChanged,
     CheckIn,
     VaultDeleted,
+    /// The scheduler deleted events older than the vault's retention.
+    AuditCompacted,
 }
 
 impl AuditAction {
@@ -36,6 +38,7 @@ impl AuditAction {
             AuditAction::StatusChanged => "status.changed",
             AuditAction::CheckIn => "owner.check_in",
             AuditAction::VaultDeleted => "vault.deleted",
+            AuditAction::AuditCompacted => "audit.compacted",
         }
     }
 

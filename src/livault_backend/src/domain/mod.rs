@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod pricing;
 pub mod rate_limit;
 pub mod records;
+pub mod scheduler;
 pub mod types;
 pub mod validation;
 pub mod vaults;

@@ -37,6 +37,9 @@ pub struct State {
     pub audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem>,
     /// `sha256(caller ‖ key) → vault`.
     pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
+    // ---- scheduler
+    /// `(due_ns, kind, id) → failed attempts`: the scheduler's due queue.
+    pub scheduler_queue: StableBTreeMap<(u64, u8, u64), u32, Mem>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -59,6 +62,8 @@ impl State {
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
             audit: StableBTreeMap::init(mm.get(ids::AUDIT_LOG)),
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
+            // ---- scheduler
+            scheduler_queue: StableBTreeMap::init(mm.get(ids::SCHEDULER_QUEUE)),
             memory_manager: mm,
         }
     }
