@@ -28,11 +28,11 @@ if [ ! -x "$IC_WASM" ] || [ "$("$IC_WASM" --version 2>/dev/null)" != "ic-wasm $I
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "@icp-sdk/ic-wasm-linux-x64@$IC_WASM_VERSION" >/dev/null
 fi
 
-echo "==> cargo build (release, wasm32)"
-cargo build --quiet --release --locked --target wasm32-unknown-unknown -p livault_backend
+echo "==> cargo build (profile canister: release + LTO, wasm32)"
+cargo build --quiet --profile canister --locked --target wasm32-unknown-unknown -p livault_backend
 
 mkdir -p "$OUT"
-RAW="$ROOT/target/wasm32-unknown-unknown/release/livault_backend.wasm"
+RAW="$ROOT/target/wasm32-unknown-unknown/canister/livault_backend.wasm"
 WASM="$OUT/livault_backend.wasm"
 "$IC_WASM" "$RAW" -o "$WASM" shrink
 "$IC_WASM" "$WASM" -o "$WASM" metadata candid:service -f "$DID" -v public

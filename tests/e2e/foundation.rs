@@ -654,13 +654,16 @@ fn fingerprint(env: &mut TestEnv, owner: Principal, vault: VaultId) -> String {
     let head: R<AuditHead> = env.query(owner, "get_audit_head", (vault,));
     let list: R<Page<VaultSummary>> = env.query(owner, "list_my_vaults", (PageArgs::default(),));
     let admins: R<Vec<Principal>> = env.query(env.admin, "list_admins", ());
+    let sessions: R<PaymentSessionPage> =
+        env.query(owner, "list_payment_sessions", (vault, PageArgs::default()));
+    let billing: R<BillingPage> = env.query(env.admin, "list_billing", (PageArgs::default(),));
     let mut m: Metrics = env
         .query::<_, R<Metrics>>(env.admin, "get_metrics", ())
         .unwrap();
     m.now = 0;
     m.heap_memory_bytes = 0;
     m.rate_limited_principals = 0;
-    format!("{v:?}{head:?}{list:?}{admins:?}{m:?}")
+    format!("{v:?}{head:?}{list:?}{admins:?}{m:?}{sessions:?}{billing:?}")
 }
 
 /// Whether the outcome of a call was a denial for this caller.
@@ -795,6 +798,63 @@ fn every_endpoint_admits_only_its_roles() {
             &[Role::Admin],
         ),
         (
+            "init_payment",
+            |e, p, v| {
+                show(e.try_update::<_, R<PaymentSession>>(
+                    p,
+                    "init_payment",
+                    (v, PaymentPurpose::Create),
+                ))
+            },
+            &[Role::Owner],
+        ),
+        (
+            "verify_payment",
+            // Session 1 was opened by the owner in the setup (nothing paid yet).
+            |e, p, _| show(e.try_update::<_, R<PaymentReceipt>>(p, "verify_payment", (1u64,))),
+            &[Role::Owner],
+        ),
+        (
+            "get_payment_session",
+            |e, p, _| show(e.try_query::<_, R<PaymentSession>>(p, "get_payment_session", (1u64,))),
+            &[Role::Owner, Role::Admin],
+        ),
+        (
+            "list_payment_sessions",
+            |e, p, v| {
+                show(e.try_query::<_, R<PaymentSessionPage>>(
+                    p,
+                    "list_payment_sessions",
+                    (v, PageArgs::default()),
+                ))
+            },
+            &[Role::Owner],
+        ),
+        (
+            "list_billing",
+            |e, p, _| {
+                show(e.try_query::<_, R<BillingPage>>(p, "list_billing", (PageArgs::default(),)))
+            },
+            &[Role::Admin],
+        ),
+        (
+            "refund_session",
+            // Allowed for admins: refused with InvalidState (the purpose still applies).
+            |e, p, _| show(e.try_update::<_, R<PaymentSession>>(p, "refund_session", (1u64,))),
+            &[Role::Admin],
+        ),
+        (
+            "set_treasury",
+            |e, p, _| {
+                let same = Account {
+                    owner: e.admin,
+                    subaccount: None,
+                };
+                show(e.try_update::<_, R<()>>(p, "set_treasury", (same,)))
+            },
+            &[Role::Admin],
+        ),
+        (
             "set_admins",
             |e, p, _| {
                 let admins = vec![e.admin];
@@ -875,6 +935,9 @@ fn every_endpoint_admits_only_its_roles() {
             let mut env = TestEnv::new();
             let owner = user("owner");
             let v = env.create_vault(owner, "Family").id;
+            let session: R<PaymentSession> =
+                env.update(owner, "init_payment", (v, PaymentPurpose::Create));
+            assert_eq!(session.expect("init_payment").id, 1);
             let who = match role {
                 Role::Owner => owner,
                 Role::Other => user("stranger"),
@@ -903,4 +966,25 @@ fn every_endpoint_admits_only_its_roles() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- ledger interface
+
+/// `candid/icp_ledger.did` (what dfx and the host's ledger model use) is the official subset
+/// kept in the steering repository's `shared/reference/` beside this checkout.
+#[test]
+fn ledger_did_matches_the_official_subset() {
+    let ours = concat!(env!("CARGO_MANIFEST_DIR"), "/../candid/icp_ledger.did");
+    let official = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/icp_ledger_subset.did");
+    assert!(
+        official.exists(),
+        "{} is missing: this test needs the steering repository's shared/ folder beside the checkout",
+        official.display()
+    );
+    candid_parser::utils::service_equal(
+        candid_parser::utils::CandidSource::File(std::path::Path::new(ours)),
+        candid_parser::utils::CandidSource::File(&official),
+    )
+    .unwrap_or_else(|e| panic!("candid/icp_ledger.did differs from the official subset: {e}"));
 }

@@ -13,9 +13,14 @@ use local_replica::{Host, HostConfig, Reject};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-pub use livault_backend::domain::config::{InitArgs, LiVaultArgs, UpgradeArgs};
+pub use livault_backend::domain::config::{Account, InitArgs, LiVaultArgs, UpgradeArgs};
 pub use livault_backend::domain::error::VaultError;
+pub use livault_backend::domain::payments::types::*;
 pub use livault_backend::domain::types::*;
+pub use local_replica::AccountId;
+
+/// The ICP ledger fee (e8s).
+pub const LEDGER_FEE: u64 = 10_000;
 
 /// Nanoseconds per day.
 pub const DAY_NS: u64 = 86_400 * 1_000_000_000;
@@ -192,5 +197,53 @@ impl TestEnv {
     /// `get_vault` as `who`.
     pub fn get_vault(&mut self, who: Principal, id: VaultId) -> Result<VaultView, VaultError> {
         self.query(who, "get_vault", (id,))
+    }
+
+    /// The wallet principal that pays for `owner` in tests: `user("wallet-" + owner text)`.
+    pub fn wallet_of(owner: Principal) -> Principal {
+        user(&format!("wallet-{}", owner.to_text()))
+    }
+
+    /// Pays the creation of `vault_id` as a wallet would: funds the owner's wallet on the
+    /// host ledger, `init_payment(vault_id, Create)`, transfers the session amount to the
+    /// session's hex account identifier, `verify_payment`. Returns the vault (now
+    /// `NeedSetup`). Panics with a clear message on any failure.
+    pub fn pay_creation(&mut self, owner: Principal, vault_id: VaultId) -> VaultView {
+        let session: PaymentSession = self
+            .update::<_, Result<PaymentSession, VaultError>>(
+                owner,
+                "init_payment",
+                (vault_id, PaymentPurpose::Create),
+            )
+            .unwrap_or_else(|e| panic!("pay_creation: init_payment({vault_id}) failed: {e:?}"));
+        let wallet = Self::wallet_of(owner);
+        self.host.fund(
+            AccountId::new(&wallet, None),
+            session.amount_e8s + LEDGER_FEE,
+        );
+        let to = AccountId::from_hex(&session.account_identifier).unwrap_or_else(|e| {
+            panic!(
+                "pay_creation: bad account identifier {:?}: {e}",
+                session.account_identifier
+            )
+        });
+        self.host
+            .ledger_transfer_as(&wallet, to, session.amount_e8s)
+            .unwrap_or_else(|e| panic!("pay_creation: wallet transfer failed: {e:?}"));
+        let receipt: PaymentReceipt = self
+            .update::<_, Result<PaymentReceipt, VaultError>>(owner, "verify_payment", (session.id,))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "pay_creation: verify_payment(session {}) failed: {e:?}",
+                    session.id
+                )
+            });
+        assert_eq!(
+            receipt.vault_status,
+            VaultStatus::NeedSetup,
+            "pay_creation: vault {vault_id} did not reach NeedSetup"
+        );
+        self.get_vault(owner, vault_id)
+            .unwrap_or_else(|e| panic!("pay_creation: get_vault({vault_id}) failed: {e:?}"))
     }
 }

@@ -16,8 +16,10 @@ pub mod storage;
 // the `.did` is embedded as `candid:service` metadata by scripts/build.sh instead.)
 #[cfg(test)]
 mod export {
+    use crate::domain::config::Account;
     use crate::domain::config::{LiVaultArgs, Pricing};
     use crate::domain::error::VaultResult;
+    use crate::domain::payments::types::*;
     use crate::domain::types::*;
     use candid::Principal;
 

@@ -1,13 +1,17 @@
 //! The small runtime interface the domain needs from the Internet Computer.
 //!
 //! The domain never calls `ic_cdk` directly: it asks a [`Runtime`] for the time, the caller,
-//! controller status and randomness. [`IcRuntime`] implements it on the IC; tests use
-//! [`testing::MockRuntime`]. Ledger calls and timers join this trait with the payments and
-//! scheduler features.
+//! controller status, randomness and ICP ledger calls. [`IcRuntime`] implements it on the IC;
+//! tests use [`testing::MockRuntime`] (with an in-memory ledger and fault injection). Timers
+//! join this trait with the scheduler feature.
 
 use std::future::Future;
 
 use candid::Principal;
+
+use crate::domain::payments::ledger::{
+    AccountBalanceArgs, CallFailure, Tokens, TransferArgs, TransferError,
+};
 
 /// Everything the domain asks of the environment.
 pub trait Runtime {
@@ -33,9 +37,30 @@ pub trait Runtime {
     fn call_context_instructions(&self) -> u64 {
         0
     }
-    /// This canister's principal: the actor of audit events the scheduler writes.
-    fn canister_self(&self) -> Principal {
-        Principal::management_canister()
+    /// This canister's principal (also the actor of audit events the scheduler writes).
+    fn canister_id(&self) -> Principal;
+    /// `account_balance` of a 32-byte account identifier on the ICP ledger `ledger`.
+    fn ledger_balance(
+        &self,
+        ledger: Principal,
+        account: [u8; 32],
+    ) -> impl Future<Output = Result<u64, CallFailure>>;
+    /// Legacy `transfer` on the ICP ledger `ledger`, from one of this canister's subaccounts.
+    /// `Ok(Ok(block))`, `Ok(Err(ledger error))`, or `Err` when no reply could be decoded.
+    fn ledger_transfer(
+        &self,
+        ledger: Principal,
+        args: TransferArgs,
+    ) -> impl Future<Output = Result<Result<u64, TransferError>, CallFailure>>;
+}
+
+/// Maps a failed inter-canister call; only `SysUnknown` (6) leaves the outcome unknown.
+fn call_failure(e: ic_cdk::call::CallFailed) -> CallFailure {
+    let unknown =
+        matches!(&e, ic_cdk::call::CallFailed::CallRejected(r) if r.raw_reject_code() == 6);
+    CallFailure {
+        unknown,
+        reason: e.to_string(),
     }
 }
 
@@ -81,10 +106,6 @@ impl Runtime for IcRuntime {
         )
     }
 
-    fn canister_self(&self) -> Principal {
-        ic_cdk::api::canister_self()
-    }
-
     async fn random_bytes(&self) -> Result<[u8; 32], String> {
         let response =
             ic_cdk::call::Call::unbounded_wait(Principal::management_canister(), "raw_rand")
@@ -98,21 +119,163 @@ impl Runtime for IcRuntime {
             .try_into()
             .map_err(|_| "raw_rand returned a value that is not 32 bytes".to_string())
     }
+
+    fn canister_id(&self) -> Principal {
+        ic_cdk::api::canister_self()
+    }
+
+    async fn ledger_balance(
+        &self,
+        ledger: Principal,
+        account: [u8; 32],
+    ) -> Result<u64, CallFailure> {
+        let arg = AccountBalanceArgs {
+            account: serde_bytes::ByteBuf::from(account.to_vec()),
+        };
+        let reply = ic_cdk::call::Call::unbounded_wait(ledger, "account_balance")
+            .with_arg(arg)
+            .await
+            .map_err(call_failure)?;
+        let tokens: Tokens = reply.candid().map_err(|e| CallFailure {
+            unknown: false,
+            reason: format!("account_balance reply: {e}"),
+        })?;
+        Ok(tokens.e8s)
+    }
+
+    async fn ledger_transfer(
+        &self,
+        ledger: Principal,
+        args: TransferArgs,
+    ) -> Result<Result<u64, TransferError>, CallFailure> {
+        let reply = ic_cdk::call::Call::unbounded_wait(ledger, "transfer")
+            .with_arg(args)
+            .await
+            .map_err(call_failure)?;
+        // A reply we cannot read may still be a transfer that happened: unknown outcome.
+        reply.candid().map_err(|e| CallFailure {
+            unknown: true,
+            reason: format!("transfer reply: {e}"),
+        })
+    }
 }
 
 /// A deterministic runtime for native tests.
 pub mod testing {
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+
+    use ic_ledger_types::{AccountIdentifier, Subaccount};
 
     use super::*;
+    use crate::domain::payments::ledger::LEDGER_FEE_E8S;
 
-    /// Time and caller are set by the test; randomness is a counter.
+    /// One block of the mock ledger.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct MockBlock {
+        pub from: Option<[u8; 32]>,
+        pub to: [u8; 32],
+        pub amount: u64,
+        pub memo: u64,
+        pub created_at_time: Option<u64>,
+    }
+
+    /// An in-memory ICP ledger with fault injection, enough for the payment flow: balances
+    /// per account identifier, blocks, deduplication on (from, to, amount, memo,
+    /// created_at_time), fee burned.
+    #[derive(Debug, Default)]
+    pub struct MockLedger {
+        pub balances: BTreeMap<[u8; 32], u64>,
+        pub blocks: Vec<MockBlock>,
+        dedup: BTreeMap<([u8; 32], [u8; 32], u64, u64, u64), u64>,
+        /// Fees burned so far.
+        pub burned: u64,
+        /// The next n `account_balance` calls are rejected.
+        pub fail_balance: u32,
+        /// Transfers that go through untouched before the two injections below apply.
+        pub pass_transfers: u32,
+        /// The next n `transfer` calls are rejected without reaching the ledger.
+        pub fail_transfer: u32,
+        /// The next n `transfer` calls are applied but reported as `SysUnknown`.
+        pub unknown_transfer: u32,
+        /// While set, every ledger call waits (returns `Pending` when polled).
+        pub hold: bool,
+        /// Calls made so far (both methods).
+        pub calls: u32,
+    }
+
+    impl MockLedger {
+        /// Mints `e8s` to `account`.
+        pub fn mint(&mut self, account: [u8; 32], e8s: u64) {
+            *self.balances.entry(account).or_default() += e8s;
+            self.blocks.push(MockBlock {
+                from: None,
+                to: account,
+                amount: e8s,
+                memo: 0,
+                created_at_time: None,
+            });
+        }
+
+        /// Balance of `account`.
+        pub fn balance(&self, account: &[u8; 32]) -> u64 {
+            self.balances.get(account).copied().unwrap_or(0)
+        }
+
+        fn transfer(&mut self, from: [u8; 32], args: &TransferArgs) -> Result<u64, TransferError> {
+            if args.fee.e8s != LEDGER_FEE_E8S {
+                return Err(TransferError::BadFee {
+                    expected_fee: Tokens {
+                        e8s: LEDGER_FEE_E8S,
+                    },
+                });
+            }
+            let to: [u8; 32] = args.to.as_slice().try_into().expect("32-byte account");
+            let key = args
+                .created_at_time
+                .map(|t| (from, to, args.amount.e8s, args.memo, t.timestamp_nanos));
+            if let Some(k) = &key {
+                if let Some(b) = self.dedup.get(k) {
+                    return Err(TransferError::TxDuplicate { duplicate_of: *b });
+                }
+            }
+            let balance = self.balance(&from);
+            let needed = args.amount.e8s + LEDGER_FEE_E8S;
+            if balance < needed {
+                return Err(TransferError::InsufficientFunds {
+                    balance: Tokens { e8s: balance },
+                });
+            }
+            *self.balances.entry(from).or_default() -= needed;
+            *self.balances.entry(to).or_default() += args.amount.e8s;
+            self.burned += LEDGER_FEE_E8S;
+            let index = self.blocks.len() as u64;
+            self.blocks.push(MockBlock {
+                from: Some(from),
+                to,
+                amount: args.amount.e8s,
+                memo: args.memo,
+                created_at_time: args.created_at_time.map(|t| t.timestamp_nanos),
+            });
+            if let Some(k) = key {
+                self.dedup.insert(k, index);
+            }
+            Ok(index)
+        }
+    }
+
+    /// Time and caller are set by the test; randomness is a counter; the ledger is a
+    /// [`MockLedger`].
     #[derive(Debug)]
     pub struct MockRuntime {
         pub now: Cell<u64>,
         pub caller: Cell<Principal>,
         pub controllers: Vec<Principal>,
         pub seed: Cell<u8>,
+        /// This canister's id.
+        pub self_id: Principal,
+        /// The ledger behind `ledger_balance` / `ledger_transfer`.
+        pub ledger: RefCell<MockLedger>,
     }
 
     impl MockRuntime {
@@ -123,6 +286,8 @@ pub mod testing {
                 caller: Cell::new(controller),
                 controllers: vec![controller],
                 seed: Cell::new(0),
+                self_id: Principal::from_slice(&[0xCA, 0xFE, 1, 1]),
+                ledger: RefCell::new(MockLedger::default()),
             }
         }
 
@@ -135,6 +300,18 @@ pub mod testing {
         /// Moves the clock forward.
         pub fn advance(&self, ns: u64) {
             self.now.set(self.now.get() + ns);
+        }
+
+        /// Waits while the ledger is held.
+        async fn ledger_gate(&self) {
+            std::future::poll_fn(|_| {
+                if self.ledger.borrow().hold {
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(())
+                }
+            })
+            .await
         }
     }
 
@@ -158,6 +335,60 @@ pub mod testing {
             let s = self.seed.get().wrapping_add(1);
             self.seed.set(s);
             Ok([s; 32])
+        }
+        fn canister_id(&self) -> Principal {
+            self.self_id
+        }
+        async fn ledger_balance(
+            &self,
+            _ledger: Principal,
+            account: [u8; 32],
+        ) -> Result<u64, CallFailure> {
+            self.ledger_gate().await;
+            let mut l = self.ledger.borrow_mut();
+            l.calls += 1;
+            if l.fail_balance > 0 {
+                l.fail_balance -= 1;
+                return Err(CallFailure {
+                    unknown: false,
+                    reason: "injected reject".into(),
+                });
+            }
+            Ok(l.balance(&account))
+        }
+        async fn ledger_transfer(
+            &self,
+            _ledger: Principal,
+            args: TransferArgs,
+        ) -> Result<Result<u64, TransferError>, CallFailure> {
+            self.ledger_gate().await;
+            let mut l = self.ledger.borrow_mut();
+            l.calls += 1;
+            let pass = l.pass_transfers > 0;
+            if pass {
+                l.pass_transfers -= 1;
+            }
+            if !pass && l.fail_transfer > 0 {
+                l.fail_transfer -= 1;
+                return Err(CallFailure {
+                    unknown: false,
+                    reason: "injected reject".into(),
+                });
+            }
+            let sub = match &args.from_subaccount {
+                Some(b) => Subaccount(b.as_slice().try_into().expect("32-byte subaccount")),
+                None => Subaccount([0; 32]),
+            };
+            let from = *AccountIdentifier::new(&self.self_id, &sub).as_bytes();
+            let result = l.transfer(from, &args);
+            if !pass && l.unknown_transfer > 0 {
+                l.unknown_transfer -= 1;
+                return Err(CallFailure {
+                    unknown: true,
+                    reason: "injected unknown outcome".into(),
+                });
+            }
+            Ok(result)
         }
     }
 }

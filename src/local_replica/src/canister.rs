@@ -7,6 +7,11 @@
 //! certified data, and drops the reply and the performed calls. Scheduling of executions
 //! (call contexts, queues, peers) is in [`crate::host`].
 //!
+//! Compilation is cached process-wide: [`shared_engine`] is one wasmi engine for every host
+//! of the process, and [`Canister::new`] on that engine instruments, compiles and links a
+//! given wasm once (keyed by its SHA-256), so e.g. a test binary that installs the same wasm
+//! in a hundred hosts compiles it once. Instances (stores) are never shared.
+//!
 //! Table contents are assumed static (true for Rust canisters: the element segments are
 //! applied at instantiation and never changed), so they are not part of the snapshot.
 
@@ -15,6 +20,9 @@ use crate::ic0::{self, Env, ExecKind, HostTrap, TrapCall};
 use crate::instrument;
 use crate::types::{OutCall, Response};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use wasmi::{Config, Engine, Global, Instance, Linker, Memory, Module, Store, Table, Val};
 
 /// Linear memory and mutable globals of an instance.
@@ -142,6 +150,69 @@ pub fn engine() -> Engine {
     Engine::new(&config)
 }
 
+/// The process-wide engine shared by every [`crate::Host`] (an `Engine` is a cheap handle;
+/// modules compiled on it are cached by [`Canister::new`]).
+pub fn shared_engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(engine).clone()
+}
+
+/// An instrumented, compiled and linked module, ready to instantiate.
+struct Compiled {
+    module: Module,
+    linker: Linker<Env>,
+    exports: Vec<String>,
+}
+
+/// Most modules kept in the compilation cache (a process rarely sees more than a couple of
+/// wasms; when full the cache is emptied rather than grown).
+const CACHE_CAPACITY: usize = 16;
+
+/// Compilation cache for modules on [`shared_engine`], keyed by the wasm's SHA-256.
+fn cache() -> &'static Mutex<HashMap<[u8; 32], Arc<Compiled>>> {
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], Arc<Compiled>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Compiled, LoadError> {
+    let (bytes, _info) = instrument::instrument(wasm)?;
+    let module = Module::new(engine, &bytes).map_err(|e| LoadError::Wasm(e.to_string()))?;
+    let mut linker = Linker::new(engine);
+    ic0::link(&mut linker, &module).map_err(|e| LoadError::Wasm(e.to_string()))?;
+    let exports = instrument::exported_functions(wasm)?;
+    Ok(Compiled {
+        module,
+        linker,
+        exports,
+    })
+}
+
+/// The compiled form of `wasm` on `engine`: from the cache when `engine` is the
+/// [`shared_engine`], compiled now otherwise (or on a cache miss).
+fn compiled(engine: &Engine, wasm: &[u8]) -> Result<Arc<Compiled>, LoadError> {
+    if !Engine::same(engine, &shared_engine()) {
+        return compile(engine, wasm).map(Arc::new);
+    }
+    let key: [u8; 32] = Sha256::digest(wasm).into();
+    if let Some(c) = cache().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(c.clone());
+    }
+    // Compile without holding the lock (another thread may compile the same wasm
+    // concurrently; both results are equivalent and the last one stays cached).
+    let c = Arc::new(compile(engine, wasm)?);
+    let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= CACHE_CAPACITY {
+        map.clear();
+    }
+    map.insert(key, c.clone());
+    Ok(c)
+}
+
+/// Number of modules in the process-wide compilation cache (for tests and diagnostics).
+pub fn cached_modules() -> usize {
+    cache().lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
 /// Error creating a canister instance.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -155,26 +226,23 @@ pub enum LoadError {
 
 impl Canister {
     /// Compiles `wasm` and instantiates it with `env` as store data (stable memory etc.).
-    /// The module's start function (if any) runs; `canister_init` does not.
+    /// The module's start function (if any) runs; `canister_init` does not. On the
+    /// [`shared_engine`] the compiled module comes from the process-wide cache.
     pub fn new(engine: &Engine, wasm: &[u8], env: Env) -> Result<Self, LoadError> {
-        let (bytes, _info) = instrument::instrument(wasm)?;
-        let module = Module::new(engine, &bytes).map_err(|e| LoadError::Wasm(e.to_string()))?;
-        let mut linker = Linker::new(engine);
-        ic0::link(&mut linker, &module).map_err(|e| LoadError::Wasm(e.to_string()))?;
-        let exports = instrument::exported_functions(wasm)?;
+        let compiled = compiled(engine, wasm)?;
         let (store, instance, memory, table, globals) =
-            Self::instantiate(engine, &module, &linker, env)?;
+            Self::instantiate(engine, &compiled.module, &compiled.linker, env)?;
         Ok(Canister {
             engine: engine.clone(),
             wasm: wasm.to_vec(),
-            module,
-            linker,
+            module: compiled.module.clone(),
+            linker: compiled.linker.clone(),
             store,
             instance,
             memory,
             table,
             globals,
-            exports,
+            exports: compiled.exports.clone(),
         })
     }
 

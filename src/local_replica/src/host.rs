@@ -107,6 +107,7 @@ pub(crate) struct CallContext {
 struct Callback {
     ctx: u64,
     call: OutCall,
+    made_at: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +221,7 @@ pub struct Host {
     pub(crate) records: VecDeque<ExecRecord>,
     timer_task_queued: bool,
     pending_unknown: BTreeSet<u64>,
+    expired: BTreeMap<u64, Callback>,
 }
 
 const MAX_RECORDS: usize = 1_000;
@@ -235,7 +237,7 @@ impl Host {
             now: config.start_time_ns,
             rng_state: config.seed,
             config,
-            engine: canister::engine(),
+            engine: canister::shared_engine(),
             canister: None,
             controllers: vec![],
             ledger: Ledger::new(),
@@ -249,6 +251,7 @@ impl Host {
             records: VecDeque::new(),
             timer_task_queued: false,
             pending_unknown: BTreeSet::new(),
+            expired: BTreeMap::new(),
         }
     }
 
@@ -825,12 +828,14 @@ impl Host {
                 .unwrap_or(0);
             if t != 0 && t <= target && t > self.now {
                 self.now = t;
+                self.expire_best_effort();
                 self.run_until_idle();
             } else {
                 break;
             }
         }
         self.now = self.now.max(target);
+        self.expire_best_effort();
         self.run_until_idle();
     }
 
@@ -941,7 +946,14 @@ impl Host {
         let done = ctx.replied && ctx.outstanding == 0;
         for call in new_callbacks {
             let cb = self.fresh_id();
-            self.callbacks.insert(cb, Callback { ctx: ctx_id, call });
+            self.callbacks.insert(
+                cb,
+                Callback {
+                    ctx: ctx_id,
+                    call,
+                    made_at: self.now,
+                },
+            );
             self.queue.push_back(Task::Request {
                 callback: cb,
                 bypass_hold: false,
@@ -1056,6 +1068,12 @@ impl Host {
     }
 
     fn run_request(&mut self, cb_id: u64, bypass_hold: bool) {
+        if let Some(cb) = self.expired.remove(&cb_id) {
+            // A best-effort call whose caller already got SYS_UNKNOWN: the callee still
+            // executes it; its response is dropped.
+            self.deliver_dropped(&cb);
+            return;
+        }
         let Some(cb) = self.callbacks.get(&cb_id).cloned() else {
             return;
         };
@@ -1107,6 +1125,45 @@ impl Host {
             response
         };
         self.respond(cb_id, response);
+    }
+
+    fn deliver_dropped(&mut self, cb: &Callback) {
+        let cid = self.config.canister_id;
+        let Ok(callee) = Principal::try_from_slice(&cb.call.callee) else {
+            return;
+        };
+        if callee == ledger_principal() {
+            let now = self.now;
+            let _ = self
+                .ledger
+                .handle_call(&cid, &cb.call.method, &cb.call.arg, now);
+        } else if callee == mgmt() {
+            let _ = self.management(&cb.call.method);
+        }
+    }
+
+    /// Held best-effort calls whose timeout passed: the caller gets `SysUnknown`; the
+    /// request itself stays held and is executed (response dropped) when released.
+    fn expire_best_effort(&mut self) {
+        let now = self.now;
+        for cb_id in self.held.clone() {
+            let Some(cb) = self.callbacks.get(&cb_id) else {
+                continue;
+            };
+            let Some(t) = cb.call.timeout_seconds else {
+                continue;
+            };
+            if now >= cb.made_at + t as u64 * 1_000_000_000 && !self.expired.contains_key(&cb_id) {
+                self.expired.insert(cb_id, cb.clone());
+                self.queue.push_back(Task::Response {
+                    callback: cb_id,
+                    response: Response::Reject(
+                        RejectCode::SysUnknown as u32,
+                        "Timeout expired: deadline of the best-effort call passed".into(),
+                    ),
+                });
+            }
+        }
     }
 
     fn self_call(&mut self, cb_id: u64, cb: &Callback) {
@@ -1284,7 +1341,10 @@ impl Host {
     }
 
     /// Calls from the canister to `callee` are held (not delivered) until
-    /// [`Host::release_held`]; other messages run meanwhile.
+    /// [`Host::release_held`]; other messages run meanwhile. A held best-effort call
+    /// (`call_with_best_effort_response`) whose timeout passes during
+    /// [`Host::advance_time`] is answered with `SysUnknown` (6); when released, the callee
+    /// still executes it (e.g. the ledger applies the transfer) and the response is dropped.
     pub fn hold_calls_to(&mut self, callee: Principal) {
         self.faults.held_callees.insert(callee);
     }

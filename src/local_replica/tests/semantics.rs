@@ -408,3 +408,29 @@ fn save_and_load_round_trip() {
     assert_eq!(upd(&mut h2, "inc", 0), 43);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn held_best_effort_call_times_out_with_sys_unknown() {
+    let mut h = host();
+    h.hold_calls_to(local_replica::ledger_principal());
+    let m = h.submit_update(alice(), "call_ledger_best_effort", vec![]);
+    h.run_until_idle();
+    assert!(matches!(
+        h.message_status(m),
+        Some(local_replica::MessageStatus::Pending)
+    ));
+    h.advance_time(Duration::from_secs(5));
+    assert!(matches!(
+        h.message_status(m),
+        Some(local_replica::MessageStatus::Pending)
+    ));
+    h.advance_time(Duration::from_secs(6));
+    let r = h.await_reply(m).expect("reject callback replies");
+    assert_eq!(as_u64(&r.bytes), 6, "SYS_UNKNOWN");
+    assert_eq!(h.open_call_contexts(), 0);
+    // Releasing executes the request at the callee; the late response is dropped.
+    h.release_held();
+    h.run_until_idle();
+    assert_eq!(h.held_calls(), 0);
+    assert_eq!(qry(&mut h, "get"), 41, "no reply callback ran");
+}

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod http;
 pub mod lifecycle;
+pub mod payments;
 pub mod plans;
 pub mod scheduler;
 pub mod vaults;

@@ -158,14 +158,14 @@ pub async fn tick(manual: bool) -> TickReport {
 #[ic_cdk::update(hidden = true)]
 fn scheduler_run_batch(keys: Vec<QueueKey>) -> VaultResult<BatchReply> {
     let rt = rt();
-    if rt.caller() != rt.canister_self() {
+    if rt.caller() != rt.canister_id() {
         return Err(VaultError::NotAuthorized);
     }
     if keys.len() > MAX_ITEMS_PER_TICK {
         return Err(VaultError::invalid("keys", "more than one batch"));
     }
     let now = rt.now();
-    let system = rt.canister_self();
+    let system = rt.canister_id();
     let mut last = rt.instruction_counter();
     let mut max_item = 0u64;
     let result = write(|s| {

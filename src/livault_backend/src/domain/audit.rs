@@ -25,6 +25,10 @@ pub enum AuditAction {
     VaultDeleted,
     /// The scheduler deleted events older than the vault's retention.
     AuditCompacted,
+    PaymentSessionOpened,
+    PaymentConfirmed,
+    PaymentRefunded,
+    PlanUpgraded,
 }
 
 impl AuditAction {
@@ -39,6 +43,10 @@ impl AuditAction {
             AuditAction::CheckIn => "owner.check_in",
             AuditAction::VaultDeleted => "vault.deleted",
             AuditAction::AuditCompacted => "audit.compacted",
+            AuditAction::PaymentSessionOpened => "payment.session_opened",
+            AuditAction::PaymentConfirmed => "payment.confirmed",
+            AuditAction::PaymentRefunded => "payment.refunded",
+            AuditAction::PlanUpgraded => "vault.plan_upgraded",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod error;
 pub mod lifecycle;
+pub mod payments;
 pub mod pricing;
 pub mod rate_limit;
 pub mod records;

@@ -24,11 +24,12 @@ pub const INVITES: MemoryId = MemoryId::new(6);
 /// Reserved (invites issue): `StableBTreeMap<[u8; 32], (VaultId, InviteId)>`, SHA-256 of a
 /// token → its invite. The token itself is never stored.
 pub const INVITE_TOKEN_INDEX: MemoryId = MemoryId::new(7);
-/// Reserved (payments issue): `StableBTreeMap<SessionId, PaymentSession>`.
+/// `StableBTreeMap<SessionId, PaymentSession>`: every payment session (never removed).
 pub const PAYMENT_SESSIONS: MemoryId = MemoryId::new(8);
-/// Reserved (payments issue): journal of ledger transfer intents and outcomes.
+/// `StableBTreeMap<(SessionId, seq), JournalEntry>`: ledger transfer intents (written before
+/// the call) and their outcomes (see `domain::payments::journal`).
 pub const PAYMENT_JOURNAL: MemoryId = MemoryId::new(9);
-/// Reserved (payments issue): `StableBTreeMap<BillingId, BillingEntry>`.
+/// `StableBTreeMap<BillingId, BillingEntry>`: confirmed payments with ledger block indices.
 pub const BILLING: MemoryId = MemoryId::new(10);
 /// Reserved (content issue): open upload sessions with their resumable hash state.
 pub const UPLOADS: MemoryId = MemoryId::new(11);
@@ -55,9 +56,11 @@ pub const DOWNLOAD_TICKETS: MemoryId = MemoryId::new(20);
 pub const RECOVERY_CODES: MemoryId = MemoryId::new(21);
 /// Reserved for later features (e.g. vetKeys key-release records, SPEC §16).
 pub const RESERVED_22: MemoryId = MemoryId::new(22);
+/// `StableBTreeMap<(VaultId, SessionId), ()>`: index vault → its payment sessions.
+pub const PAYMENT_SESSIONS_BY_VAULT: MemoryId = MemoryId::new(23);
 
 /// Every id above, for the layout test (no id appears twice).
-pub const ALL: [MemoryId; 23] = [
+pub const ALL: [MemoryId; 24] = [
     CONFIG,
     HEADER,
     VAULTS,
@@ -81,6 +84,7 @@ pub const ALL: [MemoryId; 23] = [
     DOWNLOAD_TICKETS,
     RECOVERY_CODES,
     RESERVED_22,
+    PAYMENT_SESSIONS_BY_VAULT,
 ];
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 use super::memory as ids;
 use crate::cbor_storable;
 use crate::domain::config::Config;
+use crate::domain::payments::journal::JournalEntry;
+use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
 use crate::domain::records::{
     AuditEvent, ConfigCell, MemberRecord, StorageHeader, VaultRecord, LAYOUT_VERSION,
 };
@@ -17,6 +19,9 @@ cbor_storable!(StorageHeader, 1);
 cbor_storable!(VaultRecord, 1);
 cbor_storable!(MemberRecord, 1);
 cbor_storable!(AuditEvent, 1);
+cbor_storable!(PaymentSession, 1);
+cbor_storable!(JournalEntry, 1);
+cbor_storable!(BillingEntry, 1);
 
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
@@ -40,6 +45,15 @@ pub struct State {
     // ---- scheduler
     /// `(due_ns, kind, id) → failed attempts`: the scheduler's due queue.
     pub scheduler_queue: StableBTreeMap<(u64, u8, u64), u32, Mem>,
+    // ---- payments
+    /// `session id → session`.
+    pub payment_sessions: StableBTreeMap<SessionId, PaymentSession, Mem>,
+    /// `(vault, session id) → ()`.
+    pub payment_sessions_by_vault: StableBTreeMap<(VaultId, SessionId), (), Mem>,
+    /// `(session id, seq) → transfer intent and outcome`.
+    pub payment_journal: StableBTreeMap<(SessionId, u32), JournalEntry, Mem>,
+    /// `billing id → confirmed payment`.
+    pub billing: StableBTreeMap<BillingId, BillingEntry, Mem>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -64,6 +78,11 @@ impl State {
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
             // ---- scheduler
             scheduler_queue: StableBTreeMap::init(mm.get(ids::SCHEDULER_QUEUE)),
+            // ---- payments
+            payment_sessions: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS)),
+            payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
+            payment_journal: StableBTreeMap::init(mm.get(ids::PAYMENT_JOURNAL)),
+            billing: StableBTreeMap::init(mm.get(ids::BILLING)),
             memory_manager: mm,
         }
     }

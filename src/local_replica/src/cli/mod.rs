@@ -34,7 +34,8 @@ COMMANDS:
   ledger account-id NAME
   time now | time advance DURATION      (e.g. 30s, 15m, 2h, 3d)
   identity new NAME | identity list | identity use NAME | identity whoami
-  demo                                  (placeholder)
+  demo [--wasm PATH]                    narrated journey on the real wasm, every step checked
+                                        (needs a fresh --state; default wasm target/livault/livault_backend.wasm)
 
 The state (heap, stable memory, ledger, clock, identities) is kept in --state
 (default .livault-local/). Candid arguments use the same syntax as `dfx canister call`;

@@ -1,0 +1,692 @@
+//! Native tests of the payment flow with the mock runtime and its in-memory ledger:
+//! happy paths, under/over-payment, interleavings, unknown outcomes, retries, refunds.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
+
+use candid::Principal;
+use ic_stable_structures::DefaultMemoryImpl;
+
+use super::account::{account_identifier, session_subaccount};
+use super::journal::{self, Attempt, Outcome, TransferKind};
+use super::ledger::{CallFailure, Tokens, TransferError, LEDGER_FEE_E8S as FEE};
+use super::types::*;
+use super::*;
+use crate::domain::config::{Config, InitArgs};
+use crate::domain::types::{CreateVaultArgs, PlanSelection, Tier, VaultStatus, NANOS_PER_DAY};
+use crate::domain::vaults;
+use crate::runtime::testing::MockRuntime;
+use crate::storage::State;
+
+const T0: u64 = 1_767_225_600_000_000_000;
+
+fn p(n: u8) -> Principal {
+    Principal::from_slice(&[n; 29])
+}
+
+fn admin() -> Principal {
+    p(1)
+}
+fn owner() -> Principal {
+    p(2)
+}
+fn treasury() -> Principal {
+    p(9)
+}
+
+struct Env {
+    store: RefCell<State>,
+    rt: MockRuntime,
+    vault: VaultId,
+}
+
+fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    f.poll(&mut cx)
+}
+
+/// Runs a future that must not block (the mock ledger answers at once unless held).
+fn run<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match poll_once(f.as_mut()) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the flow blocked (is the mock ledger held?)"),
+    }
+}
+
+impl Env {
+    fn new() -> Env {
+        let mut state = State::open(DefaultMemoryImpl::default());
+        let config = Config::from_init(
+            InitArgs {
+                admins: vec![admin()],
+                treasury: Some(crate::domain::config::Account {
+                    owner: treasury(),
+                    subaccount: None,
+                }),
+                ..Default::default()
+            },
+            admin(),
+        )
+        .unwrap();
+        state.set_config(config);
+        state.stamp_layout();
+        let rt = MockRuntime::new(T0, admin());
+        rt.as_caller(owner());
+        let vault = vaults::create_vault(
+            &mut state,
+            &rt,
+            CreateVaultArgs {
+                name: "Family".into(),
+                plan: PlanSelection {
+                    tier: Tier::Standard,
+                    heir_slots: 2,
+                    witness_slot: true,
+                },
+                owner_age: 45,
+                idempotency_key: None,
+            },
+        )
+        .unwrap()
+        .id;
+        Env {
+            store: RefCell::new(state),
+            rt,
+            vault,
+        }
+    }
+
+    fn init(&self, purpose: PaymentPurpose) -> VaultResult<PaymentSession> {
+        self.rt.as_caller(owner());
+        init_payment(&mut self.store.borrow_mut(), &self.rt, self.vault, purpose)
+    }
+
+    fn session_account(&self, id: SessionId) -> [u8; 32] {
+        account_identifier(&self.rt.self_id, Some(session_subaccount(id)))
+    }
+
+    fn pay(&self, id: SessionId, e8s: u64) {
+        let acc = self.session_account(id);
+        self.rt.ledger.borrow_mut().mint(acc, e8s);
+    }
+
+    fn verify(&self, id: SessionId) -> VaultResult<PaymentReceipt> {
+        self.rt.as_caller(owner());
+        run(verify_payment(&self.store, &self.rt, id))
+    }
+
+    fn balance_of(&self, account: [u8; 32]) -> u64 {
+        self.rt.ledger.borrow().balance(&account)
+    }
+
+    fn treasury_balance(&self) -> u64 {
+        self.balance_of(account_identifier(&treasury(), None))
+    }
+
+    fn owner_balance(&self) -> u64 {
+        self.balance_of(account_identifier(&owner(), None))
+    }
+
+    fn vault_status(&self) -> VaultStatus {
+        self.store.borrow().vaults.get(&self.vault).unwrap().status
+    }
+
+    fn transfers(&self) -> usize {
+        self.rt
+            .ledger
+            .borrow()
+            .blocks
+            .iter()
+            .filter(|b| b.from.is_some())
+            .count()
+    }
+
+    /// Minted = balances + burned fees: nothing created or lost.
+    fn assert_conserved(&self) {
+        let l = self.rt.ledger.borrow();
+        let minted: u64 = l
+            .blocks
+            .iter()
+            .filter(|b| b.from.is_none())
+            .map(|b| b.amount)
+            .sum();
+        let held: u64 = l.balances.values().sum();
+        assert_eq!(minted, held + l.burned, "e8s unaccounted");
+    }
+}
+
+#[test]
+fn exact_payment_confirms_creation() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    let price = env.store.borrow().vaults.get(&env.vault).unwrap().price_e8s;
+    assert_eq!(s.amount_e8s, price);
+    assert_eq!(s.subaccount.as_slice(), &session_subaccount(s.id));
+    assert_eq!(s.account_identifier, hex::encode(env.session_account(s.id)));
+    assert_eq!(
+        account::icrc1_decode(&s.icrc1_account).unwrap(),
+        (env.rt.self_id, Some(session_subaccount(s.id)))
+    );
+    assert_eq!(env.verify(s.id), Err(VaultError::NotYetPaid));
+    env.pay(s.id, price);
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert_eq!(r.session.status, PaymentSessionStatus::Completed);
+    assert_eq!(r.billing.treasury_e8s, price - FEE);
+    assert!(r.billing.sweep_block.is_some());
+    assert_eq!(r.billing.refund_e8s, 0);
+    assert_eq!(env.balance_of(env.session_account(s.id)), 0);
+    assert_eq!(env.treasury_balance(), price - FEE);
+    let vault = env.store.borrow().vaults.get(&env.vault).unwrap();
+    assert_eq!(vault.paid_at, Some(T0));
+    // A second verification finds the session closed; no second sweep.
+    assert_eq!(env.verify(s.id), Err(VaultError::SessionClosed));
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+}
+
+#[test]
+fn underpayment_then_top_up_and_overpayment_refund() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s - 5);
+    assert_eq!(
+        env.verify(s.id),
+        Err(VaultError::Underpaid {
+            paid: s.amount_e8s - 5,
+            required: s.amount_e8s
+        })
+    );
+    assert_eq!(env.vault_status(), VaultStatus::Draft);
+    // Top up 1 ICP more than needed: the excess minus the fee goes back to the owner.
+    env.pay(s.id, 100_000_005);
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.billing.refund_e8s, 100_000_000 - FEE);
+    assert!(r.billing.refund_block.is_some());
+    assert!(!r.billing.refund_pending);
+    assert_eq!(env.owner_balance(), 100_000_000 - FEE);
+    assert_eq!(env.balance_of(env.session_account(s.id)), 0);
+    env.assert_conserved();
+}
+
+#[test]
+fn excess_up_to_one_fee_stays_as_dust() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s + FEE);
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.billing.refund_e8s, 0);
+    assert_eq!(r.billing.dust_e8s, FEE);
+    assert_eq!(env.balance_of(env.session_account(s.id)), FEE);
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+}
+
+#[test]
+fn same_open_purpose_returns_the_same_session_until_it_expires() {
+    let env = Env::new();
+    let a = env.init(PaymentPurpose::Create).unwrap();
+    let b = env.init(PaymentPurpose::Create).unwrap();
+    assert_eq!(a, b);
+    env.rt.advance(31 * 60 * 1_000_000_000);
+    let c = env.init(PaymentPurpose::Create).unwrap();
+    assert_ne!(c.id, a.id);
+    assert_ne!(c.subaccount, a.subaccount);
+    // Late funds on the expired session still confirm while the purpose applies.
+    env.pay(a.id, a.amount_e8s);
+    assert_eq!(
+        env.verify(a.id).unwrap().vault_status,
+        VaultStatus::NeedSetup
+    );
+    // The other session: nothing arrived, expired? No: not expired yet, but the purpose
+    // is gone.
+    assert!(matches!(
+        env.verify(c.id),
+        Err(VaultError::InvalidState { .. })
+    ));
+    env.rt.advance(31 * 60 * 1_000_000_000);
+    assert_eq!(env.verify(c.id), Err(VaultError::SessionExpired));
+    env.assert_conserved();
+}
+
+#[test]
+fn only_the_owner_opens_and_verifies() {
+    let env = Env::new();
+    env.rt.as_caller(p(7));
+    assert_eq!(
+        init_payment(
+            &mut env.store.borrow_mut(),
+            &env.rt,
+            env.vault,
+            PaymentPurpose::Create
+        ),
+        Err(VaultError::NotAuthorized)
+    );
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.rt.as_caller(p(7));
+    assert_eq!(
+        run(verify_payment(&env.store, &env.rt, s.id)),
+        Err(VaultError::NotAuthorized)
+    );
+    assert_eq!(
+        env.init(PaymentPurpose::Renew),
+        Err(VaultError::InvalidState {
+            current: VaultStatus::Draft
+        })
+    );
+}
+
+#[test]
+fn interleaved_verifications_sweep_once() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().hold = true;
+    env.rt.as_caller(owner());
+    let mut first = pin!(verify_payment(&env.store, &env.rt, s.id));
+    assert!(poll_once(first.as_mut()).is_pending());
+    // While the first awaits the ledger, a second is refused.
+    assert_eq!(
+        run(verify_payment(&env.store, &env.rt, s.id)),
+        Err(VaultError::Busy)
+    );
+    env.rt.ledger.borrow_mut().hold = false;
+    let r = match poll_once(first.as_mut()) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("still pending"),
+    };
+    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert_eq!(guard::in_flight(), 0);
+    assert_eq!(env.verify(s.id), Err(VaultError::SessionClosed));
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+}
+
+#[test]
+fn ledger_unavailable_changes_nothing_and_a_retry_succeeds() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().fail_balance = 1;
+    assert!(matches!(
+        env.verify(s.id),
+        Err(VaultError::LedgerUnavailable { .. })
+    ));
+    assert!(journal::entries(&env.store.borrow(), s.id).is_empty());
+    assert_eq!(env.vault_status(), VaultStatus::Draft);
+    // A rejected transfer: the intent stays pending, the session open.
+    env.rt.ledger.borrow_mut().fail_transfer = 1;
+    assert!(matches!(
+        env.verify(s.id),
+        Err(VaultError::LedgerUnavailable { .. })
+    ));
+    let entries = journal::entries(&env.store.borrow(), s.id);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].outcome, Outcome::Pending);
+    assert_eq!(env.vault_status(), VaultStatus::Draft);
+    assert_eq!(env.transfers(), 0);
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+}
+
+#[test]
+fn unknown_outcome_is_retried_with_the_same_dedup_key() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    // Applied, but reported unknown on every attempt of this call.
+    env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
+    assert!(matches!(
+        env.verify(s.id),
+        Err(VaultError::LedgerUnavailable { .. })
+    ));
+    assert_eq!(env.transfers(), 1, "applied once, deduplicated after");
+    assert_eq!(env.vault_status(), VaultStatus::Draft);
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.billing.sweep_block, Some(1));
+    assert_eq!(env.transfers(), 1);
+    let sweep = &journal::entries(&env.store.borrow(), s.id)[0];
+    assert_eq!(sweep.attempts, ATTEMPTS_PER_CALL + 1);
+    assert_eq!(sweep.memo, journal::memo(s.id, 0));
+    // One unknown outcome is resolved within the same call.
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().unknown_transfer = 1;
+    assert!(env.verify(s.id).is_ok());
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+}
+
+#[test]
+fn a_dropped_flow_releases_its_guard_and_the_next_call_resumes() {
+    // What a trap in the transfer callback does: the future is dropped after the intent
+    // was written.
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().hold = true;
+    env.rt.as_caller(owner());
+    {
+        let mut f = pin!(verify_payment(&env.store, &env.rt, s.id));
+        assert!(poll_once(f.as_mut()).is_pending());
+        assert_eq!(guard::in_flight(), 1);
+    }
+    assert_eq!(guard::in_flight(), 0);
+    env.rt.ledger.borrow_mut().hold = false;
+    // Balance call was held: nothing planned yet. Now run until the transfer is applied but
+    // "lost" (unknown), then resume.
+    env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
+    assert!(env.verify(s.id).is_err());
+    assert!(env.verify(s.id).is_ok());
+    assert_eq!(env.transfers(), 1);
+    env.assert_conserved();
+}
+
+#[test]
+fn refund_with_unknown_outcome_is_finished_by_the_next_verify() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s + 50_000);
+    {
+        let mut l = env.rt.ledger.borrow_mut();
+        l.pass_transfers = 1; // the sweep goes through
+        l.unknown_transfer = ATTEMPTS_PER_CALL; // the refund is applied, reported unknown
+    }
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert!(r.billing.refund_pending);
+    assert_eq!(r.billing.refund_block, None);
+    assert_eq!(env.transfers(), 2);
+    // The next verification settles the refund with the same key: no third transfer.
+    let r = env.verify(s.id).unwrap();
+    assert!(!r.billing.refund_pending);
+    assert_eq!(r.billing.refund_block, Some(2));
+    assert_eq!(env.transfers(), 2);
+    assert_eq!(env.owner_balance(), 40_000);
+    assert_eq!(env.treasury_balance(), s.amount_e8s - FEE);
+    assert_eq!(env.verify(s.id), Err(VaultError::SessionClosed));
+    env.assert_conserved();
+}
+
+#[test]
+fn journal_classification_and_final_outcomes() {
+    assert_eq!(journal::classify(Ok(Ok(7))), Attempt::Done(7));
+    assert_eq!(
+        journal::classify(Ok(Err(TransferError::TxDuplicate { duplicate_of: 3 }))),
+        Attempt::Done(3)
+    );
+    assert_eq!(
+        journal::classify(Ok(Err(TransferError::TxTooOld {
+            allowed_window_nanos: 1
+        }))),
+        Attempt::TooOld
+    );
+    assert!(matches!(
+        journal::classify(Ok(Err(TransferError::InsufficientFunds {
+            balance: Tokens { e8s: 1 }
+        }))),
+        Attempt::Failed(_)
+    ));
+    assert!(matches!(
+        journal::classify(Err(CallFailure {
+            unknown: true,
+            reason: "t".into()
+        })),
+        Attempt::Unknown {
+            retry_now: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        journal::classify(Err(CallFailure {
+            unknown: false,
+            reason: "r".into()
+        })),
+        Attempt::Unknown {
+            retry_now: false,
+            ..
+        }
+    ));
+    assert_eq!(journal::memo(1, 0), 1 << 16);
+    assert_eq!(journal::memo(2, 1), (2 << 16) | 1);
+
+    let mut state = State::open(DefaultMemoryImpl::default());
+    let intent = |amount| journal::Intent {
+        kind: TransferKind::Sweep,
+        from_subaccount: session_subaccount(5),
+        to: [1; 32],
+        to_owner: p(1),
+        amount_e8s: amount,
+        fee_e8s: FEE,
+        balance_before: amount + FEE,
+    };
+    let a = journal::write_intent(&mut state, 5, intent(100), 10);
+    assert_eq!(
+        (a.seq, a.created_at_time, a.memo),
+        (0, 10, journal::memo(5, 0))
+    );
+    assert_eq!(journal::pending(&state, 5), Some(a.clone()));
+    // The args of every retry are identical (same dedup key).
+    assert_eq!(
+        a.transfer_args(),
+        journal::pending(&state, 5).unwrap().transfer_args()
+    );
+    journal::settle(&mut state, a.key(), Outcome::Done { block: Some(4) }, 11);
+    assert_eq!(journal::pending(&state, 5), None);
+    // Outcomes are final.
+    let again = journal::settle(
+        &mut state,
+        a.key(),
+        Outcome::Failed { reason: "x".into() },
+        12,
+    )
+    .unwrap();
+    assert_eq!(again.outcome, Outcome::Done { block: Some(4) });
+    let b = journal::write_intent(&mut state, 5, intent(50), 20);
+    assert_eq!(b.seq, 1);
+    assert_eq!(journal::sessions_with_pending(&state, 10), vec![5]);
+}
+
+#[test]
+fn upgrade_is_prorated_paid_and_applied() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.verify(s.id).unwrap();
+    env.rt.advance(365 * NANOS_PER_DAY);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    env.rt.as_caller(owner());
+    let quote = vaults::quote_upgrade(&env.store.borrow(), &env.rt, env.vault, to).unwrap();
+    let u = env.init(PaymentPurpose::Upgrade(to)).unwrap();
+    assert_eq!(u.amount_e8s, quote.amount_e8s);
+    assert_eq!(quote.remaining_days, 3650 - 365);
+    env.pay(u.id, u.amount_e8s);
+    let r = env.verify(u.id).unwrap();
+    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert_eq!(env.store.borrow().vaults.get(&env.vault).unwrap().plan, to);
+    // The same upgrade again is no longer an upgrade.
+    assert!(env.init(PaymentPurpose::Upgrade(to)).is_err());
+    env.assert_conserved();
+}
+
+#[test]
+fn renewal_from_grace_master() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.verify(s.id).unwrap();
+    // No content/members features here: put the vault in Active directly.
+    {
+        let mut st = env.store.borrow_mut();
+        let mut v = st.vaults.get(&env.vault).unwrap();
+        v.status = VaultStatus::Active;
+        st.vaults.insert(env.vault, v);
+    }
+    env.rt.advance(3650 * NANOS_PER_DAY);
+    // Not yet due one ns earlier; due now.
+    assert!(!expire_validity(&mut env.store.borrow_mut(), env.vault, T0).unwrap());
+    assert!(expire_validity(&mut env.store.borrow_mut(), env.vault, env.rt.now.get()).unwrap());
+    assert_eq!(env.vault_status(), VaultStatus::GraceMaster);
+    let r = env.init(PaymentPurpose::Renew).unwrap();
+    let price = env.store.borrow().vaults.get(&env.vault).unwrap().price_e8s;
+    assert_eq!(
+        r.amount_e8s, price,
+        "the plan's full price at today's prices"
+    );
+    env.pay(r.id, r.amount_e8s);
+    let receipt = env.verify(r.id).unwrap();
+    assert_eq!(receipt.vault_status, VaultStatus::Active);
+    let v = env.store.borrow().vaults.get(&env.vault).unwrap();
+    assert_eq!(v.expires_at, Some(env.rt.now.get() + 3650 * NANOS_PER_DAY));
+    env.assert_conserved();
+}
+
+#[test]
+fn renew_moves_an_expired_active_vault_to_grace_first() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.verify(s.id).unwrap();
+    {
+        let mut st = env.store.borrow_mut();
+        let mut v = st.vaults.get(&env.vault).unwrap();
+        v.status = VaultStatus::Active;
+        st.vaults.insert(env.vault, v);
+    }
+    assert!(env.init(PaymentPurpose::Renew).is_err());
+    env.rt.advance(3651 * NANOS_PER_DAY);
+    assert!(env.init(PaymentPurpose::Renew).is_ok());
+    assert_eq!(env.vault_status(), VaultStatus::GraceMaster);
+}
+
+#[test]
+fn admin_refunds_late_funds_of_a_session_whose_purpose_is_gone() {
+    let env = Env::new();
+    let a = env.init(PaymentPurpose::Create).unwrap();
+    env.rt.advance(31 * 60 * 1_000_000_000);
+    let b = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(b.id, b.amount_e8s);
+    env.verify(b.id).unwrap();
+    // Someone pays the old session too.
+    env.pay(a.id, a.amount_e8s);
+    assert!(matches!(
+        env.verify(a.id),
+        Err(VaultError::InvalidState { .. })
+    ));
+    env.rt.as_caller(owner());
+    assert_eq!(
+        run(refund_session(&env.store, &env.rt, a.id)),
+        Err(VaultError::NotAuthorized)
+    );
+    env.rt.as_caller(admin());
+    let s = run(refund_session(&env.store, &env.rt, a.id)).unwrap();
+    assert_eq!(s.status, PaymentSessionStatus::Refunded);
+    assert_eq!(s.refunded_e8s, a.amount_e8s - FEE);
+    assert_eq!(env.owner_balance(), a.amount_e8s - FEE);
+    assert_eq!(env.balance_of(env.session_account(a.id)), 0);
+    assert_eq!(env.verify(a.id), Err(VaultError::SessionClosed));
+    // Nothing left to refund.
+    env.rt.as_caller(admin());
+    assert!(matches!(
+        run(refund_session(&env.store, &env.rt, a.id)),
+        Err(VaultError::InvalidInput { .. })
+    ));
+    env.assert_conserved();
+}
+
+#[test]
+fn admin_cannot_refund_an_open_session_whose_purpose_applies() {
+    let env = Env::new();
+    let a = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(a.id, a.amount_e8s);
+    env.rt.as_caller(admin());
+    assert_eq!(
+        run(refund_session(&env.store, &env.rt, a.id)),
+        Err(VaultError::InvalidState {
+            current: VaultStatus::Draft
+        })
+    );
+}
+
+#[test]
+fn listing_and_billing_pages() {
+    let env = Env::new();
+    let a = env.init(PaymentPurpose::Create).unwrap();
+    env.rt.advance(31 * 60 * 1_000_000_000);
+    let b = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(b.id, b.amount_e8s);
+    env.verify(b.id).unwrap();
+    env.rt.as_caller(owner());
+    let page = list_payment_sessions(
+        &env.store.borrow(),
+        &env.rt,
+        env.vault,
+        PageArgs {
+            start_after: None,
+            limit: Some(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(page.items[0].id, a.id);
+    assert_eq!(page.next_cursor, Some(a.id));
+    let page = list_payment_sessions(
+        &env.store.borrow(),
+        &env.rt,
+        env.vault,
+        PageArgs {
+            start_after: page.next_cursor,
+            limit: Some(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(page.items[0].id, b.id);
+    assert_eq!(page.next_cursor, None);
+    assert_eq!(
+        list_billing(&env.store.borrow(), &env.rt, PageArgs::default()),
+        Err(VaultError::NotAuthorized)
+    );
+    env.rt.as_caller(admin());
+    let bills = list_billing(&env.store.borrow(), &env.rt, PageArgs::default()).unwrap();
+    assert_eq!(bills.items.len(), 1);
+    assert_eq!(bills.items[0].session_id, b.id);
+    assert_eq!(
+        get_payment_session(&env.store.borrow(), &env.rt, b.id)
+            .unwrap()
+            .status,
+        PaymentSessionStatus::Completed
+    );
+    env.rt.as_caller(p(7));
+    assert_eq!(
+        get_payment_session(&env.store.borrow(), &env.rt, b.id),
+        Err(VaultError::NotAuthorized)
+    );
+}
+
+#[test]
+fn set_treasury_redirects_future_sweeps_only() {
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().fail_transfer = 1;
+    assert!(env.verify(s.id).is_err()); // sweep intent to the old treasury, pending
+    env.rt.as_caller(admin());
+    let new = crate::domain::config::Account {
+        owner: p(10),
+        subaccount: None,
+    };
+    set_treasury(&mut env.store.borrow_mut(), &env.rt, new.clone()).unwrap();
+    env.rt.as_caller(owner());
+    assert!(set_treasury(&mut env.store.borrow_mut(), &env.rt, new).is_err());
+    env.verify(s.id).unwrap();
+    assert_eq!(env.treasury_balance(), s.amount_e8s - FEE);
+    env.assert_conserved();
+}

@@ -1,0 +1,119 @@
+//! API (and stored) types of payments: sessions, billing entries, receipts.
+//!
+//! Sessions and billing entries are stored as they are returned (CBOR, see
+//! `storage::codec`); new fields must be `#[serde(default)]`.
+
+use candid::{CandidType, Principal};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::types::{PlanSelection, VaultId, VaultStatus};
+
+/// Payment session identifier: sequential from 1, never reused.
+pub type SessionId = u64;
+/// Billing entry identifier: sequential from 1, never reused (the `list_billing` cursor).
+pub type BillingId = u64;
+
+/// What a payment is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub enum PaymentPurpose {
+    /// The creation payment of a `Draft` vault (its frozen `price_e8s`).
+    Create,
+    /// Move a paid vault (NeedSetup..Active) to a bigger plan (prorated price).
+    Upgrade(PlanSelection),
+    /// Renew a vault in `GraceMaster` (the current plan's full price).
+    Renew,
+}
+
+/// State of a payment session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub enum PaymentSessionStatus {
+    /// Waiting for (enough) funds, or for a pending sweep to settle.
+    Open,
+    /// Paid: swept to the treasury, purpose applied, billing entry recorded.
+    Completed,
+    /// Its balance was returned to the owner by an admin (`refund_session`).
+    Refunded,
+}
+
+/// A payment session: where to pay, how much, until when.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub struct PaymentSession {
+    pub id: SessionId,
+    pub vault_id: VaultId,
+    /// The vault owner (who may verify and who receives refunds, default account).
+    pub owner: Principal,
+    pub purpose: PaymentPurpose,
+    /// Price frozen into the session (e8s). Pay exactly this to the subaccount.
+    pub amount_e8s: u64,
+    /// This canister's subaccount for the session (32 bytes).
+    pub subaccount: serde_bytes::ByteBuf,
+    /// Legacy account identifier (64 hex chars): for NNS dapp, Plug, exchanges.
+    pub account_identifier: String,
+    /// ICRC-1 textual account: for Oisy and ICRC-1 wallets.
+    pub icrc1_account: String,
+    pub created_at: u64,
+    /// `created_at + payment_session_secs`. Funds arriving later still count while the
+    /// purpose applies.
+    pub expires_at: u64,
+    pub status: PaymentSessionStatus,
+    /// Subaccount balance when the payment was confirmed (0 before).
+    pub received_e8s: u64,
+    /// The billing entry, once completed.
+    pub billing_id: Option<BillingId>,
+    /// When the session was completed or refunded.
+    pub closed_at: Option<u64>,
+    /// Refunded to the owner (e8s, after the fee) by `refund_session`.
+    #[serde(default)]
+    pub refunded_e8s: u64,
+    /// Ledger block of the `refund_session` transfer.
+    #[serde(default)]
+    pub refund_block: Option<u64>,
+}
+
+/// One confirmed payment (admin `list_billing`).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub struct BillingEntry {
+    pub id: BillingId,
+    pub session_id: SessionId,
+    pub vault_id: VaultId,
+    pub owner: Principal,
+    pub purpose: PaymentPurpose,
+    /// The session price.
+    pub amount_e8s: u64,
+    /// Balance of the session subaccount when the payment was confirmed.
+    pub received_e8s: u64,
+    /// Sent to the treasury: `amount_e8s − fee`.
+    pub treasury_e8s: u64,
+    /// Ledger block of the sweep (`None` only when the sweep was recovered after the
+    /// ledger's 24 h deduplication window, see docs/payments.md).
+    pub sweep_block: Option<u64>,
+    /// Excess returned to the owner (`received − amount − fee`), 0 when none.
+    pub refund_e8s: u64,
+    /// Ledger block of that refund.
+    pub refund_block: Option<u64>,
+    /// Whether the refund transfer still awaits a known outcome (retried by the next
+    /// `verify_payment`).
+    pub refund_pending: bool,
+    /// Excess of at most one fee left on the session subaccount (not worth a transfer).
+    pub dust_e8s: u64,
+    /// Ledger fees paid by the canister for this payment (sweep and refund).
+    pub fees_e8s: u64,
+    /// Whether the purpose was applied (false only if the vault changed state while the
+    /// sweep was in flight; see docs/payments.md).
+    pub applied: bool,
+    pub recorded_at: u64,
+}
+
+/// What `verify_payment` returns on success.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct PaymentReceipt {
+    pub session: PaymentSession,
+    pub billing: BillingEntry,
+    /// The vault's status after the purpose was applied.
+    pub vault_status: VaultStatus,
+}
+
+/// A page of sessions.
+pub type PaymentSessionPage = crate::domain::types::Page<PaymentSession>;
+/// A page of billing entries.
+pub type BillingPage = crate::domain::types::Page<BillingEntry>;
