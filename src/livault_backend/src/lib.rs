@@ -17,7 +17,7 @@ pub mod storage;
 #[cfg(test)]
 mod export {
     use crate::domain::config::Account;
-    use crate::domain::config::LiVaultArgs;
+    use crate::domain::config::{LiVaultArgs, Pricing};
     use crate::domain::error::VaultResult;
     use crate::domain::member_types::*;
     use crate::domain::payments::types::*;

@@ -27,7 +27,17 @@ pub trait Runtime {
     fn heap_bytes(&self) -> u64;
     /// 32 bytes from the subnet's randomness (`raw_rand`).
     fn random_bytes(&self) -> impl Future<Output = Result<[u8; 32], String>>;
-    /// This canister's principal.
+    /// Instructions executed so far in the current message execution
+    /// (`ic0.performance_counter(0)`); 0 off-chain.
+    fn instruction_counter(&self) -> u64 {
+        0
+    }
+    /// Instructions executed so far in the current call context, across awaits
+    /// (`ic0.performance_counter(1)`); 0 off-chain.
+    fn call_context_instructions(&self) -> u64 {
+        0
+    }
+    /// This canister's principal (also the actor of audit events the scheduler writes).
     fn canister_id(&self) -> Principal;
     /// `account_balance` of a 32-byte account identifier on the ICP ledger `ledger`.
     fn ledger_balance(
@@ -84,6 +94,16 @@ impl Runtime for IcRuntime {
         {
             0
         }
+    }
+
+    fn instruction_counter(&self) -> u64 {
+        ic_cdk::api::performance_counter(ic_cdk::api::PerformanceCounterType::InstructionCounter)
+    }
+
+    fn call_context_instructions(&self) -> u64 {
+        ic_cdk::api::performance_counter(
+            ic_cdk::api::PerformanceCounterType::CallContextInstructionCounter,
+        )
     }
 
     async fn random_bytes(&self) -> Result<[u8; 32], String> {

@@ -3,14 +3,28 @@
 use candid::Principal;
 
 use crate::domain::admin;
+use crate::domain::config::Pricing;
 use crate::domain::error::VaultResult;
-use crate::domain::types::Metrics;
+use crate::domain::types::{AdminVaultSummary, Metrics, Page, PageArgs};
 
-use super::{admit_update, rate_limited_principals, read, rt, write, WhenPaused};
+use super::{admit_update, rate_limited_principals, read, rt, scheduler, write, WhenPaused};
 
 #[ic_cdk::query]
 fn get_metrics() -> VaultResult<Metrics> {
-    read(|s| admin::metrics(s, &rt(), rate_limited_principals()))
+    let stats = scheduler::run_stats();
+    read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats))
+}
+
+#[ic_cdk::query]
+fn list_vaults(args: PageArgs) -> VaultResult<Page<AdminVaultSummary>> {
+    read(|s| admin::list_vaults(s, &rt(), args))
+}
+
+#[ic_cdk::update]
+fn set_pricing(pricing: Pricing) -> VaultResult<()> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Allow)?;
+    write(|s| admin::set_pricing(s, &rt, pricing))
 }
 
 #[ic_cdk::update]

@@ -22,6 +22,7 @@ fn init(args: Option<LiVaultArgs>) {
         s.stamp_layout();
         s.set_config(config);
     });
+    super::scheduler::arm_timers();
 }
 
 #[ic_cdk::pre_upgrade]
@@ -49,6 +50,8 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
             .unwrap_or_else(|e| ic_cdk::trap(format!("post_upgrade: invalid arguments: {e:?}")));
         s.set_config(next);
     });
+    // Timers do not survive an upgrade: arm them again (with the possibly new interval).
+    super::scheduler::arm_timers();
 }
 
 /// Candid framing around a method's payload (header, type table, ids, lengths).
@@ -75,6 +78,9 @@ fn inspect_message() {
         ic_cdk::trap("anonymous update calls are not accepted; sign in first");
     }
     let method = ic_cdk::api::msg_method_name();
+    if method == super::scheduler::BATCH_METHOD {
+        ic_cdk::trap("internal method: only the canister itself calls it");
+    }
     let size = ic0::msg_arg_data_size();
     if size > max_arg_bytes(&method) {
         ic_cdk::trap(format!(

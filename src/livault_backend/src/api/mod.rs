@@ -3,10 +3,12 @@
 
 pub mod admin;
 pub mod content;
+pub mod http;
 pub mod lifecycle;
 pub mod members;
 pub mod payments;
 pub mod plans;
+pub mod scheduler;
 pub mod vaults;
 
 use std::cell::RefCell;

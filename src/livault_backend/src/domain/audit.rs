@@ -38,6 +38,8 @@ pub enum AuditAction {
     RecoveryRevoked,
     RecoveryOwnershipTransferred,
     RecoveryQuorumBypassed,
+    /// The scheduler deleted events older than the vault's retention.
+    AuditCompacted,
     PaymentSessionOpened,
     PaymentConfirmed,
     PaymentRefunded,
@@ -77,6 +79,7 @@ impl AuditAction {
             AuditAction::RecoveryRevoked => "recovery.revoked",
             AuditAction::RecoveryOwnershipTransferred => "recovery.ownership_transferred",
             AuditAction::RecoveryQuorumBypassed => "recovery.quorum_bypassed",
+            AuditAction::AuditCompacted => "audit.compacted",
             AuditAction::PaymentSessionOpened => "payment.session_opened",
             AuditAction::PaymentConfirmed => "payment.confirmed",
             AuditAction::PaymentRefunded => "payment.refunded",

@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod rate_limit;
 pub mod records;
 pub mod recovery;
+pub mod scheduler;
 pub mod tokens;
 pub mod types;
 pub mod unlock;

@@ -320,6 +320,91 @@ pub struct Metrics {
     pub heap_memory_bytes: u64,
     pub admins: u32,
     pub rate_limited_principals: u64,
+    /// The scheduler's queue and its last run.
+    pub scheduler: SchedulerMetrics,
+}
+
+// ---- scheduler and admin
+
+/// What one maintenance tick did (`run_maintenance`, metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
+pub struct TickReport {
+    /// When the tick started (ns).
+    pub started_at: u64,
+    /// `true` for `run_maintenance`, `false` for the periodic timer.
+    pub manual: bool,
+    /// Why the tick did nothing, if it was skipped: `"busy"` (another run in progress) or
+    /// `"paused"` (the periodic timer does not run while the canister is paused).
+    pub skipped: Option<String>,
+    /// Due entries the tick took from the queue (at most one batch).
+    pub taken: u32,
+    /// Entries processed and removed from the queue.
+    pub processed: u32,
+    /// Of those, entries whose duty applied (a transition or a compaction).
+    pub applied: u32,
+    /// Entries whose processing trapped: kept in the queue and retried later.
+    pub failed: u32,
+    /// Whether more entries were due when the tick ended (continued by the next tick).
+    pub more_due: bool,
+    /// Instructions of the whole tick, its batch messages included.
+    pub instructions: u64,
+    /// Most instructions one entry took.
+    pub max_item_instructions: u64,
+}
+
+/// Scheduler part of the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
+pub struct SchedulerMetrics {
+    /// The last tick that ran (heap: empty after an upgrade until the next tick).
+    pub last_run: Option<TickReport>,
+    /// Ticks and processed entries since the last upgrade.
+    pub runs: u64,
+    pub processed_total: u64,
+    /// Entries in the queue (due now or later, parked included).
+    pub queue_len: u64,
+    /// Entries due now (the backlog), counted up to 100 000.
+    pub due_now: u64,
+    /// Entries parked after repeated failures (never retried automatically).
+    pub parked: u64,
+    /// Period of the maintenance timer in seconds.
+    pub interval_secs: u64,
+}
+
+/// One vault as admins see it in `list_vaults`: status, plan, dates and storage numbers.
+/// Never the name (user data), content, members or encrypted metadata.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct AdminVaultSummary {
+    pub id: VaultId,
+    pub owner: Principal,
+    pub status: VaultStatus,
+    pub plan: PlanSelection,
+    pub price_e8s: u64,
+    pub created_at: u64,
+    pub status_changed_at: u64,
+    pub paid_at: Option<u64>,
+    pub expires_at: Option<u64>,
+    pub deleted_at: Option<u64>,
+    pub storage_limit_bytes: u64,
+    pub storage_used_bytes: u64,
+    pub item_count: u32,
+    pub heir_count: u32,
+}
+
+/// An HTTP request as the IC HTTP gateway sends it to `http_request`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_bytes::ByteBuf,
+}
+
+/// The answer of `http_request`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct HttpResponse {
+    pub status_code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_bytes::ByteBuf,
 }
 
 /// Count of vaults in one status.

@@ -13,6 +13,7 @@ use super::error::{VaultError, VaultResult};
 use super::lifecycle::{self, LifecycleEvent};
 use super::pricing;
 use super::records::VaultRecord;
+use super::scheduler;
 use super::types::{
     CreateVaultArgs, Page, PageArgs, PlanSelection, UpdateVaultArgs, UpgradeQuote, VaultId,
     VaultRole, VaultStatus, VaultSummary, VaultView, NANOS_PER_DAY,
@@ -47,6 +48,7 @@ pub fn transition(
         AuditAction::StatusChanged,
         format!("{} -> {} ({event:?})", from.name(), to.name()),
     );
+    scheduler::schedule_for_status(state, vault, now);
     Ok(())
 }
 
@@ -240,6 +242,7 @@ pub fn create_vault(
     if let Some(hash) = idem {
         state.idempotency.insert(hash, id);
     }
+    scheduler::schedule_new_vault(state, &vault);
     state.vaults.insert(id, vault.clone());
     Ok(view(state, &vault, VaultRole::Owner))
 }
@@ -424,11 +427,16 @@ pub fn update_vault(
             settings.push(format!("post_unlock_days={days}"));
         }
     }
+    let mut retention_changed = false;
     if let Some(days) = args.audit_retention_days {
         if days != vault.audit_retention_days {
             vault.audit_retention_days = days;
             settings.push(format!("audit_retention_days={days}"));
+            retention_changed = true;
         }
+    }
+    if retention_changed {
+        scheduler::schedule_compaction(state, &vault, now);
     }
     if !settings.is_empty() {
         audit::append(
@@ -499,11 +507,20 @@ pub fn finalize_setup(
     Ok(view(state, &vault, VaultRole::Owner))
 }
 
-/// Removes everything but the tombstone: name, rules, members, invites, recovery code and
-/// content (items, open uploads and their pages). Payment sessions and billing stay (books).
-fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
-    super::invites::purge_vault(state, vault);
+/// Purges the payload (content: items, open uploads and their pages) of a vault, keeping its
+/// metadata: `Unlockable → Expired`. The caller persists `vault`.
+pub fn purge_payload(state: &mut State, vault: &mut VaultRecord) {
     super::content::free_vault_content(state, vault.id);
+    vault.item_count = 0;
+    vault.storage_committed_bytes = 0;
+    vault.storage_reserved_bytes = 0;
+}
+
+/// Removes everything but the tombstone: name, rules, members, invites, recovery code and
+/// payload. Payment sessions and billing stay (books). The caller persists `vault`.
+pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
+    super::invites::purge_vault(state, vault);
+    purge_payload(state, vault);
     let members: Vec<_> = state
         .members
         .range((vault.id, 0)..=(vault.id, u32::MAX))

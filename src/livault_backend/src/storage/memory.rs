@@ -44,7 +44,8 @@ pub const CONTENT_PAGES: MemoryId = MemoryId::new(14);
 pub const CONTENT_FREE_PAGES: MemoryId = MemoryId::new(15);
 /// `StableBTreeMap<(VaultId, Seq), AuditEvent>`: the per-vault, hash-chained audit log.
 pub const AUDIT_LOG: MemoryId = MemoryId::new(16);
-/// Reserved (scheduler issue): time-ordered due queue `(due_ns, kind, id) → ()`.
+/// `StableBTreeMap<(u64, u8, u64), u32>`: the scheduler's time-ordered due queue
+/// `(due_ns, kind, id) → failed attempts` (see `domain::scheduler`).
 pub const SCHEDULER_QUEUE: MemoryId = MemoryId::new(17);
 /// `StableBTreeMap<IdempotencyKey, VaultId>`: `create_vault` retries return the same vault.
 pub const IDEMPOTENCY: MemoryId = MemoryId::new(18);

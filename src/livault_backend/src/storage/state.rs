@@ -56,6 +56,9 @@ pub struct State {
     pub invite_tokens: StableBTreeMap<[u8; 32], (VaultId, u64), Mem>,
     /// `sha256(recovery code) → record`.
     pub recovery_codes: StableBTreeMap<[u8; 32], RecoveryCodeRecord, Mem>,
+    // ---- scheduler
+    /// `(due_ns, kind, id) → failed attempts`: the scheduler's due queue.
+    pub scheduler_queue: StableBTreeMap<(u64, u8, u64), u32, Mem>,
     // ---- payments
     /// `session id → session`.
     pub payment_sessions: StableBTreeMap<SessionId, PaymentSession, Mem>,
@@ -108,6 +111,8 @@ impl State {
             invites: StableBTreeMap::init(mm.get(ids::INVITES)),
             invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),
             recovery_codes: StableBTreeMap::init(mm.get(ids::RECOVERY_CODES)),
+            // ---- scheduler
+            scheduler_queue: StableBTreeMap::init(mm.get(ids::SCHEDULER_QUEUE)),
             // ---- payments
             payment_sessions: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS)),
             payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),

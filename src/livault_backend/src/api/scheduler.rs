@@ -1,0 +1,195 @@
+//! The maintenance scheduler on canister timers (SPEC §10), and `run_maintenance`.
+//!
+//! - [`arm_timers`] (called by `init` and `post_upgrade`; timers are never persisted) sets one
+//!   periodic timer every `timer_interval_secs` that runs one [`tick`].
+//! - One run at a time: a heap flag (released on drop, also when a callback traps) makes a
+//!   tick that finds another run in progress return at once (`skipped = "busy"`).
+//! - A tick takes at most [`scheduler::MAX_ITEMS_PER_TICK`] due entries (a range over
+//!   `..=(now, MAX, MAX)` of the stable queue) and processes them in a **separate message**:
+//!   a self-call to the hidden `scheduler_run_batch`, which removes each entry and applies
+//!   its effect in the same message. The tick's own message commits before that call, so:
+//!   - if the batch message traps, only it rolls back (every entry is still queued); the tick
+//!     then processes the same entries one per message, so a trapping entry cannot stop the
+//!     others; each entry that traps alone is moved to a retry time (parked after
+//!     [`scheduler::MAX_ATTEMPTS`]), never lost;
+//!   - an entry processed twice does nothing the second time (it is gone from the queue).
+//!   Self-calls were chosen over one timer per entry: one extra message per batch instead of
+//!   one per entry on the normal path, and the tick can await the outcome (report, flag).
+//! - The periodic tick does nothing while the canister is paused (deadlines keep waiting in
+//!   the queue); an admin's `run_maintenance` runs regardless.
+//! - A backlog larger than one batch continues in the next tick.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use candid::{CandidType, Deserialize};
+
+use crate::domain::admin::{self, RunStats};
+use crate::domain::error::{VaultError, VaultResult};
+use crate::domain::scheduler::{self, QueueKey, MAX_ITEMS_PER_TICK};
+use crate::domain::types::TickReport;
+use crate::runtime::Runtime;
+
+use super::{admit_update, read, rt, write, WhenPaused};
+
+/// Name of the hidden batch method (also refused at ingress by `inspect_message`).
+pub const BATCH_METHOD: &str = "scheduler_run_batch";
+
+thread_local! {
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+    static STATS: RefCell<RunStats> = RefCell::new(RunStats::default());
+}
+
+/// Scheduler runs since the last upgrade, for metrics.
+pub fn run_stats() -> RunStats {
+    STATS.with(|s| s.borrow().clone())
+}
+
+/// Arms the periodic maintenance timer. Called by `init` and `post_upgrade`.
+pub fn arm_timers() {
+    let secs = read(|s| s.config().durations.timer_interval_secs);
+    ic_cdk_timers::set_timer_interval(Duration::from_secs(secs), || async {
+        tick(false).await;
+    });
+}
+
+/// Holds the "maintenance running" flag; released on drop.
+struct RunGuard;
+
+impl RunGuard {
+    fn acquire() -> Option<RunGuard> {
+        RUNNING.with(|r| {
+            if r.get() {
+                None
+            } else {
+                r.set(true);
+                Some(RunGuard)
+            }
+        })
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.set(false));
+    }
+}
+
+/// Reply of the batch message.
+#[derive(Clone, Debug, Default, CandidType, Deserialize)]
+struct BatchReply {
+    processed: u32,
+    applied: u32,
+    instructions: u64,
+    max_item_instructions: u64,
+}
+
+/// Processes `keys` in a separate message (a self-call); `Err` when that message trapped.
+async fn run_batch_message(keys: &[QueueKey]) -> Result<BatchReply, String> {
+    let response = ic_cdk::call::Call::unbounded_wait(ic_cdk::api::canister_self(), BATCH_METHOD)
+        .with_arg(keys.to_vec())
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply: VaultResult<BatchReply> = response.candid().map_err(|e| e.to_string())?;
+    reply.map_err(|e| format!("{e:?}"))
+}
+
+/// One maintenance tick. See the module docs.
+pub async fn tick(manual: bool) -> TickReport {
+    let rt = rt();
+    let now = rt.now();
+    let mut report = TickReport {
+        started_at: now,
+        manual,
+        ..TickReport::default()
+    };
+    if !manual && read(|s| s.config().paused) {
+        report.skipped = Some("paused".into());
+        return report;
+    }
+    let Some(_guard) = RunGuard::acquire() else {
+        report.skipped = Some("busy".into());
+        return report;
+    };
+    let keys = read(|s| scheduler::due_batch(s, now, MAX_ITEMS_PER_TICK));
+    report.taken = keys.len() as u32;
+    if !keys.is_empty() {
+        let add = |report: &mut TickReport, r: BatchReply| {
+            report.processed += r.processed;
+            report.applied += r.applied;
+            report.instructions += r.instructions;
+            report.max_item_instructions =
+                report.max_item_instructions.max(r.max_item_instructions);
+        };
+        match run_batch_message(&keys).await {
+            Ok(r) => add(&mut report, r),
+            Err(_) => {
+                // One entry trapped and rolled the batch back: isolate it.
+                for key in &keys {
+                    match run_batch_message(std::slice::from_ref(key)).await {
+                        Ok(r) => add(&mut report, r),
+                        Err(e) => {
+                            report.failed += 1;
+                            let at = rt.now();
+                            let parked = write(|s| scheduler::record_failure(s, *key, at));
+                            ic_cdk::println!(
+                                "scheduler: entry {key:?} failed ({e}){}",
+                                if parked { "; parked" } else { "" }
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        report.more_due = read(|s| scheduler::has_due(s, now));
+    }
+    report.instructions += rt.call_context_instructions();
+    STATS.with(|s| {
+        let mut s = s.borrow_mut();
+        s.runs += 1;
+        s.processed_total += u64::from(report.processed);
+        s.last_run = Some(report.clone());
+    });
+    report
+}
+
+/// Internal: processes due queue entries in this message. Only the canister itself may call
+/// it (from [`tick`]); it is not part of the `.did`.
+#[ic_cdk::update(hidden = true)]
+fn scheduler_run_batch(keys: Vec<QueueKey>) -> VaultResult<BatchReply> {
+    let rt = rt();
+    if rt.caller() != rt.canister_id() {
+        return Err(VaultError::NotAuthorized);
+    }
+    if keys.len() > MAX_ITEMS_PER_TICK {
+        return Err(VaultError::invalid("keys", "more than one batch"));
+    }
+    let now = rt.now();
+    let system = rt.canister_id();
+    let mut last = rt.instruction_counter();
+    let mut max_item = 0u64;
+    let result = write(|s| {
+        scheduler::process_batch(s, &keys, now, system, || {
+            let c = rt.instruction_counter();
+            max_item = max_item.max(c - last);
+            last = c;
+        })
+    });
+    let end = rt.instruction_counter();
+    max_item = max_item.max(end - last);
+    Ok(BatchReply {
+        processed: result.processed,
+        applied: result.applied,
+        instructions: end,
+        max_item_instructions: max_item,
+    })
+}
+
+/// Admins: runs one maintenance tick now and returns its report (also while paused).
+#[ic_cdk::update]
+async fn run_maintenance() -> VaultResult<TickReport> {
+    let rt = rt();
+    let caller = admit_update(&rt, WhenPaused::Allow)?;
+    read(|s| admin::require_admin(s, &caller))?;
+    Ok(tick(true).await)
+}

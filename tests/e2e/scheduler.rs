@@ -1,0 +1,542 @@
+//! End-to-end tests of the scheduler on the compiled wasm: timers driven by the host's clock,
+//! draft purge, bounded batches over a backlog, trap isolation, timers after an upgrade, the
+//! admin endpoints (`run_maintenance`, `list_vaults`, `set_pricing`, metrics) and
+//! `http_request` (`/health`, `/metrics` checked by a strict Prometheus text parser).
+//!
+//! Lifecycle duties past `Draft` (GraceMaster, GraceHeir, Expired, compaction) need paid
+//! vaults; until payments are merged they are covered natively in `domain::scheduler`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use candid::Principal;
+use livault_backend::domain::config::{Durations, Pricing};
+use livault_tests::*;
+
+type R<T> = Result<T, VaultError>;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A canister whose maintenance timer fires every `interval_secs`.
+fn env_with_interval(interval_secs: u64) -> TestEnv {
+    TestEnv::with_init(InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(local_replica::ledger_principal()),
+        durations: Some(Durations {
+            timer_interval_secs: interval_secs,
+            ..Durations::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// A canister whose timer never fires within a test: ticks run through `run_maintenance`.
+fn env_manual() -> TestEnv {
+    env_with_interval(365 * 86_400)
+}
+
+fn metrics(env: &mut TestEnv) -> Metrics {
+    let admin = env.admin;
+    env.query::<_, R<Metrics>>(admin, "get_metrics", ())
+        .expect("metrics")
+}
+
+fn run_maintenance(env: &mut TestEnv) -> TickReport {
+    let admin = env.admin;
+    env.update::<_, R<TickReport>>(admin, "run_maintenance", ())
+        .expect("run_maintenance")
+}
+
+fn count(m: &Metrics, status: VaultStatus) -> u64 {
+    m.vaults_by_status
+        .iter()
+        .find(|c| c.status == status)
+        .unwrap()
+        .count
+}
+
+fn audit_log(env: &mut TestEnv, owner: Principal, id: VaultId) -> Vec<AuditEventView> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page: R<Page<AuditEventView>> = env.query(
+            owner,
+            "get_audit_log",
+            (
+                id,
+                PageArgs {
+                    start_after: cursor,
+                    limit: Some(100),
+                },
+            ),
+        );
+        let page = page.unwrap();
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// `n` drafts, created by several owners (per-owner limits), returned as (owner, id).
+fn drafts(env: &mut TestEnv, n: usize) -> Vec<(Principal, VaultId)> {
+    (0..n)
+        .map(|i| {
+            let owner = user(&format!("owner-{}", i / 10));
+            (owner, env.create_vault(owner, &format!("Vault {i}")).id)
+        })
+        .collect()
+}
+
+fn assert_purged_once(env: &mut TestEnv, owner: Principal, id: VaultId) {
+    let v = env.get_vault(owner, id).unwrap();
+    assert_eq!(v.status, VaultStatus::Deleted, "vault {id}");
+    assert!(v.deleted_at.is_some());
+    assert_eq!(v.name, "", "tombstone keeps no name");
+    assert_eq!(v.storage_limit_bytes, 0, "storage freed");
+    assert_eq!(v.storage_used_bytes, 0);
+    let changes: Vec<_> = audit_log(env, owner, id)
+        .into_iter()
+        .filter(|e| e.action == "status.changed")
+        .collect();
+    assert_eq!(changes.len(), 1, "vault {id} processed exactly once");
+    assert_eq!(changes[0].details, "Draft -> Deleted (DraftUnpaidTimeout)");
+    assert_eq!(
+        changes[0].actor, env.canister,
+        "the scheduler acts as the canister"
+    );
+}
+
+// ---------------------------------------------------------------- duties on timers
+
+#[test]
+fn unpaid_draft_is_purged_by_the_timer_after_seven_days() {
+    let mut env = env_with_interval(3600);
+    let owner = user("owner");
+    let id = env.create_vault(owner, "Family").id;
+    let head_before: R<AuditHead> = env.query(owner, "get_audit_head", (id,));
+
+    env.advance_days(6);
+    env.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(env.get_vault(owner, id).unwrap().status, VaultStatus::Draft);
+    let m = metrics(&mut env);
+    assert!(
+        m.scheduler.runs >= 6 * 24,
+        "the timer ran: {:?}",
+        m.scheduler
+    );
+    assert_eq!(m.scheduler.processed_total, 0);
+
+    env.advance(2 * HOUR);
+    assert_purged_once(&mut env, owner, id);
+    let head_after: R<AuditHead> = env.query(owner, "get_audit_head", (id,));
+    assert_eq!(
+        head_after.unwrap().next_seq,
+        head_before.unwrap().next_seq + 1
+    );
+    let m = metrics(&mut env);
+    assert_eq!(count(&m, VaultStatus::Draft), 0);
+    assert_eq!(count(&m, VaultStatus::Deleted), 1);
+    assert_eq!(m.scheduler.processed_total, 1);
+    let last = m.scheduler.last_run.expect("a last run");
+    assert!(!last.manual);
+    // The vault's audit compaction stays queued (created + 365 days); nothing is due.
+    assert_eq!(m.scheduler.due_now, 0);
+    assert_eq!(m.scheduler.queue_len, 1);
+    // The owner's slot is free again: the deleted vault does not count.
+    let again = env.create_vault(owner, "Family again");
+    assert_eq!(again.status, VaultStatus::Draft);
+}
+
+#[test]
+fn the_default_timer_ticks_every_minute() {
+    let mut env = TestEnv::new();
+    env.advance(Duration::from_secs(300));
+    let m = metrics(&mut env);
+    assert_eq!(m.scheduler.interval_secs, 60);
+    assert_eq!(m.scheduler.runs, 5);
+    let last = m.scheduler.last_run.unwrap();
+    assert_eq!(last.taken, 0);
+    assert_eq!(last.skipped, None);
+}
+
+#[test]
+fn the_timer_waits_while_paused_and_catches_up_after() {
+    let mut env = env_with_interval(3600);
+    let owner = user("owner");
+    let id = env.create_vault(owner, "Family").id;
+    let admin = env.admin;
+    env.update::<_, R<()>>(admin, "set_paused", (true,))
+        .unwrap();
+    env.advance_days(8);
+    assert_eq!(env.get_vault(owner, id).unwrap().status, VaultStatus::Draft);
+    let m = metrics(&mut env);
+    assert_eq!(m.scheduler.due_now, 1);
+    env.update::<_, R<()>>(admin, "set_paused", (false,))
+        .unwrap();
+    env.advance(HOUR);
+    assert_purged_once(&mut env, owner, id);
+}
+
+#[test]
+fn timers_fire_again_after_an_upgrade() {
+    let mut env = env_with_interval(3600);
+    let owner = user("owner");
+    let a = env.create_vault(owner, "Before").id;
+    env.advance_days(8);
+    assert_purged_once(&mut env, owner, a);
+
+    env.upgrade(None).expect("upgrade");
+    let m = metrics(&mut env);
+    assert_eq!(m.scheduler.runs, 0, "run statistics live in the heap");
+    assert_eq!(
+        m.scheduler.queue_len, 1,
+        "the queue survives in stable memory"
+    );
+    let b = env.create_vault(owner, "After").id;
+    env.advance_days(8);
+    assert_purged_once(&mut env, owner, b);
+    assert!(metrics(&mut env).scheduler.runs >= 8 * 24);
+
+    // An upgrade that changes the interval re-arms the timer with the new period.
+    env.upgrade(Some(LiVaultArgs::Upgrade(UpgradeArgs {
+        durations: Some(Durations {
+            timer_interval_secs: 600,
+            ..Durations::default()
+        }),
+        ..Default::default()
+    })))
+    .expect("upgrade");
+    env.advance(HOUR);
+    let m = metrics(&mut env);
+    assert_eq!(m.scheduler.interval_secs, 600);
+    assert_eq!(m.scheduler.runs, 6);
+}
+
+// ---------------------------------------------------------------- batches and traps
+
+#[test]
+fn a_backlog_larger_than_a_batch_completes_over_ticks_without_repeats() {
+    let mut env = env_manual();
+    let vaults = drafts(&mut env, 120);
+    env.advance_days(8);
+    assert_eq!(metrics(&mut env).scheduler.due_now, 120);
+
+    let mut reports = Vec::new();
+    loop {
+        let r = run_maintenance(&mut env);
+        assert!(r.manual);
+        assert_eq!(r.failed, 0);
+        let done = !r.more_due;
+        reports.push(r);
+        if done {
+            break;
+        }
+    }
+    let taken: Vec<u32> = reports.iter().map(|r| r.taken).collect();
+    assert_eq!(taken, vec![50, 50, 20]);
+    assert!(reports.iter().all(|r| r.processed == r.taken));
+    assert_eq!(reports.iter().map(|r| r.applied).sum::<u32>(), 120);
+    for (owner, id) in &vaults {
+        assert_purged_once(&mut env, *owner, *id);
+    }
+    // Nothing left: a further tick is empty, and does nothing twice.
+    let r = run_maintenance(&mut env);
+    assert_eq!((r.taken, r.processed, r.more_due), (0, 0, false));
+    let m = metrics(&mut env);
+    assert_eq!(count(&m, VaultStatus::Deleted), 120);
+    assert_eq!(m.scheduler.processed_total, 120);
+}
+
+#[test]
+fn a_trap_in_one_entry_does_not_stop_the_others_and_loses_nothing() {
+    let mut env = env_manual();
+    let vaults = drafts(&mut env, 5);
+    env.advance_days(8);
+    let traps_before = env.host.executions().filter(|e| e.trap.is_some()).count();
+
+    // The batch message reads the instruction counter once at its start and once before each
+    // entry: trapping on its 3rd read traps while it processes the 2nd entry, so the whole
+    // batch message rolls back.
+    env.host.trap_on_ic0("performance_counter", 3);
+    let msg = env.host.submit_update(
+        env.admin,
+        "run_maintenance",
+        candid::encode_args(()).unwrap(),
+    );
+    while env.host.executions().filter(|e| e.trap.is_some()).count() == traps_before {
+        assert!(env.host.step(), "the batch message should have trapped");
+    }
+    // The tick now processes the entries one message each. Make the first of those trap
+    // too (its 2nd counter read is before its only entry): that entry alone fails.
+    env.host.trap_on_ic0("performance_counter", 2);
+    let reply = env.host.await_reply(msg).expect("run_maintenance replies");
+    let report: R<TickReport> = candid::decode_one(&reply.bytes).unwrap();
+    let report = report.unwrap();
+    assert_eq!(report.taken, 5);
+    assert_eq!(report.failed, 1);
+    assert_eq!(report.processed, 4);
+    assert_eq!(
+        env.host.executions().filter(|e| e.trap.is_some()).count(),
+        traps_before + 2
+    );
+
+    // The failed entry is kept (moved to a retry time), its vault untouched.
+    let (first_owner, first) = vaults[0];
+    assert_eq!(
+        env.get_vault(first_owner, first).unwrap().status,
+        VaultStatus::Draft
+    );
+    for (owner, id) in &vaults[1..] {
+        assert_purged_once(&mut env, *owner, *id);
+    }
+    let m = metrics(&mut env);
+    assert_eq!(m.scheduler.due_now, 0, "retried later, not at once");
+    assert_eq!(m.scheduler.parked, 0);
+    assert_eq!(m.scheduler.queue_len, 6, "5 compactions + the retry");
+
+    // After the retry delay it is processed, once.
+    env.advance(Duration::from_secs(11 * 60));
+    let r = run_maintenance(&mut env);
+    assert_eq!((r.taken, r.processed, r.failed), (1, 1, 0));
+    for (owner, id) in &vaults {
+        assert_purged_once(&mut env, *owner, *id);
+    }
+}
+
+#[test]
+fn the_internal_batch_method_is_not_callable_from_outside() {
+    let mut env = env_manual();
+    let owner = user("owner");
+    env.create_vault(owner, "Family");
+    env.advance_days(8);
+    let keys: Vec<(u64, u8, u64)> = vec![(0, 1, 1)];
+    // Ingress is refused by inspect_message.
+    let r = env.try_update::<_, R<()>>(owner, "scheduler_run_batch", (keys,));
+    assert!(r.is_err());
+    assert_eq!(env.get_vault(owner, 1).unwrap().status, VaultStatus::Draft);
+}
+
+// ---------------------------------------------------------------- admin endpoints
+
+#[test]
+fn list_vaults_pages_are_stable_while_vaults_arrive_and_hold_no_names() {
+    let mut env = env_manual();
+    let admin = env.admin;
+    drafts(&mut env, 5);
+    let page = |env: &mut TestEnv, after: Option<u64>| -> Page<AdminVaultSummary> {
+        env.query::<_, R<Page<AdminVaultSummary>>>(
+            admin,
+            "list_vaults",
+            (PageArgs {
+                start_after: after,
+                limit: Some(2),
+            },),
+        )
+        .unwrap()
+    };
+    let mut seen = Vec::new();
+    let first = page(&mut env, None);
+    seen.extend(first.items.iter().map(|v| v.id));
+    assert_eq!(first.next_cursor, Some(2));
+    // New vaults arrive between pages.
+    drafts(&mut env, 3);
+    let mut cursor = first.next_cursor;
+    while let Some(c) = cursor {
+        let p = page(&mut env, Some(c));
+        seen.extend(p.items.iter().map(|v| v.id));
+        cursor = p.next_cursor;
+    }
+    assert_eq!(seen, (1..=8).collect::<Vec<_>>());
+    let one = &page(&mut env, None).items[0];
+    assert_eq!(one.status, VaultStatus::Draft);
+    assert_eq!(one.storage_used_bytes, 0);
+    assert_eq!(one.storage_limit_bytes, 10 * 1024 * 1024);
+
+    // The raw reply never carries a vault name.
+    let raw = env
+        .host
+        .query(
+            admin,
+            "list_vaults",
+            candid::encode_one(PageArgs::default()).unwrap(),
+        )
+        .unwrap();
+    assert!(!raw.bytes.windows(6).any(|w| w == b"Vault "));
+
+    // Bad page size: typed error.
+    let bad: R<Page<AdminVaultSummary>> = env.query(
+        admin,
+        "list_vaults",
+        (PageArgs {
+            start_after: None,
+            limit: Some(101),
+        },),
+    );
+    assert!(matches!(bad, Err(VaultError::InvalidInput { .. })));
+    // Non-admins: refused.
+    let owner = user("owner-0");
+    let denied: R<Page<AdminVaultSummary>> =
+        env.query(owner, "list_vaults", (PageArgs::default(),));
+    assert_eq!(denied, Err(VaultError::NotAuthorized));
+    let denied: R<TickReport> = env.update(owner, "run_maintenance", ());
+    assert_eq!(denied, Err(VaultError::NotAuthorized));
+}
+
+fn pricing_of(plans: &PlansInfo) -> Pricing {
+    Pricing {
+        tiers: plans.tiers.clone(),
+        heir_slot_fee_e8s: plans.heir_slot_fee_e8s,
+        witness_fee_e8s: plans.witness_fee_e8s,
+    }
+}
+
+#[test]
+fn set_pricing_changes_new_quotes_only() {
+    let mut env = env_manual();
+    let admin = env.admin;
+    let owner = user("owner");
+    let before = env.create_vault(owner, "Family");
+    let plans: PlansInfo = env.query(admin, "get_plans", ());
+    let old = pricing_of(&plans);
+
+    // Invalid tables are refused and change nothing.
+    let mut bad = old.clone();
+    bad.tiers.pop();
+    let r: R<()> = env.update(admin, "set_pricing", (bad,));
+    assert!(matches!(r, Err(VaultError::InvalidInput { .. })));
+    let mut bad = old.clone();
+    bad.tiers[0].storage_price_e8s = 0;
+    let r: R<()> = env.update(admin, "set_pricing", (bad,));
+    assert!(matches!(r, Err(VaultError::InvalidInput { .. })));
+    let r: R<()> = env.update(owner, "set_pricing", (old.clone(),));
+    assert_eq!(r, Err(VaultError::NotAuthorized));
+    let plans_now: PlansInfo = env.query(admin, "get_plans", ());
+    assert_eq!(pricing_of(&plans_now), old);
+
+    let mut doubled = old.clone();
+    for t in &mut doubled.tiers {
+        t.storage_price_e8s *= 2;
+    }
+    let r: R<()> = env.update(admin, "set_pricing", (doubled.clone(),));
+    assert_eq!(r, Ok(()));
+    let plans_now: PlansInfo = env.query(admin, "get_plans", ());
+    assert_eq!(pricing_of(&plans_now), doubled);
+    let after = env.create_vault(owner, "Second");
+    assert!(after.price_e8s > before.price_e8s);
+    assert_eq!(
+        env.get_vault(owner, before.id).unwrap().price_e8s,
+        before.price_e8s,
+        "frozen prices do not change"
+    );
+}
+
+// ---------------------------------------------------------------- http_request
+
+fn http(env: &mut TestEnv, method: &str, url: &str) -> HttpResponse {
+    env.query(
+        Principal::anonymous(),
+        "http_request",
+        (HttpRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: vec![],
+            body: serde_bytes::ByteBuf::new(),
+        },),
+    )
+}
+
+/// A strict parser of the Prometheus text exposition format (0.0.4): every line is a
+/// `# HELP`, a `# TYPE` or a sample of a declared metric; names and label names are valid;
+/// label values are quoted; values are floats; timestamps integers. Returns
+/// `metric{labels} → value`.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    fn valid_name(n: &str) -> bool {
+        let mut c = n.chars();
+        matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+    }
+    assert!(text.ends_with('\n'), "the exposition ends with a newline");
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut helps = BTreeSet::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP name text");
+            assert!(valid_name(name) && !help.is_empty(), "{line}");
+            assert!(helps.insert(name.to_string()), "duplicate HELP {name}");
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, ty) = rest.split_once(' ').expect("TYPE name type");
+            assert!(valid_name(name), "{line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&ty),
+                "{line}"
+            );
+            assert!(
+                types.insert(name.to_string(), ty.to_string()).is_none(),
+                "duplicate TYPE {name}"
+            );
+        } else {
+            assert!(!line.starts_with('#') && !line.is_empty(), "{line}");
+            let (series, rest) = match line.find('{') {
+                Some(open) => {
+                    let close = line.find('}').expect("closing brace");
+                    let labels = &line[open + 1..close];
+                    for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                        let (k, v) = pair.split_once('=').expect("label=value");
+                        assert!(valid_name(k), "{line}");
+                        assert!(v.len() >= 2 && v.starts_with('"') && v.ends_with('"'));
+                    }
+                    (&line[..=close], line[close + 1..].trim_start())
+                }
+                None => line.split_once(' ').expect("name value"),
+            };
+            let name = series.split('{').next().unwrap();
+            assert!(valid_name(name), "{line}");
+            assert!(types.contains_key(name), "sample of undeclared {name}");
+            let mut parts = rest.split(' ');
+            let value: f64 = parts.next().unwrap().parse().expect("float value");
+            if let Some(ts) = parts.next() {
+                ts.parse::<i64>().expect("integer timestamp");
+            }
+            assert!(parts.next().is_none(), "{line}");
+            assert!(samples.insert(series.to_string(), value).is_none());
+        }
+    }
+    samples
+}
+
+#[test]
+fn http_health_and_prometheus_metrics() {
+    let mut env = env_manual();
+    let owner = user("owner");
+    env.create_vault(owner, "Family");
+    env.create_vault(owner, "Other");
+    env.advance_days(8);
+    run_maintenance(&mut env);
+
+    let health = http(&mut env, "GET", "/health");
+    assert_eq!(health.status_code, 200);
+    assert_eq!(&health.body[..], b"ok\n");
+    assert_eq!(http(&mut env, "GET", "/nope").status_code, 404);
+    assert_eq!(http(&mut env, "POST", "/metrics").status_code, 405);
+
+    let res = http(&mut env, "GET", "/metrics?x=1");
+    assert_eq!(res.status_code, 200);
+    assert!(res
+        .headers
+        .iter()
+        .any(|(k, v)| k == "Content-Type" && v.starts_with("text/plain; version=0.0.4")));
+    let text = String::from_utf8(res.body.into_vec()).unwrap();
+    let samples = parse_prometheus(&text);
+    assert_eq!(samples[r#"livault_vaults{status="Deleted"}"#], 2.0);
+    assert_eq!(samples[r#"livault_vaults{status="Draft"}"#], 0.0);
+    assert_eq!(samples["livault_vaults_created_total"], 2.0);
+    assert_eq!(samples["livault_scheduler_last_run_processed"], 2.0);
+    assert_eq!(samples["livault_scheduler_queue_entries"], 2.0);
+    assert_eq!(samples["livault_scheduler_due_entries"], 0.0);
+    assert!(samples["livault_cycles_balance"] > 0.0);
+    assert!(samples["livault_scheduler_last_run_instructions"] > 0.0);
+    assert!(!text.contains("Family"), "no user data");
+}

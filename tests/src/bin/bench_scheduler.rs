@@ -1,0 +1,167 @@
+//! Scheduler benchmark on the compiled wasm (instruction counts from the embedded host).
+//!
+//!     scripts/build.sh && cargo run --release -p livault_tests --bin bench_scheduler [N...]
+//!
+//! For each N (default: 1000 and 100000) it installs a fresh canister, seeds N vaults through
+//! the public `create_vault` (20 per owner principal: per-owner limit and rate-limit burst),
+//! arranged so that the same 50 drafts are due and the other N − 50 are not:
+//! 50 drafts, one day later the rest, then the clock moves to 7 days + 1 h after the first
+//! 50. It then measures with `run_maintenance` an empty tick (before the deadline) and the
+//! tick that purges the 50 due drafts, and an empty tick of the periodic timer (its
+//! `canister_global_timer`, timer executor and callback messages) on a separate canister.
+
+use std::time::{Duration, Instant};
+
+use candid::Principal;
+use livault_backend::domain::config::Durations;
+use livault_tests::*;
+
+const DUE: usize = 50;
+
+type R<T> = Result<T, VaultError>;
+
+fn env(interval_secs: u64) -> TestEnv {
+    TestEnv::with_init(InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(local_replica::ledger_principal()),
+        durations: Some(Durations {
+            timer_interval_secs: interval_secs,
+            ..Durations::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn seed(env: &mut TestEnv, from: usize, to: usize) {
+    for i in from..to {
+        let owner = user(&format!("bench-owner-{}", i / 20));
+        let r: R<VaultView> = env.update(
+            owner,
+            "create_vault",
+            (CreateVaultArgs {
+                name: format!("v{i}"),
+                plan: PlanSelection {
+                    tier: Tier::Basic,
+                    heir_slots: 1,
+                    witness_slot: false,
+                },
+                owner_age: 30,
+                idempotency_key: None,
+            },),
+        );
+        r.expect("create_vault");
+        if (i + 1) % 10_000 == 0 {
+            eprintln!("    seeded {}", i + 1);
+        }
+    }
+}
+
+/// (host instructions of the whole call tree, the report).
+fn maintenance(env: &mut TestEnv) -> (u64, TickReport) {
+    let admin = env.admin;
+    let reply = env
+        .host
+        .update(admin, "run_maintenance", candid::encode_args(()).unwrap())
+        .expect("run_maintenance");
+    let report: R<TickReport> = candid::decode_one(&reply.bytes).unwrap();
+    (reply.total_instructions, report.unwrap())
+}
+
+struct Row {
+    n: usize,
+    seed_secs: f64,
+    empty_total: u64,
+    empty_tick: u64,
+    due_total: u64,
+    due_report: TickReport,
+}
+
+fn run(n: usize) -> Row {
+    assert!(n > DUE);
+    let mut env = env(365 * 86_400);
+    let start = Instant::now();
+    seed(&mut env, 0, DUE);
+    env.advance_days(1);
+    seed(&mut env, DUE, n);
+    let seed_secs = start.elapsed().as_secs_f64();
+    let (empty_total, empty) = maintenance(&mut env);
+    assert_eq!(empty.taken, 0);
+    env.advance(Duration::from_secs(6 * 86_400 + 3600));
+    let (due_total, due_report) = maintenance(&mut env);
+    assert_eq!(due_report.processed as usize, DUE, "{due_report:?}");
+    assert_eq!(due_report.applied as usize, DUE);
+    assert!(!due_report.more_due);
+    Row {
+        n,
+        seed_secs,
+        empty_total,
+        empty_tick: empty.instructions,
+        due_total,
+        due_report,
+    }
+}
+
+/// Instructions of one empty periodic tick (all messages the timer causes).
+fn timer_tick() -> u64 {
+    let mut env = env(60);
+    env.create_vault(user("someone"), "x");
+    env.advance(Duration::from_secs(61));
+    let mark = env.now();
+    env.advance(Duration::from_secs(60));
+    let total: u64 = env
+        .host
+        .executions()
+        .filter(|e| e.time_ns > mark)
+        .map(|e| e.instructions)
+        .sum();
+    let admin = env.admin;
+    let m: R<Metrics> = env.query(admin, "get_metrics", ());
+    let last = m.unwrap().scheduler.last_run.unwrap();
+    assert_eq!((last.manual, last.taken), (false, 0));
+    total
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("vault count"))
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 100_000]
+    } else {
+        sizes
+    };
+    let _ = Principal::anonymous();
+    let timer = timer_tick();
+    println!("empty periodic tick (timer, all messages): {timer} instructions");
+    let mut rows = Vec::new();
+    for n in sizes {
+        eprintln!("==> {n} vaults");
+        let row = run(n);
+        println!(
+            "N={:>7}: seeded in {:.1}s | empty run_maintenance: tick {} / message {} | \
+             {} due: tick {} instr ({} per item, max item {}), message total {}",
+            row.n,
+            row.seed_secs,
+            row.empty_tick,
+            row.empty_total,
+            DUE,
+            row.due_report.instructions,
+            row.due_report.instructions / DUE as u64,
+            row.due_report.max_item_instructions,
+            row.due_total,
+        );
+        rows.push(row);
+    }
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        if rows.len() > 1 {
+            println!(
+                "ratio N={} / N={}: due tick {:.3}x, message total {:.3}x",
+                last.n,
+                first.n,
+                last.due_report.instructions as f64 / first.due_report.instructions as f64,
+                last.due_total as f64 / first.due_total as f64,
+            );
+        }
+    }
+}
