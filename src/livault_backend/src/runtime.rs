@@ -160,6 +160,9 @@ pub mod testing {
         pub created_at_time: Option<u64>,
     }
 
+    /// Deduplication key of a mock transfer: (from, to, amount, memo, created_at_time).
+    type DedupKey = ([u8; 32], [u8; 32], u64, u64, u64);
+
     /// An in-memory ICP ledger with fault injection, enough for the payment flow: balances
     /// per account identifier, blocks, deduplication on (from, to, amount, memo,
     /// created_at_time), fee burned.
@@ -167,7 +170,7 @@ pub mod testing {
     pub struct MockLedger {
         pub balances: BTreeMap<[u8; 32], u64>,
         pub blocks: Vec<MockBlock>,
-        dedup: BTreeMap<([u8; 32], [u8; 32], u64, u64, u64), u64>,
+        dedup: BTreeMap<DedupKey, u64>,
         /// Fees burned so far.
         pub burned: u64,
         /// The next n `account_balance` calls are rejected.
