@@ -64,6 +64,8 @@ impl Ctx {
         self.env.update(self.owner, "begin_upload", (args,))
     }
     fn chunk(&mut self, who: Principal, up: u64, i: u32, b: &[u8]) -> R<UploadView> {
+        // Stay under the per-principal rate limit (20 burst, 1/s refill).
+        self.env.advance(std::time::Duration::from_secs(1));
         self.env
             .update(who, "upload_chunk", (up, i, ByteBuf::from(b.to_vec())))
     }
