@@ -183,9 +183,6 @@ pub mod testing {
         pub created_at_time: Option<u64>,
     }
 
-    /// Deduplication key of a mock transfer: (from, to, amount, memo, created_at_time).
-    type DedupKey = ([u8; 32], [u8; 32], u64, u64, u64);
-
     /// An in-memory ICP ledger with fault injection, enough for the payment flow: balances
     /// per account identifier, blocks, deduplication on (from, to, amount, memo,
     /// created_at_time), fee burned.

@@ -26,11 +26,12 @@ use candid::{CandidType, Deserialize};
 
 use crate::domain::admin::{self, RunStats};
 use crate::domain::error::{VaultError, VaultResult};
-use crate::domain::scheduler::{self, QueueKey, MAX_ITEMS_PER_TICK};
-use crate::domain::types::TickReport;
+use crate::domain::scheduler::{self, QueueKey, QueueKind, MAX_ITEMS_PER_TICK};
+use crate::domain::types::{TickReport, NANOS_PER_DAY};
+use crate::domain::{content, payments};
 use crate::runtime::Runtime;
 
-use super::{admit_update, read, rt, write, WhenPaused};
+use super::{admit_update, read, rt, write, GlobalState, WhenPaused};
 
 /// Name of the hidden batch method (also refused at ingress by `inspect_message`).
 pub const BATCH_METHOD: &str = "scheduler_run_batch";
@@ -94,6 +95,38 @@ async fn run_batch_message(keys: &[QueueKey]) -> Result<BatchReply, String> {
     reply.map_err(|e| format!("{e:?}"))
 }
 
+/// Checks one payment session's balance (the entry is removed first; an unpaid session is
+/// checked again later while it can still be paid: until one day after its expiry).
+/// Returns (applied, processed).
+async fn check_session(key: QueueKey) -> (bool, bool) {
+    let rt = rt();
+    let (_, _, session_id) = key;
+    if !write(|s| s.scheduler_queue.remove(&key).is_some()) {
+        return (false, false);
+    }
+    let outcome = payments::verify_session(&GlobalState, &rt, session_id, rt.canister_id()).await;
+    let now = rt.now();
+    let retry = matches!(
+        outcome,
+        Err(VaultError::NotYetPaid
+            | VaultError::Underpaid { .. }
+            | VaultError::LedgerUnavailable { .. }
+            | VaultError::Busy)
+    );
+    if retry {
+        write(|s| {
+            let open_until = s
+                .payment_sessions
+                .get(&session_id)
+                .map_or(0, |p| p.expires_at.saturating_add(NANOS_PER_DAY));
+            if now < open_until {
+                scheduler::schedule_session_check(s, session_id, now);
+            }
+        });
+    }
+    (outcome.is_ok(), true)
+}
+
 /// One maintenance tick. See the module docs.
 pub async fn tick(manual: bool) -> TickReport {
     let rt = rt();
@@ -111,8 +144,22 @@ pub async fn tick(manual: bool) -> TickReport {
         report.skipped = Some("busy".into());
         return report;
     };
-    let keys = read(|s| scheduler::due_batch(s, now, MAX_ITEMS_PER_TICK));
-    report.taken = keys.len() as u32;
+    let due = read(|s| scheduler::due_batch(s, now, MAX_ITEMS_PER_TICK));
+    report.taken = due.len() as u32;
+    // Payment sessions need ledger calls: checked here, one await each; the rest is
+    // processed synchronously in batch messages below.
+    let (sessions, keys): (Vec<QueueKey>, Vec<QueueKey>) = due
+        .into_iter()
+        .partition(|k| k.1 == QueueKind::SessionCheck.code());
+    for key in sessions {
+        let (applied, processed) = check_session(key).await;
+        report.processed += u32::from(processed);
+        report.applied += u32::from(applied);
+    }
+    // Stale uploads: the content's own idle index, bounded per tick.
+    let collected = write(|s| content::collect_stale_uploads(s, now, MAX_ITEMS_PER_TICK));
+    report.processed += collected as u32;
+    report.applied += collected as u32;
     if !keys.is_empty() {
         let add = |report: &mut TickReport, r: BatchReply| {
             report.processed += r.processed;

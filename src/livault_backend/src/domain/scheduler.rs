@@ -41,15 +41,9 @@ pub const PARKED_DUE: u64 = u64::MAX;
 
 /// What a queue entry does. The code is stored: never renumber.
 ///
-/// TODO hook points for duties whose data lands on other branches (the lead wires them after
-/// merging; each gets a new code and an arm in [`process_entry`]):
-/// - `UnlockCheck` (members #5): at `unlock_after` and at `last_owner_activity +
-///   inactivity_days`, call `members::evaluate_unlock(state, vault, now)`;
-/// - `InviteExpiry` (members #5): expire open invites at their `expires_at`;
-/// - `SessionCheck` / `SessionExpiry` (payments #4): check open sessions' balances with the
-///   reusable `verify_session` check (async: run from `api::scheduler`, not here) and expire
-///   them; renewals call `schedule_for_status` through `vaults::transition`;
-/// - `UploadCollect` (content #6): `content::collect_stale_uploads(state, now, max_batch)`.
+/// Duties that need no queue entry: invites expire by time (their status is computed from
+/// `expires_at` on every read and cap count), and stale uploads are collected by every tick
+/// through the uploads' own idle index (`content::collect_stale_uploads`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueKind {
     /// `Draft` unpaid for `draft_ttl_days` → `Deleted`.
@@ -66,11 +60,18 @@ pub enum QueueKind {
     TombstoneDue = 6,
     /// Delete audit events older than the vault's retention.
     AuditCompaction = 7,
+    /// `Active`: unlock when the time gate opens and the quorum holds (e.g. a pure time
+    /// lock at its date); re-enqueued at the next moment the gate can open.
+    UnlockCheck = 8,
+    /// An open payment session: check its subaccount balance so a payer who never presses
+    /// verify still gets the vault. Async (ledger calls): run by the tick itself, not by
+    /// [`process_entry`].
+    SessionCheck = 9,
 }
 
 impl QueueKind {
     /// Every kind.
-    pub const ALL: [QueueKind; 7] = [
+    pub const ALL: [QueueKind; 9] = [
         QueueKind::DraftPurge,
         QueueKind::ValidityEnd,
         QueueKind::GraceMasterEnd,
@@ -78,6 +79,8 @@ impl QueueKind {
         QueueKind::AccessEnd,
         QueueKind::TombstoneDue,
         QueueKind::AuditCompaction,
+        QueueKind::UnlockCheck,
+        QueueKind::SessionCheck,
     ];
 
     /// The stored code.
@@ -100,6 +103,8 @@ impl QueueKind {
             QueueKind::AccessEnd => "access_end",
             QueueKind::TombstoneDue => "tombstone_due",
             QueueKind::AuditCompaction => "audit_compaction",
+            QueueKind::UnlockCheck => "unlock_check",
+            QueueKind::SessionCheck => "session_check",
         }
     }
 }
@@ -126,6 +131,7 @@ pub fn schedule_for_status(state: &mut State, vault: &VaultRecord, now: u64) {
             if let Some(expires_at) = vault.expires_at {
                 enqueue(state, expires_at, QueueKind::ValidityEnd, vault.id);
             }
+            schedule_unlock_check(state, vault, now);
         }
         VaultStatus::GraceMaster => enqueue(
             state,
@@ -153,6 +159,33 @@ pub fn schedule_for_status(state: &mut State, vault: &VaultRecord, now: u64) {
         | VaultStatus::SetupComplete
         | VaultStatus::Deleted => {}
     }
+}
+
+/// Enqueues an unlock check for an `Active` vault at the next moment its time gate can open
+/// (now, if it holds already). Called on activation, when the rules change and when an
+/// unlock request opens; owner activity only moves the inactivity deadline later, so an
+/// earlier entry finds nothing due and re-enqueues itself.
+pub fn schedule_unlock_check(state: &mut State, vault: &VaultRecord, now: u64) {
+    if vault.status != VaultStatus::Active || vault.unlock_rules.is_none() {
+        return;
+    }
+    let gate = super::unlock::time_gate(vault, now);
+    if gate.holds {
+        enqueue(state, now, QueueKind::UnlockCheck, vault.id);
+    } else if let Some(at) = gate.opens_at {
+        enqueue(state, at.max(now), QueueKind::UnlockCheck, vault.id);
+    }
+}
+
+/// Enqueues the first balance check of a new payment session.
+pub fn schedule_session_check(state: &mut State, session_id: u64, now: u64) {
+    let interval = state.config().durations.timer_interval_secs;
+    enqueue(
+        state,
+        now.saturating_add(interval.saturating_mul(NANOS_PER_SEC)),
+        QueueKind::SessionCheck,
+        session_id,
+    );
 }
 
 /// Enqueues the deadlines of a new `Draft`: its purge and its first audit compaction.
@@ -279,6 +312,10 @@ pub fn process_batch(
 /// Processes one entry: removes it from the queue and applies its duty if it still applies.
 pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Principal) -> Outcome {
     let (due, code, id) = key;
+    if code == QueueKind::SessionCheck.code() {
+        // Async duty: the tick runs it (see `api::scheduler`); never here.
+        return Outcome::Gone;
+    }
     if due > now || state.scheduler_queue.remove(&key).is_none() {
         return Outcome::Gone;
     }
@@ -329,6 +366,8 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
             LifecycleEvent::TombstoneDue,
         ),
         QueueKind::AuditCompaction => return compact_audit(state, &mut vault, now, system),
+        QueueKind::UnlockCheck => return check_unlock(state, &vault, now, system),
+        QueueKind::SessionCheck => return Outcome::Gone,
     };
     if vault.status != needs {
         return Outcome::NoLongerApplies;
@@ -354,6 +393,24 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
     }
     state.vaults.insert(vault.id, vault);
     Outcome::Applied
+}
+
+/// Unlocks an `Active` vault whose rules hold now; otherwise waits for the next moment its
+/// time gate can open.
+fn check_unlock(state: &mut State, vault: &VaultRecord, now: u64, system: Principal) -> Outcome {
+    if vault.status != VaultStatus::Active {
+        return Outcome::NoLongerApplies;
+    }
+    match super::unlock::unlock_if_due(state, vault.id, now, system) {
+        Ok(true) => Outcome::Applied,
+        _ => {
+            let gate = super::unlock::time_gate(vault, now);
+            if let Some(at) = gate.opens_at.filter(|at| *at > now) {
+                enqueue(state, at, QueueKind::UnlockCheck, vault.id);
+            }
+            Outcome::NoLongerApplies
+        }
+    }
 }
 
 /// Deletes the vault's audit events older than its retention (at most

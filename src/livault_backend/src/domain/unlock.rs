@@ -375,6 +375,8 @@ pub fn trigger_unlock(
             AuditAction::UnlockRequested,
             format!("member={} wait_days={wait}", member.member_id),
         );
+        // The request's wait may open the time gate before the other deadlines.
+        crate::domain::scheduler::schedule_unlock_check(state, &vault, now);
     }
     if let Some(event) = eval.event {
         apply_unlock(

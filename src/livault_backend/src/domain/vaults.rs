@@ -418,6 +418,7 @@ pub fn update_vault(
                 AuditAction::UnlockRulesChanged,
                 details,
             );
+            scheduler::schedule_unlock_check(state, &vault, now);
         }
     }
     let mut settings = Vec::new();
