@@ -120,7 +120,7 @@ async fn check_session(key: QueueKey) -> (bool, bool) {
                 .get(&session_id)
                 .map_or(0, |p| p.expires_at.saturating_add(NANOS_PER_DAY));
             if now < open_until {
-                scheduler::schedule_session_check(s, session_id, now);
+                scheduler::schedule_session_check(s, session_id, now, true);
             }
         });
     }

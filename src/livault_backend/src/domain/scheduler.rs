@@ -177,15 +177,16 @@ pub fn schedule_unlock_check(state: &mut State, vault: &VaultRecord, now: u64) {
     }
 }
 
-/// Enqueues the first balance check of a new payment session.
-pub fn schedule_session_check(state: &mut State, session_id: u64, now: u64) {
+/// Enqueues a balance check of a payment session: due at the next tick for a new session
+/// (`retry = false`), one timer interval later for a session still unpaid.
+pub fn schedule_session_check(state: &mut State, session_id: u64, now: u64, retry: bool) {
     let interval = state.config().durations.timer_interval_secs;
-    enqueue(
-        state,
-        now.saturating_add(interval.saturating_mul(NANOS_PER_SEC)),
-        QueueKind::SessionCheck,
-        session_id,
-    );
+    let due = if retry {
+        now.saturating_add(interval.saturating_mul(NANOS_PER_SEC))
+    } else {
+        now
+    };
+    enqueue(state, due, QueueKind::SessionCheck, session_id);
 }
 
 /// Enqueues the deadlines of a new `Draft`: its purge and its first audit compaction.

@@ -176,7 +176,7 @@ pub fn init_payment(
     };
     state.payment_sessions.insert(id, session.clone());
     state.payment_sessions_by_vault.insert((vault_id, id), ());
-    crate::domain::scheduler::schedule_session_check(state, id, now);
+    crate::domain::scheduler::schedule_session_check(state, id, now, false);
     let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
     vault.last_owner_activity = now;
     vault.updated_at = now;
