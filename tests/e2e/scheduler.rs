@@ -540,3 +540,25 @@ fn http_health_and_prometheus_metrics() {
     assert!(samples["livault_scheduler_last_run_instructions"] > 0.0);
     assert!(!text.contains("Family"), "no user data");
 }
+
+#[test]
+fn a_paid_draft_is_not_purged() {
+    let mut env = env_with_interval(3600);
+    let owner = user("owner");
+    let id = env.create_vault(owner, "Family").id;
+    let paid = env.pay_creation(owner, id);
+    assert_eq!(paid.status, VaultStatus::NeedSetup);
+    env.advance_days(8);
+    let v = env.get_vault(owner, id).unwrap();
+    assert_eq!(v.status, VaultStatus::NeedSetup);
+    assert_eq!(v.name, "Family");
+    let m = metrics(&mut env);
+    assert_eq!(
+        m.scheduler.processed_total, 1,
+        "the purge entry was consumed"
+    );
+    assert_eq!(count(&m, VaultStatus::Deleted), 0);
+    assert!(!audit_log(&mut env, owner, id)
+        .iter()
+        .any(|e| e.details.contains("DraftUnpaidTimeout")));
+}
