@@ -8,7 +8,8 @@
 //!   identical bytes is not counted; the host does not expose its write journal);
 //! - stable bytes per stored byte: growth of stable memory over the whole upload, and the
 //!   content layout's own footprint (pages handed out + chunk index entries);
-//! side by side with a baseline measured in the same run: `tests/bench/raw_stable.wat`, which
+//!
+//! Side by side with a baseline measured in the same run: `tests/bench/raw_stable.wat`, which
 //! only copies the argument and `stable64_write`s it (and `stable64_read` + reply for reads).
 //!
 //! The vault reaches `NeedSetup` through a real payment on the host's ledger model

@@ -13,7 +13,7 @@
 //!     others; each entry that traps alone is moved to a retry time (parked after
 //!     [`scheduler::MAX_ATTEMPTS`]), never lost;
 //!   - an entry processed twice does nothing the second time (it is gone from the queue).
-//!   Self-calls were chosen over one timer per entry: one extra message per batch instead of
+//! - Self-calls were chosen over one timer per entry: one extra message per batch instead of
 //!   one per entry on the normal path, and the tick can await the outcome (report, flag).
 //! - The periodic tick does nothing while the canister is paused (deadlines keep waiting in
 //!   the queue); an admin's `run_maintenance` runs regardless.
