@@ -553,9 +553,10 @@ fn a_paid_draft_is_not_purged() {
     assert_eq!(v.status, VaultStatus::NeedSetup);
     assert_eq!(v.name, "Family");
     let m = metrics(&mut env);
+    // The purge entry and the payment session's balance check were consumed.
     assert_eq!(
-        m.scheduler.processed_total, 1,
-        "the purge entry was consumed"
+        m.scheduler.processed_total, 2,
+        "the purge entry and the session check were consumed"
     );
     assert_eq!(count(&m, VaultStatus::Deleted), 0);
     assert!(!audit_log(&mut env, owner, id)
