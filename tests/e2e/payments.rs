@@ -600,7 +600,16 @@ fn account_identifiers_and_icrc1_accounts_match_independent_encoders() {
 
 #[test]
 fn plan_upgrade_is_prorated_paid_and_applied() {
-    let mut env = TestEnv::new();
+    // 1000 days pass: a daily maintenance timer keeps that to 1000 ticks.
+    let mut env = TestEnv::with_init(InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(local_replica::ledger_principal()),
+        durations: Some(livault_backend::domain::config::Durations {
+            timer_interval_secs: 86_400,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let owner = user("owner");
     let v = new_vault(&mut env, owner);
     env.pay_creation(owner, v);
