@@ -325,3 +325,20 @@ fn the_scheduler_confirms_a_payment_nobody_verified() {
         .unwrap();
     assert_eq!(s.status, PaymentSessionStatus::Completed);
 }
+
+/// Every authenticated owner update is activity (SPEC §4): an upload cancels an open request.
+#[test]
+fn owner_upload_counts_as_activity_and_cancels_an_open_request() {
+    let mut j = active_vault(inactivity_rules());
+    let (owner, h1, v) = (j.owner, j.heir1, j.vault);
+    j.env.advance_days(31);
+    let r: R<UnlockStatus> = j.env.update(h1, "trigger_unlock", (v,));
+    assert!(r.unwrap().request.is_some());
+    let r: R<UnlockStatus> = j.env.update(h1, "approve_unlock", (v,));
+    assert_eq!(r.unwrap().heir_approvals, 1);
+    upload(&mut j.env, owner, v, b"another letter", None);
+    let s = status(&mut j.env, h1, v);
+    assert!(s.request.is_none());
+    assert_eq!(s.heir_approvals, 0);
+    assert!(!s.time_gate.holds);
+}

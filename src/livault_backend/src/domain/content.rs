@@ -281,11 +281,6 @@ fn open_uploads_in(state: &State, vault_id: VaultId) -> Vec<UploadId> {
         .collect()
 }
 
-fn touch_owner(vault: &mut VaultRecord, now: u64) {
-    vault.last_owner_activity = now;
-    vault.updated_at = now;
-}
-
 // ------------------------------------------------------------------ uploads
 
 /// `begin_upload`: validates, reserves quota, opens a session.
@@ -440,7 +435,7 @@ pub fn begin_upload(
         state.idempotency.insert(hash, upload_id);
     }
     vault.storage_reserved_bytes += args.size;
-    touch_owner(&mut vault, now);
+    super::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -532,7 +527,7 @@ pub fn upload_chunk(
         (TAG_PROGRESS, upload_id, 0),
         UploadEntry::Progress(p.clone()),
     );
-    touch_owner(&mut vault, now);
+    super::vaults::touch_owner(state, &mut vault, now, caller);
     state.vaults.insert(vault.id, vault);
     Ok(upload_view(state, &head, &p))
 }
@@ -627,7 +622,7 @@ pub fn finish_upload(
     };
     vault.storage_reserved_bytes = vault.storage_reserved_bytes.saturating_sub(head.size);
     vault.storage_committed_bytes += head.size;
-    touch_owner(&mut vault, now);
+    super::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -672,7 +667,7 @@ pub fn abort_upload(state: &mut State, rt: &impl Runtime, upload_id: UploadId) -
     let (mut vault, _) = access::load(state, head.vault_id, &caller, Need::Owner)?;
     drop_upload(state, &head);
     vault.storage_reserved_bytes = vault.storage_reserved_bytes.saturating_sub(head.size);
-    touch_owner(&mut vault, now);
+    super::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -767,7 +762,7 @@ pub fn delete_item(
     state.content_items.remove(&(vault_id, item_id));
     vault.item_count = vault.item_count.saturating_sub(1);
     vault.storage_committed_bytes = vault.storage_committed_bytes.saturating_sub(item.size);
-    touch_owner(&mut vault, now);
+    super::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -890,7 +885,7 @@ pub fn request_download(
         },
     );
     if access == Access::Owner {
-        touch_owner(&mut vault, now);
+        super::vaults::touch_owner(state, &mut vault, now, caller);
     }
     audit::append(
         state,

@@ -178,8 +178,7 @@ pub fn init_payment(
     state.payment_sessions_by_vault.insert((vault_id, id), ());
     crate::domain::scheduler::schedule_session_check(state, id, now, false);
     let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
-    vault.last_owner_activity = now;
-    vault.updated_at = now;
+    crate::domain::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -408,7 +407,7 @@ fn complete_after_sweep(
     }
     if let Some(mut vault) = state.vaults.get(&session.vault_id) {
         if actor == vault.owner {
-            vault.last_owner_activity = now;
+            crate::domain::vaults::touch_owner(state, &mut vault, now, actor);
         }
         audit::append(
             state,
