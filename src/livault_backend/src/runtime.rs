@@ -165,9 +165,8 @@ pub mod testing {
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
 
-    use ic_ledger_types::{AccountIdentifier, Subaccount};
-
     use super::*;
+    use crate::domain::payments::account::account_identifier;
     use crate::domain::payments::ledger::LEDGER_FEE_E8S;
 
     /// Dedup key of the mock ledger: (from, to, amount, memo, created_at_time).
@@ -397,11 +396,11 @@ pub mod testing {
                     allowed_window_nanos: 24 * 3600 * 1_000_000_000,
                 }));
             }
-            let sub = match &args.from_subaccount {
-                Some(b) => Subaccount(b.as_slice().try_into().expect("32-byte subaccount")),
-                None => Subaccount([0; 32]),
-            };
-            let from = *AccountIdentifier::new(&self.self_id, &sub).as_bytes();
+            let sub: Option<[u8; 32]> = args
+                .from_subaccount
+                .as_ref()
+                .map(|b| b.as_slice().try_into().expect("32-byte subaccount"));
+            let from = account_identifier(&self.self_id, sub);
             let result = l.transfer(from, &args);
             if !pass && l.unknown_transfer > 0 {
                 l.unknown_transfer -= 1;

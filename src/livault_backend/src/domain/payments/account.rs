@@ -7,7 +7,7 @@
 //! Other tags stay free for future uses of this canister's subaccounts.
 
 use candid::Principal;
-use ic_ledger_types::{AccountIdentifier, Subaccount};
+use sha2::{Digest, Sha224};
 
 /// Tag byte (index 23) of payment-session subaccounts.
 pub const SESSION_SUBACCOUNT_TAG: u8 = 0x01;
@@ -33,8 +33,20 @@ pub fn session_of_subaccount(sub: &[u8; 32]) -> Option<u64> {
 
 /// The legacy account identifier of `(owner, subaccount)` (`None` = default subaccount):
 /// `crc32(h) ‖ h` with `h = sha224("\x0Aaccount-id" ‖ owner ‖ subaccount)`.
+///
+/// Computed here rather than with `ic-ledger-types` (which pulls a second `ic-cdk` into every
+/// build); the unit test below checks it against `ic-ledger-types` and the payments E2E
+/// against `@dfinity/ledger-icp`'s vector.
 pub fn account_identifier(owner: &Principal, subaccount: Option<[u8; 32]>) -> [u8; 32] {
-    *AccountIdentifier::new(owner, &Subaccount(subaccount.unwrap_or([0; 32]))).as_bytes()
+    let mut hasher = Sha224::new();
+    hasher.update(b"\x0Aaccount-id");
+    hasher.update(owner.as_slice());
+    hasher.update(subaccount.unwrap_or([0; 32]));
+    let hash = hasher.finalize();
+    let mut out = [0u8; 32];
+    out[..4].copy_from_slice(&crc32(&hash).to_be_bytes());
+    out[4..].copy_from_slice(&hash);
+    out
 }
 
 /// CRC-32 (IEEE 802.3, as used by principals and account identifiers).
@@ -141,6 +153,29 @@ mod tests {
             *b = i as u8 + 1;
         }
         s
+    }
+
+    #[test]
+    fn account_identifier_equals_ic_ledger_types() {
+        use ic_ledger_types::{AccountIdentifier, Subaccount};
+        let owners = [
+            Principal::from_text(SPEC_OWNER).unwrap(),
+            Principal::anonymous(),
+            Principal::management_canister(),
+            Principal::from_text("ryjl3-tyaaa-aaaaa-aaaba-cai").unwrap(),
+        ];
+        for owner in owners {
+            for sub in [
+                None,
+                Some([0; 32]),
+                Some(spec_sub()),
+                Some(session_subaccount(7)),
+            ] {
+                let theirs =
+                    *AccountIdentifier::new(&owner, &Subaccount(sub.unwrap_or([0; 32]))).as_bytes();
+                assert_eq!(account_identifier(&owner, sub), theirs, "{owner} {sub:?}");
+            }
+        }
     }
 
     #[test]
