@@ -34,6 +34,7 @@ COMMANDS:
   ledger account-id NAME
   time now | time advance DURATION      (e.g. 30s, 15m, 2h, 3d)
   identity new NAME | identity list | identity use NAME | identity whoami
+                                        (identity anonymous is built in: principal 2vxsx-fae)
   demo [--wasm PATH]                    narrated journey on the real wasm, every step checked
                                         (needs a fresh --state; default wasm target/livault/livault_backend.wasm)
 
