@@ -10,7 +10,7 @@
 //!
 //! The state is saved afterwards, so the demo's canister can be explored further with
 //! `livault-local --state DIR call --as alice get_vault '(1)'` etc. (identities `admin`,
-//! `alice`, `bob` exist).
+//! `alice`, `bob`, `carol`, `dave` exist).
 //!
 //! ## The journey
 //! Foundation (install, plans, quote, create, rules, rejected inputs, audit log), then the
