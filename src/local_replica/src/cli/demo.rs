@@ -713,11 +713,7 @@ fn init_payment(d: &mut Demo) -> StepResult {
         d.update(d.alice, "init_payment", (id, PaymentPurpose::Create))?;
     let s = ok("init_payment", s)?;
     expect_eq("amount", s.amount_e8s, 715_000_000)?;
-    expect_eq(
-        "session status",
-        s.status.clone(),
-        PaymentSessionStatus::Open,
-    )?;
+    expect_eq("session status", s.status, PaymentSessionStatus::Open)?;
     ensure!(
         s.account_identifier.len() == 64,
         "account identifier {:?} is not 64 hex characters",
@@ -794,7 +790,7 @@ fn verify_payment(d: &mut Demo) -> StepResult {
     expect_eq("vault status", r.vault_status, VaultStatus::NeedSetup)?;
     expect_eq(
         "session status",
-        r.session.status.clone(),
+        r.session.status,
         PaymentSessionStatus::Completed,
     )?;
     expect_eq("treasury share", r.billing.treasury_e8s, s.amount_e8s - FEE)?;
@@ -842,9 +838,9 @@ fn invites(d: &mut Demo) -> StepResult {
             "generate_invite",
             (GenerateInviteArgs {
                 vault_id: id,
-                role: role.clone(),
+                role,
                 name: name.into(),
-                relation: relation.clone(),
+                relation,
                 email_hint: None,
                 can_trigger_unlock: true,
                 count_as_approver: true,
