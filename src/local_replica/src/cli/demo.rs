@@ -136,7 +136,7 @@ pub fn steps() -> Vec<Step> {
         Step::new("Invite 2 heirs and a witness", invites),
         Step::new("Invite info (anonymous, query)", invite_info),
         Step::new("Claims: bob, carol (heirs), dave (witness)", claims),
-        Step::new("Upload a 3 MiB file in chunks -> SetupComplete", upload_file),
+        Step::new("Upload a 3 MiB file in chunks: SetupComplete", upload_file),
         Step::new("Upload a letter addressed to bob", upload_letter),
         Step::new("Finalize the setup -> Active", finalize),
         Step::new("Before unlock: heirs are refused", before_unlock),
