@@ -10,31 +10,40 @@
 //!
 //! The state is saved afterwards, so the demo's canister can be explored further with
 //! `livault-local --state DIR call --as alice get_vault '(1)'` etc. (identities `admin`,
-//! `alice`, `bob` exist).
+//! `alice`, `bob`, `carol`, `dave` exist).
+//!
+//! ## The journey
+//! Foundation (install, plans, quote, create, rules, rejected inputs, audit log), then the
+//! creation payment through the host's ICP ledger model (session, wallet transfer to the
+//! hex account identifier, `verify_payment` → `NeedSetup`, treasury balance), invites for
+//! two heirs and a witness claimed by `bob`, `carol` and `dave`, a file of a few MiB uploaded
+//! in chunks with a progress bar ([`crate::progress`]) and a letter for bob →
+//! `SetupComplete` → `finalize_setup` → `Active`, heirs refused before the unlock, an
+//! upgrade, 181 days of time travel (the daily maintenance timer fires), an unlock request
+//! and approvals → `Unlockable`, heir downloads compared byte for byte and by SHA-256, and
+//! the audit log's tail.
 //!
 //! ## Adding steps
-//! Later features add their steps to [`steps`] (one `Step::new(...)` each), in journey
-//! order, after "Create a vault":
-//! * payment via the ledger model: `ledger fund` alice, open the payment session, transfer,
-//!   confirm → NeedSetup (balance of the treasury checked);
-//! * invites and claims: invite an heir and the witness, claim as `bob` → heir joined;
-//! * content: upload an encrypted item in chunks with a progress bar
-//!   ([`crate::progress`]), download it back and compare hashes; finalize_setup → Active;
-//! * unlock: advance time past the rules, unlock request / approvals → Unlockable, heir
-//!   download;
-//! * scheduler: advance time past `access_until` / draft TTL and show the timers moving
-//!   vaults to Expired / Deleted.
+//! Add one `Step::new(...)` to [`steps`] in journey order; state later steps need goes into
+//! [`Journey`].
 
 use super::identity::principal_of;
 use super::{Args, Context};
+use crate::account::AccountId;
 use crate::host::Host;
+use crate::progress::ProgressBar;
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
-use livault_backend::domain::config::{InitArgs, LiVaultArgs};
+use livault_backend::domain::config::{Durations, InitArgs, LiVaultArgs};
 use livault_backend::domain::error::VaultError;
+use livault_backend::domain::member_types::*;
+use livault_backend::domain::payments::types::*;
+use livault_backend::domain::records::MemberRole;
 use livault_backend::domain::types::*;
 use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// Default path of the canister wasm (built by `scripts/build.sh`).
@@ -42,6 +51,12 @@ pub const DEFAULT_WASM: &str = "target/livault/livault_backend.wasm";
 
 const E8S: u64 = 100_000_000;
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
+/// The demo's maintenance timer interval (init arg `durations.timer_interval_secs`).
+const TIMER_SECS: u64 = 86_400;
+/// Size of the demo's file: a few MiB, uploaded in the canister's chunk size (1 MiB).
+const FILE_BYTES: usize = 3 * 1024 * 1024 + 123_456;
+/// The ICP ledger fee.
+const FEE: u64 = crate::ledger::FEE;
 
 /// Everything the steps share: the host, the wasm, identities and what earlier steps found.
 pub struct Demo<'a> {
@@ -53,14 +68,35 @@ pub struct Demo<'a> {
     pub admin: Principal,
     /// The vault owner.
     pub alice: Principal,
-    /// A stranger (later: an heir).
+    /// A stranger at first, then an heir.
     pub bob: Principal,
+    /// The second heir.
+    pub carol: Principal,
+    /// The witness.
+    pub dave: Principal,
     /// The vault created by "Create a vault".
     pub vault_id: Option<VaultId>,
+    /// What the journey's later steps need from the earlier ones.
+    pub journey: Journey,
     /// Instructions used by the messages of the current step.
     instructions: u64,
     /// Messages executed in the current step.
     messages: u64,
+}
+
+/// Ids, tokens and payloads found by earlier steps of the journey.
+#[derive(Default)]
+pub struct Journey {
+    /// The creation payment session.
+    pub session: Option<PaymentSession>,
+    /// Invite tokens: bob's, carol's, dave's (in that order).
+    pub tokens: Vec<String>,
+    /// Member ids of bob, carol, dave.
+    pub members: Vec<u32>,
+    /// The uploaded file: item id and payload.
+    pub file: Option<(u64, Vec<u8>)>,
+    /// The letter for bob: item id and payload.
+    pub letter: Option<(u64, Vec<u8>)>,
 }
 
 /// Result of a step: lines describing what was observed.
@@ -94,7 +130,22 @@ pub fn steps() -> Vec<Step> {
         Step::new("Rejected inputs: typed errors, nothing changes", rejected),
         Step::new("Audit log (hash-chained)", audit_log),
         Step::new("Advance time by 3 days", advance_time),
+        Step::new("Open a payment session (Create)", init_payment),
+        Step::new("Wallet transfer on the ICP ledger", wallet_transfer),
+        Step::new("Verify the payment -> NeedSetup", verify_payment),
+        Step::new("Invite 2 heirs and a witness", invites),
+        Step::new("Invite info (anonymous, query)", invite_info),
+        Step::new("Claims: bob, carol (heirs), dave (witness)", claims),
+        Step::new("Upload a 3 MiB file in chunks: SetupComplete", upload_file),
+        Step::new("Upload a letter addressed to bob", upload_letter),
+        Step::new("Finalize the setup -> Active", finalize),
+        Step::new("Before unlock: heirs are refused", before_unlock),
         Step::new("Upgrade keeps every answer", upgrade),
+        Step::new("Advance 181 days: owner inactive, timers fire", inactivity),
+        Step::new("Unlock request by bob", trigger_unlock),
+        Step::new("Approvals: bob, then dave -> Unlockable", approvals),
+        Step::new("Heir downloads: bytes and SHA-256 equal", heir_download),
+        Step::new("Audit log tail", audit_tail),
         Step::new("Metrics (admin)", metrics),
         Step::new("Canister status", status),
     ]
@@ -138,6 +189,30 @@ impl Demo<'_> {
         self.instructions += reply.total_instructions;
         self.messages += 1;
         candid::decode_one(&reply.bytes).with_context(|| format!("decoding {method}'s reply"))
+    }
+
+    /// Advances the host clock by `days`; the maintenance timer fires on the way. Adds the
+    /// executions that ran meanwhile (timer ticks and their callbacks) to the step's counts
+    /// and returns how many timer executions there were.
+    fn advance_days(&mut self, days: u64) -> u64 {
+        let before = self.host.now();
+        self.host.advance_time(Duration::from_secs(days * 86_400));
+        let mut timers = 0;
+        for r in self.host.executions().filter(|r| r.time_ns > before) {
+            self.instructions += r.instructions;
+            self.messages += 1;
+            if r.kind == crate::ic0::ExecKind::Timer {
+                timers += 1;
+            }
+        }
+        timers
+    }
+
+    /// The caller's unlock status.
+    fn unlock_status(&mut self, who: Principal) -> Result<UnlockStatus> {
+        let id = self.vault()?;
+        let s: Result<UnlockStatus, VaultError> = self.query(who, "get_unlock_status", (id,))?;
+        ok("get_unlock_status", s)
     }
 
     /// Instructions of the executions the host recorded since `since` (install, upgrade).
@@ -239,6 +314,10 @@ fn install(d: &mut Demo) -> StepResult {
     let args = Some(LiVaultArgs::Init(InitArgs {
         admins: vec![d.admin],
         ledger_canister_id: Some(crate::ledger_principal()),
+        durations: Some(Durations {
+            timer_interval_secs: TIMER_SECS,
+            ..Durations::default()
+        }),
         ..Default::default()
     }));
     let since = d.host.executions().count();
@@ -253,8 +332,12 @@ fn install(d: &mut Demo) -> StepResult {
         format!("canister {id}, {} bytes of wasm", d.wasm.len()),
         format!("admin = {} (also the controller)", d.admin),
         format!(
-            "ledger = {} (the host's ICP ledger model)",
+            "ledger = {} (the host's ICP ledger model), treasury = the admin's account",
             crate::LEDGER_ID
+        ),
+        format!(
+            "maintenance timer every {} h (default 60 s; daily keeps 6 months of time travel fast)",
+            TIMER_SECS / 3600
         ),
     ])
 }
@@ -510,16 +593,17 @@ fn audit_log(d: &mut Demo) -> StepResult {
 fn advance_time(d: &mut Demo) -> StepResult {
     let id = d.vault()?;
     let before = d.host.now();
-    d.host.advance_time(Duration::from_secs(3 * 86_400));
+    let ticks = d.advance_days(3);
     let now = d.host.now();
     ensure!(now >= before + 3 * DAY_NS, "the clock did not advance");
+    expect_eq("timer executions", ticks, 3)?;
     let v: Result<VaultView, VaultError> = d.query(d.alice, "get_vault", (id,))?;
     let v = ok("get_vault", v)?;
     expect_eq("status", v.status, VaultStatus::Draft)?;
     Ok(vec![
-        format!("clock {} -> {}", day(before), day(now)),
+        format!("clock {} -> {}, {ticks} timer executions", day(before), day(now)),
         format!(
-            "vault still {:?} (an unpaid draft is purged after 7 days once the scheduler lands)",
+            "vault still {:?}: the daily scheduler ticks ran; an unpaid draft is purged after 7 days",
             v.status
         ),
     ])
@@ -557,12 +641,12 @@ fn metrics(d: &mut Demo) -> StepResult {
     let m: Result<Metrics, VaultError> = d.query(d.admin, "get_metrics", ())?;
     let m = ok("get_metrics", m)?;
     expect_eq("vaults_total", m.vaults_total, 1)?;
-    let drafts = m
+    let unlockable = m
         .vaults_by_status
         .iter()
-        .find(|c| c.status == VaultStatus::Draft)
+        .find(|c| c.status == VaultStatus::Unlockable)
         .map(|c| c.count);
-    expect_eq("drafts", drafts, Some(1))?;
+    expect_eq("unlockable vaults", unlockable, Some(1))?;
     expect_eq("admins", m.admins, 1)?;
     let denied: Result<Metrics, VaultError> = d.query(d.alice, "get_metrics", ())?;
     expect_eq(
@@ -586,6 +670,21 @@ fn metrics(d: &mut Demo) -> StepResult {
             m.heap_memory_bytes as f64 / 1048576.0,
             m.cycles_balance
         ),
+        format!(
+            "scheduler: {} ticks since the upgrade, last {} ({} instructions), {} queued",
+            m.scheduler.runs,
+            m.scheduler
+                .last_run
+                .as_ref()
+                .map(|r| day(r.started_at))
+                .unwrap_or_else(|| "never".into()),
+            m.scheduler
+                .last_run
+                .as_ref()
+                .map(|r| group(r.instructions))
+                .unwrap_or_default(),
+            m.scheduler.queue_len
+        ),
         "as alice: NotAuthorized".into(),
     ])
 }
@@ -606,6 +705,687 @@ fn status(d: &mut Demo) -> StepResult {
             s.controllers.len()
         ),
     ])
+}
+
+fn init_payment(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let s: Result<PaymentSession, VaultError> =
+        d.update(d.alice, "init_payment", (id, PaymentPurpose::Create))?;
+    let s = ok("init_payment", s)?;
+    expect_eq("amount", s.amount_e8s, 715_000_000)?;
+    expect_eq("session status", s.status, PaymentSessionStatus::Open)?;
+    ensure!(
+        s.account_identifier.len() == 64,
+        "account identifier {:?} is not 64 hex characters",
+        s.account_identifier
+    );
+    // The same open (vault, purpose) returns the same session.
+    let again: Result<PaymentSession, VaultError> =
+        d.update(d.alice, "init_payment", (id, PaymentPurpose::Create))?;
+    expect_eq(
+        "the second init_payment's id",
+        ok("init_payment", again)?.id,
+        s.id,
+    )?;
+    let lines = vec![
+        format!(
+            "session #{}: pay {} before {}",
+            s.id,
+            icp(s.amount_e8s),
+            day(s.expires_at)
+        ),
+        format!(
+            "account identifier (NNS, Plug, exchanges): {}",
+            s.account_identifier
+        ),
+        format!("ICRC-1 account (Oisy):  {}", s.icrc1_account),
+        "init_payment again -> the same session".into(),
+    ];
+    d.journey.session = Some(s);
+    Ok(lines)
+}
+
+fn wallet_transfer(d: &mut Demo) -> StepResult {
+    let s = d
+        .journey
+        .session
+        .clone()
+        .ok_or_else(|| anyhow!("no payment session"))?;
+    let wallet = AccountId::new(&d.alice, None);
+    let mint = d.host.fund(wallet, s.amount_e8s + FEE);
+    let to = AccountId::from_hex(&s.account_identifier)
+        .map_err(|e| anyhow!("account identifier {:?}: {e:?}", s.account_identifier))?;
+    let block = d
+        .host
+        .ledger_transfer_as(&d.alice, to, s.amount_e8s)
+        .map_err(|e| anyhow!("wallet transfer: {e:?}"))?;
+    expect_eq(
+        "session balance",
+        d.host.ledger().balance(&to),
+        s.amount_e8s,
+    )?;
+    expect_eq("wallet balance", d.host.ledger().balance(&wallet), 0)?;
+    Ok(vec![
+        format!(
+            "alice's wallet {wallet} funded with {} (block {mint})",
+            icp(s.amount_e8s + FEE)
+        ),
+        format!(
+            "transfer {} + fee {} to {} (block {block})",
+            icp(s.amount_e8s),
+            icp(FEE),
+            s.account_identifier
+        ),
+    ])
+}
+
+fn verify_payment(d: &mut Demo) -> StepResult {
+    let s = d
+        .journey
+        .session
+        .clone()
+        .ok_or_else(|| anyhow!("no payment session"))?;
+    let r: Result<PaymentReceipt, VaultError> = d.update(d.alice, "verify_payment", (s.id,))?;
+    let r = ok("verify_payment", r)?;
+    expect_eq("vault status", r.vault_status, VaultStatus::NeedSetup)?;
+    expect_eq(
+        "session status",
+        r.session.status,
+        PaymentSessionStatus::Completed,
+    )?;
+    expect_eq("treasury share", r.billing.treasury_e8s, s.amount_e8s - FEE)?;
+    let treasury = AccountId::new(&d.admin, None);
+    let balance = d.host.ledger().balance(&treasury);
+    expect_eq("treasury balance", balance, s.amount_e8s - FEE)?;
+    let v: Result<VaultView, VaultError> = d.query(d.alice, "get_vault", (d.vault()?,))?;
+    let v = ok("get_vault", v)?;
+    expect_eq("status", v.status, VaultStatus::NeedSetup)?;
+    ensure!(
+        v.paid_at.is_some() && v.expires_at.is_some(),
+        "paid_at/expires_at not set"
+    );
+    Ok(vec![
+        format!(
+            "received {}, swept {} to the treasury at block {:?} (billing #{})",
+            icp(r.session.received_e8s),
+            icp(r.billing.treasury_e8s),
+            r.billing.sweep_block,
+            r.billing.id
+        ),
+        format!("treasury balance on the ledger: {}", icp(balance)),
+        format!(
+            "vault {:?}, paid {}, valid until {}, still missing {:?}",
+            v.status,
+            day(v.paid_at.unwrap_or(0)),
+            day(v.expires_at.unwrap_or(0)),
+            v.setup_missing
+        ),
+    ])
+}
+
+fn invites(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let mut lines = vec![];
+    let people = [
+        ("Bob", MemberRole::Heir, Relation::Son),
+        ("Carol", MemberRole::Heir, Relation::Daughter),
+        ("Dave", MemberRole::Witness, Relation::Notary),
+    ];
+    let mut indexes = vec![];
+    for (name, role, relation) in people {
+        let r: Result<InviteCreated, VaultError> = d.update(
+            d.alice,
+            "generate_invite",
+            (GenerateInviteArgs {
+                vault_id: id,
+                role,
+                name: name.into(),
+                relation,
+                email_hint: None,
+                can_trigger_unlock: true,
+                count_as_approver: true,
+            },),
+        )?;
+        let inv = ok("generate_invite", r)?;
+        expect_eq("role", &inv.role, &role)?;
+        ensure!(inv.token.len() >= 22, "token too short: {:?}", inv.token);
+        indexes.push(inv.share_index);
+        lines.push(format!(
+            "{name:<5} {:?}/{:?}: invite #{}, share index {}, token {}… (shown once), expires {}",
+            role,
+            relation,
+            inv.invite_id,
+            inv.share_index,
+            &inv.token[..12],
+            day(inv.expires_at)
+        ));
+        d.journey.tokens.push(inv.token);
+    }
+    let mut unique = indexes.clone();
+    unique.dedup();
+    expect_eq("distinct share indexes", unique.len(), 3)?;
+    // The plan has 2 heir slots: a third heir invite is refused.
+    let r: Result<InviteCreated, VaultError> = d.update(
+        d.alice,
+        "generate_invite",
+        (GenerateInviteArgs {
+            vault_id: id,
+            role: MemberRole::Heir,
+            name: "Eve".into(),
+            relation: Relation::Friend,
+            email_hint: None,
+            can_trigger_unlock: true,
+            count_as_approver: true,
+        },),
+    )?;
+    ensure!(
+        matches!(r, Err(VaultError::PlanLimit { .. })),
+        "a third heir: expected Err(PlanLimit), got {r:?}"
+    );
+    lines.push(format!("a third heir -> {:?}", r.unwrap_err()));
+    Ok(lines)
+}
+
+fn invite_info(d: &mut Demo) -> StepResult {
+    let mut lines = vec![];
+    for token in d.journey.tokens.clone() {
+        let r: Result<InviteInfo, VaultError> =
+            d.query(Principal::anonymous(), "get_invite_info", (token,))?;
+        let i = ok("get_invite_info", r)?;
+        expect_eq("status", &i.status, &InviteStatus::Open)?;
+        expect_eq("inviter", i.inviter, d.alice)?;
+        lines.push(format!(
+            "{:<5} {:?} of \"{}\" invited by alice, {:?} until {}",
+            i.name,
+            i.role,
+            i.vault_name,
+            i.status,
+            day(i.expires_at)
+        ));
+    }
+    let r: Result<InviteInfo, VaultError> = d.query(
+        Principal::anonymous(),
+        "get_invite_info",
+        ("not-a-token".to_string(),),
+    )?;
+    expect_eq(
+        "unknown token",
+        r.clone().err(),
+        Some(VaultError::TokenInvalid),
+    )?;
+    lines.push("an unknown token -> TokenInvalid".into());
+    Ok(lines)
+}
+
+fn claims(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let tokens = d.journey.tokens.clone();
+    ensure!(tokens.len() == 3, "expected 3 invite tokens");
+    let mut lines = vec![];
+    for (who, name, token) in [
+        (d.bob, "bob", &tokens[0]),
+        (d.carol, "carol", &tokens[1]),
+        (d.dave, "dave", &tokens[2]),
+    ] {
+        let r: Result<MemberView, VaultError> = d.update(who, "claim_invite", (token.clone(),))?;
+        let m = ok("claim_invite", r)?;
+        lines.push(format!(
+            "{name:<5} joined as {:?} member #{} (share index {})",
+            m.role, m.member_id, m.share_index
+        ));
+        d.journey.members.push(m.member_id);
+    }
+    // Single use: dave cannot take bob's invite.
+    let r: Result<MemberView, VaultError> =
+        d.update(d.dave, "claim_invite", (tokens[0].clone(),))?;
+    expect_eq(
+        "a claimed token",
+        r.err(),
+        Some(VaultError::TokenAlreadyClaimed),
+    )?;
+    lines.push("dave with bob's token -> TokenAlreadyClaimed".into());
+    let v: Result<VaultView, VaultError> = d.query(d.alice, "get_vault", (id,))?;
+    let v = ok("get_vault", v)?;
+    expect_eq("heirs", v.heir_count, 2)?;
+    ensure!(v.witness_joined, "the witness has not joined");
+    expect_eq("status", v.status, VaultStatus::NeedSetup)?;
+    expect_eq(
+        "missing",
+        v.setup_missing.clone(),
+        vec!["content".to_string()],
+    )?;
+    let r: Result<VaultView, VaultError> = d.query(d.bob, "get_vault", (id,))?;
+    expect_eq(
+        "bob's role",
+        ok("get_vault as bob", r)?.my_role,
+        VaultRole::Heir,
+    )?;
+    lines.push(format!(
+        "vault {:?}: {} heirs + witness joined, still missing {:?}",
+        v.status, v.heir_count, v.setup_missing
+    ));
+    Ok(lines)
+}
+
+/// Deterministic bytes standing in for client-side ciphertext.
+fn ciphertext(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Uploads `payload` as the owner in the canister's chunk size, with a progress bar;
+/// returns the item and the number of chunks.
+fn upload(
+    d: &mut Demo,
+    kind: ItemKind,
+    payload: &[u8],
+    recipients: Option<Vec<u32>>,
+    label: &str,
+) -> Result<(ItemView, u32)> {
+    let id = d.vault()?;
+    let sha = Sha256::digest(payload).to_vec();
+    let r: Result<UploadView, VaultError> = d.update(
+        d.alice,
+        "begin_upload",
+        (BeginUploadArgs {
+            vault_id: id,
+            kind,
+            size: payload.len() as u64,
+            sha256: ByteBuf::from(sha.clone()),
+            encrypted_meta: ByteBuf::from(ciphertext(96, payload.len() as u64)),
+            recipients,
+            replaces: None,
+            idempotency_key: None,
+        },),
+    )?;
+    let up = ok("begin_upload", r)?;
+    let mut bar = ProgressBar::new(label, payload.len() as u64);
+    let mut chunks = 0u32;
+    for (i, chunk) in payload.chunks(up.chunk_bytes as usize).enumerate() {
+        let r: Result<UploadView, VaultError> = d.update(
+            d.alice,
+            "upload_chunk",
+            (up.upload_id, i as u32, ByteBuf::from(chunk.to_vec())),
+        )?;
+        let view = ok("upload_chunk", r)?;
+        expect_eq("next index", view.next_index, i as u32 + 1)?;
+        bar.inc(chunk.len() as u64);
+        chunks += 1;
+    }
+    bar.finish();
+    expect_eq("chunks", chunks, up.chunk_count)?;
+    let r: Result<ItemView, VaultError> = d.update(d.alice, "finish_upload", (up.upload_id,))?;
+    let item = ok("finish_upload", r)?;
+    expect_eq("stored SHA-256", item.sha256.to_vec(), sha)?;
+    Ok((item, chunks))
+}
+
+fn upload_file(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let payload = ciphertext(FILE_BYTES, 0x5eed);
+    let (item, chunks) = upload(
+        d,
+        ItemKind::File,
+        &payload,
+        None,
+        "  upload family-photos.tar",
+    )?;
+    let v: Result<VaultView, VaultError> = d.query(d.alice, "get_vault", (id,))?;
+    let v = ok("get_vault", v)?;
+    expect_eq("status", v.status, VaultStatus::SetupComplete)?;
+    let lines = vec![
+        format!(
+            "begin_upload, {chunks} upload_chunk of up to {} KiB, finish_upload (the canister checks \
+             size and SHA-256)",
+            item.chunk_bytes / 1024
+        ),
+        format!(
+            "item #{} {:?}, {} bytes, sha256 {}…, for every heir",
+            item.item_id,
+            item.kind,
+            item.size,
+            hex::encode(&item.sha256[..8])
+        ),
+        format!(
+            "vault {:?} (rules, content, heir all there); {:.1} of {} MiB used",
+            v.status,
+            v.storage_used_bytes as f64 / 1048576.0,
+            v.storage_limit_bytes / (1 << 20)
+        ),
+    ];
+    d.journey.file = Some((item.item_id, payload));
+    Ok(lines)
+}
+
+fn upload_letter(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let bob = *d
+        .journey
+        .members
+        .first()
+        .ok_or_else(|| anyhow!("bob has not joined"))?;
+    let payload = ciphertext(2_000, 0x1e77e4);
+    let (item, _) = upload(
+        d,
+        ItemKind::Letter,
+        &payload,
+        Some(vec![bob]),
+        "  upload letter",
+    )?;
+    expect_eq("recipients", item.recipients.clone(), Some(vec![bob]))?;
+    let v: Result<VaultView, VaultError> = d.query(d.alice, "get_vault", (id,))?;
+    let v = ok("get_vault", v)?;
+    expect_eq("status", v.status, VaultStatus::SetupComplete)?;
+    expect_eq("items", v.item_count, 2)?;
+    d.journey.letter = Some((item.item_id, payload));
+    Ok(vec![
+        format!(
+            "item #{} {:?}, {} bytes, addressed to member #{bob} (bob) only",
+            item.item_id, item.kind, item.size
+        ),
+        format!("vault {:?}, {} items", v.status, v.item_count),
+    ])
+}
+
+fn finalize(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let v: Result<VaultView, VaultError> = d.update(d.alice, "finalize_setup", (id,))?;
+    let v = ok("finalize_setup", v)?;
+    expect_eq("status", v.status, VaultStatus::Active)?;
+    Ok(vec![format!(
+        "vault {:?} since {}; the owner's last activity {}",
+        v.status,
+        day(v.activated_at.unwrap_or(0)),
+        day(v.last_owner_activity)
+    )])
+}
+
+fn before_unlock(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let (file, _) = d
+        .journey
+        .file
+        .clone()
+        .ok_or_else(|| anyhow!("no file uploaded"))?;
+    let r: Result<DownloadTicket, VaultError> = d.update(d.bob, "request_download", (id, file))?;
+    expect_eq(
+        "bob's request_download",
+        r.clone().err(),
+        Some(VaultError::NotAuthorized),
+    )?;
+    let r: Result<UnlockStatus, VaultError> = d.update(d.bob, "approve_unlock", (id,))?;
+    let opens = match r {
+        Err(VaultError::UnlockConditionsNotMet {
+            time_gate_opens_at: Some(t),
+            ..
+        }) => t,
+        other => bail!("bob's early approval: expected UnlockConditionsNotMet, got {other:?}"),
+    };
+    let s = d.unlock_status(d.bob)?;
+    ensure!(!s.time_gate.holds, "the time gate already holds");
+    expect_eq("opens at", s.time_gate.opens_at, Some(opens))?;
+    expect_eq("approvals", (s.heir_approvals, s.heirs_required), (0, 1))?;
+    Ok(vec![
+        "bob request_download -> NotAuthorized (heirs download only once Unlockable)".into(),
+        format!(
+            "bob approve_unlock   -> UnlockConditionsNotMet, opens {}",
+            day(opens)
+        ),
+        format!(
+            "get_unlock_status (bob): {:?}, time gate: {}; heirs {}/{}, witness needed {}",
+            s.status, s.time_gate.reason, s.heir_approvals, s.heirs_required, s.witness_required
+        ),
+    ])
+}
+
+fn inactivity(d: &mut Demo) -> StepResult {
+    let before = d.host.now();
+    let ticks = d.advance_days(181);
+    expect_eq("timer executions", ticks, 181)?;
+    let s = d.unlock_status(d.carol)?;
+    ensure!(
+        s.time_gate.holds,
+        "the time gate does not hold: {}",
+        s.time_gate.reason
+    );
+    expect_eq("status", s.status, VaultStatus::Active)?;
+    ensure!(!s.quorum_met, "the quorum is met without approvals");
+    let m: Result<Metrics, VaultError> = d.query(d.admin, "get_metrics", ())?;
+    let m = ok("get_metrics", m)?;
+    ensure!(
+        m.scheduler.runs >= 181,
+        "scheduler runs: {}",
+        m.scheduler.runs
+    );
+    Ok(vec![
+        format!(
+            "clock {} -> {}, {ticks} maintenance timer ticks",
+            day(before),
+            day(d.host.now())
+        ),
+        format!(
+            "get_unlock_status (carol): {:?}, time gate holds ({}), quorum not met yet",
+            s.status, s.time_gate.reason
+        ),
+    ])
+}
+
+fn trigger_unlock(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let r: Result<UnlockStatus, VaultError> = d.update(d.bob, "trigger_unlock", (id,))?;
+    let s = ok("trigger_unlock", r)?;
+    let req = s
+        .request
+        .clone()
+        .ok_or_else(|| anyhow!("trigger_unlock opened no request"))?;
+    expect_eq("opened by", req.opened_by, d.bob)?;
+    expect_eq("status", s.status, VaultStatus::Active)?;
+    let seen = d.unlock_status(d.alice)?;
+    ensure!(seen.request.is_some(), "the owner does not see the request");
+    Ok(vec![
+        format!(
+            "request by member #{} at {}, its own wait ends {}",
+            req.member_id,
+            day(req.opened_at),
+            day(req.wait_until)
+        ),
+        "the owner sees it too (any owner activity would cancel it)".into(),
+    ])
+}
+
+fn approvals(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let r: Result<UnlockStatus, VaultError> = d.update(d.bob, "approve_unlock", (id,))?;
+    let s = ok("approve_unlock (bob)", r)?;
+    expect_eq(
+        "heir approvals",
+        (s.heir_approvals, s.heirs_required),
+        (1, 1),
+    )?;
+    expect_eq("status after bob", s.status, VaultStatus::Active)?;
+    ensure!(!s.witness_approved, "witness approved already");
+    let r: Result<UnlockStatus, VaultError> = d.update(d.dave, "approve_unlock", (id,))?;
+    let s2 = ok("approve_unlock (dave)", r)?;
+    expect_eq("status after dave", s2.status, VaultStatus::Unlockable)?;
+    ensure!(s2.quorum_met && s2.witness_approved, "quorum not met");
+    let v: Result<VaultView, VaultError> = d.query(d.alice, "get_vault", (id,))?;
+    let v = ok("get_vault", v)?;
+    expect_eq("vault status", v.status, VaultStatus::Unlockable)?;
+    expect_eq(
+        "access until",
+        v.access_until,
+        v.unlocked_at.map(|t| t + 90 * DAY_NS),
+    )?;
+    Ok(vec![
+        format!(
+            "bob  approves -> heirs {}/{}, witness pending: {:?}",
+            s.heir_approvals, s.heirs_required, s.status
+        ),
+        format!(
+            "dave approves -> quorum met: {:?} at {}",
+            s2.status,
+            day(s2.unlocked_at.unwrap_or(0))
+        ),
+        format!(
+            "heirs have access until {} (90 days)",
+            day(v.access_until.unwrap_or(0))
+        ),
+    ])
+}
+
+/// Downloads `item` as `who`: every chunk, checked against the ticket's SHA-256.
+fn download(d: &mut Demo, who: Principal, item: u64) -> Result<(DownloadTicket, Vec<u8>)> {
+    let id = d.vault()?;
+    let r: Result<DownloadTicket, VaultError> = d.update(who, "request_download", (id, item))?;
+    let t = ok("request_download", r)?;
+    let mut bytes = Vec::with_capacity(t.size as usize);
+    let mut bar = ProgressBar::new("  download", t.size);
+    for i in 0..t.chunk_count {
+        let r: Result<ByteBuf, VaultError> =
+            d.query(who, "get_download_chunk", (t.ticket_id, i))?;
+        let chunk = ok("get_download_chunk", r)?;
+        bar.inc(chunk.len() as u64);
+        bytes.extend_from_slice(&chunk);
+    }
+    bar.finish();
+    expect_eq("downloaded size", bytes.len() as u64, t.size)?;
+    expect_eq(
+        "SHA-256 of the downloaded bytes",
+        Sha256::digest(&bytes).to_vec(),
+        t.sha256.to_vec(),
+    )?;
+    Ok((t, bytes))
+}
+
+fn heir_download(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let (file, file_bytes) = d.journey.file.clone().ok_or_else(|| anyhow!("no file"))?;
+    let (letter, letter_bytes) = d
+        .journey
+        .letter
+        .clone()
+        .ok_or_else(|| anyhow!("no letter"))?;
+    let (t, got) = download(d, d.bob, file)?;
+    ensure!(
+        got == file_bytes,
+        "bob's file differs from what alice uploaded"
+    );
+    let (_, got_letter) = download(d, d.bob, letter)?;
+    ensure!(got_letter == letter_bytes, "bob's letter differs");
+    let r: Result<Page<ItemView>, VaultError> =
+        d.query(d.carol, "list_items", (id, PageArgs::default()))?;
+    let carol_items: Vec<u64> = ok("list_items (carol)", r)?
+        .items
+        .iter()
+        .map(|i| i.item_id)
+        .collect();
+    expect_eq("carol's items", carol_items, vec![file])?;
+    let r: Result<DownloadTicket, VaultError> =
+        d.update(d.carol, "request_download", (id, letter))?;
+    ensure!(r.is_err(), "carol downloaded bob's letter");
+    let carol_err = r.unwrap_err();
+    let r: Result<DownloadTicket, VaultError> = d.update(d.dave, "request_download", (id, file))?;
+    expect_eq(
+        "dave's request_download",
+        r.err(),
+        Some(VaultError::NotAuthorized),
+    )?;
+    Ok(vec![
+        format!(
+            "bob: ticket #{}, {} chunks, {} bytes; SHA-256 {}… equals alice's upload",
+            t.ticket_id,
+            t.chunk_count,
+            t.size,
+            hex::encode(&t.sha256[..8])
+        ),
+        format!(
+            "bob: the letter addressed to him, {} bytes, identical",
+            got_letter.len()
+        ),
+        format!("carol sees only the file (item #{file}); bob's letter -> {carol_err:?}"),
+        "dave (witness) -> NotAuthorized: witnesses never see content".into(),
+    ])
+}
+
+fn audit_tail(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let mut events: Vec<AuditEventView> = vec![];
+    let mut cursor = None;
+    loop {
+        let r: Result<Page<AuditEventView>, VaultError> = d.query(
+            d.alice,
+            "get_audit_log",
+            (
+                id,
+                PageArgs {
+                    start_after: cursor,
+                    limit: Some(100),
+                },
+            ),
+        )?;
+        let p = ok("get_audit_log", r)?;
+        events.extend(p.items);
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    for want in [
+        "payment.confirmed",
+        "member.joined",
+        "content.item_added",
+        "unlock.requested",
+        "unlock.approved",
+        "unlock.completed",
+        "content.download_requested",
+    ] {
+        ensure!(
+            events.iter().any(|e| e.action == want),
+            "no {want} event in the audit log"
+        );
+    }
+    let head: Result<AuditHead, VaultError> = d.query(d.alice, "get_audit_head", (id,))?;
+    let head = ok("get_audit_head", head)?;
+    let last = events.last().ok_or_else(|| anyhow!("empty audit log"))?;
+    expect_eq("head hash", &head.head_hash, &last.hash)?;
+    let names = [
+        (d.alice, "alice"),
+        (d.bob, "bob"),
+        (d.carol, "carol"),
+        (d.dave, "dave"),
+        (d.host.canister_id(), "canister"),
+    ];
+    let who = |p: Principal| {
+        names
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_else(|| p.to_text())
+    };
+    let mut lines = vec![format!("{} events; the last 12:", events.len())];
+    for e in events.iter().rev().take(12).rev() {
+        lines.push(format!(
+            "#{:<3} {} {:<6} {:<27} {}",
+            e.seq,
+            &day(e.at)[..10],
+            who(e.actor),
+            e.action,
+            e.details.chars().take(60).collect::<String>()
+        ));
+    }
+    lines.push(format!(
+        "head: next seq {}, hash {}… = the last event's",
+        head.next_seq,
+        hex::encode(&head.head_hash[..6])
+    ));
+    Ok(lines)
 }
 
 // ---------------------------------------------------------------- runner
@@ -636,7 +1416,7 @@ pub fn run(ctx: &mut Context, mut args: Args) -> Result<()> {
     let wasm = std::fs::read(&wasm_path).with_context(|| {
         format!("reading the canister wasm {wasm_path} (build it with scripts/build.sh)")
     })?;
-    for name in ["admin", "alice", "bob"] {
+    for name in ["admin", "alice", "bob", "carol", "dave"] {
         ctx.identities.add(name)?;
     }
     let mut demo = Demo {
@@ -645,7 +1425,10 @@ pub fn run(ctx: &mut Context, mut args: Args) -> Result<()> {
         admin: principal_of("admin"),
         alice: principal_of("alice"),
         bob: principal_of("bob"),
+        carol: principal_of("carol"),
+        dave: principal_of("dave"),
         vault_id: None,
+        journey: Journey::default(),
         instructions: 0,
         messages: 0,
     };

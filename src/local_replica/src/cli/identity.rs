@@ -8,8 +8,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// The principal of identity `name`.
+/// The built-in identity that calls as the anonymous principal `2vxsx-fae` (like dfx's).
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The principal of identity `name` ([`ANONYMOUS`] is the anonymous principal).
 pub fn principal_of(name: &str) -> Principal {
+    if name == ANONYMOUS {
+        return Principal::anonymous();
+    }
     Principal::self_authenticating(Sha256::digest(name.as_bytes()))
 }
 
@@ -61,10 +67,11 @@ impl Identities {
             .with_context(|| format!("writing {}", p.display()))
     }
 
-    /// Resolves `--as NAME` (or the current identity). Unknown names are an error.
+    /// Resolves `--as NAME` (or the current identity). Unknown names are an error;
+    /// [`ANONYMOUS`] always exists.
     pub fn resolve(&self, name: Option<&str>) -> Result<(String, Principal)> {
         let name = name.unwrap_or(&self.current);
-        if !self.names.iter().any(|n| n == name) {
+        if name != ANONYMOUS && !self.names.iter().any(|n| n == name) {
             bail!("unknown identity '{name}' (create it with `identity new {name}`)");
         }
         Ok((name.to_string(), principal_of(name)))
@@ -119,4 +126,23 @@ pub fn run(ctx: &mut Context, mut args: Args) -> Result<()> {
         other => bail!("unknown identity subcommand '{other}' (new, list, use, whoami)"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_is_built_in_and_named_identities_must_exist() {
+        let ids = Identities::default();
+        let (name, p) = ids.resolve(Some(ANONYMOUS)).unwrap();
+        assert_eq!((name.as_str(), p), (ANONYMOUS, Principal::anonymous()));
+        assert_eq!(p.to_text(), "2vxsx-fae");
+        assert!(ids.resolve(Some("alice")).is_err());
+        let mut ids = ids;
+        let alice = ids.add("alice").unwrap();
+        assert_eq!(ids.resolve(Some("alice")).unwrap().1, alice);
+        assert_ne!(alice, Principal::anonymous());
+        assert_eq!(ids.add(ANONYMOUS).unwrap(), Principal::anonymous());
+    }
 }

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod candid_util;
 pub mod canister;
+pub mod content;
 pub mod demo;
 pub mod identity;
 pub mod ledger;
@@ -28,12 +29,18 @@ COMMANDS:
   upgrade --wasm PATH [--candid PATH] [--argument '(candid)']
   call [--as NAME] [--query] [--candid PATH] METHOD ['(candid args)']
   status
+  upload [--as NAME] --vault ID FILE [--kind file|letter|password] [--to ID,ID] [--meta TEXT]
+                                        chunked upload with a progress bar (the file is sent as is)
+  download [--as NAME] --vault ID --item ID [--out FILE]
+                                        chunked download, size and SHA-256 checked
+  sha256 FILE                           SHA-256 of a file (hex)
   ledger balance (ACCOUNT_ID_HEX | --of NAME)
   ledger transfer --as NAME --to ACCOUNT_ID_HEX --amount E8S
   ledger fund NAME E8S
   ledger account-id NAME
   time now | time advance DURATION      (e.g. 30s, 15m, 2h, 3d)
   identity new NAME | identity list | identity use NAME | identity whoami
+                                        (identity anonymous is built in: principal 2vxsx-fae)
   demo [--wasm PATH]                    narrated journey on the real wasm, every step checked
                                         (needs a fresh --state; default wasm target/livault/livault_backend.wasm)
 
@@ -115,6 +122,9 @@ pub fn dispatch(ctx: &mut Context, cmd: &str, args: Args) -> Result<()> {
         "upgrade" => canister::upgrade(ctx, args),
         "call" => canister::call(ctx, args),
         "status" => canister::status(ctx, args),
+        "upload" => content::upload(ctx, args),
+        "download" => content::download(ctx, args),
+        "sha256" => content::sha256(ctx, args),
         "ledger" => ledger::run(ctx, args),
         "time" => time::run(ctx, args),
         "identity" => identity::run(ctx, args),
