@@ -1,12 +1,10 @@
 //! End-to-end tests of invites, members, unlock status and the recovery code on the compiled
 //! wasm (SPEC §4, §7, §9). Vaults are paid with `TestEnv::pay_creation` (payments feature).
 //!
-//! Reaching `Active` needs a content item (content feature); until content can be uploaded
-//! here, the unlock transitions themselves (request → wait → approvals → `Unlockable`,
-//! `QuorumNotMet`, the attempt limit, owner check-in cancelling a request, the recovery
-//! bypass) are demonstrated by the native tests in `domain/member_tests.rs`; these tests
-//! show everything up to `Active` on the real wasm, and that the unlock endpoints refuse
-//! vaults that are not yet `Active`.
+//! The whole unlock journey (request → wait → approvals → `Unlockable`, check-in cancelling a
+//! request) is in `journey.rs`; here: everything up to `Active`, the unlock endpoints refusing
+//! vaults that are not yet `Active`, and `QuorumNotMet` with its audit entry and the limit
+//! of 5 failed attempts per hour (`quorum_not_met_is_audited_and_the_sixth_failure_in_an_hour_is_rate_limited`).
 
 use candid::Principal;
 use livault_backend::domain::member_types::*;
@@ -628,4 +626,130 @@ fn member_endpoints_admit_only_their_roles() {
             }
         }
     }
+}
+
+/// SPEC §4 demonstration 5 on an `Active` vault (2 heirs required, time gate open after 31
+/// days of owner inactivity): a heir's `trigger_unlock` with the request open and one
+/// approval is refused with `QuorumNotMet { have: 1, need: 2 }` and audited as
+/// `unlock.attempt_failed` with that heir as actor; after 5 such failures the 6th call within
+/// the hour is `RateLimited` and changes nothing; the other heir is not limited; an hour
+/// later the first heir's attempts are evaluated again.
+#[test]
+fn quorum_not_met_is_audited_and_the_sixth_failure_in_an_hour_is_rate_limited() {
+    use serde_bytes::ByteBuf;
+    use sha2::{Digest, Sha256};
+    // A daily maintenance timer keeps 31 days to 31 ticks.
+    let mut env = TestEnv::with_init(InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(local_replica::ledger_principal()),
+        durations: Some(livault_backend::domain::config::Durations {
+            timer_interval_secs: 86_400,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let (owner, h1, h2) = (user("owner"), user("heir1"), user("heir2"));
+    let v = paid_vault(&mut env, owner);
+    for h in [h1, h2] {
+        let inv = invite(&mut env, owner, v, MemberRole::Heir);
+        claim(&mut env, h, &inv.token).unwrap();
+    }
+    let letter = b"ciphertext".to_vec();
+    let up: R<UploadView> = env.update(
+        owner,
+        "begin_upload",
+        (BeginUploadArgs {
+            vault_id: v,
+            kind: ItemKind::Letter,
+            size: letter.len() as u64,
+            sha256: ByteBuf::from(Sha256::digest(&letter).to_vec()),
+            encrypted_meta: ByteBuf::from(b"meta".to_vec()),
+            recipients: None,
+            replaces: None,
+            idempotency_key: None,
+        },),
+    );
+    let up = up.unwrap();
+    let r: R<UploadView> = env.update(
+        owner,
+        "upload_chunk",
+        (up.upload_id, 0u32, ByteBuf::from(letter)),
+    );
+    r.unwrap();
+    let r: R<ItemView> = env.update(owner, "finish_upload", (up.upload_id,));
+    r.unwrap();
+    let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
+    assert_eq!(r.unwrap().status, VaultStatus::Active);
+
+    env.advance_days(31);
+    let failures = |env: &mut TestEnv| -> Vec<(Principal, String)> {
+        let log: R<Page<AuditEventView>> = env.query(
+            owner,
+            "get_audit_log",
+            (
+                v,
+                PageArgs {
+                    start_after: None,
+                    limit: Some(100),
+                },
+            ),
+        );
+        log.unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.action == "unlock.attempt_failed")
+            .map(|e| (e.actor, e.details))
+            .collect()
+    };
+    // Opening the request and approving are not failures.
+    let r: R<UnlockStatus> = env.update(h1, "trigger_unlock", (v,));
+    assert!(r.unwrap().request.is_some());
+    let r: R<UnlockStatus> = env.update(h1, "approve_unlock", (v,));
+    assert_eq!(r.unwrap().heir_approvals, 1);
+    assert!(failures(&mut env).is_empty());
+
+    for n in 1..=5u32 {
+        let r: R<UnlockStatus> = env.update(h1, "trigger_unlock", (v,));
+        assert_eq!(r, Err(VaultError::QuorumNotMet { have: 1, need: 2 }));
+        let f = failures(&mut env);
+        assert_eq!(f.len(), n as usize);
+        let (actor, details) = f.last().unwrap();
+        assert_eq!(*actor, h1, "the audit entry names the caller");
+        assert!(details.contains("QuorumNotMet"), "{details}");
+        assert_eq!(
+            status(&mut env, h1, v)
+                .unwrap()
+                .my_failed_attempts_last_hour,
+            n
+        );
+        env.advance(std::time::Duration::from_secs(60));
+    }
+    // The 6th within the hour: RateLimited, nothing recorded or changed.
+    let before = fingerprint(&mut env, owner, v);
+    let r: R<UnlockStatus> = env.update(h1, "trigger_unlock", (v,));
+    match r {
+        // The first failure was 5 minutes ago: 55 minutes to wait.
+        Err(VaultError::RateLimited { retry_after_secs }) => {
+            assert_eq!(retry_after_secs, 3600 - 5 * 60)
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    let r: R<UnlockStatus> = env.update(h1, "approve_unlock", (v,));
+    assert!(matches!(r, Err(VaultError::RateLimited { .. })), "{r:?}");
+    assert_eq!(fingerprint(&mut env, owner, v), before);
+    assert_eq!(failures(&mut env).len(), 5);
+
+    // The other heir is not limited by heir 1's failures (a failure of their own counts).
+    let r: R<UnlockStatus> = env.update(h2, "trigger_unlock", (v,));
+    assert_eq!(r, Err(VaultError::QuorumNotMet { have: 1, need: 2 }));
+    assert_eq!(failures(&mut env).last().unwrap().0, h2);
+
+    // An hour after the first failure heir 1 is evaluated again.
+    env.advance(std::time::Duration::from_secs(3600 - 5 * 60));
+    let r: R<UnlockStatus> = env.update(h1, "trigger_unlock", (v,));
+    assert_eq!(r, Err(VaultError::QuorumNotMet { have: 1, need: 2 }));
+    assert_eq!(failures(&mut env).len(), 7);
+    // And the second approval completes the quorum.
+    let r: R<UnlockStatus> = env.update(h2, "approve_unlock", (v,));
+    assert_eq!(r.unwrap().status, VaultStatus::Unlockable);
 }

@@ -390,6 +390,170 @@ fn interleaved_verifications_sweep_exactly_once() {
     Books::check(&mut env);
 }
 
+/// The audit actions of vault `v` (as its owner sees them), oldest first.
+fn audit_actions(env: &mut TestEnv, owner: Principal, v: VaultId) -> Vec<(String, Principal)> {
+    let log: R<Page<AuditEventView>> = env.query(
+        owner,
+        "get_audit_log",
+        (
+            v,
+            PageArgs {
+                start_after: None,
+                limit: Some(100),
+            },
+        ),
+    );
+    log.unwrap()
+        .items
+        .into_iter()
+        .map(|e| (e.action, e.actor))
+        .collect()
+}
+
+/// The scheduler's last tick, from `get_metrics`.
+fn last_tick(env: &mut TestEnv) -> TickReport {
+    let admin = env.admin;
+    let m: R<Metrics> = env.query(admin, "get_metrics", ());
+    m.unwrap().scheduler.last_run.expect("a tick ran")
+}
+
+/// SPEC §6: the scheduler's balance check of an open session while a user's
+/// `verify_payment` awaits the ledger (its sweep transfer held by the host). The tick's check
+/// finds the session busy and makes no ledger call (`processed 1, applied 0`; the check is
+/// re-queued one interval later); the user's verify completes with its receipt once the
+/// ledger answers; the re-queued check then finds the session closed and is dropped. One
+/// sweep, one billing entry, one `payment.confirmed`, books balanced.
+#[test]
+fn a_scheduler_check_during_a_user_verify_sweeps_exactly_once() {
+    let mut env = TestEnv::new(); // maintenance timer every 60 s
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let s = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &s, s.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let user_verify =
+        env.host
+            .submit_update(owner, "verify_payment", candid::encode_one(s.id).unwrap());
+    env.host.run_until_idle();
+    assert_eq!(env.host.held_calls(), 1, "account_balance held");
+    // Let the balance through: the verify plans the sweep and its transfer is held.
+    env.host.release_held();
+    env.host.run_until_idle();
+    assert_eq!(env.host.held_calls(), 1, "the sweep transfer is in flight");
+    assert_eq!(canister_transfers(&env), 0);
+
+    // The maintenance timer fires while the sweep is in flight.
+    env.advance(Duration::from_secs(61));
+    let tick = last_tick(&mut env);
+    assert!(!tick.manual && tick.skipped.is_none(), "{tick:?}");
+    assert_eq!(
+        (tick.taken, tick.processed, tick.applied, tick.failed),
+        (1, 1, 0, 0),
+        "the session check ran and found the session busy: {tick:?}"
+    );
+    assert_eq!(env.host.held_calls(), 1, "the tick made no ledger call");
+    assert!(matches!(
+        env.host.message_status(user_verify),
+        Some(local_replica::MessageStatus::Pending)
+    ));
+    assert_eq!(env.get_vault(owner, v).unwrap().status, VaultStatus::Draft);
+
+    // The ledger answers: the user's verify gets its receipt.
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    let reply: R<PaymentReceipt> =
+        candid::decode_one(&env.host.await_reply(user_verify).unwrap().bytes).unwrap();
+    let receipt = reply.expect("the user's verify completes");
+    assert_eq!(receipt.vault_status, VaultStatus::NeedSetup);
+    assert_eq!(receipt.billing.session_id, s.id);
+    assert_eq!(canister_transfers(&env), 1);
+
+    // The re-queued check runs one interval later: session closed, nothing more.
+    env.advance(Duration::from_secs(61));
+    let tick = last_tick(&mut env);
+    assert_eq!((tick.processed, tick.applied), (1, 0), "{tick:?}");
+    env.advance(Duration::from_secs(61));
+    assert_eq!(last_tick(&mut env).taken, 0, "the check was not re-queued");
+    assert_eq!(canister_transfers(&env), 1, "exactly one sweep");
+    let confirmed: Vec<_> = audit_actions(&mut env, owner, v)
+        .into_iter()
+        .filter(|(a, _)| a == "payment.confirmed")
+        .collect();
+    assert_eq!(confirmed, vec![("payment.confirmed".to_string(), owner)]);
+    let vault = env.get_vault(owner, v).unwrap();
+    assert_eq!(vault.status, VaultStatus::NeedSetup);
+    assert_eq!(vault.paid_at, Some(receipt.session.closed_at.unwrap()));
+    let bills: R<BillingPage> = env.query(env.admin, "list_billing", (PageArgs::default(),));
+    assert_eq!(bills.unwrap().items.len(), 1, "one billing entry");
+    Books::check(&mut env);
+}
+
+/// The other order: an admin's `run_maintenance` checks the session first and its sweep is
+/// in flight when the owner presses "verify": the user gets `Busy` (nothing processed
+/// twice); the tick completes the payment (actor: the canister), and the user's next verify
+/// sees `SessionClosed` while `get_payment_session` shows it completed.
+#[test]
+fn a_user_verify_during_a_scheduler_check_is_busy_and_the_tick_completes_it() {
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let s = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &s, s.amount_e8s + 500_000);
+    env.host.hold_calls_to(ledger_principal());
+    let admin = env.admin;
+    let tick = env
+        .host
+        .submit_update(admin, "run_maintenance", candid::encode_args(()).unwrap());
+    env.host.run_until_idle();
+    env.host.release_held(); // account_balance
+    env.host.run_until_idle();
+    assert_eq!(env.host.held_calls(), 1, "the tick's sweep is in flight");
+    assert_eq!(verify(&mut env, owner, s.id), Err(VaultError::Busy));
+    assert_eq!(
+        env.host.held_calls(),
+        1,
+        "the user's verify made no ledger call"
+    );
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    let report: R<TickReport> =
+        candid::decode_one(&env.host.await_reply(tick).unwrap().bytes).unwrap();
+    let report = report.unwrap();
+    assert_eq!(
+        (report.manual, report.processed, report.applied),
+        (true, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        verify(&mut env, owner, s.id),
+        Err(VaultError::SessionClosed)
+    );
+    let session: R<PaymentSession> = env.query(owner, "get_payment_session", (s.id,));
+    assert_eq!(session.unwrap().status, PaymentSessionStatus::Completed);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::NeedSetup
+    );
+    assert_eq!(
+        canister_transfers(&env),
+        2,
+        "one sweep and one refund of the excess"
+    );
+    let confirmed: Vec<_> = audit_actions(&mut env, owner, v)
+        .into_iter()
+        .filter(|(a, _)| a == "payment.confirmed")
+        .collect();
+    assert_eq!(
+        confirmed,
+        vec![("payment.confirmed".to_string(), env.canister)]
+    );
+    let bills: R<BillingPage> = env.query(admin, "list_billing", (PageArgs::default(),));
+    let bills = bills.unwrap().items;
+    assert_eq!(bills.len(), 1);
+    assert_eq!(bills[0].refund_e8s, 500_000 - LEDGER_FEE);
+    Books::check(&mut env);
+}
+
 // ---------------------------------------------------------------- 4. ledger failures
 
 #[test]
@@ -641,10 +805,8 @@ fn plan_upgrade_is_prorated_paid_and_applied() {
     Books::check(&mut env);
 }
 
-/// Renewal needs `GraceMaster`, reached from `Active`, which needs content and a joined heir
-/// (other features, not on this branch): here only the refusal outside `GraceMaster` is
-/// shown end to end; the paid renewal from `GraceMaster` is tested natively
-/// (`domain::payments::tests::renewal_from_grace_master`).
+/// Renewal outside `GraceMaster` is refused (the paid renewal from `GraceMaster` is
+/// `active_vault_upgrade_then_renewal_from_grace_master_are_paid_and_applied`).
 #[test]
 fn renewal_outside_grace_master_is_refused() {
     let mut env = TestEnv::new();
@@ -657,6 +819,179 @@ fn renewal_outside_grace_master_is_refused() {
         Err(VaultError::InvalidState {
             current: VaultStatus::NeedSetup
         })
+    );
+    Books::check(&mut env);
+}
+
+/// An `Active` vault of `owner` (Standard plan) on a canister whose validity is `validity_days`
+/// and whose maintenance timer fires once a day: paid, rules set (a far date, one heir),
+/// one heir joined, one letter uploaded, finalized.
+fn active_vault(validity_days: u32) -> (TestEnv, Principal, VaultId) {
+    use livault_backend::domain::member_types::{GenerateInviteArgs, InviteCreated, Relation};
+    use livault_backend::domain::records::MemberRole;
+    use serde_bytes::ByteBuf;
+    use sha2::{Digest, Sha256};
+    let mut env = TestEnv::with_init(InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(local_replica::ledger_principal()),
+        durations: Some(livault_backend::domain::config::Durations {
+            timer_interval_secs: 86_400,
+            validity_days,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let (owner, heir) = (user("owner"), user("heir"));
+    let v = new_vault(&mut env, owner);
+    env.pay_creation(owner, v);
+    let now = env.now();
+    let r: R<VaultView> = env.update(
+        owner,
+        "update_vault",
+        (UpdateVaultArgs {
+            vault_id: v,
+            name: None,
+            unlock_rules: Some(UnlockRules {
+                unlock_after: Some(now + 3000 * DAY_NS),
+                inactivity_days: None,
+                request_wait_days: 7,
+                required_heirs: 1,
+                required_witness: false,
+            }),
+            post_unlock_days: None,
+            audit_retention_days: None,
+        },),
+    );
+    r.unwrap();
+    let inv: R<InviteCreated> = env.update(
+        owner,
+        "generate_invite",
+        (GenerateInviteArgs {
+            vault_id: v,
+            role: MemberRole::Heir,
+            name: "h".into(),
+            relation: Relation::Son,
+            email_hint: None,
+            can_trigger_unlock: true,
+            count_as_approver: true,
+        },),
+    );
+    let claimed: R<livault_backend::domain::member_types::MemberView> =
+        env.update(heir, "claim_invite", (inv.unwrap().token,));
+    claimed.unwrap();
+    let letter = b"ciphertext".to_vec();
+    let up: R<UploadView> = env.update(
+        owner,
+        "begin_upload",
+        (BeginUploadArgs {
+            vault_id: v,
+            kind: ItemKind::Letter,
+            size: letter.len() as u64,
+            sha256: ByteBuf::from(Sha256::digest(&letter).to_vec()),
+            encrypted_meta: ByteBuf::from(b"meta".to_vec()),
+            recipients: None,
+            replaces: None,
+            idempotency_key: None,
+        },),
+    );
+    let up = up.unwrap();
+    let r: R<UploadView> = env.update(
+        owner,
+        "upload_chunk",
+        (up.upload_id, 0u32, ByteBuf::from(letter)),
+    );
+    r.unwrap();
+    let r: R<ItemView> = env.update(owner, "finish_upload", (up.upload_id,));
+    r.unwrap();
+    let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
+    assert_eq!(r.unwrap().status, VaultStatus::Active);
+    (env, owner, v)
+}
+
+/// SPEC §5/§6 demonstration 9 on an `Active` vault: an upgrade paid at the prorated price
+/// (`(new − old) · remaining_days / validity_days`, rounded up) and applied; then validity
+/// ends, the scheduler moves the vault to `GraceMaster`, the owner renews at the (upgraded)
+/// plan's full price, pays on the ledger, verifies: `Active` again with
+/// `expires_at = now + validity`, and the scheduler honours the new deadline. Two billing
+/// entries, books balanced.
+#[test]
+fn active_vault_upgrade_then_renewal_from_grace_master_are_paid_and_applied() {
+    const VALIDITY: u32 = 60;
+    let (mut env, owner, v) = active_vault(VALIDITY);
+    let paid = env.get_vault(owner, v).unwrap();
+    let expires = paid.expires_at.unwrap();
+    assert_eq!(expires, paid.paid_at.unwrap() + 60 * DAY_NS);
+
+    // Day 20 of 60: upgrade to Premium with 3 heir slots.
+    env.advance_days(20);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    let quote: R<UpgradeQuote> = env.query(owner, "quote_upgrade", (v, to));
+    let quote = quote.unwrap();
+    assert_eq!(quote.remaining_days, 40);
+    let diff = u128::from(quote.new_price_e8s - quote.old_price_e8s);
+    let prorated = (diff * 40).div_ceil(u128::from(VALIDITY)) as u64;
+    assert_eq!(quote.amount_e8s, prorated);
+    let up = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    assert_eq!(up.amount_e8s, prorated);
+    wallet_pays(&mut env, owner, &up, up.amount_e8s);
+    let r = verify(&mut env, owner, up.id).unwrap();
+    assert_eq!(r.vault_status, VaultStatus::Active);
+    assert_eq!(r.billing.amount_e8s, prorated);
+    let vault = env.get_vault(owner, v).unwrap();
+    assert_eq!(vault.plan, to);
+    assert_eq!(vault.storage_limit_bytes, 50 * 1024 * 1024);
+    assert_eq!(
+        vault.expires_at,
+        Some(expires),
+        "an upgrade does not extend"
+    );
+
+    // Renewal is refused while Active.
+    let r: R<PaymentSession> = env.update(owner, "init_payment", (v, PaymentPurpose::Renew));
+    assert_eq!(
+        r,
+        Err(VaultError::InvalidState {
+            current: VaultStatus::Active
+        })
+    );
+    // Validity ends: the daily tick moves the vault to GraceMaster.
+    env.advance_days(41);
+    let vault = env.get_vault(owner, v).unwrap();
+    assert_eq!(vault.status, VaultStatus::GraceMaster);
+    let renew = init(&mut env, owner, v, PaymentPurpose::Renew);
+    assert_eq!(
+        renew.amount_e8s, quote.new_price_e8s,
+        "renewal: the current (upgraded) plan's full price"
+    );
+    wallet_pays(&mut env, owner, &renew, renew.amount_e8s);
+    let r = verify(&mut env, owner, renew.id).unwrap();
+    assert_eq!(r.vault_status, VaultStatus::Active);
+    let renewed_at = r.session.closed_at.unwrap();
+    let vault = env.get_vault(owner, v).unwrap();
+    assert_eq!(vault.status, VaultStatus::Active);
+    assert_eq!(vault.expires_at, Some(renewed_at + 60 * DAY_NS));
+    assert_eq!(vault.plan, to);
+    let bills: R<BillingPage> = env.query(env.admin, "list_billing", (PageArgs::default(),));
+    let purposes: Vec<_> = bills.unwrap().items.iter().map(|b| b.purpose).collect();
+    assert_eq!(
+        purposes,
+        vec![
+            PaymentPurpose::Create,
+            PaymentPurpose::Upgrade(to),
+            PaymentPurpose::Renew
+        ]
+    );
+    // The scheduler follows the new deadline: Active until it, GraceMaster after.
+    env.advance_days(59);
+    assert_eq!(env.get_vault(owner, v).unwrap().status, VaultStatus::Active);
+    env.advance_days(2);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
     );
     Books::check(&mut env);
 }

@@ -538,6 +538,20 @@ fn http_health_and_prometheus_metrics() {
     assert_eq!(samples["livault_scheduler_due_entries"], 0.0);
     assert!(samples["livault_cycles_balance"] > 0.0);
     assert!(samples["livault_scheduler_last_run_instructions"] > 0.0);
+    // The counters of SPEC §12 (exact numbers after real events:
+    // `metrics_count_storage_invites_sessions_and_billing`).
+    for name in [
+        "livault_storage_committed_bytes",
+        "livault_storage_reserved_bytes",
+        "livault_invites_issued_today",
+        "livault_invites_claimed_total",
+        "livault_payment_sessions_open",
+        "livault_billing_entries_total",
+        "livault_billing_treasury_e8s_total",
+        "livault_billing_refunded_e8s_total",
+    ] {
+        assert_eq!(samples[name], 0.0, "{name}");
+    }
     assert!(!text.contains("Family"), "no user data");
 }
 
@@ -562,4 +576,159 @@ fn a_paid_draft_is_not_purged() {
     assert!(!audit_log(&mut env, owner, id)
         .iter()
         .any(|e| e.details.contains("DraftUnpaidTimeout")));
+}
+
+/// SPEC §12 metrics after real events: two paid vaults (one overpaid: its excess refunded),
+/// an open unpaid session, two invites and one claim, a committed upload and an open one.
+/// `get_metrics` and `/metrics` show exactly these numbers; the `*_today` invite counters
+/// read 0 the next UTC day while the totals stay; an upgrade keeps every counter.
+#[test]
+fn metrics_count_storage_invites_sessions_and_billing() {
+    use livault_backend::domain::member_types::{
+        GenerateInviteArgs, InviteCreated, MemberView, Relation,
+    };
+    use livault_backend::domain::records::MemberRole;
+    use serde_bytes::ByteBuf;
+    use sha2::{Digest, Sha256};
+    let mut env = env_manual();
+    let (owner, heir) = (user("owner"), user("heir"));
+    let v1 = env.create_vault(owner, "Family").id;
+    let paid = env.pay_creation(owner, v1);
+    // Vault 2: overpaid by 0.01 ICP, the excess (minus the fee) goes back to the owner.
+    let v2 = env.create_vault(owner, "Second").id;
+    let s2: PaymentSession = env
+        .update::<_, R<PaymentSession>>(owner, "init_payment", (v2, PaymentPurpose::Create))
+        .unwrap();
+    let wallet = TestEnv::wallet_of(owner);
+    env.host.fund(
+        AccountId::new(&wallet, None),
+        s2.amount_e8s + 1_000_000 + LEDGER_FEE,
+    );
+    env.host
+        .ledger_transfer_as(
+            &wallet,
+            AccountId::from_hex(&s2.account_identifier).unwrap(),
+            s2.amount_e8s + 1_000_000,
+        )
+        .unwrap();
+    let r: R<PaymentReceipt> = env.update(owner, "verify_payment", (s2.id,));
+    assert_eq!(r.unwrap().billing.refund_e8s, 1_000_000 - LEDGER_FEE);
+    // Vault 3: a session opened, never paid.
+    let v3 = env.create_vault(owner, "Third").id;
+    let r: R<PaymentSession> = env.update(owner, "init_payment", (v3, PaymentPurpose::Create));
+    r.unwrap();
+
+    let mut tokens = Vec::new();
+    for role in [MemberRole::Heir, MemberRole::Witness] {
+        let inv: R<InviteCreated> = env.update(
+            owner,
+            "generate_invite",
+            (GenerateInviteArgs {
+                vault_id: v1,
+                role,
+                name: "m".into(),
+                relation: Relation::Friend,
+                email_hint: None,
+                can_trigger_unlock: true,
+                count_as_approver: true,
+            },),
+        );
+        tokens.push(inv.unwrap().token);
+    }
+    let m: R<MemberView> = env.update(heir, "claim_invite", (tokens[0].clone(),));
+    m.unwrap();
+    // The same principal repeating the claim is not a second claim.
+    let m: R<MemberView> = env.update(heir, "claim_invite", (tokens[0].clone(),));
+    m.unwrap();
+
+    let begin = |env: &mut TestEnv, payload: &[u8], size: u64| -> UploadView {
+        let r: R<UploadView> = env.update(
+            owner,
+            "begin_upload",
+            (BeginUploadArgs {
+                vault_id: v1,
+                kind: ItemKind::Letter,
+                size,
+                sha256: ByteBuf::from(Sha256::digest(payload).to_vec()),
+                encrypted_meta: ByteBuf::from(b"meta".to_vec()),
+                recipients: None,
+                replaces: None,
+                idempotency_key: None,
+            },),
+        );
+        r.unwrap()
+    };
+    let letter = b"a letter of 27 bytes ......".to_vec();
+    let up = begin(&mut env, &letter, letter.len() as u64);
+    let r: R<UploadView> = env.update(
+        owner,
+        "upload_chunk",
+        (up.upload_id, 0u32, ByteBuf::from(letter.clone())),
+    );
+    r.unwrap();
+    let r: R<ItemView> = env.update(owner, "finish_upload", (up.upload_id,));
+    r.unwrap();
+    begin(&mut env, b"later", 500);
+
+    let treasury = (paid.price_e8s - LEDGER_FEE) + (s2.amount_e8s - LEDGER_FEE);
+    let m = metrics(&mut env);
+    let got = (
+        m.storage_committed_bytes,
+        m.storage_reserved_bytes,
+        m.invites_issued_today,
+        m.invites_claimed_today,
+        m.invites_issued_total,
+        m.invites_claimed_total,
+        m.open_payment_sessions,
+        m.billing_entries,
+        m.billing_treasury_e8s,
+        m.billing_refunded_e8s,
+    );
+    assert_eq!(
+        got,
+        (27, 500, 2, 1, 2, 1, 1, 2, treasury, 1_000_000 - LEDGER_FEE)
+    );
+
+    let res = http(&mut env, "GET", "/metrics");
+    let samples = parse_prometheus(&String::from_utf8(res.body.into_vec()).unwrap());
+    for (name, value) in [
+        ("livault_storage_committed_bytes", 27.0),
+        ("livault_storage_reserved_bytes", 500.0),
+        ("livault_invites_issued_today", 2.0),
+        ("livault_invites_claimed_today", 1.0),
+        ("livault_invites_issued_total", 2.0),
+        ("livault_invites_claimed_total", 1.0),
+        ("livault_payment_sessions_open", 1.0),
+        ("livault_billing_entries_total", 2.0),
+        ("livault_billing_treasury_e8s_total", treasury as f64),
+        (
+            "livault_billing_refunded_e8s_total",
+            (1_000_000 - LEDGER_FEE) as f64,
+        ),
+    ] {
+        assert_eq!(samples[name], value, "{name}");
+    }
+
+    // The next UTC day: nothing issued or claimed yet today; totals unchanged.
+    let day = env.now() / DAY_NS;
+    env.advance(Duration::from_nanos((day + 1) * DAY_NS - env.now()));
+    let m = metrics(&mut env);
+    assert_eq!((m.invites_issued_today, m.invites_claimed_today), (0, 0));
+    assert_eq!((m.invites_issued_total, m.invites_claimed_total), (2, 1));
+    // An upgrade keeps every counter (stable header; no recount needed).
+    env.upgrade(None).unwrap();
+    let after = metrics(&mut env);
+    assert_eq!(
+        (
+            after.storage_committed_bytes,
+            after.storage_reserved_bytes,
+            after.invites_issued_total,
+            after.invites_claimed_total,
+            after.open_payment_sessions,
+            after.billing_entries,
+            after.billing_treasury_e8s,
+            after.billing_refunded_e8s,
+        ),
+        (27, 500, 2, 1, 1, 2, treasury, 1_000_000 - LEDGER_FEE)
+    );
 }

@@ -37,6 +37,8 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
         if let Err(e) = s.migrate() {
             ic_cdk::trap(format!("post_upgrade: unsupported stable layout: {e:?}"));
         }
+        // Metrics counters for state written before they existed (recounted once).
+        crate::domain::metrics::ensure_counters(s, rt().now());
         let upgrade = match args {
             None => return,
             Some(LiVaultArgs::Upgrade(a)) => a,

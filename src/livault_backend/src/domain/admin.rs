@@ -75,6 +75,7 @@ pub fn collect_metrics(
         })
         .collect();
     let now = rt.now();
+    let c = super::metrics::current(state, now);
     Metrics {
         now,
         vaults_total: header.next_vault_id - 1,
@@ -93,6 +94,16 @@ pub fn collect_metrics(
             parked: scheduler::parked_count(state, DUE_COUNT_CAP),
             interval_secs: state.config().durations.timer_interval_secs,
         },
+        storage_committed_bytes: c.storage_committed_bytes,
+        storage_reserved_bytes: c.storage_reserved_bytes,
+        invites_issued_today: c.invites_issued_today,
+        invites_claimed_today: c.invites_claimed_today,
+        invites_issued_total: c.invites_issued_total,
+        invites_claimed_total: c.invites_claimed_total,
+        open_payment_sessions: c.open_sessions,
+        billing_entries: c.billing_entries,
+        billing_treasury_e8s: c.treasury_e8s,
+        billing_refunded_e8s: c.refunded_e8s,
     }
 }
 
@@ -154,6 +165,56 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         "livault_scheduler_processed_total",
         s.processed_total as f64,
         "Scheduler entries processed since the last upgrade.",
+    )?;
+    w.encode_gauge(
+        "livault_storage_committed_bytes",
+        m.storage_committed_bytes as f64,
+        "Content bytes of committed items, all vaults.",
+    )?;
+    w.encode_gauge(
+        "livault_storage_reserved_bytes",
+        m.storage_reserved_bytes as f64,
+        "Bytes reserved by open uploads, all vaults.",
+    )?;
+    w.encode_gauge(
+        "livault_invites_issued_today",
+        m.invites_issued_today as f64,
+        "Invites issued during the current UTC day.",
+    )?;
+    w.encode_gauge(
+        "livault_invites_claimed_today",
+        m.invites_claimed_today as f64,
+        "Invites claimed during the current UTC day.",
+    )?;
+    w.encode_counter(
+        "livault_invites_issued_total",
+        m.invites_issued_total as f64,
+        "Invites ever issued (generated or regenerated).",
+    )?;
+    w.encode_counter(
+        "livault_invites_claimed_total",
+        m.invites_claimed_total as f64,
+        "Invites ever claimed.",
+    )?;
+    w.encode_gauge(
+        "livault_payment_sessions_open",
+        m.open_payment_sessions as f64,
+        "Payment sessions still open.",
+    )?;
+    w.encode_counter(
+        "livault_billing_entries_total",
+        m.billing_entries as f64,
+        "Confirmed payments (billing entries).",
+    )?;
+    w.encode_counter(
+        "livault_billing_treasury_e8s_total",
+        m.billing_treasury_e8s as f64,
+        "e8s swept into the treasury.",
+    )?;
+    w.encode_counter(
+        "livault_billing_refunded_e8s_total",
+        m.billing_refunded_e8s as f64,
+        "e8s refunded to owners (excess and admin refunds).",
     )?;
     if let Some(last) = &s.last_run {
         w.encode_gauge(

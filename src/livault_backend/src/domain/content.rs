@@ -434,7 +434,9 @@ pub fn begin_upload(
     if let Some(hash) = idem {
         state.idempotency.insert(hash, upload_id);
     }
+    let before = super::metrics::storage_of(&vault);
     vault.storage_reserved_bytes += args.size;
+    super::metrics::storage_changed(state, before, &vault);
     super::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
@@ -569,6 +571,7 @@ pub fn finish_upload(
         });
     }
 
+    let storage_before = super::metrics::storage_of(&vault);
     let encrypted_meta = meta(state, upload_id);
     drop_upload_records_keep_blob(state, &head, &p);
     let (item, action) = match old {
@@ -635,6 +638,7 @@ pub fn finish_upload(
         ),
     );
     vaults::refresh_setup(state, &mut vault, now, caller)?;
+    super::metrics::storage_changed(state, storage_before, &vault);
     state
         .content_items
         .insert((item.vault_id, item.item_id), item.clone());
@@ -666,7 +670,9 @@ pub fn abort_upload(state: &mut State, rt: &impl Runtime, upload_id: UploadId) -
     }
     let (mut vault, _) = access::load(state, head.vault_id, &caller, Need::Owner)?;
     drop_upload(state, &head);
+    let before = super::metrics::storage_of(&vault);
     vault.storage_reserved_bytes = vault.storage_reserved_bytes.saturating_sub(head.size);
+    super::metrics::storage_changed(state, before, &vault);
     super::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
@@ -698,7 +704,9 @@ pub fn collect_stale_uploads(state: &mut State, now: u64, max_batch: usize) -> u
         };
         drop_upload(state, &head);
         if let Some(mut vault) = state.vaults.get(&head.vault_id) {
+            let before = super::metrics::storage_of(&vault);
             vault.storage_reserved_bytes = vault.storage_reserved_bytes.saturating_sub(head.size);
+            super::metrics::storage_changed(state, before, &vault);
             audit::append(
                 state,
                 &mut vault,
@@ -761,7 +769,9 @@ pub fn delete_item(
     free_blob(state, item.blob_id);
     state.content_items.remove(&(vault_id, item_id));
     vault.item_count = vault.item_count.saturating_sub(1);
+    let before = super::metrics::storage_of(&vault);
     vault.storage_committed_bytes = vault.storage_committed_bytes.saturating_sub(item.size);
+    super::metrics::storage_changed(state, before, &vault);
     super::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
@@ -976,9 +986,11 @@ pub fn free_vault_content(state: &mut State, vault_id: VaultId) {
 pub fn purge_vault_content(state: &mut State, vault_id: VaultId) {
     free_vault_content(state, vault_id);
     if let Some(mut vault) = state.vaults.get(&vault_id) {
+        let before = super::metrics::storage_of(&vault);
         vault.item_count = 0;
         vault.storage_committed_bytes = 0;
         vault.storage_reserved_bytes = 0;
+        super::metrics::storage_changed(state, before, &vault);
         state.vaults.insert(vault_id, vault);
     }
 }
@@ -1613,6 +1625,63 @@ mod tests {
         let v = e.vault();
         assert_eq!((v.item_count, v.storage_committed_bytes), (0, 0));
         assert!(e.s.content_chunks.is_empty());
+    }
+
+    /// The storage totals of `get_metrics` follow every path that changes a vault's numbers
+    /// and always equal the sum over the vaults.
+    #[test]
+    fn metrics_storage_totals_follow_uploads_deletes_collection_and_purge() {
+        use crate::domain::metrics::{current, recount};
+        let mut e = env();
+        let check = |e: &Env, committed: u64, reserved: u64| {
+            let now = e.rt.now();
+            let c = current(&e.s, now);
+            assert_eq!(
+                (c.storage_committed_bytes, c.storage_reserved_bytes),
+                (committed, reserved)
+            );
+            assert_eq!(c, recount(&e.s, now));
+        };
+        check(&e, 0, 0);
+        let item = e.put(&data(3000, 1), None);
+        check(&e, 3000, 0);
+        let open = e.begin(500, sha(b"x")).unwrap().upload_id;
+        check(&e, 3000, 500);
+        // A refused begin (over quota) changes nothing.
+        assert!(e.begin(1 << 40, sha(b"y")).is_err());
+        check(&e, 3000, 500);
+        // Replace 3000 bytes by 100.
+        let new = data(100, 2);
+        let up = e
+            .begin_with(100, sha(&new), None, Some(item.item_id))
+            .unwrap();
+        check(&e, 3000, 600);
+        e.chunk(up.upload_id, 0, &new).unwrap();
+        e.finish(up.upload_id).unwrap();
+        check(&e, 100, 500);
+        e.rt.as_caller(p(OWNER));
+        abort_upload(&mut e.s, &e.rt, open).unwrap();
+        check(&e, 100, 0);
+        e.put(&data(200, 3), None);
+        e.rt.as_caller(p(OWNER));
+        delete_item(&mut e.s, &e.rt, e.vault, item.item_id).unwrap();
+        check(&e, 200, 0);
+        e.begin(50, sha(b"z")).unwrap();
+        e.rt.advance(2 * 86_400 * NANOS_PER_SEC);
+        assert_eq!(collect_stale_uploads(&mut e.s, e.rt.now(), 10), 1);
+        check(&e, 200, 0);
+        e.begin(70, sha(b"w")).unwrap();
+        check(&e, 200, 70);
+        purge_vault_content(&mut e.s, e.vault);
+        check(&e, 0, 0);
+        // Deleting a vault (tombstone) releases its numbers too.
+        let mut e = env();
+        e.put(&data(3000, 1), None);
+        e.begin(500, sha(b"x")).unwrap();
+        check(&e, 3000, 500);
+        e.rt.as_caller(p(OWNER));
+        vaults::delete_vault(&mut e.s, &e.rt, e.vault).unwrap();
+        check(&e, 0, 0);
     }
 
     #[test]

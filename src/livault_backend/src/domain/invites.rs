@@ -199,6 +199,7 @@ fn insert_invite(
             invite.role
         ),
     );
+    super::metrics::invite_issued(state, now);
     state
         .invite_tokens
         .insert(token_hash, (vault.id, invite_id));
@@ -417,6 +418,7 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
         }
     }
     vaults::refresh_setup(state, &mut vault, now, caller)?;
+    super::metrics::invite_claimed(state, now);
     state.members.insert((vault.id, member_id), member.clone());
     state.vaults_by_member.insert((caller, vault.id), member_id);
     state.invites.insert((vault.id, invite_id), invite);

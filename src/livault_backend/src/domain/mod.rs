@@ -12,6 +12,7 @@ pub mod lifecycle;
 #[cfg(test)]
 mod member_tests;
 pub mod member_types;
+pub mod metrics;
 pub mod payments;
 pub mod pricing;
 pub mod rate_limit;

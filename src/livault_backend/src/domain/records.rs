@@ -42,6 +42,45 @@ pub struct StorageHeader {
     /// Content pages on the free list.
     #[serde(default)]
     pub content_free_pages: u64,
+    // ---- metrics
+    /// Aggregates for `get_metrics`, updated where the events happen (`domain::metrics`).
+    #[serde(default)]
+    pub counters: MetricsCounters,
+    /// Version of `counters`: 0 in a header written before they existed (decoded with the
+    /// serde default), so `post_upgrade` recounts them once from the stored records;
+    /// [`COUNTERS_VERSION`] once they are maintained.
+    #[serde(default)]
+    pub counters_version: u32,
+}
+
+/// Version of [`MetricsCounters`] written by this code.
+pub const COUNTERS_VERSION: u32 = 1;
+
+/// Aggregate counters behind `get_metrics` (kept in the header so metrics stay O(1)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsCounters {
+    /// Content bytes of committed items, all vaults.
+    pub storage_committed_bytes: u64,
+    /// Bytes reserved by open uploads, all vaults.
+    pub storage_reserved_bytes: u64,
+    /// UTC day number (`now / 1 day`) the `*_today` counters belong to.
+    pub invites_day: u64,
+    /// Invites issued (generated or regenerated) on `invites_day`.
+    pub invites_issued_today: u64,
+    /// Invites claimed on `invites_day`.
+    pub invites_claimed_today: u64,
+    /// Invites ever issued.
+    pub invites_issued_total: u64,
+    /// Invites ever claimed.
+    pub invites_claimed_total: u64,
+    /// Payment sessions in status `Open`.
+    pub open_sessions: u64,
+    /// Billing entries recorded.
+    pub billing_entries: u64,
+    /// e8s swept into the treasury (sum of the billing entries' `treasury_e8s`).
+    pub treasury_e8s: u64,
+    /// e8s returned to owners by transfers known applied: excess refunds and admin refunds.
+    pub refunded_e8s: u64,
 }
 
 impl Default for StorageHeader {
@@ -56,6 +95,8 @@ impl Default for StorageHeader {
             next_ticket_id: 1,
             content_pages_hwm: 0,
             content_free_pages: 0,
+            counters: MetricsCounters::default(),
+            counters_version: COUNTERS_VERSION,
         }
     }
 }

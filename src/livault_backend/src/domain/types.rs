@@ -322,6 +322,26 @@ pub struct Metrics {
     pub rate_limited_principals: u64,
     /// The scheduler's queue and its last run.
     pub scheduler: SchedulerMetrics,
+    /// Content bytes of committed items across all vaults.
+    pub storage_committed_bytes: u64,
+    /// Bytes reserved by open uploads across all vaults.
+    pub storage_reserved_bytes: u64,
+    /// Invites issued (generated or regenerated) during the current UTC day.
+    pub invites_issued_today: u64,
+    /// Invites claimed during the current UTC day.
+    pub invites_claimed_today: u64,
+    /// Invites ever issued.
+    pub invites_issued_total: u64,
+    /// Invites ever claimed.
+    pub invites_claimed_total: u64,
+    /// Payment sessions still open (past their expiry included: late funds still verify).
+    pub open_payment_sessions: u64,
+    /// Billing entries (confirmed payments).
+    pub billing_entries: u64,
+    /// e8s swept into the treasury.
+    pub billing_treasury_e8s: u64,
+    /// e8s returned to owners: refunded excess and admin refunds (`refund_session`).
+    pub billing_refunded_e8s: u64,
 }
 
 // ---- scheduler and admin

@@ -175,6 +175,7 @@ pub fn init_payment(
         refund_block: None,
     };
     state.payment_sessions.insert(id, session.clone());
+    crate::domain::metrics::session_opened(state);
     state.payment_sessions_by_vault.insert((vault_id, id), ());
     crate::domain::scheduler::schedule_session_check(state, id, now, false);
     let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
@@ -384,6 +385,8 @@ fn complete_after_sweep(
         recorded_at: now,
     };
     state.billing.insert(billing_id, entry);
+    crate::domain::metrics::billing_recorded(state, sweep.amount_e8s);
+    crate::domain::metrics::session_closed(state);
     session.status = PaymentSessionStatus::Completed;
     session.received_e8s = received;
     session.billing_id = Some(billing_id);
@@ -449,7 +452,10 @@ fn record_settlement(
             if let Some(mut b) = session.billing_id.and_then(|id| state.billing.get(&id)) {
                 b.refund_pending = false;
                 match outcome {
-                    Outcome::Done { block } => b.refund_block = *block,
+                    Outcome::Done { block } => {
+                        b.refund_block = *block;
+                        crate::domain::metrics::refunded(state, entry.amount_e8s);
+                    }
                     _ => {
                         // Not applied: the excess stays on the subaccount for refund_session.
                         b.refund_e8s = 0;
@@ -460,6 +466,7 @@ fn record_settlement(
             }
         }
         (TransferKind::LateRefund, Outcome::Done { block }) => {
+            crate::domain::metrics::refunded(state, entry.amount_e8s);
             session.refunded_e8s = session.refunded_e8s.saturating_add(entry.amount_e8s);
             session.refund_block = *block;
             state.payment_sessions.insert(session.id, session.clone());
@@ -484,6 +491,7 @@ fn record_settlement(
                 session.status = PaymentSessionStatus::Open;
                 session.closed_at = None;
                 state.payment_sessions.insert(session.id, session);
+                crate::domain::metrics::session_opened(state);
             }
         }
     }
@@ -783,6 +791,7 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
             session.status = PaymentSessionStatus::Refunded;
             session.closed_at = Some(now);
             s.payment_sessions.insert(session_id, session.clone());
+            crate::domain::metrics::session_closed(s);
         }
         Ok(journal::write_intent(
             s,

@@ -154,6 +154,14 @@ impl Env {
             .sum();
         let held: u64 = l.balances.values().sum();
         assert_eq!(minted, held + l.burned, "e8s unaccounted");
+        // The metrics counters kept along the way agree with the records.
+        let st = self.store.borrow();
+        let now = self.rt.now.get();
+        assert_eq!(
+            crate::domain::metrics::current(&st, now),
+            crate::domain::metrics::recount(&st, now),
+            "metrics counters drifted"
+        );
     }
 }
 
