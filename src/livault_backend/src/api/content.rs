@@ -5,6 +5,8 @@
 //! `get_download_chunk` writes its reply by reading stable memory straight into the reply
 //! buffer (one stable read and one reply append per byte).
 
+use std::cell::OnceCell;
+
 use serde_bytes::ByteBuf;
 
 use crate::domain::content;
@@ -16,7 +18,7 @@ use crate::domain::types::{
 use crate::runtime::Runtime;
 use crate::storage::pages::{self, ChunkLoc};
 
-use super::{admit_update, read, rt, write, WhenPaused};
+use super::{admit_update, read, reply, rt, write, WhenPaused};
 
 #[ic_cdk::update]
 fn begin_upload(args: BeginUploadArgs) -> VaultResult<UploadView> {
@@ -39,6 +41,17 @@ impl ChunkBytes {
     }
 }
 
+/// The call's argument bytes, copied once into an uninitialised buffer (ic-cdk's
+/// `msg_arg_data` zero-fills its buffer first, which costs one more instruction per byte).
+fn arg_data() -> Vec<u8> {
+    let len = ic0::msg_arg_data_size();
+    let mut buf = Vec::with_capacity(len);
+    ic0::msg_arg_data_copy_uninit(&mut buf.spare_capacity_mut()[..len], 0);
+    // SAFETY: `msg_arg_data_copy_uninit` initialised the first `len` bytes (or trapped).
+    unsafe { buf.set_len(len) };
+    buf
+}
+
 /// Decodes `(nat64, nat32, blob)` with the blob borrowed from the argument buffer. Malformed
 /// arguments trap, like the generated decoders do.
 pub fn decode_chunk_args(buf: Vec<u8>) -> (UploadId, u32, ChunkBytes) {
@@ -54,10 +67,29 @@ pub fn decode_chunk_args(buf: Vec<u8>) -> (UploadId, u32, ChunkBytes) {
     (upload_id, index, ChunkBytes { buf, start, end })
 }
 
+thread_local! {
+    /// Header and type table of `upload_chunk`'s reply type (see [`super::reply`]).
+    static UPLOAD_REPLY_PREFIX: OnceCell<Vec<u8>> = const { OnceCell::new() };
+}
+
+/// Encodes the reply of `upload_chunk` with the cached type table (see [`super::reply`]).
+pub fn encode_upload_reply(result: VaultResult<UploadView>) -> Vec<u8> {
+    UPLOAD_REPLY_PREFIX.with(|p| {
+        let prefix = p.get_or_init(|| {
+            reply::type_prefix::<VaultResult<UploadView>>(&Err(VaultError::NotFound))
+        });
+        reply::encode_with_prefix(prefix, &result)
+    })
+}
+
 // `hidden`: with a custom decoder the macro would describe the argument as one blob; the
 // interface is declared by `interface::upload_chunk` below instead.
-#[ic_cdk::update(decode_with = "decode_chunk_args", hidden = true)]
-fn upload_chunk(upload_id: UploadId, index: u32, bytes: ChunkBytes) -> VaultResult<UploadView> {
+// The argument `(upload_id : nat64, index : nat32, bytes : blob)` is read and decoded in the
+// body ([`arg_data`], [`decode_chunk_args`]): the macro's own argument path would zero-fill
+// the buffer first.
+#[ic_cdk::update(encode_with = "encode_upload_reply", hidden = true)]
+fn upload_chunk() -> VaultResult<UploadView> {
+    let (upload_id, index, bytes) = decode_chunk_args(arg_data());
     let rt = rt();
     admit_update(&rt, WhenPaused::Refuse)?;
     write(|s| content::upload_chunk(s, &rt, upload_id, index, bytes.as_slice()))
@@ -100,32 +132,70 @@ fn request_download(vault_id: VaultId, item_id: ItemId) -> VaultResult<DownloadT
 /// where the bytes are rather than the bytes (see [`encode_chunk_reply`]).
 pub struct ChunkReply(VaultResult<ChunkLoc>);
 
-/// Encodes `Ok(blob)` as the Candid encoding of `Ok(empty blob)` with its final length byte
-/// replaced by the real LEB128 length, followed by the bytes read from stable memory
-/// directly into the reply buffer.
+thread_local! {
+    /// `candid::encode_one(Ok::<ByteBuf, VaultError>(ByteBuf::new()))` without its last byte
+    /// (the empty blob's length): the message header, the type table of the method's result
+    /// type and the `Ok` tag. Building the type table (which includes the whole `VaultError`
+    /// variant) costs about 1.8 M instructions, i.e. ~1.7 instructions per byte of a 1 MiB
+    /// chunk, so it is built once per wasm instance ([`warm_up`], called by `init` and
+    /// `post_upgrade`) rather than on every query (a query's heap changes are discarded, so
+    /// building it lazily inside the query would not keep it).
+    static OK_BLOB_PREFIX: OnceCell<Vec<u8>> = const { OnceCell::new() };
+}
+
+fn build_ok_blob_prefix() -> Vec<u8> {
+    let mut out = candid::encode_one(Ok::<ByteBuf, VaultError>(ByteBuf::new()))
+        .unwrap_or_else(|e| ic_cdk::trap(format!("BUG: encode reply: {e}")));
+    // The empty blob is the last value: its length, LEB128 0, is the last byte.
+    let zero = out.pop();
+    assert_eq!(zero, Some(0), "BUG: unexpected encoding of an empty blob");
+    out
+}
+
+/// Builds the cached reply prefixes of `get_download_chunk` and `upload_chunk`. Called from
+/// `init` and `post_upgrade`; idempotent.
+pub fn warm_up() {
+    OK_BLOB_PREFIX.with(|p| {
+        p.get_or_init(build_ok_blob_prefix);
+    });
+    // An update keeps its heap, so the first `upload_chunk` would build it too; building it
+    // here keeps that cost out of every chunk.
+    encode_upload_reply(Err(VaultError::NotFound));
+}
+
+/// The Candid encoding of `Ok(blob)` of type `variant { Ok : blob; Err : VaultError }` for a
+/// blob of `len` bytes, which `fill` appends (exactly `len` of them) to the buffer. The
+/// buffer is allocated once with its final capacity, so the bytes are written once.
+pub fn encode_ok_blob(len: u32, fill: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    OK_BLOB_PREFIX.with(|p| {
+        let prefix = p.get_or_init(build_ok_blob_prefix);
+        let mut out = Vec::with_capacity(prefix.len() + 5 + len as usize);
+        out.extend_from_slice(prefix);
+        let mut n = len;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        let at = out.len();
+        fill(&mut out);
+        debug_assert_eq!(out.len() - at, len as usize);
+        out
+    })
+}
+
+/// Encodes the reply of `get_download_chunk`. `Ok`: the cached prefix, the blob length, then
+/// the bytes read from stable memory directly into the reply buffer, which is appended once
+/// (per byte: one stable read, one reply append). Errors take the ordinary typed path.
 pub fn encode_chunk_reply(reply: ChunkReply) -> Vec<u8> {
     match reply.0 {
         Err(e) => candid::encode_one(Err::<ByteBuf, VaultError>(e))
             .unwrap_or_else(|e| ic_cdk::trap(format!("BUG: encode error reply: {e}"))),
-        Ok(loc) => {
-            let mut out = candid::encode_one(Ok::<ByteBuf, VaultError>(ByteBuf::new()))
-                .unwrap_or_else(|e| ic_cdk::trap(format!("BUG: encode reply: {e}")));
-            // The empty blob is the last value: its length, LEB128 0, is the last byte.
-            let zero = out.pop();
-            debug_assert_eq!(zero, Some(0));
-            let mut n = loc.len;
-            loop {
-                let byte = (n & 0x7f) as u8;
-                n >>= 7;
-                if n == 0 {
-                    out.push(byte);
-                    break;
-                }
-                out.push(byte | 0x80);
-            }
-            read(|s| pages::read_append(s, &loc, &mut out));
-            out
-        }
+        Ok(loc) => encode_ok_blob(loc.len, |out| read(|s| pages::read_append(s, &loc, out))),
     }
 }
 
@@ -160,5 +230,130 @@ mod interface {
     #[candid::candid_method(query, rename = "get_download_chunk")]
     fn get_download_chunk(ticket_id: TicketId, index: u32) -> VaultResult<serde_bytes::ByteBuf> {
         unreachable!("interface declaration only: {ticket_id} {index}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::types::{ItemKind, VaultStatus};
+    use crate::storage::pages;
+
+    fn typed_blob(bytes: &[u8]) -> Vec<u8> {
+        candid::encode_one(Ok::<ByteBuf, VaultError>(ByteBuf::from(bytes.to_vec()))).unwrap()
+    }
+
+    /// Lengths around every LEB128 width change, up to past the 2 MiB reply limit.
+    const LENGTHS: [usize; 10] = [
+        0,
+        1,
+        127,
+        128,
+        300,
+        16_383,
+        16_384,
+        1 << 20,
+        2_097_151,
+        2_097_152,
+    ];
+
+    #[test]
+    fn hand_encoded_ok_blob_equals_the_typed_encoding() {
+        for len in LENGTHS {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let bytes = encode_ok_blob(len as u32, |out| out.extend_from_slice(&data));
+            assert_eq!(bytes, typed_blob(&data), "len {len}");
+            let back: VaultResult<ByteBuf> = candid::decode_one(&bytes).unwrap();
+            assert_eq!(back, Ok(ByteBuf::from(data)), "len {len}");
+        }
+    }
+
+    #[test]
+    fn chunk_reply_from_stable_pages_equals_the_typed_encoding() {
+        for len in [1usize, 4096, 4097, 100_000, 1 << 20] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+            let loc = write(|s| {
+                let loc = pages::allocate(s, len as u64).unwrap();
+                pages::write(s, &loc, &data);
+                loc
+            });
+            let bytes = encode_chunk_reply(ChunkReply(Ok(loc.clone())));
+            assert_eq!(bytes, typed_blob(&data), "len {len}");
+            let back: VaultResult<ByteBuf> = candid::decode_one(&bytes).unwrap();
+            assert_eq!(back, Ok(ByteBuf::from(data)));
+            write(|s| pages::free(s, &loc));
+        }
+    }
+
+    /// Every error `get_download_chunk` can return keeps the typed encoding.
+    #[test]
+    fn chunk_error_replies_equal_the_typed_encoding() {
+        for e in [
+            VaultError::NotFound,
+            VaultError::NotAuthorized,
+            VaultError::TokenExpired,
+            VaultError::invalid("index", "past the last chunk"),
+            VaultError::InvalidState {
+                current: VaultStatus::Active,
+            },
+        ] {
+            let bytes = encode_chunk_reply(ChunkReply(Err(e.clone())));
+            assert_eq!(
+                bytes,
+                candid::encode_one(Err::<ByteBuf, VaultError>(e.clone())).unwrap()
+            );
+            let back: VaultResult<ByteBuf> = candid::decode_one(&bytes).unwrap();
+            assert_eq!(back, Err(e));
+        }
+    }
+
+    /// `upload_chunk`'s reply with the cached type table equals the typed encoding, for `Ok`
+    /// and every error the endpoint can return.
+    #[test]
+    fn upload_reply_equals_the_typed_encoding() {
+        let view = UploadView {
+            upload_id: 7,
+            vault_id: 3,
+            kind: ItemKind::File,
+            size: 25_165_824,
+            chunk_bytes: 1 << 20,
+            chunk_count: 24,
+            next_index: 1,
+            received_bytes: 1 << 20,
+            replaces: Some(9),
+            expires_at: u64::MAX,
+        };
+        let results: Vec<VaultResult<UploadView>> = vec![
+            Ok(view),
+            Err(VaultError::NotFound),
+            Err(VaultError::NotAuthorized),
+            Err(VaultError::Paused),
+            Err(VaultError::RateLimited {
+                retry_after_secs: 1,
+            }),
+            Err(VaultError::UploadExpired),
+            Err(VaultError::ChunkOutOfOrder { expected: 4 }),
+            Err(VaultError::SizeMismatch {
+                expected: 10,
+                actual: 11,
+            }),
+            Err(VaultError::invalid(
+                "bytes",
+                "a chunk carries at least 1 byte",
+            )),
+            Err(VaultError::InvalidState {
+                current: VaultStatus::Unlockable,
+            }),
+            Err(VaultError::PlanLimit {
+                resource: "canister_stable_memory".into(),
+                limit: 0,
+            }),
+        ];
+        for r in results {
+            let bytes = encode_upload_reply(r.clone());
+            assert_eq!(bytes, candid::encode_one(&r).unwrap());
+            let back: VaultResult<UploadView> = candid::decode_one(&bytes).unwrap();
+            assert_eq!(back, r);
+        }
     }
 }

@@ -23,6 +23,7 @@ fn init(args: Option<LiVaultArgs>) {
         s.set_config(config);
     });
     super::scheduler::arm_timers();
+    super::content::warm_up();
 }
 
 #[ic_cdk::pre_upgrade]
@@ -54,6 +55,7 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
     });
     // Timers do not survive an upgrade: arm them again (with the possibly new interval).
     super::scheduler::arm_timers();
+    super::content::warm_up();
 }
 
 /// Candid framing around a method's payload (header, type table, ids, lengths).

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod members;
 pub mod payments;
 pub mod plans;
+pub mod reply;
 pub mod scheduler;
 pub mod vaults;
 
