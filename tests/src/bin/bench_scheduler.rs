@@ -47,7 +47,7 @@ fn seed(env: &mut TestEnv, bulk: bool, from: usize, to: usize) {
             let r: R<u32> = env.update(controller, "bench_seed_drafts", (i as u64, count as u32));
             assert_eq!(r.expect("bench_seed_drafts") as usize, count);
             i += count;
-            if i % 10_000 == 0 {
+            if (i - from).is_multiple_of(10_000) {
                 eprintln!("    seeded {i}");
             }
         }
