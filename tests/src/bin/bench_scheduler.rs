@@ -92,6 +92,7 @@ struct Row {
     seed_secs: f64,
     empty_total: u64,
     empty_tick: u64,
+    empty_again_tick: u64,
     due_total: u64,
     due_report: TickReport,
 }
@@ -106,6 +107,9 @@ fn run(n: usize, bulk: bool) -> Row {
     let seed_secs = start.elapsed().as_secs_f64();
     let (empty_total, empty) = maintenance(&mut env);
     assert_eq!(empty.taken, 0);
+    // Steady state: the previous empty tick recorded the earliest due time.
+    let (_, empty_again) = maintenance(&mut env);
+    assert_eq!(empty_again.taken, 0);
     env.advance(Duration::from_secs(6 * 86_400 + 3600));
     let (due_total, due_report) = maintenance(&mut env);
     assert_eq!(due_report.processed as usize, DUE, "{due_report:?}");
@@ -116,6 +120,7 @@ fn run(n: usize, bulk: bool) -> Row {
         seed_secs,
         empty_total,
         empty_tick: empty.instructions,
+        empty_again_tick: empty_again.instructions,
         due_total,
         due_report,
     }
@@ -174,7 +179,7 @@ fn main() {
         eprintln!("==> {n} vaults");
         let row = run(n, bulk);
         println!(
-            "N={:>7}: seeded ({}) in {:.1}s | empty run_maintenance: tick {} / message {} | \
+            "N={:>7}: seeded ({}) in {:.1}s | empty run_maintenance: tick {} / message {}, next empty tick {} | \
              {} due: tick {} instr ({} per item, max item {}), message total {}",
             row.n,
             if bulk {
@@ -185,6 +190,7 @@ fn main() {
             row.seed_secs,
             row.empty_tick,
             row.empty_total,
+            row.empty_again_tick,
             DUE,
             row.due_report.instructions,
             row.due_report.instructions / DUE as u64,

@@ -87,6 +87,11 @@ pub struct State {
     pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
     /// `ticket → ticket`.
     pub download_tickets: StableBTreeMap<u64, TicketRecord, Mem>,
+    // ---- scheduler (heap only, not persisted)
+    /// A lower bound of the earliest due time in `scheduler_queue` (`None`: unknown, e.g.
+    /// after an upgrade), so a tick with nothing due skips the queue descent. Maintained by
+    /// `domain::scheduler` (every insert lowers it; removals cannot invalidate it).
+    pub queue_due_hint: std::cell::Cell<Option<u64>>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -128,6 +133,7 @@ impl State {
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
             download_tickets: StableBTreeMap::init(mm.get(ids::DOWNLOAD_TICKETS)),
+            queue_due_hint: std::cell::Cell::new(None),
             memory_manager: mm,
         }
     }
