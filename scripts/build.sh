@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds the LiVault canister wasm for the Internet Computer.
 #
-#   scripts/build.sh            -> target/livault/livault_backend.wasm (+ .wasm.gz)
+#   scripts/build.sh              -> target/livault/livault_backend.wasm (+ .wasm.gz)
+#   scripts/build.sh --bench-seed -> target/livault-bench/livault_backend.wasm: the same canister
+#                                    plus the benchmark-only `bench_seed_drafts` endpoint (cargo
+#                                    feature `bench-seed`); never deploy it. The default build's
+#                                    endpoint check guarantees the shipped wasm lacks it.
 #
 # Steps: ensure the wasm32 target, cargo release build, then with ic-wasm (installed from npm
 # into .tools/ at a pinned version) embed the .did as `candid:service` metadata, shrink,
@@ -16,6 +20,19 @@ TOOLS="$ROOT/.tools"
 IC_WASM="$TOOLS/node_modules/@icp-sdk/ic-wasm-linux-x64/bin/ic-wasm"
 OUT="$ROOT/target/livault"
 DID="$ROOT/candid/livault_backend.did"
+HIDDEN="$ROOT/candid/hidden_endpoints.txt"
+FEATURES=()
+case "${1:-}" in
+  "") ;;
+  --bench-seed)
+    OUT="$ROOT/target/livault-bench"
+    FEATURES=(--features bench-seed)
+    mkdir -p "$OUT"
+    { cat "$HIDDEN"; echo "canister_update:bench_seed_drafts"; } > "$OUT/hidden_endpoints.txt"
+    HIDDEN="$OUT/hidden_endpoints.txt"
+    ;;
+  *) echo "usage: $0 [--bench-seed]" >&2; exit 2 ;;
+esac
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo "==> installing the wasm32-unknown-unknown target"
@@ -29,14 +46,15 @@ if [ ! -x "$IC_WASM" ] || [ "$("$IC_WASM" --version 2>/dev/null)" != "ic-wasm $I
 fi
 
 echo "==> cargo build (profile canister: release + LTO, wasm32)"
-cargo build --quiet --profile canister --locked --target wasm32-unknown-unknown -p livault_backend
+cargo build --quiet --profile canister --locked --target wasm32-unknown-unknown -p livault_backend \
+  ${FEATURES[@]+"${FEATURES[@]}"}
 
 mkdir -p "$OUT"
 RAW="$ROOT/target/wasm32-unknown-unknown/canister/livault_backend.wasm"
 WASM="$OUT/livault_backend.wasm"
 "$IC_WASM" "$RAW" -o "$WASM" shrink
 "$IC_WASM" "$WASM" -o "$WASM" metadata candid:service -f "$DID" -v public
-"$IC_WASM" "$WASM" check-endpoints --candid "$DID" --hidden "$ROOT/candid/hidden_endpoints.txt"
+"$IC_WASM" "$WASM" check-endpoints --candid "$DID" --hidden "$HIDDEN"
 gzip -9 -n -c "$WASM" > "$WASM.gz"
 
 size() { stat -c %s "$1"; }

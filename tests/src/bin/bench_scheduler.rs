@@ -1,9 +1,12 @@
 //! Scheduler benchmark on the compiled wasm (instruction counts from the embedded host).
 //!
-//!     scripts/build.sh && cargo run --release -p livault_tests --bin bench_scheduler [N...]
+//!     scripts/build.sh && cargo run -p livault_tests --bin bench_scheduler [N...]
+//!     scripts/build.sh --bench-seed && cargo run -p livault_tests --bin bench_scheduler -- --bulk [N...]
 //!
 //! For each N (default: 1000 and 100000) it installs a fresh canister, seeds N vaults through
 //! the public `create_vault` (20 per owner principal: per-owner limit and rate-limit burst),
+//! or with `--bulk` through the benchmark-only `bench_seed_drafts` of the `bench-seed` wasm
+//! (`target/livault-bench/`, same domain code, 1 000 drafts per call, 20 per owner),
 //! arranged so that the same 50 drafts are due and the other N − 50 are not:
 //! 50 drafts, one day later the rest, then the clock moves to 7 days + 1 h after the first
 //! 50. It then measures with `run_maintenance` an empty tick (before the deadline) and the
@@ -32,7 +35,24 @@ fn env(interval_secs: u64) -> TestEnv {
     })
 }
 
-fn seed(env: &mut TestEnv, from: usize, to: usize) {
+/// Drafts per `bench_seed_drafts` call.
+const BULK_CALL: usize = 1_000;
+
+fn seed(env: &mut TestEnv, bulk: bool, from: usize, to: usize) {
+    if bulk {
+        let mut i = from;
+        while i < to {
+            let count = BULK_CALL.min(to - i);
+            let controller = env.controller;
+            let r: R<u32> = env.update(controller, "bench_seed_drafts", (i as u64, count as u32));
+            assert_eq!(r.expect("bench_seed_drafts") as usize, count);
+            i += count;
+            if (i - from).is_multiple_of(10_000) {
+                eprintln!("    seeded {i}");
+            }
+        }
+        return;
+    }
     for i in from..to {
         let owner = user(&format!("bench-owner-{}", i / 20));
         let r: R<VaultView> = env.update(
@@ -72,20 +92,24 @@ struct Row {
     seed_secs: f64,
     empty_total: u64,
     empty_tick: u64,
+    empty_again_tick: u64,
     due_total: u64,
     due_report: TickReport,
 }
 
-fn run(n: usize) -> Row {
+fn run(n: usize, bulk: bool) -> Row {
     assert!(n > DUE);
     let mut env = env(365 * 86_400);
     let start = Instant::now();
-    seed(&mut env, 0, DUE);
+    seed(&mut env, bulk, 0, DUE);
     env.advance_days(1);
-    seed(&mut env, DUE, n);
+    seed(&mut env, bulk, DUE, n);
     let seed_secs = start.elapsed().as_secs_f64();
     let (empty_total, empty) = maintenance(&mut env);
     assert_eq!(empty.taken, 0);
+    // Steady state: the previous empty tick recorded the earliest due time.
+    let (_, empty_again) = maintenance(&mut env);
+    assert_eq!(empty_again.taken, 0);
     env.advance(Duration::from_secs(6 * 86_400 + 3600));
     let (due_total, due_report) = maintenance(&mut env);
     assert_eq!(due_report.processed as usize, DUE, "{due_report:?}");
@@ -96,6 +120,7 @@ fn run(n: usize) -> Row {
         seed_secs,
         empty_total,
         empty_tick: empty.instructions,
+        empty_again_tick: empty_again.instructions,
         due_total,
         due_report,
     }
@@ -122,10 +147,25 @@ fn timer_tick() -> u64 {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("vault count"))
-        .collect();
+    let mut bulk = false;
+    let mut sizes: Vec<usize> = Vec::new();
+    for a in std::env::args().skip(1) {
+        if a == "--bulk" {
+            bulk = true;
+        } else {
+            sizes.push(a.parse().expect("vault count"));
+        }
+    }
+    if bulk && std::env::var_os("LIVAULT_WASM").is_none() {
+        // The bench-seed wasm (scripts/build.sh --bench-seed).
+        std::env::set_var(
+            "LIVAULT_WASM",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/livault-bench/livault_backend.wasm"
+            ),
+        );
+    }
     let sizes = if sizes.is_empty() {
         vec![1_000, 100_000]
     } else {
@@ -137,14 +177,20 @@ fn main() {
     let mut rows = Vec::new();
     for n in sizes {
         eprintln!("==> {n} vaults");
-        let row = run(n);
+        let row = run(n, bulk);
         println!(
-            "N={:>7}: seeded in {:.1}s | empty run_maintenance: tick {} / message {} | \
+            "N={:>7}: seeded ({}) in {:.1}s | empty run_maintenance: tick {} / message {}, next empty tick {} | \
              {} due: tick {} instr ({} per item, max item {}), message total {}",
             row.n,
+            if bulk {
+                "bench_seed_drafts"
+            } else {
+                "create_vault"
+            },
             row.seed_secs,
             row.empty_tick,
             row.empty_total,
+            row.empty_again_tick,
             DUE,
             row.due_report.instructions,
             row.due_report.instructions / DUE as u64,

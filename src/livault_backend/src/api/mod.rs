@@ -2,6 +2,8 @@
 //! the result. No business rule lives here.
 
 pub mod admin;
+#[cfg(feature = "bench-seed")]
+pub mod bench_seed;
 pub mod content;
 pub mod http;
 pub mod lifecycle;

@@ -680,11 +680,17 @@ pub fn remove_member(
 
 /// Removes a vault's invites, token index entries and recovery codes (tombstoning).
 pub fn purge_vault(state: &mut State, vault: &mut VaultRecord) {
-    let invites: Vec<_> = state
-        .invites
-        .range((vault.id, 0)..=(vault.id, u64::MAX))
-        .map(|e| e.into_pair())
-        .collect();
+    // A vault that never issued an invite has none: skip the scan (a B-tree descent that
+    // costs ~65 000 instructions on a 1 000-entry map), e.g. for every unpaid draft purged.
+    let invites: Vec<_> = if vault.membership.invites_issued == 0 {
+        Vec::new()
+    } else {
+        state
+            .invites
+            .range((vault.id, 0)..=(vault.id, u64::MAX))
+            .map(|e| e.into_pair())
+            .collect()
+    };
     for (key, invite) in invites {
         state.invite_tokens.remove(&invite.token_hash);
         state.invites.remove(&key);

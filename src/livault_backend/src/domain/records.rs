@@ -11,7 +11,13 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 
 /// Current version of the whole stable-memory layout. `post_upgrade` refuses anything newer
 /// and migrates anything older before touching state.
-pub const LAYOUT_VERSION: u32 = 1;
+///
+/// - 1: every record CBOR (version byte 1).
+/// - 2: `VaultRecord`, `AuditEvent` and `StorageHeader` written in the compact binary
+///   encoding (version byte 2, `storage::binary`); version-1 records still decode and are
+///   rewritten on their next write, so the step 1 → 2 rewrites nothing. The bump makes older
+///   code (which cannot read version-2 records) refuse this memory.
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -524,11 +524,16 @@ pub fn purge_payload(state: &mut State, vault: &mut VaultRecord) {
 pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
     super::invites::purge_vault(state, vault);
     purge_payload(state, vault);
-    let members: Vec<_> = state
-        .members
-        .range((vault.id, 0)..=(vault.id, u32::MAX))
-        .map(|e| e.into_pair())
-        .collect();
+    // A vault no member ever joined has none: skip the scan (see `invites::purge_vault`).
+    let members: Vec<_> = if vault.membership.members_issued == 0 {
+        Vec::new()
+    } else {
+        state
+            .members
+            .range((vault.id, 0)..=(vault.id, u32::MAX))
+            .map(|e| e.into_pair())
+            .collect()
+    };
     for ((vault_id, member_id), m) in members {
         state.members.remove(&(vault_id, member_id));
         state.vaults_by_member.remove(&(m.principal, vault_id));

@@ -4,6 +4,7 @@
 //! collections opened with `init` (never `new`) over the memories listed in [`memory`].
 //! Nothing is serialized in `pre_upgrade`.
 
+pub mod binary;
 pub mod codec;
 pub mod memory;
 pub mod pages;

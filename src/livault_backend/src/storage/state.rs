@@ -4,9 +4,9 @@ use candid::Principal;
 use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 
+use super::binary;
 use super::memory as ids;
 use super::pages::ChunkLoc;
-use crate::cbor_storable;
 use crate::domain::config::Config;
 use crate::domain::payments::journal::JournalEntry;
 use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
@@ -15,12 +15,14 @@ use crate::domain::records::{
     StorageHeader, TicketRecord, UploadEntry, VaultRecord, LAYOUT_VERSION,
 };
 use crate::domain::types::VaultId;
+use crate::{binary_storable, cbor_storable};
 
 cbor_storable!(ConfigCell, 1);
-cbor_storable!(StorageHeader, 1);
-cbor_storable!(VaultRecord, 1);
+// The records every scheduler item touches: compact binary (version 2, reads version 1 CBOR).
+binary_storable!(StorageHeader, binary::encode_header, binary::decode_header);
+binary_storable!(VaultRecord, binary::encode_vault, binary::decode_vault);
+binary_storable!(AuditEvent, binary::encode_audit, binary::decode_audit);
 cbor_storable!(MemberRecord, 1);
-cbor_storable!(AuditEvent, 1);
 cbor_storable!(InviteRecord, 1);
 cbor_storable!(RecoveryCodeRecord, 1);
 cbor_storable!(PaymentSession, 1);
@@ -85,6 +87,11 @@ pub struct State {
     pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
     /// `ticket → ticket`.
     pub download_tickets: StableBTreeMap<u64, TicketRecord, Mem>,
+    // ---- scheduler (heap only, not persisted)
+    /// A lower bound of the earliest due time in `scheduler_queue` (`None`: unknown, e.g.
+    /// after an upgrade), so a tick with nothing due skips the queue descent. Maintained by
+    /// `domain::scheduler` (every insert lowers it; removals cannot invalidate it).
+    pub queue_due_hint: std::cell::Cell<Option<u64>>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -126,6 +133,7 @@ impl State {
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
             download_tickets: StableBTreeMap::init(mm.get(ids::DOWNLOAD_TICKETS)),
+            queue_due_hint: std::cell::Cell::new(None),
             memory_manager: mm,
         }
     }

@@ -1,0 +1,655 @@
+//! Compact binary encoding of the hottest records: `VaultRecord`, `AuditEvent`,
+//! `StorageHeader` (version byte 2; version 1 is CBOR, see `storage::codec`).
+//!
+//! Why: the scheduler touches these on every due item, and CBOR with field names (ciborium)
+//! cost ~480 000 instructions to decode one vault and ~140 000 to encode it; this layout
+//! costs a few thousand (numbers in BENCHMARKS.md, Scheduler).
+//!
+//! Layout rules (the same guarantees as the CBOR records):
+//! - version byte, then the fields in a fixed order: integers little-endian at fixed width,
+//!   `bool` one byte, `Option<T>` a 0/1 byte then `T`, strings and byte strings a `u32`
+//!   length then the bytes, principals a `u8` length then the bytes, vectors a `u32` count
+//!   then the elements, enums a stable `u8` code (the declaration index: variants are only
+//!   ever appended).
+//! - New fields are appended at the end of a record; the decoder gives missing trailing
+//!   fields their default, and ignores trailing bytes it does not know (written by newer
+//!   code). A change that cannot follow this rule takes a new version byte.
+//! - Records written as version 1 (CBOR) still decode; they are rewritten as version 2 the
+//!   next time they are written (no bulk migration is needed).
+//! - Anything else that does not decode is a programming error and traps, like CBOR.
+
+use candid::Principal;
+
+use crate::domain::records::{
+    ApprovalRecord, AuditEvent, FailedAttempt, MemberRole, OpenInvite, StorageHeader,
+    UnlockRequestRecord, VaultMembership, VaultRecord,
+};
+use crate::domain::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
+
+/// Version byte of the binary records.
+pub const BINARY_VERSION: u8 = 2;
+
+/// Appends fields to a buffer.
+pub struct Writer(pub Vec<u8>);
+
+impl Writer {
+    /// A buffer starting with `version`.
+    pub fn new(version: u8, capacity: usize) -> Writer {
+        let mut out = Vec::with_capacity(capacity);
+        out.push(version);
+        Writer(out)
+    }
+    /// Field `u8` (see the module docs for its layout).
+    pub fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    /// Field `u16` (see the module docs for its layout).
+    pub fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Field `u32` (see the module docs for its layout).
+    pub fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Field `u64` (see the module docs for its layout).
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Field `bool` (see the module docs for its layout).
+    pub fn bool(&mut self, v: bool) {
+        self.0.push(u8::from(v));
+    }
+    /// Field `opt_u64` (see the module docs for its layout).
+    pub fn opt_u64(&mut self, v: Option<u64>) {
+        self.opt(v.as_ref(), |w, v| w.u64(*v));
+    }
+    /// Field `opt` (see the module docs for its layout).
+    pub fn opt<T>(&mut self, v: Option<&T>, f: impl FnOnce(&mut Writer, &T)) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                f(self, v);
+            }
+        }
+    }
+    /// Field `bytes` (see the module docs for its layout).
+    pub fn bytes(&mut self, v: &[u8]) {
+        self.u32(v.len() as u32);
+        self.0.extend_from_slice(v);
+    }
+    /// Field `str` (see the module docs for its layout).
+    pub fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    /// Field `principal` (see the module docs for its layout).
+    pub fn principal(&mut self, p: &Principal) {
+        let b = p.as_slice();
+        self.u8(b.len() as u8);
+        self.0.extend_from_slice(b);
+    }
+    /// Field `vec` (see the module docs for its layout).
+    pub fn vec<T>(&mut self, v: &[T], mut f: impl FnMut(&mut Writer, &T)) {
+        self.u32(v.len() as u32);
+        for e in v {
+            f(self, e);
+        }
+    }
+}
+
+/// Reads fields from a record body; `None` when the bytes end early or are malformed.
+pub struct Reader<'a>(pub &'a [u8]);
+
+impl<'a> Reader<'a> {
+    /// Whether every byte was read (a record written by older code ends before newer fields).
+    pub fn at_end(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N).map(|b| b.try_into().expect("length checked"))
+    }
+    /// Field `u8` (see the module docs for its layout).
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    /// Field `u16` (see the module docs for its layout).
+    pub fn u16(&mut self) -> Option<u16> {
+        self.array().map(u16::from_le_bytes)
+    }
+    /// Field `u32` (see the module docs for its layout).
+    pub fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+    /// Field `u64` (see the module docs for its layout).
+    pub fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+    /// Field `bool` (see the module docs for its layout).
+    pub fn bool(&mut self) -> Option<bool> {
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+    /// Field `opt` (see the module docs for its layout).
+    pub fn opt<T>(&mut self, f: impl FnOnce(&mut Reader<'a>) -> Option<T>) -> Option<Option<T>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => f(self).map(Some),
+            _ => None,
+        }
+    }
+    /// Field `opt_u64` (see the module docs for its layout).
+    pub fn opt_u64(&mut self) -> Option<Option<u64>> {
+        self.opt(|r| r.u64())
+    }
+    /// Field `bytes` (see the module docs for its layout).
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// Field `string` (see the module docs for its layout).
+    pub fn string(&mut self) -> Option<String> {
+        self.bytes()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+    }
+    /// Field `principal` (see the module docs for its layout).
+    pub fn principal(&mut self) -> Option<Principal> {
+        let n = self.u8()? as usize;
+        Principal::try_from_slice(self.take(n)?).ok()
+    }
+    /// Field `vec` (see the module docs for its layout).
+    pub fn vec<T>(&mut self, mut f: impl FnMut(&mut Reader<'a>) -> Option<T>) -> Option<Vec<T>> {
+        let n = self.u32()? as usize;
+        // Every element takes at least one byte: a corrupt count cannot allocate much.
+        if n > self.0.len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(f(self)?);
+        }
+        Some(out)
+    }
+}
+
+fn status(code: u8) -> Option<VaultStatus> {
+    VaultStatus::ALL.get(usize::from(code)).copied()
+}
+
+fn tier_code(t: Tier) -> u8 {
+    Tier::ALL
+        .iter()
+        .position(|x| *x == t)
+        .expect("every tier is in Tier::ALL") as u8
+}
+
+fn tier(code: u8) -> Option<Tier> {
+    Tier::ALL.get(usize::from(code)).copied()
+}
+
+fn role_code(r: MemberRole) -> u8 {
+    match r {
+        MemberRole::Heir => 0,
+        MemberRole::Witness => 1,
+    }
+}
+
+fn role(code: u8) -> Option<MemberRole> {
+    match code {
+        0 => Some(MemberRole::Heir),
+        1 => Some(MemberRole::Witness),
+        _ => None,
+    }
+}
+
+/// Encodes a vault record (version [`BINARY_VERSION`]).
+pub fn encode_vault(v: &VaultRecord) -> Vec<u8> {
+    let m = &v.membership;
+    let mut w = Writer::new(
+        BINARY_VERSION,
+        256 + v.name.len()
+            + 64 * (m.approvals.len() + m.failed_attempts.len() + m.open_invites.len()),
+    );
+    w.u64(v.id);
+    w.principal(&v.owner);
+    w.str(&v.name);
+    w.u8(v.status.index() as u8);
+    w.u8(tier_code(v.plan.tier));
+    w.u8(v.plan.heir_slots);
+    w.bool(v.plan.witness_slot);
+    w.u8(v.owner_age);
+    w.u64(v.price_e8s);
+    w.opt(v.unlock_rules.as_ref(), |w, r| {
+        w.opt_u64(r.unlock_after);
+        w.opt(r.inactivity_days.as_ref(), |w, d| w.u32(*d));
+        w.u32(r.request_wait_days);
+        w.u8(r.required_heirs);
+        w.bool(r.required_witness);
+    });
+    w.u16(v.post_unlock_days);
+    w.u16(v.audit_retention_days);
+    w.u64(v.created_at);
+    w.u64(v.updated_at);
+    w.u64(v.status_changed_at);
+    w.opt_u64(v.paid_at);
+    w.opt_u64(v.expires_at);
+    w.opt_u64(v.activated_at);
+    w.opt_u64(v.unlocked_at);
+    w.opt_u64(v.access_until);
+    w.opt_u64(v.deleted_at);
+    w.u64(v.last_owner_activity);
+    w.u64(v.storage_committed_bytes);
+    w.u64(v.storage_reserved_bytes);
+    w.u32(v.item_count);
+    w.u32(v.heir_count);
+    w.bool(v.witness_joined);
+    w.u64(v.audit_next_seq);
+    w.bytes(&v.audit_head);
+    // membership
+    w.u64(m.invites_issued);
+    w.u32(m.members_issued);
+    w.u16(m.share_indices_used);
+    w.opt(m.unlock_request.as_ref(), |w, r| {
+        w.principal(&r.opened_by);
+        w.u32(r.member_id);
+        w.u64(r.opened_at);
+    });
+    w.vec(&m.approvals, |w, a| {
+        w.u32(a.member_id);
+        w.u64(a.at);
+    });
+    w.vec(&m.failed_attempts, |w, f| {
+        w.principal(&f.principal);
+        w.u64(f.at);
+    });
+    w.opt(m.recovery_code_hash.as_ref(), |w, h| {
+        w.0.extend_from_slice(h)
+    });
+    w.vec(&m.open_invites, |w, i| {
+        w.u64(i.invite_id);
+        w.u8(role_code(i.role));
+        w.u64(i.expires_at);
+    });
+    // New fields go here (see the module docs).
+    w.0
+}
+
+/// Decodes the body (after the version byte) of a binary vault record.
+pub fn decode_vault(body: &[u8]) -> Option<VaultRecord> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    Some(VaultRecord {
+        id: r.u64()?,
+        owner: r.principal()?,
+        name: r.string()?,
+        status: status(r.u8()?)?,
+        plan: PlanSelection {
+            tier: tier(r.u8()?)?,
+            heir_slots: r.u8()?,
+            witness_slot: r.bool()?,
+        },
+        owner_age: r.u8()?,
+        price_e8s: r.u64()?,
+        unlock_rules: r.opt(|r| {
+            Some(UnlockRules {
+                unlock_after: r.opt_u64()?,
+                inactivity_days: r.opt(|r| r.u32())?,
+                request_wait_days: r.u32()?,
+                required_heirs: r.u8()?,
+                required_witness: r.bool()?,
+            })
+        })?,
+        post_unlock_days: r.u16()?,
+        audit_retention_days: r.u16()?,
+        created_at: r.u64()?,
+        updated_at: r.u64()?,
+        status_changed_at: r.u64()?,
+        paid_at: r.opt_u64()?,
+        expires_at: r.opt_u64()?,
+        activated_at: r.opt_u64()?,
+        unlocked_at: r.opt_u64()?,
+        access_until: r.opt_u64()?,
+        deleted_at: r.opt_u64()?,
+        last_owner_activity: r.u64()?,
+        storage_committed_bytes: r.u64()?,
+        storage_reserved_bytes: r.u64()?,
+        item_count: r.u32()?,
+        heir_count: r.u32()?,
+        witness_joined: r.bool()?,
+        audit_next_seq: r.u64()?,
+        audit_head: r.bytes()?.to_vec(),
+        membership: VaultMembership {
+            invites_issued: r.u64()?,
+            members_issued: r.u32()?,
+            share_indices_used: r.u16()?,
+            unlock_request: r.opt(|r| {
+                Some(UnlockRequestRecord {
+                    opened_by: r.principal()?,
+                    member_id: r.u32()?,
+                    opened_at: r.u64()?,
+                })
+            })?,
+            approvals: r.vec(|r| {
+                Some(ApprovalRecord {
+                    member_id: r.u32()?,
+                    at: r.u64()?,
+                })
+            })?,
+            failed_attempts: r.vec(|r| {
+                Some(FailedAttempt {
+                    principal: r.principal()?,
+                    at: r.u64()?,
+                })
+            })?,
+            recovery_code_hash: r.opt(|r| r.array::<32>())?,
+            open_invites: r.vec(|r| {
+                Some(OpenInvite {
+                    invite_id: r.u64()?,
+                    role: role(r.u8()?)?,
+                    expires_at: r.u64()?,
+                })
+            })?,
+        },
+        // New fields: `if r.at_end() { default } else { read }` (see the module docs).
+    })
+}
+
+/// Encodes an audit event (version [`BINARY_VERSION`]).
+pub fn encode_audit(e: &AuditEvent) -> Vec<u8> {
+    let mut w = Writer::new(
+        BINARY_VERSION,
+        64 + e.action.len() + e.details.len() + e.hash.len(),
+    );
+    w.u64(e.seq);
+    w.u64(e.at);
+    w.principal(&e.actor);
+    w.str(&e.action);
+    w.str(&e.details);
+    w.bytes(&e.hash);
+    w.0
+}
+
+/// Decodes the body of a binary audit event.
+pub fn decode_audit(body: &[u8]) -> Option<AuditEvent> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    Some(AuditEvent {
+        seq: r.u64()?,
+        at: r.u64()?,
+        actor: r.principal()?,
+        action: r.string()?,
+        details: r.string()?,
+        hash: r.bytes()?.to_vec(),
+    })
+}
+
+/// Encodes the storage header (version [`BINARY_VERSION`]).
+pub fn encode_header(h: &StorageHeader) -> Vec<u8> {
+    let mut w = Writer::new(BINARY_VERSION, 64 + 8 * h.status_counts.len());
+    w.u32(h.layout_version);
+    w.u64(h.next_vault_id);
+    w.vec(&h.status_counts, |w, c| w.u64(*c));
+    w.u64(h.next_upload_id);
+    w.u64(h.next_item_id);
+    w.u64(h.next_blob_id);
+    w.u64(h.next_ticket_id);
+    w.u64(h.content_pages_hwm);
+    w.u64(h.content_free_pages);
+    w.0
+}
+
+/// Decodes the body of a binary storage header.
+pub fn decode_header(body: &[u8]) -> Option<StorageHeader> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    Some(StorageHeader {
+        layout_version: r.u32()?,
+        next_vault_id: r.u64()?,
+        status_counts: r.vec(|r| r.u64())?,
+        next_upload_id: r.u64()?,
+        next_item_id: r.u64()?,
+        next_blob_id: r.u64()?,
+        next_ticket_id: r.u64()?,
+        content_pages_hwm: r.u64()?,
+        content_free_pages: r.u64()?,
+    })
+}
+
+/// Implements `Storable` (unbounded) for a record with a binary encoding (version 2) that
+/// also reads its older CBOR records (version 1).
+#[macro_export]
+macro_rules! binary_storable {
+    ($ty:ty, $encode:path, $decode:path) => {
+        impl ic_stable_structures::Storable for $ty {
+            fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+                std::borrow::Cow::Owned($encode(self))
+            }
+            fn into_bytes(self) -> Vec<u8> {
+                $encode(&self)
+            }
+            fn from_bytes(bytes: std::borrow::Cow<[u8]>) -> Self {
+                match bytes.split_first() {
+                    Some((&$crate::storage::binary::BINARY_VERSION, body)) => $decode(body)
+                        .unwrap_or_else(|| panic!("BUG: corrupt stored {}", stringify!($ty))),
+                    Some((1, _)) => $crate::storage::codec::decode(1, stringify!($ty), &bytes),
+                    Some((v, _)) => {
+                        panic!("BUG: stored {} has unknown version {v}", stringify!($ty))
+                    }
+                    None => panic!("BUG: empty stored {}", stringify!($ty)),
+                }
+            }
+            const BOUND: ic_stable_structures::storable::Bound =
+                ic_stable_structures::storable::Bound::Unbounded;
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::records::LAYOUT_VERSION;
+    use ic_stable_structures::Storable;
+    use std::borrow::Cow;
+
+    fn p(n: u8) -> Principal {
+        Principal::from_slice(&[n; 29])
+    }
+
+    /// A vault with every optional field set and every vector non-empty.
+    fn full_vault() -> VaultRecord {
+        VaultRecord {
+            id: 77,
+            owner: p(1),
+            name: "Grandma's vault ✓".into(),
+            status: VaultStatus::Unlockable,
+            plan: PlanSelection {
+                tier: Tier::Titan,
+                heir_slots: 9,
+                witness_slot: true,
+            },
+            owner_age: 81,
+            price_e8s: 123_456_789,
+            unlock_rules: Some(UnlockRules {
+                unlock_after: Some(5),
+                inactivity_days: Some(90),
+                request_wait_days: 7,
+                required_heirs: 2,
+                required_witness: true,
+            }),
+            post_unlock_days: 200,
+            audit_retention_days: 400,
+            created_at: 1,
+            updated_at: 2,
+            status_changed_at: 3,
+            paid_at: Some(4),
+            expires_at: Some(u64::MAX),
+            activated_at: Some(6),
+            unlocked_at: Some(7),
+            access_until: Some(8),
+            deleted_at: None,
+            last_owner_activity: 9,
+            storage_committed_bytes: 10,
+            storage_reserved_bytes: 11,
+            item_count: 12,
+            heir_count: 13,
+            witness_joined: true,
+            audit_next_seq: 14,
+            audit_head: vec![0xAB; 32],
+            membership: VaultMembership {
+                invites_issued: 15,
+                members_issued: 16,
+                share_indices_used: 17,
+                unlock_request: Some(UnlockRequestRecord {
+                    opened_by: p(2),
+                    member_id: 3,
+                    opened_at: 18,
+                }),
+                approvals: vec![
+                    ApprovalRecord {
+                        member_id: 3,
+                        at: 19,
+                    },
+                    ApprovalRecord {
+                        member_id: 4,
+                        at: 20,
+                    },
+                ],
+                failed_attempts: vec![FailedAttempt {
+                    principal: Principal::anonymous(),
+                    at: 21,
+                }],
+                recovery_code_hash: Some([7; 32]),
+                open_invites: vec![OpenInvite {
+                    invite_id: 22,
+                    role: MemberRole::Witness,
+                    expires_at: 23,
+                }],
+            },
+        }
+    }
+
+    fn minimal_vault() -> VaultRecord {
+        VaultRecord {
+            name: String::new(),
+            status: VaultStatus::Deleted,
+            unlock_rules: None,
+            paid_at: None,
+            expires_at: None,
+            activated_at: None,
+            unlocked_at: None,
+            access_until: None,
+            deleted_at: Some(99),
+            membership: VaultMembership::default(),
+            ..full_vault()
+        }
+    }
+
+    fn event() -> AuditEvent {
+        AuditEvent {
+            seq: 3,
+            at: 4,
+            actor: p(5),
+            action: "status.changed".into(),
+            details: "Draft -> Deleted (DraftUnpaidTimeout)".into(),
+            hash: vec![6; 32],
+        }
+    }
+
+    fn header() -> StorageHeader {
+        StorageHeader {
+            layout_version: LAYOUT_VERSION,
+            next_vault_id: 100_001,
+            status_counts: (1..=9).collect(),
+            next_upload_id: 2,
+            next_item_id: 3,
+            next_blob_id: 4,
+            next_ticket_id: 5,
+            content_pages_hwm: 6,
+            content_free_pages: 7,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        for v in [full_vault(), minimal_vault()] {
+            let bytes = v.to_bytes();
+            assert_eq!(bytes[0], BINARY_VERSION);
+            assert_eq!(VaultRecord::from_bytes(bytes), v);
+        }
+        assert_eq!(AuditEvent::from_bytes(event().to_bytes()), event());
+        assert_eq!(StorageHeader::from_bytes(header().to_bytes()), header());
+        for s in VaultStatus::ALL {
+            let v = VaultRecord {
+                status: s,
+                ..minimal_vault()
+            };
+            assert_eq!(VaultRecord::from_bytes(v.to_bytes()), v);
+        }
+        for t in Tier::ALL {
+            let mut v = minimal_vault();
+            v.plan.tier = t;
+            assert_eq!(VaultRecord::from_bytes(v.to_bytes()), v);
+        }
+    }
+
+    /// Records written by the previous code (CBOR, version 1) still read back, so no bulk
+    /// migration is needed; the next write stores them as version 2.
+    #[test]
+    fn version_1_cbor_records_still_decode() {
+        use crate::storage::codec::encode;
+        for v in [full_vault(), minimal_vault()] {
+            let old = encode(1, &v);
+            assert_eq!(VaultRecord::from_bytes(Cow::Owned(old)), v);
+        }
+        assert_eq!(
+            AuditEvent::from_bytes(Cow::Owned(encode(1, &event()))),
+            event()
+        );
+        assert_eq!(
+            StorageHeader::from_bytes(Cow::Owned(encode(1, &header()))),
+            header()
+        );
+    }
+
+    /// Bytes appended by newer code (new trailing fields) are ignored.
+    #[test]
+    fn trailing_fields_of_newer_code_are_ignored() {
+        let mut bytes = full_vault().to_bytes().into_owned();
+        bytes.extend_from_slice(&[1, 2, 3, 4, 5]);
+        assert_eq!(VaultRecord::from_bytes(Cow::Owned(bytes)), full_vault());
+    }
+
+    /// The binary records are several times smaller than their CBOR form.
+    #[test]
+    fn binary_is_compact() {
+        let v = full_vault();
+        let cbor = crate::storage::codec::encode(1, &v).len();
+        let bin = v.to_bytes().len();
+        assert!(bin * 2 < cbor, "binary {bin} bytes, CBOR {cbor} bytes");
+    }
+
+    #[test]
+    #[should_panic(expected = "corrupt stored VaultRecord")]
+    fn truncated_record_is_refused() {
+        let bytes = full_vault().to_bytes().into_owned();
+        let _ = VaultRecord::from_bytes(Cow::Owned(bytes[..bytes.len() - 3].to_vec()));
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown version 3")]
+    fn unknown_version_is_refused() {
+        let mut bytes = full_vault().to_bytes().into_owned();
+        bytes[0] = 3;
+        let _ = VaultRecord::from_bytes(Cow::Owned(bytes));
+    }
+}
