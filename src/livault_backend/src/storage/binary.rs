@@ -21,8 +21,8 @@
 use candid::Principal;
 
 use crate::domain::records::{
-    ApprovalRecord, AuditEvent, FailedAttempt, MemberRole, OpenInvite, StorageHeader,
-    UnlockRequestRecord, VaultMembership, VaultRecord,
+    ApprovalRecord, AuditEvent, FailedAttempt, MemberRole, MetricsCounters, OpenInvite,
+    StorageHeader, UnlockRequestRecord, VaultMembership, VaultRecord,
 };
 use crate::domain::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
 
@@ -405,6 +405,24 @@ pub fn encode_header(h: &StorageHeader) -> Vec<u8> {
     w.u64(h.next_ticket_id);
     w.u64(h.content_pages_hwm);
     w.u64(h.content_free_pages);
+    // Appended with the metrics counters (see `domain::metrics`).
+    w.u32(h.counters_version);
+    let c = &h.counters;
+    for v in [
+        c.storage_committed_bytes,
+        c.storage_reserved_bytes,
+        c.invites_day,
+        c.invites_issued_today,
+        c.invites_claimed_today,
+        c.invites_issued_total,
+        c.invites_claimed_total,
+        c.open_sessions,
+        c.billing_entries,
+        c.treasury_e8s,
+        c.refunded_e8s,
+    ] {
+        w.u64(v);
+    }
     w.0
 }
 
@@ -422,6 +440,26 @@ pub fn decode_header(body: &[u8]) -> Option<StorageHeader> {
         next_ticket_id: r.u64()?,
         content_pages_hwm: r.u64()?,
         content_free_pages: r.u64()?,
+        // A header written before the counters existed: version 0, recounted by
+        // `post_upgrade` (`metrics::ensure_counters`).
+        counters_version: if r.at_end() { 0 } else { r.u32()? },
+        counters: if r.at_end() {
+            MetricsCounters::default()
+        } else {
+            MetricsCounters {
+                storage_committed_bytes: r.u64()?,
+                storage_reserved_bytes: r.u64()?,
+                invites_day: r.u64()?,
+                invites_issued_today: r.u64()?,
+                invites_claimed_today: r.u64()?,
+                invites_issued_total: r.u64()?,
+                invites_claimed_total: r.u64()?,
+                open_sessions: r.u64()?,
+                billing_entries: r.u64()?,
+                treasury_e8s: r.u64()?,
+                refunded_e8s: r.u64()?,
+            }
+        },
     })
 }
 
@@ -576,7 +614,34 @@ mod tests {
             next_ticket_id: 5,
             content_pages_hwm: 6,
             content_free_pages: 7,
+            counters: MetricsCounters {
+                storage_committed_bytes: 8,
+                storage_reserved_bytes: 9,
+                invites_day: 10,
+                invites_issued_today: 11,
+                invites_claimed_today: 12,
+                invites_issued_total: 13,
+                invites_claimed_total: 14,
+                open_sessions: 15,
+                billing_entries: 16,
+                treasury_e8s: 17,
+                refunded_e8s: u64::MAX,
+            },
+            counters_version: crate::domain::records::COUNTERS_VERSION,
         }
+    }
+
+    /// A binary header written before the metrics counters were appended reads with
+    /// `counters_version` 0, so `post_upgrade` recounts them.
+    #[test]
+    fn header_without_counters_reads_as_version_0() {
+        let full = header().to_bytes().into_owned();
+        let without = full[..full.len() - 4 - 11 * 8].to_vec();
+        let h = StorageHeader::from_bytes(Cow::Owned(without));
+        assert_eq!(h.counters_version, 0);
+        assert_eq!(h.counters, MetricsCounters::default());
+        assert_eq!(h.next_vault_id, header().next_vault_id);
+        assert_eq!(h.content_free_pages, header().content_free_pages);
     }
 
     #[test]
