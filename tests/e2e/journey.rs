@@ -11,7 +11,6 @@ use livault_backend::domain::member_types::*;
 use livault_backend::domain::records::MemberRole;
 use livault_tests::*;
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
 
 type R<T> = Result<T, VaultError>;
 
@@ -62,38 +61,6 @@ fn join(env: &mut TestEnv, owner: Principal, v: VaultId, role: MemberRole, who: 
     m.member_id
 }
 
-fn upload(
-    env: &mut TestEnv,
-    owner: Principal,
-    v: VaultId,
-    payload: &[u8],
-    to: Option<Vec<u32>>,
-) -> u64 {
-    let args = BeginUploadArgs {
-        vault_id: v,
-        kind: ItemKind::Letter,
-        size: payload.len() as u64,
-        sha256: ByteBuf::from(Sha256::digest(payload).to_vec()),
-        encrypted_meta: ByteBuf::from(b"encrypted title".to_vec()),
-        recipients: to,
-        replaces: None,
-        idempotency_key: None,
-    };
-    let up: UploadView = env
-        .update::<_, R<UploadView>>(owner, "begin_upload", (args,))
-        .unwrap();
-    let r: R<UploadView> = env.update(
-        owner,
-        "upload_chunk",
-        (up.upload_id, 0u32, ByteBuf::from(payload.to_vec())),
-    );
-    r.unwrap();
-    let item: ItemView = env
-        .update::<_, R<ItemView>>(owner, "finish_upload", (up.upload_id,))
-        .unwrap();
-    item.item_id
-}
-
 fn status(env: &mut TestEnv, who: Principal, v: VaultId) -> UnlockStatus {
     env.query::<_, R<UnlockStatus>>(who, "get_unlock_status", (v,))
         .expect("get_unlock_status")
@@ -126,7 +93,7 @@ fn active_vault(rules: UnlockRules) -> Journey {
         vec!["content".to_string()]
     );
     let letter = b"ciphertext of a letter for heir 1".to_vec();
-    let item = upload(&mut env, owner, v, &letter, Some(vec![h1]));
+    let item = env.upload_letter(owner, v, &letter, Some(vec![h1]));
     assert_eq!(
         env.get_vault(owner, v).unwrap().status,
         VaultStatus::SetupComplete
@@ -336,7 +303,7 @@ fn owner_upload_counts_as_activity_and_cancels_an_open_request() {
     assert!(r.unwrap().request.is_some());
     let r: R<UnlockStatus> = j.env.update(h1, "approve_unlock", (v,));
     assert_eq!(r.unwrap().heir_approvals, 1);
-    upload(&mut j.env, owner, v, b"another letter", None);
+    j.env.upload_letter(owner, v, b"another letter", None);
     let s = status(&mut j.env, h1, v);
     assert!(s.request.is_none());
     assert_eq!(s.heir_approvals, 0);

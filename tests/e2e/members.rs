@@ -636,8 +636,6 @@ fn member_endpoints_admit_only_their_roles() {
 /// later the first heir's attempts are evaluated again.
 #[test]
 fn quorum_not_met_is_audited_and_the_sixth_failure_in_an_hour_is_rate_limited() {
-    use serde_bytes::ByteBuf;
-    use sha2::{Digest, Sha256};
     // A daily maintenance timer keeps 31 days to 31 ticks.
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],
@@ -654,30 +652,7 @@ fn quorum_not_met_is_audited_and_the_sixth_failure_in_an_hour_is_rate_limited() 
         let inv = invite(&mut env, owner, v, MemberRole::Heir);
         claim(&mut env, h, &inv.token).unwrap();
     }
-    let letter = b"ciphertext".to_vec();
-    let up: R<UploadView> = env.update(
-        owner,
-        "begin_upload",
-        (BeginUploadArgs {
-            vault_id: v,
-            kind: ItemKind::Letter,
-            size: letter.len() as u64,
-            sha256: ByteBuf::from(Sha256::digest(&letter).to_vec()),
-            encrypted_meta: ByteBuf::from(b"meta".to_vec()),
-            recipients: None,
-            replaces: None,
-            idempotency_key: None,
-        },),
-    );
-    let up = up.unwrap();
-    let r: R<UploadView> = env.update(
-        owner,
-        "upload_chunk",
-        (up.upload_id, 0u32, ByteBuf::from(letter)),
-    );
-    r.unwrap();
-    let r: R<ItemView> = env.update(owner, "finish_upload", (up.upload_id,));
-    r.unwrap();
+    env.upload_letter(owner, v, b"ciphertext", None);
     let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
     assert_eq!(r.unwrap().status, VaultStatus::Active);
 

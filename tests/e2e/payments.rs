@@ -829,8 +829,7 @@ fn renewal_outside_grace_master_is_refused() {
 fn active_vault(validity_days: u32) -> (TestEnv, Principal, VaultId) {
     use livault_backend::domain::member_types::{GenerateInviteArgs, InviteCreated, Relation};
     use livault_backend::domain::records::MemberRole;
-    use serde_bytes::ByteBuf;
-    use sha2::{Digest, Sha256};
+
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],
         ledger_canister_id: Some(local_replica::ledger_principal()),
@@ -879,30 +878,7 @@ fn active_vault(validity_days: u32) -> (TestEnv, Principal, VaultId) {
     let claimed: R<livault_backend::domain::member_types::MemberView> =
         env.update(heir, "claim_invite", (inv.unwrap().token,));
     claimed.unwrap();
-    let letter = b"ciphertext".to_vec();
-    let up: R<UploadView> = env.update(
-        owner,
-        "begin_upload",
-        (BeginUploadArgs {
-            vault_id: v,
-            kind: ItemKind::Letter,
-            size: letter.len() as u64,
-            sha256: ByteBuf::from(Sha256::digest(&letter).to_vec()),
-            encrypted_meta: ByteBuf::from(b"meta".to_vec()),
-            recipients: None,
-            replaces: None,
-            idempotency_key: None,
-        },),
-    );
-    let up = up.unwrap();
-    let r: R<UploadView> = env.update(
-        owner,
-        "upload_chunk",
-        (up.upload_id, 0u32, ByteBuf::from(letter)),
-    );
-    r.unwrap();
-    let r: R<ItemView> = env.update(owner, "finish_upload", (up.upload_id,));
-    r.unwrap();
+    env.upload_letter(owner, v, b"ciphertext", None);
     let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
     assert_eq!(r.unwrap().status, VaultStatus::Active);
     (env, owner, v)

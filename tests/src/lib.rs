@@ -246,4 +246,43 @@ impl TestEnv {
         self.get_vault(owner, vault_id)
             .unwrap_or_else(|e| panic!("pay_creation: get_vault({vault_id}) failed: {e:?}"))
     }
+
+    /// Uploads `payload` as a one-chunk `Letter` into `vault_id` (`begin_upload`,
+    /// `upload_chunk`, `finish_upload`) addressed to `recipients` (`None` = every heir).
+    /// Returns the item id. Panics with a clear message on any failure.
+    pub fn upload_letter(
+        &mut self,
+        owner: Principal,
+        vault_id: VaultId,
+        payload: &[u8],
+        recipients: Option<Vec<u32>>,
+    ) -> u64 {
+        let args = BeginUploadArgs {
+            vault_id,
+            kind: ItemKind::Letter,
+            size: payload.len() as u64,
+            sha256: serde_bytes::ByteBuf::from(Sha256::digest(payload).to_vec()),
+            encrypted_meta: serde_bytes::ByteBuf::from(b"encrypted title".to_vec()),
+            recipients,
+            replaces: None,
+            idempotency_key: None,
+        };
+        let up: UploadView = self
+            .update::<_, Result<UploadView, VaultError>>(owner, "begin_upload", (args,))
+            .unwrap_or_else(|e| panic!("upload_letter: begin_upload failed: {e:?}"));
+        self.update::<_, Result<UploadView, VaultError>>(
+            owner,
+            "upload_chunk",
+            (
+                up.upload_id,
+                0u32,
+                serde_bytes::ByteBuf::from(payload.to_vec()),
+            ),
+        )
+        .unwrap_or_else(|e| panic!("upload_letter: upload_chunk failed: {e:?}"));
+        let item: ItemView = self
+            .update::<_, Result<ItemView, VaultError>>(owner, "finish_upload", (up.upload_id,))
+            .unwrap_or_else(|e| panic!("upload_letter: finish_upload failed: {e:?}"));
+        item.item_id
+    }
 }
