@@ -980,21 +980,6 @@ pub fn free_vault_content(state: &mut State, vault_id: VaultId) {
     }
 }
 
-/// Purges a vault's payload (SPEC §3: `Expired` and `Deleted`): items, open uploads and
-/// their pages; the stored vault record's item count and storage counters become 0.
-/// Called by the scheduler.
-pub fn purge_vault_content(state: &mut State, vault_id: VaultId) {
-    free_vault_content(state, vault_id);
-    if let Some(mut vault) = state.vaults.get(&vault_id) {
-        let before = super::metrics::storage_of(&vault);
-        vault.item_count = 0;
-        vault.storage_committed_bytes = 0;
-        vault.storage_reserved_bytes = 0;
-        super::metrics::storage_changed(state, before, &vault);
-        state.vaults.insert(vault_id, vault);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1621,7 +1606,12 @@ mod tests {
 
         let mut e = env();
         e.put(&data(3000, 1), None);
-        purge_vault_content(&mut e.s, e.vault);
+        {
+            // What the scheduler does on `Unlockable → Expired`.
+            let mut v = e.s.vaults.get(&e.vault).unwrap();
+            crate::domain::vaults::purge_payload(&mut e.s, &mut v);
+            e.s.vaults.insert(e.vault, v);
+        }
         let v = e.vault();
         assert_eq!((v.item_count, v.storage_committed_bytes), (0, 0));
         assert!(e.s.content_chunks.is_empty());
@@ -1672,7 +1662,12 @@ mod tests {
         check(&e, 200, 0);
         e.begin(70, sha(b"w")).unwrap();
         check(&e, 200, 70);
-        purge_vault_content(&mut e.s, e.vault);
+        {
+            // What the scheduler does on `Unlockable → Expired`.
+            let mut v = e.s.vaults.get(&e.vault).unwrap();
+            crate::domain::vaults::purge_payload(&mut e.s, &mut v);
+            e.s.vaults.insert(e.vault, v);
+        }
         check(&e, 0, 0);
         // Deleting a vault (tombstone) releases its numbers too.
         let mut e = env();

@@ -26,23 +26,6 @@ pub enum Relation {
     Other,
 }
 
-impl Relation {
-    /// Every relation (for tests and generators).
-    pub const ALL: [Relation; 11] = [
-        Relation::Spouse,
-        Relation::Son,
-        Relation::Daughter,
-        Relation::Father,
-        Relation::Mother,
-        Relation::Brother,
-        Relation::Sister,
-        Relation::Friend,
-        Relation::Lawyer,
-        Relation::Notary,
-        Relation::Other,
-    ];
-}
-
 /// Arguments of `generate_invite`.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct GenerateInviteArgs {
