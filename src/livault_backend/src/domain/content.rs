@@ -226,21 +226,6 @@ fn load_upload(
     Ok((head, p))
 }
 
-/// The vault for an owner content write: owner only, and only while content is writable.
-fn writable_vault(
-    state: &State,
-    caller: &Principal,
-    vault_id: VaultId,
-) -> VaultResult<VaultRecord> {
-    let (vault, _) = access::load(state, vault_id, caller, Need::Owner)?;
-    if !lifecycle::content_writable(vault.status) {
-        return Err(VaultError::InvalidState {
-            current: vault.status,
-        });
-    }
-    Ok(vault)
-}
-
 /// Frees every chunk of a blob (bounded by its chunk count).
 fn free_blob(state: &mut State, blob_id: u64) {
     let chunks: Vec<_> = state
@@ -291,7 +276,8 @@ pub fn begin_upload(
 ) -> VaultResult<UploadView> {
     let caller = rt.caller();
     let now = rt.now();
-    let mut vault = writable_vault(state, &caller, args.vault_id)?;
+    let mut vault =
+        super::vaults::load_owned(state, &caller, args.vault_id, lifecycle::content_writable)?;
     let idem = match &args.idempotency_key {
         Some(key) => {
             validation::text(
@@ -465,7 +451,8 @@ pub fn upload_chunk(
     let caller = rt.caller();
     let now = rt.now();
     let (head, mut p) = load_upload(state, &caller, upload_id, now)?;
-    let mut vault = writable_vault(state, &caller, head.vault_id)?;
+    let mut vault =
+        super::vaults::load_owned(state, &caller, head.vault_id, lifecycle::content_writable)?;
     if bytes.is_empty() {
         return Err(VaultError::invalid(
             "bytes",
@@ -544,7 +531,8 @@ pub fn finish_upload(
     let caller = rt.caller();
     let now = rt.now();
     let (head, p) = load_upload(state, &caller, upload_id, now)?;
-    let mut vault = writable_vault(state, &caller, head.vault_id)?;
+    let mut vault =
+        super::vaults::load_owned(state, &caller, head.vault_id, lifecycle::content_writable)?;
     if p.received != head.size {
         return Err(VaultError::SizeMismatch {
             expected: head.size,
@@ -761,7 +749,8 @@ pub fn delete_item(
 ) -> VaultResult<()> {
     let caller = rt.caller();
     let now = rt.now();
-    let mut vault = writable_vault(state, &caller, vault_id)?;
+    let mut vault =
+        super::vaults::load_owned(state, &caller, vault_id, lifecycle::content_writable)?;
     let item = state
         .content_items
         .get(&(vault_id, item_id))

@@ -18,7 +18,7 @@ use super::member_types::{
     GenerateInviteArgs, InviteCreated, InviteInfo, InviteStatus, InviteView, MemberView,
 };
 use super::records::{
-    InviteRecord, InviteState, MemberRecord, MemberRole, OpenInvite, RecoveryState, VaultRecord,
+    InviteRecord, InviteState, MemberRecord, MemberRole, OpenInvite, VaultRecord,
 };
 use super::tokens::{self, INVITE_PREFIX};
 use super::types::{Page, PageArgs, VaultId, VaultRole, VaultStatus, VaultView, NANOS_PER_SEC};
@@ -107,21 +107,6 @@ fn check_invite_count(vault: &VaultRecord) -> VaultResult<()> {
     Ok(())
 }
 
-/// Loads the vault for an owner membership operation in a state that allows it.
-fn load_owner_open(
-    state: &State,
-    vault_id: VaultId,
-    caller: &Principal,
-) -> VaultResult<VaultRecord> {
-    let (vault, _) = access::load(state, vault_id, caller, Need::Owner)?;
-    if !membership_open(vault.status) {
-        return Err(VaultError::InvalidState {
-            current: vault.status,
-        });
-    }
-    Ok(vault)
-}
-
 fn validate_args(args: &GenerateInviteArgs) -> VaultResult<()> {
     validation::text("name", &args.name, MAX_MEMBER_NAME_CHARS)?;
     if let Some(hint) = &args.email_hint {
@@ -137,7 +122,7 @@ fn precheck_generate(
     args: &GenerateInviteArgs,
     now: u64,
 ) -> VaultResult<VaultRecord> {
-    let vault = load_owner_open(state, args.vault_id, caller)?;
+    let vault = vaults::load_owned(state, caller, args.vault_id, membership_open)?;
     check_caps(&vault, args.role, now)?;
     if vault.membership.share_indices_used >= MAX_SHARE_INDEX {
         return Err(VaultError::PlanLimit {
@@ -396,27 +381,7 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
             member.role, member.share_index
         ),
     );
-    // SPEC §9: the first member's arrival revokes a recovery code without bypass.
-    if let Some(hash) = vault.membership.recovery_code_hash {
-        if let Some(mut code) = state.recovery_codes.get(&hash) {
-            if !code.bypass_quorum {
-                code.state = RecoveryState::Revoked {
-                    at: now,
-                    reason: "member joined".into(),
-                };
-                state.recovery_codes.insert(hash, code);
-                vault.membership.recovery_code_hash = None;
-                audit::append(
-                    state,
-                    &mut vault,
-                    now,
-                    caller,
-                    AuditAction::RecoveryRevoked,
-                    "reason=member joined".into(),
-                );
-            }
-        }
-    }
+    super::recovery::on_member_joined(state, &mut vault, now, caller);
     vaults::refresh_setup(state, &mut vault, now, caller)?;
     super::metrics::invite_claimed(state, now);
     state.members.insert((vault.id, member_id), member.clone());
@@ -443,7 +408,7 @@ pub fn revoke_invite(
 ) -> VaultResult<InviteView> {
     let caller = rt.caller();
     let now = rt.now();
-    let mut vault = load_owner_open(state, vault_id, &caller)?;
+    let mut vault = vaults::load_owned(state, &caller, vault_id, membership_open)?;
     let mut invite = load_invite(state, vault_id, invite_id)?;
     match invite.state {
         InviteState::Revoked { .. } => return Ok(invite_view(&invite, now)),
@@ -487,7 +452,7 @@ fn precheck_regenerate(
     invite_id: u64,
     now: u64,
 ) -> VaultResult<(VaultRecord, InviteRecord)> {
-    let vault = load_owner_open(state, vault_id, caller)?;
+    let vault = vaults::load_owned(state, caller, vault_id, membership_open)?;
     let old = load_invite(state, vault_id, invite_id)?;
     if old.replaced_by.is_some() {
         return Err(VaultError::invalid(
@@ -649,7 +614,7 @@ pub fn remove_member(
 ) -> VaultResult<VaultView> {
     let caller = rt.caller();
     let now = rt.now();
-    let mut vault = load_owner_open(state, vault_id, &caller)?;
+    let mut vault = vaults::load_owned(state, &caller, vault_id, membership_open)?;
     let member = state
         .members
         .get(&(vault_id, member_id))

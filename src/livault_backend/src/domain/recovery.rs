@@ -48,6 +48,33 @@ fn precheck_issue(
     Ok(vault)
 }
 
+/// SPEC §9: the first member's arrival revokes a recovery code issued without
+/// `bypass_quorum` (audit-logged). Called by `claim_invite`; the caller persists `vault`.
+pub(crate) fn on_member_joined(
+    state: &mut State,
+    vault: &mut VaultRecord,
+    now: u64,
+    actor: Principal,
+) {
+    let Some(hash) = vault.membership.recovery_code_hash else {
+        return;
+    };
+    let bypass = state
+        .recovery_codes
+        .get(&hash)
+        .is_some_and(|code| code.bypass_quorum);
+    if !bypass && revoke_active(state, vault, now, "member joined") {
+        audit::append(
+            state,
+            vault,
+            now,
+            actor,
+            AuditAction::RecoveryRevoked,
+            "reason=member joined".into(),
+        );
+    }
+}
+
 /// Marks the vault's active code (if any) revoked for `reason`. The caller persists `vault`.
 fn revoke_active(state: &mut State, vault: &mut VaultRecord, now: u64, reason: &str) -> bool {
     let Some(hash) = vault.membership.recovery_code_hash.take() else {

@@ -329,14 +329,15 @@ pub fn touch_owner(state: &mut State, vault: &mut VaultRecord, now: u64, actor: 
     super::unlock::on_owner_activity(state, vault, now, actor);
 }
 
-/// Loads a vault for an owner operation that is allowed only in `allowed` states.
-fn load_owned(
+/// Loads a vault for an owner operation that is allowed only in `allowed` states
+/// (`NotAuthorized` / `NotFound` from [`access::load`], `InvalidState` otherwise).
+pub(crate) fn load_owned(
     state: &State,
-    rt: &impl Runtime,
+    caller: &Principal,
     vault_id: VaultId,
     allowed: impl Fn(VaultStatus) -> bool,
 ) -> VaultResult<VaultRecord> {
-    let (vault, _) = access::load(state, vault_id, &rt.caller(), Need::Owner)?;
+    let (vault, _) = access::load(state, vault_id, caller, Need::Owner)?;
     if !allowed(vault.status) {
         return Err(VaultError::InvalidState {
             current: vault.status,
@@ -356,7 +357,7 @@ pub fn update_vault(
     let now = rt.now();
     let caller = rt.caller();
     let touches_rules = args.unlock_rules.is_some() || args.post_unlock_days.is_some();
-    let mut vault = load_owned(state, rt, args.vault_id, |s| {
+    let mut vault = load_owned(state, &rt.caller(), args.vault_id, |s| {
         if touches_rules {
             lifecycle::rules_editable(s)
         } else {
@@ -457,7 +458,7 @@ pub fn update_vault(
 /// `check_in`: proof of life. Allowed from payment until the vault unlocks (and while paused).
 pub fn check_in(state: &mut State, rt: &impl Runtime, vault_id: VaultId) -> VaultResult<VaultView> {
     let now = rt.now();
-    let mut vault = load_owned(state, rt, vault_id, |s| {
+    let mut vault = load_owned(state, &rt.caller(), vault_id, |s| {
         matches!(
             s,
             VaultStatus::NeedSetup
@@ -486,7 +487,9 @@ pub fn finalize_setup(
     vault_id: VaultId,
 ) -> VaultResult<VaultView> {
     let now = rt.now();
-    let mut vault = load_owned(state, rt, vault_id, |s| s == VaultStatus::SetupComplete)?;
+    let mut vault = load_owned(state, &rt.caller(), vault_id, |s| {
+        s == VaultStatus::SetupComplete
+    })?;
     // Conditions are kept in sync by refresh_setup; re-check to never activate an incomplete vault.
     let missing = setup_missing(&vault);
     if !missing.is_empty() {
@@ -556,7 +559,7 @@ pub fn delete_vault(
 ) -> VaultResult<VaultView> {
     let now = rt.now();
     let caller = rt.caller();
-    let mut vault = load_owned(state, rt, vault_id, |s| {
+    let mut vault = load_owned(state, &rt.caller(), vault_id, |s| {
         lifecycle::next_status(s, LifecycleEvent::OwnerDelete).is_ok()
     })?;
     transition(state, &mut vault, LifecycleEvent::OwnerDelete, now, caller)?;
@@ -599,7 +602,7 @@ pub fn quote_upgrade(
     vault_id: VaultId,
     to: PlanSelection,
 ) -> VaultResult<UpgradeQuote> {
-    let vault = load_owned(state, rt, vault_id, |s| {
+    let vault = load_owned(state, &rt.caller(), vault_id, |s| {
         matches!(
             s,
             VaultStatus::NeedSetup | VaultStatus::SetupComplete | VaultStatus::Active

@@ -117,8 +117,6 @@ fn reusable_session(
     state
         .payment_sessions_by_vault
         .keys_range((vault_id, 0)..=(vault_id, u64::MAX))
-        .collect::<Vec<_>>()
-        .into_iter()
         .rev()
         .take(REUSE_SCAN)
         .filter_map(|(_, id)| state.payment_sessions.get(&id))
@@ -781,10 +779,7 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
             .payment_sessions
             .get(&session_id)
             .ok_or(VaultError::NotFound)?;
-        if s.payment_journal
-            .range((session_id, 0)..=(session_id, u32::MAX))
-            .any(|e| e.value().outcome == Outcome::Pending)
-        {
+        if journal::pending(s, session_id).is_some() {
             return Err(VaultError::Busy);
         }
         if session.status == PaymentSessionStatus::Open {
