@@ -239,23 +239,11 @@ fn free_blob(state: &mut State, blob_id: u64) {
     }
 }
 
-/// Removes an open upload's records and pages; returns its head. Reservation bookkeeping is
-/// the caller's.
+/// Removes an open upload's records and pages. Reservation bookkeeping is the caller's.
 fn drop_upload(state: &mut State, head: &UploadHead) {
     let p = progress(state, head.upload_id);
     free_blob(state, head.blob_id);
-    state.uploads.remove(&(TAG_HEAD, head.upload_id, 0));
-    state.uploads.remove(&(TAG_PROGRESS, head.upload_id, 0));
-    state.uploads.remove(&(TAG_META, head.upload_id, 0));
-    state
-        .uploads
-        .remove(&(TAG_BY_IDLE, p.last_activity, head.upload_id));
-    state
-        .uploads
-        .remove(&(TAG_BY_VAULT, head.vault_id, head.upload_id));
-    if let Some(hash) = head.idempotency_hash {
-        state.idempotency.remove(&hash);
-    }
+    drop_upload_records_keep_blob(state, head, &p);
 }
 
 fn open_uploads_in(state: &State, vault_id: VaultId) -> Vec<UploadId> {

@@ -680,21 +680,26 @@ fn pure_time_lock_unlocks_on_a_tick_at_its_date() {
     let eval = unlock::evaluate_unlock(&fx.st.borrow(), &fx.vault(), date - 1);
     assert!(eval.quorum_met && !eval.time_gate.holds && eval.event.is_none());
     assert_eq!(eval.time_gate.opens_at, Some(date));
+    let v = fx.vault();
     assert_eq!(
-        unlock::unlock_if_due(&mut fx.st.borrow_mut(), fx.vault, date - 1, p(200)),
+        unlock::unlock_if_due(&mut fx.st.borrow_mut(), v, date - 1, p(200))
+            .map(|e| e.event.is_some()),
         Ok(false)
     );
     let eval = unlock::evaluate_unlock(&fx.st.borrow(), &fx.vault(), date);
     assert_eq!(eval.event, Some(LifecycleEvent::UnlockRulesMet));
+    let v = fx.vault();
     assert_eq!(
-        unlock::unlock_if_due(&mut fx.st.borrow_mut(), fx.vault, date, p(200)),
+        unlock::unlock_if_due(&mut fx.st.borrow_mut(), v, date, p(200)).map(|e| e.event.is_some()),
         Ok(true)
     );
     assert_eq!(fx.vault().status, VaultStatus::Unlockable);
     assert_eq!(fx.vault().unlocked_at, Some(date));
     // A second tick does nothing.
+    let v = fx.vault();
     assert_eq!(
-        unlock::unlock_if_due(&mut fx.st.borrow_mut(), fx.vault, date + 1, p(200)),
+        unlock::unlock_if_due(&mut fx.st.borrow_mut(), v, date + 1, p(200))
+            .map(|e| e.event.is_some()),
         Ok(false)
     );
 }

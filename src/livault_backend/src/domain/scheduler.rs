@@ -397,7 +397,7 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
             LifecycleEvent::TombstoneDue,
         ),
         QueueKind::AuditCompaction => return compact_audit(state, &mut vault, now, system),
-        QueueKind::UnlockCheck => return check_unlock(state, &vault, now, system),
+        QueueKind::UnlockCheck => return check_unlock(state, vault, now, system),
         QueueKind::SessionCheck => return Outcome::Gone,
     };
     if vault.status != needs {
@@ -428,19 +428,21 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
 
 /// Unlocks an `Active` vault whose rules hold now; otherwise waits for the next moment its
 /// time gate can open.
-fn check_unlock(state: &mut State, vault: &VaultRecord, now: u64, system: Principal) -> Outcome {
+fn check_unlock(state: &mut State, vault: VaultRecord, now: u64, system: Principal) -> Outcome {
     if vault.status != VaultStatus::Active {
         return Outcome::NoLongerApplies;
     }
-    match super::unlock::unlock_if_due(state, vault.id, now, system) {
-        Ok(true) => Outcome::Applied,
-        _ => {
-            let gate = super::unlock::time_gate(vault, now);
-            if let Some(at) = gate.opens_at.filter(|at| *at > now) {
-                enqueue(state, at, QueueKind::UnlockCheck, vault.id);
+    let id = vault.id;
+    match super::unlock::unlock_if_due(state, vault, now, system) {
+        Ok(eval) if eval.event.is_some() => Outcome::Applied,
+        Ok(eval) => {
+            if let Some(at) = eval.time_gate.opens_at.filter(|at| *at > now) {
+                enqueue(state, at, QueueKind::UnlockCheck, id);
             }
             Outcome::NoLongerApplies
         }
+        // Only a refused transition, which evaluate_unlock never proposes.
+        Err(_) => Outcome::NoLongerApplies,
     }
 }
 

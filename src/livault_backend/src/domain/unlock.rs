@@ -198,31 +198,29 @@ pub fn apply_unlock(
     Ok(())
 }
 
-/// For the scheduler: unlocks `vault_id` if its rules hold at `now` (e.g. a pure time lock
-/// whose date has come). Returns whether it unlocked. Running it twice does nothing extra.
+/// For the scheduler: unlocks `vault` (already loaded by the caller) if its rules hold at
+/// `now` (e.g. a pure time lock whose date has come), and persists it when it did. Returns
+/// the evaluation: `event` is `Some` when it unlocked; otherwise its time gate says when to
+/// look again. Running it twice does nothing extra.
 pub fn unlock_if_due(
     state: &mut State,
-    vault_id: VaultId,
+    mut vault: VaultRecord,
     now: u64,
     actor: Principal,
-) -> VaultResult<bool> {
-    let Some(mut vault) = state.vaults.get(&vault_id) else {
-        return Ok(false);
-    };
+) -> VaultResult<UnlockEvaluation> {
     let eval = evaluate_unlock(state, &vault, now);
-    let Some(event) = eval.event else {
-        return Ok(false);
-    };
-    apply_unlock(
-        state,
-        &mut vault,
-        event,
-        now,
-        actor,
-        &format!("scheduler: {}", eval.time_gate.reason),
-    )?;
-    state.vaults.insert(vault_id, vault);
-    Ok(true)
+    if let Some(event) = eval.event {
+        apply_unlock(
+            state,
+            &mut vault,
+            event,
+            now,
+            actor,
+            &format!("scheduler: {}", eval.time_gate.reason),
+        )?;
+        state.vaults.insert(vault.id, vault);
+    }
+    Ok(eval)
 }
 
 /// Owner activity: cancels an open request and clears collected approvals (audit-logged when
