@@ -255,9 +255,8 @@ pub fn list_vaults(
     let from = args.start_after.map_or(0, |c| c.saturating_add(1));
     let pricing = &state.config().pricing;
     let mut items = Vec::with_capacity(limit);
-    let mut iter = state.vaults.range(from..);
-    for entry in iter.by_ref().take(limit) {
-        let v = entry.value();
+    let mut iter = state.vaults.range_from(from);
+    for (_, v) in iter.by_ref().take(limit) {
         items.push(AdminVaultSummary {
             id: v.id,
             owner: v.owner,

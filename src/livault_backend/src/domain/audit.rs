@@ -138,9 +138,9 @@ pub fn append(
 ) {
     let seq = vault.audit_next_seq;
     let hash = event_hash(&vault.audit_head, seq, at, &actor, action.code(), &details);
-    state.audit.insert(
-        (vault.id, seq),
-        AuditEvent {
+    state.audit.append(
+        vault.id,
+        &AuditEvent {
             seq,
             at,
             actor,
@@ -169,12 +169,7 @@ pub fn page(
     let scan_cap = limit * 20;
     let mut items = Vec::new();
     let mut last_seen = None;
-    for entry in state
-        .audit
-        .range((vault_id, from)..=(vault_id, u64::MAX))
-        .take(scan_cap)
-    {
-        let (_, e) = entry.into_pair();
+    for e in state.audit.events_from(vault_id, from).take(scan_cap) {
         last_seen = Some(e.seq);
         if everything || e.actor == viewer || AuditAction::visible_to_members(&e.action) {
             items.push(AuditEventView {
@@ -192,11 +187,10 @@ pub fn page(
     }
     let next_cursor = match last_seen {
         Some(seq)
-            if state
-                .audit
-                .range((vault_id, seq + 1)..=(vault_id, u64::MAX))
-                .next()
-                .is_some() =>
+            if {
+                let (first, count) = state.audit.bounds(vault_id);
+                seq + 1 < first + count
+            } =>
         {
             Some(seq)
         }
@@ -210,8 +204,7 @@ pub fn page(
 pub fn verify_chain(state: &State, vault: &VaultRecord) -> bool {
     let mut prev: Vec<u8> = vec![0; 32];
     let mut first = true;
-    for entry in state.audit.range((vault.id, 0)..=(vault.id, u64::MAX)) {
-        let (_, e) = entry.into_pair();
+    for e in state.audit.events_from(vault.id, 0) {
         if first {
             // The log may have been compacted: start from the first kept event's own hash.
             first = false;

@@ -184,11 +184,8 @@ impl Fx {
     fn audit_codes(&self) -> Vec<(Principal, String)> {
         let s = self.st.borrow();
         s.audit
-            .range((self.vault, 0)..=(self.vault, u64::MAX))
-            .map(|e| {
-                let e = e.into_pair().1;
-                (e.actor, e.action)
-            })
+            .events_from(self.vault, 0)
+            .map(|e| (e.actor, e.action))
             .collect()
     }
 }
@@ -201,7 +198,7 @@ mod unlock_status {
 fn snapshot(s: &State) -> String {
     let mut out = String::new();
     for e in s.vaults.iter() {
-        out += &format!("{:?}", e.into_pair());
+        out += &format!("{e:?}");
     }
     for e in s.members.iter() {
         out += &format!("{:?}", e.into_pair());

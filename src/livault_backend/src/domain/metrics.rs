@@ -119,8 +119,7 @@ pub fn recount(state: &State, now: u64) -> MetricsCounters {
         invites_day: day,
         ..MetricsCounters::default()
     };
-    for v in state.vaults.iter() {
-        let v = v.value();
+    for (_, v) in state.vaults.iter() {
         c.storage_committed_bytes += v.storage_committed_bytes;
         c.storage_reserved_bytes += v.storage_reserved_bytes;
     }

@@ -17,7 +17,12 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   encoding (version byte 2, `storage::binary`); version-1 records still decode and are
 ///   rewritten on their next write, so the step 1 → 2 rewrites nothing. The bump makes older
 ///   code (which cannot read version-2 records) refuse this memory.
-pub const LAYOUT_VERSION: u32 = 2;
+/// - 3: vault records, audit events and the scheduler queue leave their `StableBTreeMap`s
+///   (memory ids 2, 16, 17, retired) for constant-cost structures: vaults in a dense-id
+///   table and audit events in per-vault index records over a slab allocator
+///   (`storage::slab`, `storage::audit_log`), queue entries in fixed slots with a heap
+///   index (`storage::due_queue`). `post_upgrade` moves everything over once.
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -221,11 +221,7 @@ pub fn schedule_new_vault(state: &mut State, vault: &VaultRecord) {
 /// Enqueues an audit compaction for when the vault's oldest event ages out (called when the
 /// owner changes the retention).
 pub fn schedule_compaction(state: &mut State, vault: &VaultRecord, now: u64) {
-    let oldest = state
-        .audit
-        .range((vault.id, 0)..=(vault.id, u64::MAX))
-        .next()
-        .map_or(now, |e| e.value().at);
+    let oldest = state.audit.first(vault.id).map_or(now, |e| e.at);
     let due = oldest
         .saturating_add(days(vault.audit_retention_days))
         .max(now);
@@ -460,13 +456,14 @@ fn compact_audit(
     let newest = vault.audit_next_seq.saturating_sub(1);
     let old: Vec<(u64, u64)> = state
         .audit
-        .range((vault.id, 0)..(vault.id, newest))
+        .events_from(vault.id, 0)
+        .take_while(|e| e.seq < newest)
         .take(MAX_EVENTS_PER_COMPACTION)
-        .map(|e| (e.key().1, e.value().at))
+        .map(|e| (e.seq, e.at))
         .take_while(|(_, at)| *at < cutoff)
         .collect();
-    for (seq, _) in &old {
-        state.audit.remove(&(vault.id, *seq));
+    if let Some((last, _)) = old.last() {
+        state.audit.drop_before(vault.id, last + 1);
     }
     let full_batch = old.len() == MAX_EVENTS_PER_COMPACTION;
     if let (Some((first, _)), Some((last, _))) = (old.first(), old.last()) {
@@ -489,11 +486,7 @@ fn compact_audit(
     let next = if full_batch {
         now
     } else {
-        let oldest = state
-            .audit
-            .range((vault.id, 0)..=(vault.id, u64::MAX))
-            .next()
-            .map_or(now, |e| e.value().at);
+        let oldest = state.audit.first(vault.id).map_or(now, |e| e.at);
         oldest
             .saturating_add(retention)
             .max(now.saturating_add(MIN_COMPACTION_INTERVAL_NS))
@@ -531,7 +524,6 @@ pub fn entries_of(state: &State, id: VaultId) -> Vec<(QueueKey, u32)> {
     state
         .scheduler_queue
         .iter()
-        .map(|e| e.into_pair())
         .filter(|((_, _, i), _)| *i == id)
         .collect()
 }
@@ -597,13 +589,7 @@ mod tests {
     }
 
     fn last_action(s: &State, id: VaultId) -> (String, String) {
-        let e = s
-            .audit
-            .range((id, 0)..=(id, u64::MAX))
-            .last()
-            .unwrap()
-            .into_pair()
-            .1;
+        let e = s.audit.last(id).unwrap();
         (e.action, e.details)
     }
 
@@ -755,7 +741,7 @@ mod tests {
         )
         .unwrap();
         let before = s.vaults.get(&id).unwrap();
-        let events_before = s.audit.range((id, 0)..=(id, u64::MAX)).count();
+        let events_before = s.audit.events_from(id, 0).count();
         // Shortening the retention enqueued a compaction for when the oldest event ages out.
         assert!(entries_of(&s, id)
             .iter()
@@ -763,11 +749,7 @@ mod tests {
                 && *due == T0 + days(40u64)));
         drain(&mut s, T0 + days(41u64));
         let after = s.vaults.get(&id).unwrap();
-        let kept: Vec<_> = s
-            .audit
-            .range((id, 0)..=(id, u64::MAX))
-            .map(|e| e.into_pair().1)
-            .collect();
+        let kept: Vec<_> = s.audit.events_from(id, 0).collect();
         let cutoff = T0 + days(11u64);
         assert!(kept[..kept.len() - 1].iter().all(|e| e.at >= cutoff));
         assert!(kept.len() < events_before);

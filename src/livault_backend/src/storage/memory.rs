@@ -11,7 +11,8 @@ use ic_stable_structures::memory_manager::MemoryId;
 pub const CONFIG: MemoryId = MemoryId::new(0);
 /// `StableCell<StorageHeader>`: layout version, id counters and per-status vault counts.
 pub const HEADER: MemoryId = MemoryId::new(1);
-/// `StableBTreeMap<VaultId, VaultRecord>`: every vault, including tombstones of deleted ones.
+/// RETIRED in layout 3 (read once by the migration from layout 2): was
+/// `StableBTreeMap<VaultId, VaultRecord>`; vaults now live in [`VAULT_DIR`] + [`RECORD_SLAB`].
 pub const VAULTS: MemoryId = MemoryId::new(2);
 /// `StableBTreeMap<PrincipalVaultKey, ()>`: index owner principal → owned vault ids.
 pub const VAULTS_BY_OWNER: MemoryId = MemoryId::new(3);
@@ -42,10 +43,11 @@ pub const CONTENT_CHUNK_INDEX: MemoryId = MemoryId::new(13);
 pub const CONTENT_PAGES: MemoryId = MemoryId::new(14);
 /// `StableBTreeMap<u64, u64>`: free page runs (first page → length) in [`CONTENT_PAGES`].
 pub const CONTENT_FREE_PAGES: MemoryId = MemoryId::new(15);
-/// `StableBTreeMap<(VaultId, Seq), AuditEvent>`: the per-vault, hash-chained audit log.
+/// RETIRED in layout 3 (read once by the migration from layout 2): was
+/// `StableBTreeMap<(VaultId, Seq), AuditEvent>`; now [`AUDIT_INDEX`] + [`RECORD_SLAB`].
 pub const AUDIT_LOG: MemoryId = MemoryId::new(16);
-/// `StableBTreeMap<(u64, u8, u64), u32>`: the scheduler's time-ordered due queue
-/// `(due_ns, kind, id) → failed attempts` (see `domain::scheduler`).
+/// RETIRED in layout 3 (read once by the migration from layout 2): was the
+/// `StableBTreeMap<(u64, u8, u64), u32>` due queue; now [`SCHEDULER_SLOTS`].
 pub const SCHEDULER_QUEUE: MemoryId = MemoryId::new(17);
 /// `StableBTreeMap<IdempotencyKey, VaultId>`: `create_vault` retries return the same vault.
 pub const IDEMPOTENCY: MemoryId = MemoryId::new(18);
@@ -60,9 +62,21 @@ pub const RECOVERY_CODES: MemoryId = MemoryId::new(21);
 pub const RESERVED_22: MemoryId = MemoryId::new(22);
 /// `StableBTreeMap<(VaultId, SessionId), ()>`: index vault → its payment sessions.
 pub const PAYMENT_SESSIONS_BY_VAULT: MemoryId = MemoryId::new(23);
+/// `storage::slab::Slab`: blocks of 64 B … 1 MiB holding vault records, audit events and
+/// audit index records (free list per size class).
+pub const RECORD_SLAB: MemoryId = MemoryId::new(24);
+/// `DenseTable<VaultRecord>` directory: vault id → its block in [`RECORD_SLAB`]; every
+/// vault, including tombstones of deleted ones.
+pub const VAULT_DIR: MemoryId = MemoryId::new(25);
+/// `storage::audit_log::AuditLog` directory: vault id → its index record (first kept seq,
+/// then one block location per event) in [`RECORD_SLAB`]; the per-vault, hash-chained log.
+pub const AUDIT_INDEX: MemoryId = MemoryId::new(26);
+/// `storage::due_queue::DueQueue`: the scheduler's due queue `(due_ns, kind, id) → failed
+/// attempts`, one 32-byte slot per entry (see `domain::scheduler`).
+pub const SCHEDULER_SLOTS: MemoryId = MemoryId::new(27);
 
 /// Every id above, for the layout test (no id appears twice).
-pub const ALL: [MemoryId; 24] = [
+pub const ALL: [MemoryId; 28] = [
     CONFIG,
     HEADER,
     VAULTS,
@@ -87,6 +101,10 @@ pub const ALL: [MemoryId; 24] = [
     RECOVERY_CODES,
     RESERVED_22,
     PAYMENT_SESSIONS_BY_VAULT,
+    RECORD_SLAB,
+    VAULT_DIR,
+    AUDIT_INDEX,
+    SCHEDULER_SLOTS,
 ];
 
 #[cfg(test)]

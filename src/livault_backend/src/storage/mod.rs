@@ -4,10 +4,13 @@
 //! collections opened with `init` (never `new`) over the memories listed in [`memory`].
 //! Nothing is serialized in `pre_upgrade`.
 
+pub mod audit_log;
 pub mod binary;
 pub mod codec;
+pub mod due_queue;
 pub mod memory;
 pub mod pages;
+pub mod slab;
 pub mod state;
 
 pub use state::State;

@@ -4,9 +4,12 @@ use candid::Principal;
 use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 
+use super::audit_log::AuditLog;
 use super::binary;
+use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
+use super::slab::{DenseTable, Slab};
 use crate::domain::config::Config;
 use crate::domain::payments::journal::JournalEntry;
 use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
@@ -40,15 +43,18 @@ pub struct State {
     memory_manager: MemoryManager<DefaultMemoryImpl>,
     pub config: StableCell<ConfigCell, Mem>,
     pub header: StableCell<StorageHeader, Mem>,
-    pub vaults: StableBTreeMap<VaultId, VaultRecord, Mem>,
+    /// Blocks of the record tables below (see `storage::slab`).
+    pub slab: std::rc::Rc<Slab<Mem>>,
+    /// `vault id → vault`, tombstones included.
+    pub vaults: DenseTable<VaultRecord, Mem>,
     /// `(owner, vault) → ()`.
     pub vaults_by_owner: StableBTreeMap<(Principal, VaultId), (), Mem>,
     /// `(member principal, vault) → member id`.
     pub vaults_by_member: StableBTreeMap<(Principal, VaultId), u32, Mem>,
     /// `(vault, member id) → member`.
     pub members: StableBTreeMap<(VaultId, u32), MemberRecord, Mem>,
-    /// `(vault, seq) → event`.
-    pub audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem>,
+    /// Each vault's audit events by seq.
+    pub audit: AuditLog<Mem>,
     /// `sha256(caller ‖ key) → vault`.
     pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
     // ---- members (invites, recovery codes)
@@ -60,7 +66,7 @@ pub struct State {
     pub recovery_codes: StableBTreeMap<[u8; 32], RecoveryCodeRecord, Mem>,
     // ---- scheduler
     /// `(due_ns, kind, id) → failed attempts`: the scheduler's due queue.
-    pub scheduler_queue: StableBTreeMap<(u64, u8, u64), u32, Mem>,
+    pub scheduler_queue: DueQueue<Mem>,
     // ---- payments
     /// `session id → session`.
     pub payment_sessions: StableBTreeMap<SessionId, PaymentSession, Mem>,
@@ -105,21 +111,23 @@ impl State {
     /// Opens (or creates, on empty memory) every structure over `memory`.
     pub fn open(memory: DefaultMemoryImpl) -> State {
         let mm = MemoryManager::init(memory);
+        let slab = std::rc::Rc::new(Slab::init(mm.get(ids::RECORD_SLAB)));
         State {
             config: StableCell::init(mm.get(ids::CONFIG), ConfigCell::default()),
             header: StableCell::init(mm.get(ids::HEADER), StorageHeader::default()),
-            vaults: StableBTreeMap::init(mm.get(ids::VAULTS)),
+            vaults: DenseTable::init(mm.get(ids::VAULT_DIR), slab.clone()),
             vaults_by_owner: StableBTreeMap::init(mm.get(ids::VAULTS_BY_OWNER)),
             vaults_by_member: StableBTreeMap::init(mm.get(ids::VAULTS_BY_MEMBER)),
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
-            audit: StableBTreeMap::init(mm.get(ids::AUDIT_LOG)),
+            audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
+            slab,
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
             // ---- members
             invites: StableBTreeMap::init(mm.get(ids::INVITES)),
             invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),
             recovery_codes: StableBTreeMap::init(mm.get(ids::RECOVERY_CODES)),
             // ---- scheduler
-            scheduler_queue: StableBTreeMap::init(mm.get(ids::SCHEDULER_QUEUE)),
+            scheduler_queue: DueQueue::init(mm.get(ids::SCHEDULER_SLOTS)),
             // ---- payments
             payment_sessions: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS)),
             payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
@@ -169,12 +177,38 @@ impl State {
                 supported: LAYOUT_VERSION,
             });
         }
-        // Version 0 is memory written before layout stamping existed; nothing else to do yet.
-        // Future migrations go here, one step per version, each idempotent.
+        // Version 0 is memory written before layout stamping existed. Each step is
+        // idempotent (a trap rolls the whole upgrade back).
+        if found < 3 {
+            self.migrate_to_3();
+        }
         if found < LAYOUT_VERSION {
             self.stamp_layout();
         }
         Ok(found)
+    }
+
+    /// Layout 3: vaults, audit events and queue entries move out of their retired
+    /// `StableBTreeMap`s (memory ids 2, 16, 17), which are then cleared.
+    fn migrate_to_3(&mut self) {
+        let mut old_vaults: StableBTreeMap<VaultId, VaultRecord, Mem> =
+            StableBTreeMap::init(self.memory_manager.get(ids::VAULTS));
+        for (id, vault) in old_vaults.iter().map(|e| e.into_pair()) {
+            self.vaults.insert(id, vault);
+        }
+        old_vaults.clear_new();
+        let mut old_audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem> =
+            StableBTreeMap::init(self.memory_manager.get(ids::AUDIT_LOG));
+        for ((vault, _), event) in old_audit.iter().map(|e| e.into_pair()) {
+            self.audit.append(vault, &event);
+        }
+        old_audit.clear_new();
+        let mut old_queue: StableBTreeMap<(u64, u8, u64), u32, Mem> =
+            StableBTreeMap::init(self.memory_manager.get(ids::SCHEDULER_QUEUE));
+        for (key, attempts) in old_queue.iter().map(|e| e.into_pair()) {
+            self.scheduler_queue.insert(key, attempts);
+        }
+        old_queue.clear_new();
     }
 
     /// Hands out the next vault id.
@@ -279,9 +313,9 @@ mod tests {
                 invite_id: 1,
             },
         );
-        s.audit.insert(
-            (7, 0),
-            AuditEvent {
+        s.audit.append(
+            7,
+            &AuditEvent {
                 seq: 0,
                 at: 11,
                 actor: p(1),
@@ -298,15 +332,80 @@ mod tests {
         assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
         assert_eq!(again.config(), &config);
         assert_eq!(again.next_vault_id(), 51);
-        assert_eq!(again.vaults.len(), 50);
+        assert_eq!(again.vaults.count(), 50);
         for id in 1..=50 {
             assert_eq!(again.vaults.get(&id), Some(vault(id)));
         }
         assert_eq!(again.vaults_by_owner.len(), 50);
         assert_eq!(again.vaults_by_member.get(&(p(2), 7)), Some(1));
         assert_eq!(again.members.get(&(7, 1)).unwrap().name, "Ann");
-        assert_eq!(again.audit.get(&(7, 0)).unwrap().action, "vault.created");
+        assert_eq!(again.audit.get(7, 0).unwrap().action, "vault.created");
         assert_eq!(again.idempotency.get(&[3; 32]), Some(7));
+    }
+
+    /// Layout 2 kept vaults, audit events and the queue in `StableBTreeMap`s; the upgrade to
+    /// layout 3 moves every record and entry over and empties the retired maps.
+    #[test]
+    fn layout_2_state_migrates_to_the_dense_structures() {
+        let memory = DefaultMemoryImpl::default();
+        {
+            let mm = MemoryManager::init(memory.clone());
+            let mut vaults: StableBTreeMap<VaultId, VaultRecord, Mem> =
+                StableBTreeMap::init(mm.get(ids::VAULTS));
+            let mut audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem> =
+                StableBTreeMap::init(mm.get(ids::AUDIT_LOG));
+            let mut queue: StableBTreeMap<(u64, u8, u64), u32, Mem> =
+                StableBTreeMap::init(mm.get(ids::SCHEDULER_QUEUE));
+            let mut header: StableCell<StorageHeader, Mem> =
+                StableCell::init(mm.get(ids::HEADER), StorageHeader::default());
+            for id in 1..=30 {
+                vaults.insert(id, vault(id));
+                // A compacted log: seqs 5.. kept.
+                for seq in 5..(5 + id % 4) {
+                    audit.insert(
+                        (id, seq),
+                        AuditEvent {
+                            seq,
+                            at: seq,
+                            actor: p(1),
+                            action: format!("a{id}.{seq}"),
+                            details: String::new(),
+                            hash: vec![seq as u8; 32],
+                        },
+                    );
+                }
+                queue.insert((1_000 - id, (id % 9) as u8, id), (id % 3) as u32);
+            }
+            let mut h = header.get().clone();
+            h.layout_version = 2;
+            h.next_vault_id = 31;
+            header.set(h);
+        }
+        let mut s = State::open(memory.clone());
+        assert_eq!(s.migrate(), Ok(2));
+        assert_eq!(s.header.get().layout_version, LAYOUT_VERSION);
+        assert_eq!(s.vaults.count(), 30);
+        for id in 1..=30 {
+            assert_eq!(s.vaults.get(&id), Some(vault(id)));
+            let actions: Vec<String> = s.audit.events_from(id, 0).map(|e| e.action).collect();
+            let expect: Vec<String> = (5..(5 + id % 4)).map(|q| format!("a{id}.{q}")).collect();
+            assert_eq!(actions, expect);
+            assert_eq!(
+                s.scheduler_queue.get(&(1_000 - id, (id % 9) as u8, id)),
+                Some((id % 3) as u32)
+            );
+        }
+        assert_eq!(s.scheduler_queue.len(), 30);
+        // The retired maps are empty; opening again (next upgrade) changes nothing.
+        let mm = &s.memory_manager;
+        let old: StableBTreeMap<VaultId, VaultRecord, Mem> =
+            StableBTreeMap::init(mm.get(ids::VAULTS));
+        assert!(old.is_empty());
+        drop(s);
+        let mut again = State::open(memory);
+        assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(again.vaults.count(), 30);
+        assert_eq!(again.audit.len(), (1..=30u64).map(|id| id % 4).sum::<u64>());
     }
 
     #[test]

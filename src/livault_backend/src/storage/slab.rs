@@ -1,0 +1,491 @@
+//! Small records at a constant cost: a slab allocator and dense-id tables, out of every
+//! BTreeMap.
+//!
+//! Why: an `ic-stable-structures` `StableBTreeMap` operation loads one node per level and a
+//! node load makes a few dozen small reads and allocations; measured on the compiled wasm
+//! (IC cost table, `bench_scheduler`), a `get` on a 1 000-entry map costs ~80 000
+//! instructions, an `insert` ~140 000, a removal at the front ~240 000, and each grows with
+//! the map. The records every scheduler item and every download touches are addressed by
+//! dense, never-reused `u64` ids (vault ids, ticket ids, ...), so they need no search tree:
+//!
+//! - [`Slab`] owns one virtual memory cut into blocks of 64 B × 2^c (c < [`CLASSES`]: 64 B …
+//!   1 MiB), with one free list per class threaded through the free blocks and a bump
+//!   pointer for fresh space. Allocation and release are two or three fixed-size reads and
+//!   writes; a freed block is reused by the next record of its class.
+//! - [`DenseTable`] maps id → record with a directory in its own virtual memory: entry `id`
+//!   (16 bytes at `16 × id`) holds where the record's block is and how long the record is.
+//!   `get` is two reads, `insert` one or two writes (in place while the record fits its
+//!   block), iteration walks the directory in id order.
+//!
+//! The byte layouts below are part of the persisted layout (`LAYOUT_VERSION` 3); change them
+//! only with a migration.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use ic_stable_structures::{Memory, Storable};
+
+/// Number of block size classes: 64 B × 2^c for c in `0..CLASSES` (up to 1 MiB).
+pub const CLASSES: u8 = 15;
+/// Smallest block.
+const MIN_BLOCK: u64 = 64;
+/// Largest record a block holds.
+pub const MAX_RECORD: u64 = MIN_BLOCK << (CLASSES - 1);
+/// Slab header: magic, bump pointer, free-list heads; blocks start after it.
+const SLAB_MAGIC: &[u8; 8] = b"LVSLAB\x00\x01";
+const BUMP_AT: u64 = 8;
+const HEADS_AT: u64 = 16;
+const FIRST_BLOCK: u64 = 4096;
+const WASM_PAGE: u64 = 65_536;
+
+/// Where a record lives: its block and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    /// Address of the block in the slab memory (0: none).
+    pub addr: u64,
+    /// Bytes of the record (≤ the block size).
+    pub len: u32,
+    /// Block size class.
+    pub class: u8,
+}
+
+impl Loc {
+    /// Bytes of the encoded location.
+    pub const BYTES: usize = 16;
+
+    /// Block size.
+    pub fn capacity(&self) -> u64 {
+        MIN_BLOCK << self.class
+    }
+
+    /// `addr: u64 LE, len: u32 LE, class: u8, present: u8 = 1, 2 zero bytes`.
+    pub fn encode(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.addr.to_le_bytes());
+        b[8..12].copy_from_slice(&self.len.to_le_bytes());
+        b[12] = self.class;
+        b[13] = 1;
+        b
+    }
+
+    /// `None` for an all-zero (absent) entry.
+    pub fn decode(b: &[u8]) -> Option<Loc> {
+        if b[13] == 0 {
+            return None;
+        }
+        Some(Loc {
+            addr: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+            len: u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")),
+            class: b[12],
+        })
+    }
+}
+
+fn read_u64<M: Memory>(m: &M, at: u64) -> u64 {
+    let mut b = [0u8; 8];
+    m.read(at, &mut b);
+    u64::from_le_bytes(b)
+}
+
+/// Grows `m` so that `end` bytes are addressable.
+fn ensure_size<M: Memory>(m: &M, end: u64) {
+    let have = m.size() * WASM_PAGE;
+    if end > have {
+        let pages = (end - have).div_ceil(WASM_PAGE);
+        assert!(
+            m.grow(pages) >= 0,
+            "BUG: stable memory exhausted (grow {pages} pages)"
+        );
+    }
+}
+
+/// The smallest class whose block holds `len` bytes.
+fn class_for(len: u64) -> u8 {
+    assert!(
+        len <= MAX_RECORD,
+        "BUG: record of {len} bytes over the slab maximum"
+    );
+    let mut class = 0;
+    while (MIN_BLOCK << class) < len {
+        class += 1;
+    }
+    class
+}
+
+/// Blocks of 64 B × 2^c in one virtual memory (see the module docs).
+pub struct Slab<M: Memory> {
+    mem: M,
+}
+
+impl<M: Memory> Slab<M> {
+    /// Opens the slab in `mem`, formatting empty memory.
+    pub fn init(mem: M) -> Self {
+        if mem.size() == 0 {
+            ensure_size(&mem, FIRST_BLOCK);
+            mem.write(0, SLAB_MAGIC);
+            mem.write(BUMP_AT, &FIRST_BLOCK.to_le_bytes());
+        } else {
+            let mut magic = [0u8; 8];
+            mem.read(0, &mut magic);
+            assert_eq!(&magic, SLAB_MAGIC, "BUG: slab memory has an unknown layout");
+        }
+        Slab { mem }
+    }
+
+    /// A block for `len` bytes (contents unspecified).
+    pub fn alloc(&self, len: usize) -> Loc {
+        let class = class_for(len as u64);
+        let head_at = HEADS_AT + 8 * u64::from(class);
+        let head = read_u64(&self.mem, head_at);
+        let addr = if head != 0 {
+            let next = read_u64(&self.mem, head);
+            self.mem.write(head_at, &next.to_le_bytes());
+            head
+        } else {
+            let bump = read_u64(&self.mem, BUMP_AT);
+            let end = bump + (MIN_BLOCK << class);
+            ensure_size(&self.mem, end);
+            self.mem.write(BUMP_AT, &end.to_le_bytes());
+            bump
+        };
+        Loc {
+            addr,
+            len: len as u32,
+            class,
+        }
+    }
+
+    /// Returns `loc`'s block to its class's free list.
+    pub fn free(&self, loc: Loc) {
+        let head_at = HEADS_AT + 8 * u64::from(loc.class);
+        let head = read_u64(&self.mem, head_at);
+        self.mem.write(loc.addr, &head.to_le_bytes());
+        self.mem.write(head_at, &loc.addr.to_le_bytes());
+    }
+
+    /// Reads `dst.len()` bytes at `offset` within `loc`'s block.
+    pub fn read(&self, loc: Loc, offset: u64, dst: &mut [u8]) {
+        debug_assert!(offset + dst.len() as u64 <= loc.capacity());
+        self.mem.read(loc.addr + offset, dst);
+    }
+
+    /// The whole record at `loc`.
+    pub fn read_all(&self, loc: Loc) -> Vec<u8> {
+        let mut out = Vec::with_capacity(loc.len as usize);
+        // SAFETY: `read_unsafe` writes exactly `len` bytes into the reserved capacity before
+        // `set_len` exposes them (no zero-fill pass).
+        unsafe {
+            self.mem
+                .read_unsafe(loc.addr, out.as_mut_ptr(), loc.len as usize);
+            out.set_len(loc.len as usize);
+        }
+        out
+    }
+
+    /// Writes `src` at `offset` within `loc`'s block.
+    pub fn write(&self, loc: Loc, offset: u64, src: &[u8]) {
+        debug_assert!(offset + src.len() as u64 <= loc.capacity());
+        self.mem.write(loc.addr + offset, src);
+    }
+
+    /// Bytes of slab memory in use by blocks handed out or freed (the high-water mark).
+    pub fn high_water(&self) -> u64 {
+        read_u64(&self.mem, BUMP_AT)
+    }
+}
+
+/// Raw id → bytes table: a directory memory of [`Loc`]s over a shared [`Slab`].
+pub struct DenseBytes<M: Memory> {
+    dir: M,
+}
+
+impl<M: Memory> DenseBytes<M> {
+    /// Opens the directory in `dir` (empty memory: an empty table).
+    pub fn init(dir: M) -> Self {
+        DenseBytes { dir }
+    }
+
+    /// Ids the directory has room for without growing (every id below is absent or present).
+    pub fn id_capacity(&self) -> u64 {
+        self.dir.size() * WASM_PAGE / Loc::BYTES as u64
+    }
+
+    /// Where record `id` is.
+    pub fn loc(&self, id: u64) -> Option<Loc> {
+        if id >= self.id_capacity() {
+            return None;
+        }
+        let mut b = [0u8; Loc::BYTES];
+        self.dir.read(id * Loc::BYTES as u64, &mut b);
+        Loc::decode(&b)
+    }
+
+    fn set_loc(&self, id: u64, loc: Option<Loc>) {
+        let at = id
+            .checked_mul(Loc::BYTES as u64)
+            .expect("BUG: dense id overflow");
+        if loc.is_some() {
+            ensure_size(&self.dir, at + Loc::BYTES as u64);
+        }
+        self.dir
+            .write(at, &loc.map_or([0u8; Loc::BYTES], |l| l.encode()));
+    }
+
+    /// Record `id`.
+    pub fn get(&self, slab: &Slab<M>, id: u64) -> Option<Vec<u8>> {
+        self.loc(id).map(|loc| slab.read_all(loc))
+    }
+
+    /// Stores `bytes` as record `id`, in place while it fits the record's block.
+    pub fn put(&self, slab: &Slab<M>, id: u64, bytes: &[u8]) {
+        match self.loc(id) {
+            Some(mut loc) if bytes.len() as u64 <= loc.capacity() => {
+                slab.write(loc, 0, bytes);
+                if loc.len as usize != bytes.len() {
+                    loc.len = bytes.len() as u32;
+                    self.set_loc(id, Some(loc));
+                }
+            }
+            old => {
+                let loc = slab.alloc(bytes.len());
+                slab.write(loc, 0, bytes);
+                self.set_loc(id, Some(loc));
+                if let Some(old) = old {
+                    slab.free(old);
+                }
+            }
+        }
+    }
+
+    /// Appends `bytes` to record `id` (created empty if absent); moves it to a larger block
+    /// (twice the size needed) when it outgrows its block, so appends are amortized O(1).
+    pub fn append(&self, slab: &Slab<M>, id: u64, bytes: &[u8]) {
+        let old = self.loc(id);
+        let len = old.map_or(0, |l| u64::from(l.len));
+        let new_len = len + bytes.len() as u64;
+        match old {
+            Some(mut loc) if new_len <= loc.capacity() => {
+                slab.write(loc, len, bytes);
+                loc.len = new_len as u32;
+                self.set_loc(id, Some(loc));
+            }
+            _ => {
+                let mut loc = slab.alloc((new_len * 2).min(MAX_RECORD).max(new_len) as usize);
+                if let Some(old) = old {
+                    let prefix = slab.read_all(old);
+                    slab.write(loc, 0, &prefix);
+                    slab.free(old);
+                }
+                slab.write(loc, len, bytes);
+                loc.len = new_len as u32;
+                self.set_loc(id, Some(loc));
+            }
+        }
+    }
+
+    /// Reads `dst.len()` bytes at `offset` of record `id`; `false` if the record is absent
+    /// or shorter.
+    pub fn read_at(&self, slab: &Slab<M>, id: u64, offset: u64, dst: &mut [u8]) -> bool {
+        match self.loc(id) {
+            Some(loc) if offset + dst.len() as u64 <= u64::from(loc.len) => {
+                slab.read(loc, offset, dst);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes record `id`; whether it was present.
+    pub fn remove(&self, slab: &Slab<M>, id: u64) -> bool {
+        match self.loc(id) {
+            Some(loc) => {
+                slab.free(loc);
+                self.set_loc(id, None);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Present ids ≥ `from`, ascending, reading the directory 4 KiB at a time.
+    pub fn ids_from(&self, from: u64) -> impl Iterator<Item = u64> + '_ {
+        const BATCH: u64 = 256;
+        let cap = self.id_capacity();
+        let mut next = from;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_start = 0;
+        std::iter::from_fn(move || {
+            while next < cap {
+                if next < buf_start || next >= buf_start + (buf.len() / Loc::BYTES) as u64 {
+                    let n = BATCH.min(cap - next);
+                    buf.resize(n as usize * Loc::BYTES, 0);
+                    self.dir.read(next * Loc::BYTES as u64, &mut buf);
+                    buf_start = next;
+                }
+                let i = ((next - buf_start) as usize) * Loc::BYTES;
+                let id = next;
+                next += 1;
+                if buf[i + 13] != 0 {
+                    return Some(id);
+                }
+            }
+            None
+        })
+    }
+}
+
+/// Typed id → record table: [`DenseBytes`] with [`Storable`] records. The ids are the
+/// record's own dense ids (never reused); the API mirrors the `StableBTreeMap` calls the
+/// domain code uses.
+pub struct DenseTable<T: Storable, M: Memory> {
+    bytes: DenseBytes<M>,
+    slab: std::rc::Rc<Slab<M>>,
+    _t: PhantomData<T>,
+}
+
+impl<T: Storable, M: Memory> DenseTable<T, M> {
+    /// Opens the table with directory `dir` over the shared `slab`.
+    pub fn init(dir: M, slab: std::rc::Rc<Slab<M>>) -> Self {
+        DenseTable {
+            bytes: DenseBytes::init(dir),
+            slab,
+            _t: PhantomData,
+        }
+    }
+
+    /// Record `id`.
+    pub fn get(&self, id: &u64) -> Option<T> {
+        self.bytes
+            .get(&self.slab, *id)
+            .map(|b| T::from_bytes(Cow::Owned(b)))
+    }
+
+    /// Whether record `id` exists.
+    pub fn contains_key(&self, id: &u64) -> bool {
+        self.bytes.loc(*id).is_some()
+    }
+
+    /// Stores `value` as record `id` (replacing any previous one).
+    pub fn insert(&mut self, id: u64, value: T) {
+        self.bytes.put(&self.slab, id, &value.to_bytes());
+    }
+
+    /// Removes record `id`; whether it existed.
+    pub fn remove(&mut self, id: &u64) -> bool {
+        self.bytes.remove(&self.slab, *id)
+    }
+
+    /// Records with id ≥ `from`, ascending.
+    pub fn range_from(&self, from: u64) -> impl Iterator<Item = (u64, T)> + '_ {
+        self.bytes
+            .ids_from(from)
+            .filter_map(move |id| self.get(&id).map(|v| (id, v)))
+    }
+
+    /// Every record, ascending by id.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, T)> + '_ {
+        self.range_from(0)
+    }
+
+    /// Number of records (walks the directory: tests and migrations only).
+    pub fn count(&self) -> u64 {
+        self.bytes.ids_from(0).count() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ic_stable_structures::VectorMemory;
+    use std::rc::Rc;
+
+    fn setup() -> (Rc<Slab<VectorMemory>>, VectorMemory, VectorMemory) {
+        let data = VectorMemory::default();
+        let dir = VectorMemory::default();
+        (Rc::new(Slab::init(data.clone())), data, dir)
+    }
+
+    #[test]
+    fn classes_cover_every_length() {
+        assert_eq!(class_for(0), 0);
+        assert_eq!(class_for(64), 0);
+        assert_eq!(class_for(65), 1);
+        assert_eq!(class_for(MAX_RECORD), CLASSES - 1);
+    }
+
+    #[test]
+    fn freed_blocks_are_reused_by_their_class() {
+        let (slab, _, _) = setup();
+        let a = slab.alloc(100);
+        let b = slab.alloc(100);
+        assert_ne!(a.addr, b.addr);
+        let hw = slab.high_water();
+        slab.free(a);
+        let c = slab.alloc(120);
+        assert_eq!(c.addr, a.addr, "same class: the freed block");
+        let d = slab.alloc(10);
+        assert!(d.addr >= hw, "another class: fresh space");
+        slab.free(b);
+        slab.free(c);
+        let e = slab.alloc(128);
+        let f = slab.alloc(128);
+        assert_eq!((e.addr, f.addr), (c.addr, b.addr), "LIFO free list");
+    }
+
+    #[test]
+    fn table_round_trips_grows_shrinks_and_iterates_in_id_order() {
+        let (slab, data, dir) = setup();
+        let mut t: DenseTable<Vec<u8>, _> = DenseTable::init(dir.clone(), slab.clone());
+        for id in [5u64, 1, 9_000, 3] {
+            t.insert(id, vec![id as u8; 10]);
+        }
+        assert_eq!(t.get(&5), Some(vec![5; 10]));
+        assert_eq!(t.get(&2), None);
+        assert_eq!(t.get(&1_000_000), None);
+        // Grows out of its block, then shrinks in place.
+        t.insert(5, vec![7; 5_000]);
+        assert_eq!(t.get(&5), Some(vec![7; 5_000]));
+        t.insert(5, vec![8; 3]);
+        assert_eq!(t.get(&5), Some(vec![8; 3]));
+        assert!(t.remove(&3));
+        assert!(!t.remove(&3));
+        assert!(!t.contains_key(&3));
+        let ids: Vec<u64> = t.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![1, 5, 9_000]);
+        assert_eq!(t.range_from(2).next().map(|(id, _)| id), Some(5));
+        assert_eq!(t.count(), 3);
+        // Reopened over the same memories (an upgrade): the same records.
+        drop(t);
+        let slab = Rc::new(Slab::init(data));
+        let t: DenseTable<Vec<u8>, _> = DenseTable::init(dir, slab);
+        assert_eq!(t.get(&9_000), Some(vec![9_000u64 as u8; 10]));
+        assert_eq!(t.get(&5), Some(vec![8; 3]));
+    }
+
+    #[test]
+    fn appends_keep_earlier_bytes_across_moves() {
+        let (slab, _, dir) = setup();
+        let t = DenseBytes::init(dir);
+        let mut expect = Vec::new();
+        for i in 0..300u32 {
+            let piece = i.to_le_bytes();
+            t.append(&slab, 4, &piece);
+            expect.extend_from_slice(&piece);
+        }
+        assert_eq!(t.get(&slab, 4), Some(expect.clone()));
+        let mut b = [0u8; 4];
+        assert!(t.read_at(&slab, 4, 4 * 299, &mut b));
+        assert_eq!(u32::from_le_bytes(b), 299);
+        assert!(!t.read_at(&slab, 4, 4 * 300, &mut b), "past the end");
+        assert!(!t.read_at(&slab, 5, 0, &mut b), "absent record");
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown layout")]
+    fn foreign_memory_is_refused() {
+        let m = VectorMemory::default();
+        m.grow(1);
+        m.write(0, b"something else");
+        let _ = Slab::init(m);
+    }
+}
