@@ -228,13 +228,7 @@ fn load_upload(
 
 /// Frees every chunk of a blob (bounded by its chunk count).
 fn free_blob(state: &mut State, blob_id: u64) {
-    let chunks: Vec<_> = state
-        .content_chunks
-        .range((blob_id, 0)..=(blob_id, u32::MAX))
-        .map(|e| e.into_pair())
-        .collect();
-    for (key, loc) in chunks {
-        state.content_chunks.remove(&key);
+    for loc in state.content_chunks.remove_blob(blob_id) {
         pages::free(state, &loc);
     }
 }
@@ -456,7 +450,7 @@ pub fn upload_chunk(
     if index != p.next_index {
         // A retry of the last accepted chunk with the same bytes is a no-op.
         if p.next_index > 0 && index == p.next_index - 1 {
-            if let Some(loc) = state.content_chunks.get(&(head.blob_id, index)) {
+            if let Some(loc) = state.content_chunks.get(head.blob_id, index) {
                 if loc.len as usize == bytes.len() && pages::read(state, &loc) == bytes {
                     return Ok(upload_view(state, &head, &p));
                 }
@@ -487,7 +481,7 @@ pub fn upload_chunk(
         limit: 0,
     })?;
     pages::write(state, &loc, bytes);
-    state.content_chunks.insert((head.blob_id, index), loc);
+    state.content_chunks.push(head.blob_id, index, &loc);
     p.hash.update(bytes);
     p.received = after;
     p.next_index += 1;
@@ -702,16 +696,29 @@ pub fn collect_stale_uploads(state: &mut State, now: u64, max_batch: usize) -> u
 pub fn collect_expired_tickets(state: &mut State, now: u64, max_batch: usize) -> usize {
     // Ticket ids grow with time and every ticket lives equally long, so expired tickets are
     // (nearly) a prefix; stop at the first live one.
+    // The header keeps where the collected prefix ends, so a run never rescans it.
+    let mut header = state.header.get().clone();
+    let mut live = None;
     let expired: Vec<u64> = state
         .download_tickets
-        .iter()
+        .range_from(header.tickets_collected_below)
         .take(max_batch)
-        .map(|e| e.into_pair())
-        .take_while(|(_, t)| t.expires_at <= now)
+        .take_while(|(id, t)| {
+            let gone = t.expires_at <= now;
+            if !gone {
+                live = Some(*id);
+            }
+            gone
+        })
         .map(|(id, _)| id)
         .collect();
     for id in &expired {
         state.download_tickets.remove(id);
+    }
+    let below = live.unwrap_or_else(|| expired.last().map_or(0, |id| id + 1));
+    if below > header.tickets_collected_below {
+        header.tickets_collected_below = below;
+        state.header.set(header);
     }
     let today = now / NANOS_PER_DAY;
     let old: Vec<(Principal, u64)> = state
@@ -922,7 +929,7 @@ pub fn download_chunk_loc(
     }
     state
         .content_chunks
-        .get(&(ticket.blob_id, index))
+        .get(ticket.blob_id, index)
         .ok_or(VaultError::NotFound)
 }
 
@@ -1121,12 +1128,7 @@ mod tests {
         fn snapshot(&self) -> String {
             let v = self.vault();
             let uploads: Vec<_> = self.s.uploads.iter().map(|e| e.into_pair()).collect();
-            let chunks: Vec<_> = self
-                .s
-                .content_chunks
-                .iter()
-                .map(|e| e.into_pair())
-                .collect();
+            let chunks: Vec<_> = self.s.content_chunks.iter().collect();
             let items: Vec<_> = self.s.content_items.iter().map(|e| e.into_pair()).collect();
             let free: Vec<_> = self.s.content_free.iter().map(|e| e.into_pair()).collect();
             format!(

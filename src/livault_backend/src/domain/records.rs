@@ -17,11 +17,12 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   encoding (version byte 2, `storage::binary`); version-1 records still decode and are
 ///   rewritten on their next write, so the step 1 → 2 rewrites nothing. The bump makes older
 ///   code (which cannot read version-2 records) refuse this memory.
-/// - 3: vault records, audit events and the scheduler queue leave their `StableBTreeMap`s
-///   (memory ids 2, 16, 17, retired) for constant-cost structures: vaults in a dense-id
-///   table and audit events in per-vault index records over a slab allocator
-///   (`storage::slab`, `storage::audit_log`), queue entries in fixed slots with a heap
-///   index (`storage::due_queue`). `post_upgrade` moves everything over once.
+/// - 3: vault records, audit events, the scheduler queue, the chunk index and download
+///   tickets leave their `StableBTreeMap`s (memory ids 2, 16, 17, 13, 20, retired) for
+///   constant-cost structures: vaults and tickets in dense-id tables, audit events and chunk
+///   locations in per-vault / per-blob index records, all over one slab allocator
+///   (`storage::slab`, `storage::audit_log`, `storage::chunk_index`); queue entries in fixed
+///   slots with a heap index (`storage::due_queue`). `post_upgrade` moves everything over once.
 pub const LAYOUT_VERSION: u32 = 3;
 
 /// Layout version, id counters and aggregate counts.
@@ -62,6 +63,9 @@ pub struct StorageHeader {
     /// [`COUNTERS_VERSION`] once they are maintained.
     #[serde(default)]
     pub counters_version: u32,
+    /// Download tickets below this id are all collected (the collector's resume point).
+    #[serde(default)]
+    pub tickets_collected_below: u64,
 }
 
 /// Version of [`MetricsCounters`] written by this code.
@@ -108,6 +112,7 @@ impl Default for StorageHeader {
             content_free_pages: 0,
             counters: MetricsCounters::default(),
             counters_version: COUNTERS_VERSION,
+            tickets_collected_below: 0,
         }
     }
 }

@@ -37,7 +37,8 @@ pub const BILLING: MemoryId = MemoryId::new(10);
 pub const UPLOADS: MemoryId = MemoryId::new(11);
 /// `StableBTreeMap<(VaultId, ItemId), ItemRecord>`: item metadata, never payload.
 pub const CONTENT_ITEMS: MemoryId = MemoryId::new(12);
-/// `StableBTreeMap<(BlobId, chunk), ChunkLoc>`: page runs of each chunk in [`CONTENT_PAGES`].
+/// RETIRED in layout 3 (read once by the migration from layout 2): was
+/// `StableBTreeMap<(BlobId, chunk), ChunkLoc>`; now [`CHUNK_DIR`] + [`RECORD_SLAB`].
 pub const CONTENT_CHUNK_INDEX: MemoryId = MemoryId::new(13);
 /// Raw 4 KiB pages holding chunk bodies, written with `Memory::write` (no BTreeMap).
 pub const CONTENT_PAGES: MemoryId = MemoryId::new(14);
@@ -53,7 +54,8 @@ pub const SCHEDULER_QUEUE: MemoryId = MemoryId::new(17);
 pub const IDEMPOTENCY: MemoryId = MemoryId::new(18);
 /// `StableBTreeMap<(Principal, day), u32>`: per-user daily download counters.
 pub const DOWNLOAD_COUNTERS: MemoryId = MemoryId::new(19);
-/// `StableBTreeMap<TicketId, TicketRecord>`: download tickets until collected.
+/// RETIRED in layout 3 (read once by the migration from layout 2): was
+/// `StableBTreeMap<TicketId, TicketRecord>`; now [`TICKET_DIR`] + [`RECORD_SLAB`].
 pub const DOWNLOAD_TICKETS: MemoryId = MemoryId::new(20);
 /// `StableBTreeMap<[u8; 32], RecoveryCodeRecord>`: SHA-256 of a recovery code → its vault,
 /// mode and state (kept after use or revocation so later use answers `RecoveryBlocked`).
@@ -74,9 +76,15 @@ pub const AUDIT_INDEX: MemoryId = MemoryId::new(26);
 /// `storage::due_queue::DueQueue`: the scheduler's due queue `(due_ns, kind, id) → failed
 /// attempts`, one 32-byte slot per entry (see `domain::scheduler`).
 pub const SCHEDULER_SLOTS: MemoryId = MemoryId::new(27);
+/// `storage::chunk_index::ChunkIndex` directory: blob id → its index record (one block
+/// location per chunk, each block a `ChunkLoc`: page runs in [`CONTENT_PAGES`]).
+pub const CHUNK_DIR: MemoryId = MemoryId::new(28);
+/// `DenseTable<TicketRecord>` directory: download ticket id → its block in
+/// [`RECORD_SLAB`], until collected.
+pub const TICKET_DIR: MemoryId = MemoryId::new(29);
 
 /// Every id above, for the layout test (no id appears twice).
-pub const ALL: [MemoryId; 28] = [
+pub const ALL: [MemoryId; 30] = [
     CONFIG,
     HEADER,
     VAULTS,
@@ -105,6 +113,8 @@ pub const ALL: [MemoryId; 28] = [
     VAULT_DIR,
     AUDIT_INDEX,
     SCHEDULER_SLOTS,
+    CHUNK_DIR,
+    TICKET_DIR,
 ];
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod audit_log;
 pub mod binary;
+pub mod chunk_index;
 pub mod codec;
 pub mod due_queue;
 pub mod memory;

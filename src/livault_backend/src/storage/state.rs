@@ -6,6 +6,7 @@ use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 
 use super::audit_log::AuditLog;
 use super::binary;
+use super::chunk_index::ChunkIndex;
 use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
@@ -25,6 +26,7 @@ cbor_storable!(ConfigCell, 1);
 binary_storable!(StorageHeader, binary::encode_header, binary::decode_header);
 binary_storable!(VaultRecord, binary::encode_vault, binary::decode_vault);
 binary_storable!(AuditEvent, binary::encode_audit, binary::decode_audit);
+binary_storable!(TicketRecord, binary::encode_ticket, binary::decode_ticket);
 cbor_storable!(MemberRecord, 1);
 cbor_storable!(InviteRecord, 1);
 cbor_storable!(RecoveryCodeRecord, 1);
@@ -33,7 +35,6 @@ cbor_storable!(JournalEntry, 1);
 cbor_storable!(BillingEntry, 1);
 cbor_storable!(ItemRecord, 1);
 cbor_storable!(UploadEntry, 1);
-cbor_storable!(TicketRecord, 1);
 
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
@@ -84,7 +85,7 @@ pub struct State {
     /// index, `(3, vault, upload)` per-vault index, `(4, upload, 0)` encrypted meta.
     pub uploads: StableBTreeMap<(u8, u64, u64), UploadEntry, Mem>,
     /// `(blob, chunk index) → pages`.
-    pub content_chunks: StableBTreeMap<(u64, u32), ChunkLoc, Mem>,
+    pub content_chunks: ChunkIndex<Mem>,
     /// Raw pages of chunk bodies (see `storage::pages`).
     pub content_pages: Mem,
     /// Free page runs: `first page → pages`.
@@ -92,7 +93,7 @@ pub struct State {
     /// `(principal, day) → downloads requested that day` (non-owners).
     pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
     /// `ticket → ticket`.
-    pub download_tickets: StableBTreeMap<u64, TicketRecord, Mem>,
+    pub download_tickets: DenseTable<TicketRecord, Mem>,
     // ---- scheduler (heap only, not persisted)
     /// A lower bound of the earliest due time in `scheduler_queue` (`None`: unknown, e.g.
     /// after an upgrade), so a tick with nothing due skips the queue descent. Maintained by
@@ -120,7 +121,6 @@ impl State {
             vaults_by_member: StableBTreeMap::init(mm.get(ids::VAULTS_BY_MEMBER)),
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
             audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
-            slab,
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
             // ---- members
             invites: StableBTreeMap::init(mm.get(ids::INVITES)),
@@ -136,11 +136,12 @@ impl State {
             // ---- content
             content_items: StableBTreeMap::init(mm.get(ids::CONTENT_ITEMS)),
             uploads: StableBTreeMap::init(mm.get(ids::UPLOADS)),
-            content_chunks: StableBTreeMap::init(mm.get(ids::CONTENT_CHUNK_INDEX)),
+            content_chunks: ChunkIndex::init(mm.get(ids::CHUNK_DIR), slab.clone()),
             content_pages: mm.get(ids::CONTENT_PAGES),
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
-            download_tickets: StableBTreeMap::init(mm.get(ids::DOWNLOAD_TICKETS)),
+            download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab.clone()),
+            slab,
             queue_due_hint: std::cell::Cell::new(None),
             memory_manager: mm,
         }
@@ -209,6 +210,18 @@ impl State {
             self.scheduler_queue.insert(key, attempts);
         }
         old_queue.clear_new();
+        let mut old_chunks: StableBTreeMap<(u64, u32), ChunkLoc, Mem> =
+            StableBTreeMap::init(self.memory_manager.get(ids::CONTENT_CHUNK_INDEX));
+        for ((blob, index), chunk) in old_chunks.iter().map(|e| e.into_pair()) {
+            self.content_chunks.push(blob, index, &chunk);
+        }
+        old_chunks.clear_new();
+        let mut old_tickets: StableBTreeMap<u64, TicketRecord, Mem> =
+            StableBTreeMap::init(self.memory_manager.get(ids::DOWNLOAD_TICKETS));
+        for (id, ticket) in old_tickets.iter().map(|e| e.into_pair()) {
+            self.download_tickets.insert(id, ticket);
+        }
+        old_tickets.clear_new();
     }
 
     /// Hands out the next vault id.
@@ -343,8 +356,31 @@ mod tests {
         assert_eq!(again.idempotency.get(&[3; 32]), Some(7));
     }
 
-    /// Layout 2 kept vaults, audit events and the queue in `StableBTreeMap`s; the upgrade to
-    /// layout 3 moves every record and entry over and empties the retired maps.
+    fn chunk(blob: u64, i: u32) -> ChunkLoc {
+        ChunkLoc {
+            len: i + 1,
+            extents: vec![crate::storage::pages::Extent {
+                start: blob * 10 + u64::from(i),
+                pages: 1,
+            }],
+        }
+    }
+
+    fn ticket(id: u64) -> TicketRecord {
+        TicketRecord {
+            ticket_id: id,
+            vault_id: 1,
+            item_id: 2,
+            blob_id: id,
+            holder: p(3),
+            expires_at: 99,
+            chunk_count: id as u32,
+        }
+    }
+
+    /// Layout 2 kept vaults, audit events, the queue, the chunk index and download tickets in
+    /// `StableBTreeMap`s; the upgrade to layout 3 moves every record and entry over and
+    /// empties the retired maps.
     #[test]
     fn layout_2_state_migrates_to_the_dense_structures() {
         let memory = DefaultMemoryImpl::default();
@@ -376,6 +412,16 @@ mod tests {
                 }
                 queue.insert((1_000 - id, (id % 9) as u8, id), (id % 3) as u32);
             }
+            let mut chunks: StableBTreeMap<(u64, u32), ChunkLoc, Mem> =
+                StableBTreeMap::init(mm.get(ids::CONTENT_CHUNK_INDEX));
+            let mut tickets: StableBTreeMap<u64, TicketRecord, Mem> =
+                StableBTreeMap::init(mm.get(ids::DOWNLOAD_TICKETS));
+            for blob in 1..=3u64 {
+                for i in 0..blob as u32 {
+                    chunks.insert((blob, i), chunk(blob, i));
+                }
+                tickets.insert(blob, ticket(blob));
+            }
             let mut h = header.get().clone();
             h.layout_version = 2;
             h.next_vault_id = 31;
@@ -396,6 +442,13 @@ mod tests {
             );
         }
         assert_eq!(s.scheduler_queue.len(), 30);
+        for blob in 1..=3u64 {
+            assert_eq!(s.content_chunks.chunk_count(blob), blob as u32);
+            for i in 0..blob as u32 {
+                assert_eq!(s.content_chunks.get(blob, i), Some(chunk(blob, i)));
+            }
+            assert_eq!(s.download_tickets.get(&blob), Some(ticket(blob)));
+        }
         // The retired maps are empty; opening again (next upgrade) changes nothing.
         let mm = &s.memory_manager;
         let old: StableBTreeMap<VaultId, VaultRecord, Mem> =
