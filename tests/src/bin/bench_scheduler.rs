@@ -95,6 +95,9 @@ struct Row {
     empty_again_tick: u64,
     due_total: u64,
     due_report: TickReport,
+    post_upgrade: u64,
+    stable_bytes: u64,
+    heap_bytes: u64,
 }
 
 fn run(n: usize, bulk: bool) -> Row {
@@ -115,6 +118,17 @@ fn run(n: usize, bulk: bool) -> Row {
     assert_eq!(due_report.processed as usize, DUE, "{due_report:?}");
     assert_eq!(due_report.applied as usize, DUE);
     assert!(!due_report.more_due);
+    // An upgrade at this size: `post_upgrade` rebuilds the queue's heap index from its slots.
+    env.upgrade(None).expect("upgrade");
+    let post_upgrade = env
+        .host
+        .executions()
+        .filter(|e| e.kind == local_replica::ic0::ExecKind::PostUpgrade)
+        .last()
+        .expect("post_upgrade ran")
+        .instructions;
+    let status = env.host.status().expect("installed");
+    let (stable_bytes, heap_bytes) = (status.stable_memory_bytes, status.heap_bytes);
     Row {
         n,
         seed_secs,
@@ -123,6 +137,9 @@ fn run(n: usize, bulk: bool) -> Row {
         empty_again_tick: empty_again.instructions,
         due_total,
         due_report,
+        post_upgrade,
+        stable_bytes,
+        heap_bytes,
     }
 }
 
@@ -180,7 +197,8 @@ fn main() {
         let row = run(n, bulk);
         println!(
             "N={:>7}: seeded ({}) in {:.1}s | empty run_maintenance: tick {} / message {}, next empty tick {} | \
-             {} due: tick {} instr ({} per item, max item {}), message total {}",
+             {} due: tick {} instr ({} per item, max item {}), message total {} | \
+             post_upgrade {} instr | stable memory {} bytes ({} per vault), heap {} bytes",
             row.n,
             if bulk {
                 "bench_seed_drafts"
@@ -196,6 +214,10 @@ fn main() {
             row.due_report.instructions / DUE as u64,
             row.due_report.max_item_instructions,
             row.due_total,
+            row.post_upgrade,
+            row.stable_bytes,
+            row.stable_bytes / row.n as u64,
+            row.heap_bytes,
         );
         rows.push(row);
     }

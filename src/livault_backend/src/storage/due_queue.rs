@@ -3,7 +3,7 @@
 //! Every entry `(due_ns, kind, id) → failed attempts` is one 32-byte slot of its own
 //! virtual memory ([`SCHEDULER_SLOTS`](super::memory::SCHEDULER_SLOTS)); the order the
 //! scheduler ranges over lives in a heap `BTreeMap` rebuilt from the slots when the state is
-//! opened (`init`, `post_upgrade`: one sequential scan, ~1 000 instructions per entry). An
+//! opened (`init`, `post_upgrade`: one sequential scan, a sort and a bulk build). An
 //! insert or a removal is then one heap-map operation plus one 32-byte stable write, where a
 //! `StableBTreeMap` removal at the front of the queue cost ~240 000 instructions at 1 000
 //! entries and more with every level. The heap copy is an index only: the slots are the
@@ -65,7 +65,9 @@ impl<M: Memory> DueQueue<M> {
         q.mem.read(0, &mut head);
         assert_eq!(&head[..8], MAGIC, "BUG: queue memory has an unknown layout");
         q.used = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
-        // One scan, 64 KiB per read.
+        // One scan, 64 KiB per read; the index is built in bulk from the sorted entries
+        // (one insert per entry would cost several thousand instructions each).
+        let mut entries = Vec::new();
         let mut buf = vec![0u8; WASM_PAGE as usize];
         let mut slot = 1;
         while slot < q.used {
@@ -83,10 +85,12 @@ impl<M: Memory> DueQueue<M> {
                 };
                 let key = (u64_at(0..8), s[20], u64_at(8..16));
                 let attempts = u32::from_le_bytes(s[16..20].try_into().expect("4 bytes"));
-                q.index.insert(key, (attempts, at));
+                entries.push((key, (attempts, at)));
             }
             slot += n;
         }
+        entries.sort_unstable_by_key(|(key, _)| *key);
+        q.index = entries.into_iter().collect();
         q
     }
 
