@@ -1,8 +1,9 @@
 //! Stable-memory storage: the memory layout, record encoding and the structures over them.
 //!
-//! Everything that must survive an upgrade lives here, in `ic-stable-structures`
-//! collections opened with `init` (never `new`) over the memories listed in [`memory`].
-//! Nothing is serialized in `pre_upgrade`.
+//! Everything that must survive an upgrade lives here, over the memories listed in
+//! [`memory`]: `ic-stable-structures` collections opened with `init` (never `new`), and for
+//! the hot paths our own constant-cost structures ([`slab`], [`audit_log`], [`chunk_index`],
+//! [`due_queue`]). Nothing is serialized in `pre_upgrade`.
 
 pub mod audit_log;
 pub mod binary;
