@@ -52,14 +52,20 @@ fn arg_data() -> Vec<u8> {
     buf
 }
 
+/// The decoder limits of the hand-decoded endpoints: a skipping quota bounds the work spent on
+/// values a caller adds beyond the declared arguments.
+fn decoder_config() -> candid::DecoderConfig {
+    let mut config = candid::DecoderConfig::new();
+    config.set_skipping_quota(10_000);
+    config
+}
+
 /// Decodes `(nat64, nat32, blob)` with the blob borrowed from the argument buffer. Malformed
 /// arguments trap, like the generated decoders do.
 pub fn decode_chunk_args(buf: Vec<u8>) -> (UploadId, u32, ChunkBytes) {
-    let mut config = candid::DecoderConfig::new();
-    config.set_skipping_quota(10_000);
     let (upload_id, index, start, end) = {
         let (upload_id, index, bytes): (u64, u32, &serde_bytes::Bytes) =
-            candid::utils::decode_args_with_config(&buf, &config)
+            candid::utils::decode_args_with_config(&buf, &decoder_config())
                 .unwrap_or_else(|e| ic_cdk::trap(format!("upload_chunk: bad arguments: {e}")));
         let start = bytes.as_ptr() as usize - buf.as_ptr() as usize;
         (upload_id, index, start, start + bytes.len())
@@ -212,9 +218,7 @@ pub fn decode_download_args(buf: &[u8]) -> (TicketId, u32) {
         let index = u32::from_le_bytes(buf[16..].try_into().expect("4 bytes"));
         return (ticket, index);
     }
-    let mut config = candid::DecoderConfig::new();
-    config.set_skipping_quota(10_000);
-    candid::utils::decode_args_with_config(buf, &config)
+    candid::utils::decode_args_with_config(buf, &decoder_config())
         .unwrap_or_else(|e| ic_cdk::trap(format!("get_download_chunk: bad arguments: {e}")))
 }
 

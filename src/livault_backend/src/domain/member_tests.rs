@@ -218,7 +218,7 @@ fn snapshot(s: &State) -> String {
     for e in s.recovery_codes.iter() {
         out += &format!("{:?}", e.into_pair());
     }
-    out += &format!("{:?}{}", s.header.get(), s.audit.len());
+    out += &format!("{:?}{}", s.header.get(), s.audit.event_count());
     out
 }
 

@@ -113,18 +113,8 @@ impl QueueKind {
 pub fn enqueue(state: &mut State, due: u64, kind: QueueKind, id: u64) {
     let key = (due.min(PARKED_DUE - 1), kind.code(), id);
     if !state.scheduler_queue.contains_key(&key) {
-        insert_entry(state, key, 0);
+        state.scheduler_queue.insert(key, 0);
     }
-}
-
-/// Inserts a queue entry, keeping `State::queue_due_hint` a lower bound of the earliest due.
-fn insert_entry(state: &mut State, key: QueueKey, attempts: u32) {
-    if let Some(hint) = state.queue_due_hint.get() {
-        if key.0 < hint {
-            state.queue_due_hint.set(Some(key.0));
-        }
-    }
-    state.scheduler_queue.insert(key, attempts);
 }
 
 fn days(d: impl Into<u64>) -> u64 {
@@ -239,33 +229,17 @@ fn access_until(vault: &VaultRecord) -> u64 {
     })
 }
 
-/// Up to `max` entries due at `now`, oldest first (parked entries are never due).
-///
-/// While `State::queue_due_hint` says nothing is due before a later time, this returns at once
-/// without descending the queue (what keeps an empty tick cheap at any queue size); when a
-/// range finds nothing due it records the earliest due time as the new hint.
+/// Up to `max` entries due at `now`, oldest first (parked entries are never due). The range
+/// runs over the queue's heap index, so an empty tick costs the same at any queue size.
 pub fn due_batch(state: &State, now: u64, max: usize) -> Vec<QueueKey> {
-    if max == 0 || state.queue_due_hint.get().is_some_and(|hint| hint > now) {
-        return Vec::new();
-    }
-    // One walk from the first entry: the due prefix, or (nothing due) the earliest due time.
-    let limit = now.min(PARKED_DUE - 1);
-    let mut due = Vec::new();
-    let mut earliest = PARKED_DUE;
-    for key in state.scheduler_queue.keys() {
-        if key.0 > limit {
-            earliest = key.0;
-            break;
-        }
-        due.push(key);
-        if due.len() == max {
-            break;
-        }
-    }
-    if due.is_empty() {
-        state.queue_due_hint.set(Some(earliest));
-    }
-    due
+    due_keys(state, now).take(max).collect()
+}
+
+/// The entries due at `now`, oldest first.
+fn due_keys(state: &State, now: u64) -> impl Iterator<Item = QueueKey> + '_ {
+    state
+        .scheduler_queue
+        .keys_range(..=(now.min(PARKED_DUE - 1), u8::MAX, u64::MAX))
 }
 
 /// Whether anything is due at `now`.
@@ -275,11 +249,7 @@ pub fn has_due(state: &State, now: u64) -> bool {
 
 /// Due entries at `now`, counting at most `cap` (for metrics).
 pub fn due_count(state: &State, now: u64, cap: usize) -> u64 {
-    state
-        .scheduler_queue
-        .keys_range(..=(now.min(PARKED_DUE - 1), u8::MAX, u64::MAX))
-        .take(cap)
-        .count() as u64
+    due_keys(state, now).take(cap).count() as u64
 }
 
 /// Parked entries (failed [`MAX_ATTEMPTS`] times), counting at most `cap`.
@@ -515,7 +485,7 @@ pub fn record_failure(state: &mut State, key: QueueKey, now: u64) -> bool {
         now.saturating_add(RETRY_DELAY_NS.saturating_mul(u64::from(attempts)))
             .min(PARKED_DUE - 1)
     };
-    insert_entry(state, (due, kind, id), attempts);
+    state.scheduler_queue.insert((due, kind, id), attempts);
     parked
 }
 
@@ -842,35 +812,5 @@ mod tests {
             .iter()
             .any(|((due, k, _), _)| *k == QueueKind::ValidityEnd.code()
                 && *due == T0 + days(3650u64)));
-    }
-
-    /// The due hint never hides an entry: after an empty range sets it, every way an entry
-    /// can enter the queue (enqueue, retry after a failure) lowers it.
-    #[test]
-    fn due_hint_skips_the_queue_but_never_hides_an_entry() {
-        let mut s = State::open(ic_stable_structures::DefaultMemoryImpl::default());
-        assert!(due_batch(&s, 100, 10).is_empty());
-        assert_eq!(s.queue_due_hint.get(), Some(PARKED_DUE));
-        enqueue(&mut s, 500, QueueKind::DraftPurge, 1);
-        assert_eq!(s.queue_due_hint.get(), Some(500));
-        assert!(due_batch(&s, 499, 10).is_empty());
-        assert_eq!(due_batch(&s, 500, 10), vec![(500, 1, 1)]);
-        enqueue(&mut s, 200, QueueKind::AuditCompaction, 2);
-        assert_eq!(due_batch(&s, 300, 10), vec![(200, 7, 2)]);
-        // A failed entry moved to its retry time lowers the hint too.
-        s.scheduler_queue.remove(&(200, 7, 2));
-        s.scheduler_queue.remove(&(500, 1, 1));
-        assert!(due_batch(&s, 300, 10).is_empty());
-        assert_eq!(s.queue_due_hint.get(), Some(PARKED_DUE));
-        insert_entry(&mut s, (300, 1, 3), 0);
-        assert!(!record_failure(&mut s, (300, 1, 3), 300));
-        let retry = 300 + RETRY_DELAY_NS;
-        assert_eq!(s.queue_due_hint.get(), Some(300));
-        assert!(due_batch(&s, retry - 1, 10).is_empty());
-        assert_eq!(s.queue_due_hint.get(), Some(retry));
-        assert_eq!(due_batch(&s, retry, 10), vec![(retry, 1, 3)]);
-        // Unknown after an upgrade: the next range recomputes it.
-        s.queue_due_hint.set(None);
-        assert_eq!(due_batch(&s, retry, 10), vec![(retry, 1, 3)]);
     }
 }

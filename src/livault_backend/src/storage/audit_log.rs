@@ -39,7 +39,12 @@ impl<M: Memory> AuditLog<M> {
 
     /// `(first kept seq, number kept)` of the vault's log.
     pub fn bounds(&self, vault: VaultId) -> (u64, u64) {
-        match self.index.loc(vault) {
+        self.bounds_at(self.index.loc(vault))
+    }
+
+    /// [`Self::bounds`] from the vault's index location.
+    fn bounds_at(&self, index: Option<Loc>) -> (u64, u64) {
+        match index {
             None => (0, 0),
             Some(loc) => {
                 let mut b = [0u8; 8];
@@ -52,10 +57,12 @@ impl<M: Memory> AuditLog<M> {
     /// Appends `event` to the vault's log. Its `seq` must follow the last kept event (or
     /// start the log); anything else is a programming error.
     pub fn append(&mut self, vault: VaultId, event: &AuditEvent) {
-        let (first, count) = self.bounds(vault);
+        let mut index = self.index.loc(vault);
+        let (first, count) = self.bounds_at(index);
         if count == 0 {
-            // (Re)start the index at this event's seq.
+            // (Re)start the index at this event's seq (once per vault: rare).
             self.index.put(&self.slab, vault, &event.seq.to_le_bytes());
+            index = self.index.loc(vault);
         } else {
             assert_eq!(
                 event.seq,
@@ -66,7 +73,7 @@ impl<M: Memory> AuditLog<M> {
         let bytes = event.to_bytes();
         let loc = self.slab.alloc(bytes.len());
         self.slab.write(loc, 0, &bytes);
-        self.index.append(&self.slab, vault, &loc.encode());
+        self.index.append(&self.slab, vault, index, &loc.encode());
     }
 
     fn entry(&self, vault: VaultId, first: u64, seq: u64) -> Option<Loc> {
@@ -152,14 +159,10 @@ impl<M: Memory> AuditLog<M> {
         n
     }
 
-    /// Events kept for all vaults (walks every index: tests and migrations only).
-    pub fn len(&self) -> u64 {
+    /// Events kept for all vaults (walks every index).
+    #[cfg(test)]
+    pub fn event_count(&self) -> u64 {
         self.index.ids_from(0).map(|v| self.bounds(v).1).sum()
-    }
-
-    /// Whether no vault has a kept event.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -207,7 +210,7 @@ mod tests {
             log.events_from(7, 0).map(|e| e.seq).collect::<Vec<_>>(),
             (90..=100).collect::<Vec<_>>()
         );
-        assert_eq!(log.len(), 14);
+        assert_eq!(log.event_count(), 14);
         drop(log);
         let log = AuditLog::init(dir, Rc::new(Slab::init(data)));
         assert_eq!(log.get(7, 95), Some(ev(95)));

@@ -17,6 +17,11 @@ use super::slab::{DenseBytes, Loc, Slab};
 
 const ENTRY: u64 = Loc::BYTES as u64;
 
+/// Chunks in a blob's index record at `record`.
+fn count_at(record: Option<Loc>) -> u32 {
+    record.map_or(0, |l| (u64::from(l.len) / ENTRY) as u32)
+}
+
 /// Every blob's chunk locations (see the module docs).
 pub struct ChunkIndex<M: Memory> {
     blobs: DenseBytes<M>,
@@ -33,10 +38,9 @@ impl<M: Memory> ChunkIndex<M> {
     }
 
     /// Chunks recorded for `blob`.
+    #[cfg(test)]
     pub fn chunk_count(&self, blob: u64) -> u32 {
-        self.blobs
-            .loc(blob)
-            .map_or(0, |l| (u64::from(l.len) / ENTRY) as u32)
+        count_at(self.blobs.loc(blob))
     }
 
     /// Chunk `index` of `blob`.
@@ -55,15 +59,12 @@ impl<M: Memory> ChunkIndex<M> {
     /// Records chunk `index` of `blob`; chunks are recorded in order (`index` must be the
     /// current count, anything else is a programming error).
     pub fn push(&mut self, blob: u64, index: u32, chunk: &ChunkLoc) {
-        assert_eq!(
-            index,
-            self.chunk_count(blob),
-            "BUG: chunk recorded out of order"
-        );
+        let record = self.blobs.loc(blob);
+        assert_eq!(index, count_at(record), "BUG: chunk recorded out of order");
         let bytes = chunk.to_bytes();
         let loc = self.slab.alloc(bytes.len());
         self.slab.write(loc, 0, &bytes);
-        self.blobs.append(&self.slab, blob, &loc.encode());
+        self.blobs.append(&self.slab, blob, record, &loc.encode());
     }
 
     /// Removes `blob`'s index and returns its chunks in order.
@@ -84,7 +85,8 @@ impl<M: Memory> ChunkIndex<M> {
         chunks
     }
 
-    /// Every `(blob, index, chunk)`, in order (walks the directory: tests and migrations).
+    /// Every `(blob, index, chunk)`, in order (walks the directory).
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (u64, u32, ChunkLoc)> + '_ {
         self.blobs.ids_from(0).flat_map(move |blob| {
             (0..self.chunk_count(blob)).filter_map(move |i| self.get(blob, i).map(|c| (blob, i, c)))
@@ -92,6 +94,7 @@ impl<M: Memory> ChunkIndex<M> {
     }
 
     /// Whether no blob has a recorded chunk.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.blobs.ids_from(0).next().is_none()
     }

@@ -189,6 +189,7 @@ impl<M: Memory> Slab<M> {
     }
 
     /// Bytes of slab memory in use by blocks handed out or freed (the high-water mark).
+    #[cfg(test)]
     pub fn high_water(&self) -> u64 {
         read_u64(&self.mem, BUMP_AT)
     }
@@ -257,10 +258,11 @@ impl<M: Memory> DenseBytes<M> {
         }
     }
 
-    /// Appends `bytes` to record `id` (created empty if absent); moves it to a larger block
-    /// (twice the size needed) when it outgrows its block, so appends are amortized O(1).
-    pub fn append(&self, slab: &Slab<M>, id: u64, bytes: &[u8]) {
-        let old = self.loc(id);
+    /// Appends `bytes` to record `id`, whose location the caller has just read (`old`, from
+    /// [`DenseBytes::loc`]; `None`: created); moves it to a larger block (twice the size
+    /// needed) when it outgrows its block, so appends are amortized O(1).
+    pub fn append(&self, slab: &Slab<M>, id: u64, old: Option<Loc>, bytes: &[u8]) {
+        debug_assert_eq!(old, self.loc(id));
         let len = old.map_or(0, |l| u64::from(l.len));
         let new_len = len + bytes.len() as u64;
         match old {
@@ -387,7 +389,8 @@ impl<T: Storable, M: Memory> DenseTable<T, M> {
         self.range_from(0)
     }
 
-    /// Number of records (walks the directory: tests and migrations only).
+    /// Number of records (walks the directory).
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.bytes.ids_from(0).count() as u64
     }
@@ -469,7 +472,7 @@ mod tests {
         let mut expect = Vec::new();
         for i in 0..300u32 {
             let piece = i.to_le_bytes();
-            t.append(&slab, 4, &piece);
+            t.append(&slab, 4, t.loc(4), &piece);
             expect.extend_from_slice(&piece);
         }
         assert_eq!(t.get(&slab, 4), Some(expect.clone()));

@@ -44,8 +44,6 @@ pub struct State {
     memory_manager: MemoryManager<DefaultMemoryImpl>,
     pub config: StableCell<ConfigCell, Mem>,
     pub header: StableCell<StorageHeader, Mem>,
-    /// Blocks of the record tables below (see `storage::slab`).
-    pub slab: std::rc::Rc<Slab<Mem>>,
     /// `vault id → vault`, tombstones included.
     pub vaults: DenseTable<VaultRecord, Mem>,
     /// `(owner, vault) → ()`.
@@ -94,11 +92,6 @@ pub struct State {
     pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
     /// `ticket → ticket`.
     pub download_tickets: DenseTable<TicketRecord, Mem>,
-    // ---- scheduler (heap only, not persisted)
-    /// A lower bound of the earliest due time in `scheduler_queue` (`None`: unknown, e.g.
-    /// after an upgrade), so a tick with nothing due skips the queue descent. Maintained by
-    /// `domain::scheduler` (every insert lowers it; removals cannot invalidate it).
-    pub queue_due_hint: std::cell::Cell<Option<u64>>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -140,9 +133,7 @@ impl State {
             content_pages: mm.get(ids::CONTENT_PAGES),
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
-            download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab.clone()),
-            slab,
-            queue_due_hint: std::cell::Cell::new(None),
+            download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab),
             memory_manager: mm,
         }
     }
@@ -458,7 +449,10 @@ mod tests {
         let mut again = State::open(memory);
         assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
         assert_eq!(again.vaults.count(), 30);
-        assert_eq!(again.audit.len(), (1..=30u64).map(|id| id % 4).sum::<u64>());
+        assert_eq!(
+            again.audit.event_count(),
+            (1..=30u64).map(|id| id % 4).sum::<u64>()
+        );
     }
 
     #[test]
