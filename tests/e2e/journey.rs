@@ -42,25 +42,6 @@ fn set_rules(env: &mut TestEnv, owner: Principal, v: VaultId, rules: UnlockRules
     r.expect("update_vault");
 }
 
-fn join(env: &mut TestEnv, owner: Principal, v: VaultId, role: MemberRole, who: Principal) -> u32 {
-    let args = GenerateInviteArgs {
-        vault_id: v,
-        role,
-        name: "m".into(),
-        relation: Relation::Daughter,
-        email_hint: None,
-        can_trigger_unlock: true,
-        count_as_approver: true,
-    };
-    let inv: InviteCreated = env
-        .update::<_, R<InviteCreated>>(owner, "generate_invite", (args,))
-        .expect("generate_invite");
-    let m: MemberView = env
-        .update::<_, R<MemberView>>(who, "claim_invite", (inv.token,))
-        .expect("claim_invite");
-    m.member_id
-}
-
 fn status(env: &mut TestEnv, who: Principal, v: VaultId) -> UnlockStatus {
     env.query::<_, R<UnlockStatus>>(who, "get_unlock_status", (v,))
         .expect("get_unlock_status")
@@ -85,9 +66,9 @@ fn active_vault(rules: UnlockRules) -> Journey {
     let v = env.create_vault(owner, "Family").id;
     assert_eq!(env.pay_creation(owner, v).status, VaultStatus::NeedSetup);
     set_rules(&mut env, owner, v, rules);
-    let h1 = join(&mut env, owner, v, MemberRole::Heir, heir1);
-    join(&mut env, owner, v, MemberRole::Heir, heir2);
-    join(&mut env, owner, v, MemberRole::Witness, witness);
+    let h1 = env.join(owner, v, MemberRole::Heir, heir1);
+    env.join(owner, v, MemberRole::Heir, heir2);
+    env.join(owner, v, MemberRole::Witness, witness);
     assert_eq!(
         env.get_vault(owner, v).unwrap().setup_missing,
         vec!["content".to_string()]
@@ -218,22 +199,8 @@ fn pure_time_lock_unlocks_on_a_timer_tick() {
     j.env.advance_days(2);
     let vault = j.env.get_vault(owner, v).unwrap();
     assert_eq!(vault.status, VaultStatus::Unlockable);
-    let log: Page<AuditEventView> = j
-        .env
-        .query::<_, R<Page<AuditEventView>>>(
-            owner,
-            "get_audit_log",
-            (
-                v,
-                PageArgs {
-                    start_after: None,
-                    limit: Some(100),
-                },
-            ),
-        )
-        .unwrap();
+    let log = j.env.audit_log(owner, v);
     let unlocked = log
-        .items
         .iter()
         .find(|e| e.action == "unlock.completed")
         .expect("unlock audited");

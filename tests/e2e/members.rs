@@ -658,19 +658,7 @@ fn quorum_not_met_is_audited_and_the_sixth_failure_in_an_hour_is_rate_limited() 
 
     env.advance_days(31);
     let failures = |env: &mut TestEnv| -> Vec<(Principal, String)> {
-        let log: R<Page<AuditEventView>> = env.query(
-            owner,
-            "get_audit_log",
-            (
-                v,
-                PageArgs {
-                    start_after: None,
-                    limit: Some(100),
-                },
-            ),
-        );
-        log.unwrap()
-            .items
+        env.audit_log(owner, v)
             .into_iter()
             .filter(|e| e.action == "unlock.attempt_failed")
             .map(|e| (e.actor, e.details))

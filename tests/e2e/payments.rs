@@ -392,19 +392,7 @@ fn interleaved_verifications_sweep_exactly_once() {
 
 /// The audit actions of vault `v` (as its owner sees them), oldest first.
 fn audit_actions(env: &mut TestEnv, owner: Principal, v: VaultId) -> Vec<(String, Principal)> {
-    let log: R<Page<AuditEventView>> = env.query(
-        owner,
-        "get_audit_log",
-        (
-            v,
-            PageArgs {
-                start_after: None,
-                limit: Some(100),
-            },
-        ),
-    );
-    log.unwrap()
-        .items
+    env.audit_log(owner, v)
         .into_iter()
         .map(|e| (e.action, e.actor))
         .collect()
@@ -827,7 +815,6 @@ fn renewal_outside_grace_master_is_refused() {
 /// and whose maintenance timer fires once a day: paid, rules set (a far date, one heir),
 /// one heir joined, one letter uploaded, finalized.
 fn active_vault(validity_days: u32) -> (TestEnv, Principal, VaultId) {
-    use livault_backend::domain::member_types::{GenerateInviteArgs, InviteCreated, Relation};
     use livault_backend::domain::records::MemberRole;
 
     let mut env = TestEnv::with_init(InitArgs {
@@ -862,22 +849,7 @@ fn active_vault(validity_days: u32) -> (TestEnv, Principal, VaultId) {
         },),
     );
     r.unwrap();
-    let inv: R<InviteCreated> = env.update(
-        owner,
-        "generate_invite",
-        (GenerateInviteArgs {
-            vault_id: v,
-            role: MemberRole::Heir,
-            name: "h".into(),
-            relation: Relation::Son,
-            email_hint: None,
-            can_trigger_unlock: true,
-            count_as_approver: true,
-        },),
-    );
-    let claimed: R<livault_backend::domain::member_types::MemberView> =
-        env.update(heir, "claim_invite", (inv.unwrap().token,));
-    claimed.unwrap();
+    env.join(owner, v, MemberRole::Heir, heir);
     env.upload_letter(owner, v, b"ciphertext", None);
     let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
     assert_eq!(r.unwrap().status, VaultStatus::Active);

@@ -55,30 +55,6 @@ fn count(m: &Metrics, status: VaultStatus) -> u64 {
         .count
 }
 
-fn audit_log(env: &mut TestEnv, owner: Principal, id: VaultId) -> Vec<AuditEventView> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page: R<Page<AuditEventView>> = env.query(
-            owner,
-            "get_audit_log",
-            (
-                id,
-                PageArgs {
-                    start_after: cursor,
-                    limit: Some(100),
-                },
-            ),
-        );
-        let page = page.unwrap();
-        out.extend(page.items);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return out,
-        }
-    }
-}
-
 /// `n` drafts, created by several owners (per-owner limits), returned as (owner, id).
 fn drafts(env: &mut TestEnv, n: usize) -> Vec<(Principal, VaultId)> {
     (0..n)
@@ -96,7 +72,8 @@ fn assert_purged_once(env: &mut TestEnv, owner: Principal, id: VaultId) {
     assert_eq!(v.name, "", "tombstone keeps no name");
     assert_eq!(v.storage_limit_bytes, 0, "storage freed");
     assert_eq!(v.storage_used_bytes, 0);
-    let changes: Vec<_> = audit_log(env, owner, id)
+    let changes: Vec<_> = env
+        .audit_log(owner, id)
         .into_iter()
         .filter(|e| e.action == "status.changed")
         .collect();
@@ -573,7 +550,8 @@ fn a_paid_draft_is_not_purged() {
         "the purge entry and the session check were consumed"
     );
     assert_eq!(count(&m, VaultStatus::Deleted), 0);
-    assert!(!audit_log(&mut env, owner, id)
+    assert!(!env
+        .audit_log(owner, id)
         .iter()
         .any(|e| e.details.contains("DraftUnpaidTimeout")));
 }

@@ -285,4 +285,62 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("upload_letter: finish_upload failed: {e:?}"));
         item.item_id
     }
+
+    /// Makes `who` a member of `vault_id` with `role` (the owner generates an invite, `who`
+    /// claims it; may trigger unlock, counts as approver). Returns the member id. Panics with
+    /// a clear message on any refusal.
+    pub fn join(
+        &mut self,
+        owner: Principal,
+        vault_id: VaultId,
+        role: livault_backend::domain::records::MemberRole,
+        who: Principal,
+    ) -> u32 {
+        use livault_backend::domain::member_types::{
+            GenerateInviteArgs, InviteCreated, MemberView, Relation,
+        };
+        let args = GenerateInviteArgs {
+            vault_id,
+            role,
+            name: "m".into(),
+            relation: Relation::Daughter,
+            email_hint: None,
+            can_trigger_unlock: true,
+            count_as_approver: true,
+        };
+        let inv: InviteCreated = self
+            .update::<_, Result<InviteCreated, VaultError>>(owner, "generate_invite", (args,))
+            .unwrap_or_else(|e| panic!("join: generate_invite failed: {e:?}"));
+        let m: MemberView = self
+            .update::<_, Result<MemberView, VaultError>>(who, "claim_invite", (inv.token,))
+            .unwrap_or_else(|e| panic!("join: claim_invite failed: {e:?}"));
+        m.member_id
+    }
+
+    /// The whole audit log of `vault_id` as `who` sees it, oldest first (every page of
+    /// `get_audit_log`). Panics with a clear message if the call is refused.
+    pub fn audit_log(&mut self, who: Principal, vault_id: VaultId) -> Vec<AuditEventView> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page: Page<AuditEventView> = self
+                .query::<_, Result<Page<AuditEventView>, VaultError>>(
+                    who,
+                    "get_audit_log",
+                    (
+                        vault_id,
+                        PageArgs {
+                            start_after: cursor,
+                            limit: Some(100),
+                        },
+                    ),
+                )
+                .unwrap_or_else(|e| panic!("audit_log: get_audit_log failed: {e:?}"));
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
 }
