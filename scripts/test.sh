@@ -10,6 +10,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "build the canister wasm"
 scripts/build.sh
 
+step "build the benchmark wasm (tests/e2e/bench_endpoints.rs checks its extra endpoints)"
+scripts/build.sh --bench-seed
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -18,6 +21,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo clippy (wasm32 canister)"
 cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked --features bench-seed -- -D warnings
 
 step "cargo test (unit, host semantics, end-to-end on the wasm)"
 LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked

@@ -51,6 +51,23 @@ pub fn wasm() -> &'static [u8] {
     })
 }
 
+/// The benchmark wasm (`scripts/build.sh --bench-seed`, which `scripts/test.sh` runs): the
+/// canister plus the benchmark-only endpoints. Read once per test binary.
+pub fn bench_wasm() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/livault-bench/livault_backend.wasm");
+        std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the benchmark wasm at {}: {e}.\n\
+                 Build it first with `scripts/build.sh --bench-seed` (scripts/test.sh does this).",
+                path.display()
+            )
+        })
+    })
+}
+
 /// A deterministic non-anonymous principal for a test identity (self-authenticating form).
 pub fn user(name: &str) -> Principal {
     let hash = Sha256::digest(name.as_bytes());
@@ -89,12 +106,17 @@ impl TestEnv {
 
     /// Installs the canister with these init args.
     pub fn with_init(args: InitArgs) -> Self {
+        Self::with_wasm(wasm(), args)
+    }
+
+    /// Installs `wasm` (e.g. [`bench_wasm`]) with these init args.
+    pub fn with_wasm(wasm: &[u8], args: InitArgs) -> Self {
         let controller = user("controller");
         let admin = args.admins.first().copied().unwrap_or(controller);
         let mut host = Host::new(HostConfig::default());
         let arg = candid::encode_one(Some(LiVaultArgs::Init(args))).expect("encode init args");
         let canister = host
-            .install(wasm(), arg, controller)
+            .install(wasm, arg, controller)
             .unwrap_or_else(|e| panic!("install failed: {e}"));
         TestEnv {
             host,

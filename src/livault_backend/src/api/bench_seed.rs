@@ -1,9 +1,11 @@
-//! Benchmark-only seeding (cargo feature `bench-seed`; never in the shipped wasm).
+//! Benchmark-only endpoints (cargo feature `bench-seed`; never in the shipped wasm), for
+//! controllers only; tested by `tests/e2e/bench_endpoints.rs`.
 //!
 //! `bench_seed_drafts` creates many `Draft` vaults in one message through the same domain code
 //! as `create_vault` (`vaults::create_vault`: validation, pricing, per-owner limit, audit
 //! event, owner index, scheduler entries), so a benchmark can seed 100 000 vaults in minutes
-//! instead of hours of single ingress messages. Only controllers may call it. The default
+//! instead of hours of single ingress messages. `bench_storage_ops` measures the storage
+//! structures per operation (`bench_storage`, BENCHMARKS.md "Storage layout 3"). The default
 //! build (`scripts/build.sh`) does not compile this module; its endpoint check fails if the
 //! wasm exports anything outside the `.did` and `candid/hidden_endpoints.txt`, and
 //! `scripts/build.sh --bench-seed` builds the bench wasm into `target/livault-bench/`.
@@ -117,4 +119,173 @@ fn bench_seed_drafts(first: u64, count: u32) -> VaultResult<u32> {
         }
         Ok(count)
     })
+}
+
+/// Operations averaged per measurement in [`bench_storage_ops`].
+const OPS: u64 = 20;
+
+/// Controllers, benchmark builds only: instructions per operation of the B-tree structures
+/// of storage layout 2 and their layout-3 replacements, each holding `n` records (a copy of
+/// vault 1 and its first audit event; seed vaults first). Every structure is built here over
+/// its own heap `VectorMemory`, so the canister's state is never touched and both sides pay
+/// the same memory cost; rows prefixed `stable` measure the canister's own layout-3 tables
+/// on stable memory (a read, and a rewrite of the same record). Returns `(metric, value)`.
+#[ic_cdk::update(hidden = true)]
+fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
+    use crate::domain::records::{AuditEvent, VaultRecord};
+    use crate::storage::audit_log::AuditLog;
+    use crate::storage::due_queue::DueQueue;
+    use crate::storage::slab::{DenseTable, Slab};
+    use ic_stable_structures::{StableBTreeMap, VectorMemory};
+    use std::hint::black_box;
+    use std::rc::Rc;
+
+    let rt = rt();
+    if !rt.is_controller(&rt.caller()) {
+        return Err(VaultError::NotAuthorized);
+    }
+    // 20 000 keeps building the layout-2 trees inside one message's instruction limit.
+    if !(OPS..=20_000).contains(&n) {
+        return Err(VaultError::invalid("n", "between 20 and 20000"));
+    }
+    let (vault, event) = write(|s| (s.vaults.get(&1), s.audit.first(1)));
+    let (Some(vault), Some(event)) = (vault, event) else {
+        return Err(VaultError::invalid("n", "seed at least one vault first"));
+    };
+    let counter = || ic_cdk::api::performance_counter(0);
+    let mut out: Vec<(String, u64)> = vec![("records".into(), n)];
+    let mut measure = |name: &str, mut op: Box<dyn FnMut(u64) + '_>| {
+        let start = counter();
+        for i in 0..OPS {
+            op(i);
+        }
+        out.push((name.into(), (counter() - start) / OPS));
+    };
+    // Keys spread over the whole map.
+    let spread = move |i: u64| (i * 7_919) % n;
+
+    // Vault table: B-tree vs dense table.
+    let mut tree: StableBTreeMap<u64, VaultRecord, _> =
+        StableBTreeMap::init(VectorMemory::default());
+    let slab = Rc::new(Slab::init(VectorMemory::default()));
+    let mut dense: DenseTable<VaultRecord, _> = DenseTable::init(VectorMemory::default(), slab);
+    for id in 0..n {
+        tree.insert(id, vault.clone());
+        dense.insert(id, vault.clone());
+    }
+    measure(
+        "btree vault get",
+        Box::new(|i| {
+            black_box(tree.get(&spread(i)));
+        }),
+    );
+    measure(
+        "dense vault get",
+        Box::new(|i| {
+            black_box(dense.get(&spread(i)));
+        }),
+    );
+    let v = vault.clone();
+    measure(
+        "btree vault insert (overwrite)",
+        Box::new(move |i| {
+            black_box(tree.insert(spread(i), v.clone()));
+        }),
+    );
+    let v = vault.clone();
+    measure(
+        "dense vault insert (overwrite)",
+        Box::new(move |i| {
+            dense.insert(spread(i), v.clone());
+        }),
+    );
+
+    // Scheduler queue (two entries per vault): B-tree vs slots + heap index; the due entries
+    // are the front ones.
+    let mut qtree: StableBTreeMap<(u64, u8, u64), u32, _> =
+        StableBTreeMap::init(VectorMemory::default());
+    let mut queue = DueQueue::init(VectorMemory::default());
+    for id in 0..n {
+        for (due, kind) in [(id, 1u8), (n + id, 7)] {
+            qtree.insert((due, kind, id), 0);
+            queue.insert((due, kind, id), 0);
+        }
+    }
+    measure(
+        "btree queue remove (front)",
+        Box::new(|i| {
+            black_box(qtree.remove(&(i, 1, i)));
+        }),
+    );
+    measure(
+        "dense queue remove (front)",
+        Box::new(|i| {
+            black_box(queue.remove(&(i, 1, i)));
+        }),
+    );
+    measure(
+        "btree queue insert",
+        Box::new(|i| {
+            black_box(qtree.insert((3 * n + i, 1, i), 0));
+        }),
+    );
+    measure(
+        "dense queue insert",
+        Box::new(|i| {
+            black_box(queue.insert((3 * n + i, 1, i), 0));
+        }),
+    );
+
+    // Audit log (one event per vault, the next one appended): B-tree vs per-vault index.
+    let mut atree: StableBTreeMap<(u64, u64), AuditEvent, _> =
+        StableBTreeMap::init(VectorMemory::default());
+    let mut log = AuditLog::init(
+        VectorMemory::default(),
+        Rc::new(Slab::init(VectorMemory::default())),
+    );
+    let at = |seq: u64| AuditEvent {
+        seq,
+        ..event.clone()
+    };
+    for id in 0..n {
+        atree.insert((id, 0), at(0));
+        log.append(id, &at(0));
+    }
+    measure(
+        "btree audit append",
+        Box::new(|i| {
+            black_box(atree.insert((spread(i), 1), at(1)));
+        }),
+    );
+    measure(
+        "dense audit append",
+        Box::new(|i| {
+            log.append(spread(i), &at(1));
+        }),
+    );
+
+    // The canister's own tables on stable memory.
+    let ids: Vec<u64> = write(|s| {
+        s.vaults
+            .range_from(1)
+            .take(OPS as usize)
+            .map(|(id, _)| id)
+            .collect()
+    });
+    let count = ids.len() as u64;
+    let start = counter();
+    let records: Vec<VaultRecord> =
+        write(|s| ids.iter().filter_map(|id| s.vaults.get(id)).collect());
+    out.push(("stable dense vault get".into(), (counter() - start) / count));
+    let start = counter();
+    write(|s| {
+        for r in records {
+            s.vaults.insert(r.id, r);
+        }
+    });
+    out.push((
+        "stable dense vault insert (same record)".into(),
+        (counter() - start) / count,
+    ));
+    Ok(out)
 }
