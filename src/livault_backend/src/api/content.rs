@@ -138,32 +138,39 @@ fn request_download(vault_id: VaultId, item_id: ItemId) -> VaultResult<DownloadT
 /// where the bytes are rather than the bytes (see [`encode_chunk_reply`]).
 pub struct ChunkReply(VaultResult<ChunkLoc>);
 
-thread_local! {
-    /// `candid::encode_one(Ok::<ByteBuf, VaultError>(ByteBuf::new()))` without its last byte
-    /// (the empty blob's length): the message header, the type table of the method's result
-    /// type and the `Ok` tag. Building the type table (which includes the whole `VaultError`
-    /// variant) costs about 1.8 M instructions, i.e. ~1.7 instructions per byte of a 1 MiB
-    /// chunk, so it is built once per wasm instance ([`warm_up`], called by `init` and
-    /// `post_upgrade`) rather than on every query (a query's heap changes are discarded, so
-    /// building it lazily inside the query would not keep it).
-    static OK_BLOB_PREFIX: OnceCell<Vec<u8>> = const { OnceCell::new() };
+/// Cached encodings of `get_download_chunk`'s result type `variant { Ok : blob; Err :
+/// VaultError }` (see [`super::reply`]). Building the type table (the whole `VaultError`
+/// variant) costs about 1.8 M instructions, ~1.7 per byte of a 1 MiB chunk, so it is built
+/// once per wasm instance ([`warm_up`], called by `init` and `post_upgrade`) rather than in
+/// the query (a query's heap changes are discarded, so a lazy build would not be kept).
+struct ChunkReplyPrefix {
+    /// Header and type table (for error replies, [`reply::encode_with_prefix`]).
+    typed: Vec<u8>,
+    /// `typed` followed by the `Ok` tag: the encoding of `Ok(empty blob)` without its last
+    /// byte (the blob's LEB128 length 0).
+    ok_blob: Vec<u8>,
 }
 
-fn build_ok_blob_prefix() -> Vec<u8> {
-    let mut out = candid::encode_one(Ok::<ByteBuf, VaultError>(ByteBuf::new()))
-        .unwrap_or_else(|e| ic_cdk::trap(format!("BUG: encode reply: {e}")));
-    // The empty blob is the last value: its length, LEB128 0, is the last byte.
-    let zero = out.pop();
+thread_local! {
+    static CHUNK_REPLY_PREFIX: OnceCell<ChunkReplyPrefix> = const { OnceCell::new() };
+}
+
+fn build_chunk_reply_prefix() -> ChunkReplyPrefix {
+    let typed = reply::type_prefix::<VaultResult<ByteBuf>>(&Err(VaultError::NotFound));
+    let mut ok_blob = reply::encode_with_prefix(&typed, &Ok::<ByteBuf, VaultError>(ByteBuf::new()));
+    let zero = ok_blob.pop();
     assert_eq!(zero, Some(0), "BUG: unexpected encoding of an empty blob");
-    out
+    ChunkReplyPrefix { typed, ok_blob }
+}
+
+fn with_chunk_reply_prefix<R>(f: impl FnOnce(&ChunkReplyPrefix) -> R) -> R {
+    CHUNK_REPLY_PREFIX.with(|p| f(p.get_or_init(build_chunk_reply_prefix)))
 }
 
 /// Builds the cached reply prefixes of `get_download_chunk` and `upload_chunk`. Called from
 /// `init` and `post_upgrade`; idempotent.
 pub fn warm_up() {
-    OK_BLOB_PREFIX.with(|p| {
-        p.get_or_init(build_ok_blob_prefix);
-    });
+    with_chunk_reply_prefix(|_| ());
     // An update keeps its heap, so the first `upload_chunk` would build it too; building it
     // here keeps that cost out of every chunk.
     encode_upload_reply(Err(VaultError::NotFound));
@@ -173,8 +180,8 @@ pub fn warm_up() {
 /// blob of `len` bytes, which `fill` appends (exactly `len` of them) to the buffer. The
 /// buffer is allocated once with its final capacity, so the bytes are written once.
 pub fn encode_ok_blob(len: u32, fill: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    OK_BLOB_PREFIX.with(|p| {
-        let prefix = p.get_or_init(build_ok_blob_prefix);
+    with_chunk_reply_prefix(|p| {
+        let prefix = &p.ok_blob;
         let mut out = Vec::with_capacity(prefix.len() + 5 + len as usize);
         out.extend_from_slice(prefix);
         let mut n = len;
@@ -196,11 +203,12 @@ pub fn encode_ok_blob(len: u32, fill: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 
 /// Encodes the reply of `get_download_chunk`. `Ok`: the cached prefix, the blob length, then
 /// the bytes read from stable memory directly into the reply buffer, which is appended once
-/// (per byte: one stable read, one reply append). Errors take the ordinary typed path.
-pub fn encode_chunk_reply(reply: ChunkReply) -> Vec<u8> {
-    match reply.0 {
-        Err(e) => candid::encode_one(Err::<ByteBuf, VaultError>(e))
-            .unwrap_or_else(|e| ic_cdk::trap(format!("BUG: encode error reply: {e}"))),
+/// (per byte: one stable read, one reply append). Errors: the cached type table and the value.
+pub fn encode_chunk_reply(result: ChunkReply) -> Vec<u8> {
+    match result.0 {
+        Err(e) => with_chunk_reply_prefix(|p| {
+            reply::encode_with_prefix(&p.typed, &Err::<ByteBuf, VaultError>(e))
+        }),
         Ok(loc) => encode_ok_blob(loc.len, |out| read(|s| pages::read_append(s, &loc, out))),
     }
 }

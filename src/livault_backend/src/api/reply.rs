@@ -38,14 +38,10 @@ pub fn type_prefix<T: CandidType>(sample: &T) -> Vec<u8> {
 
 /// `encode_one(value)` given the cached `prefix` of `T` (from [`type_prefix`]).
 pub fn encode_with_prefix<T: CandidType>(prefix: &[u8], value: &T) -> Vec<u8> {
-    let mut ser = ValueSerializer::new();
-    value
-        .idl_serialize(&mut ser)
-        .unwrap_or_else(|e| ic_cdk::trap(format!("BUG: encode reply value: {e}")));
-    let v = ser.get_result();
+    let v = value_bytes(value);
     let mut out = Vec::with_capacity(prefix.len() + v.len());
     out.extend_from_slice(prefix);
-    out.extend_from_slice(v);
+    out.extend_from_slice(&v);
     out
 }
 

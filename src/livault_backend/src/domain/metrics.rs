@@ -95,9 +95,11 @@ pub fn session_closed(state: &mut State) {
     });
 }
 
-/// A billing entry was recorded with `treasury_e8s` swept to the treasury.
-pub fn billing_recorded(state: &mut State, treasury_e8s: u64) {
+/// A payment completed: its open session closed and a billing entry was recorded with
+/// `treasury_e8s` swept to the treasury (one header write).
+pub fn payment_completed(state: &mut State, treasury_e8s: u64) {
     update(state, |c| {
+        c.open_sessions = c.open_sessions.saturating_sub(1);
         c.billing_entries += 1;
         c.treasury_e8s = c.treasury_e8s.saturating_add(treasury_e8s);
     });
@@ -232,11 +234,12 @@ mod tests {
     #[test]
     fn session_billing_and_refund_counters() {
         let mut s = state();
-        session_opened(&mut s);
-        session_opened(&mut s);
+        for _ in 0..4 {
+            session_opened(&mut s);
+        }
         session_closed(&mut s);
-        billing_recorded(&mut s, 1_000);
-        billing_recorded(&mut s, 2_000);
+        payment_completed(&mut s, 1_000);
+        payment_completed(&mut s, 2_000);
         refunded(&mut s, 30);
         let c = current(&s, T0);
         assert_eq!(

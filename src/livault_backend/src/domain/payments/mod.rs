@@ -383,8 +383,7 @@ fn complete_after_sweep(
         recorded_at: now,
     };
     state.billing.insert(billing_id, entry);
-    crate::domain::metrics::billing_recorded(state, sweep.amount_e8s);
-    crate::domain::metrics::session_closed(state);
+    crate::domain::metrics::payment_completed(state, sweep.amount_e8s);
     session.status = PaymentSessionStatus::Completed;
     session.received_e8s = received;
     session.billing_id = Some(billing_id);
