@@ -23,7 +23,10 @@ use candid::Principal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+static NEXT_SNAPSHOT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Errors saving or loading host state.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,8 @@ pub struct HostSnapshot {
 
 #[derive(Clone)]
 struct CanisterSnapshot {
+    /// Unique per snapshot (see `Env::stable_base`).
+    id: u64,
     wasm: Arc<Vec<u8>>,
     heap: Arc<HeapSnapshot>,
     stable: Arc<Vec<u8>>,
@@ -115,9 +120,12 @@ impl HostSnapshot {
 
     /// Bytes of heap and stable memory held by the snapshot.
     pub fn memory_bytes(&self) -> usize {
-        self.canister
-            .as_ref()
-            .map_or(0, |c| c.heap.memory.len() + c.stable.len())
+        self.heap_bytes() + self.canister.as_ref().map_or(0, |c| c.stable.len())
+    }
+
+    /// Bytes of heap (linear memory) held by the snapshot.
+    pub fn heap_bytes(&self) -> usize {
+        self.canister.as_ref().map_or(0, |c| c.heap.memory.len())
     }
 }
 
@@ -153,6 +161,7 @@ impl Host {
             canister: self.canister.as_ref().map(|c| {
                 let env = c.env();
                 CanisterSnapshot {
+                    id: NEXT_SNAPSHOT_ID.fetch_add(1, Ordering::Relaxed),
                     wasm: Arc::new(c.wasm.clone()),
                     heap: Arc::new(c.snapshot()),
                     stable: Arc::new(env.stable.clone()),
@@ -168,7 +177,9 @@ impl Host {
     /// whatever is in flight now (queued work, open call contexts, held calls, released
     /// calls' outcomes) is dropped. The canister instance is reused when it runs the same
     /// wasm (memories overwritten in place), otherwise a new instance is made from the
-    /// compilation cache.
+    /// compilation cache. Restoring the same snapshot again copies only the stable memory
+    /// written since the previous restore (4 KiB chunks tracked by the host); the heap is
+    /// copied whole.
     pub fn restore(&mut self, snap: &HostSnapshot) -> Result<(), PersistError> {
         self.config = snap.config.clone();
         self.now = snap.now;
@@ -215,8 +226,26 @@ impl Host {
         c.restore(&cs.heap)
             .map_err(|e| PersistError::Restore(e.to_string()))?;
         let env = c.env_mut();
-        env.stable.clear();
-        env.stable.extend_from_slice(&cs.stable);
+        let len = cs.stable.len();
+        if env.stable_base == Some(cs.id) && env.stable.len() >= len {
+            // Restored from this snapshot before: copy back only what was written since
+            // (stable memory only grows; pages grown since are dropped).
+            env.stable.truncate(len);
+            let chunk = crate::ic0::DIRTY_CHUNK as usize;
+            for c in std::mem::take(&mut env.stable_dirty) {
+                let start = (c as usize).saturating_mul(chunk);
+                if start >= len {
+                    break;
+                }
+                let end = (start + chunk).min(len);
+                env.stable[start..end].copy_from_slice(&cs.stable[start..end]);
+            }
+        } else {
+            env.stable.clear();
+            env.stable.extend_from_slice(&cs.stable);
+        }
+        env.stable_dirty.clear();
+        env.stable_base = Some(cs.id);
         env.global_timer = cs.global_timer;
         env.version = cs.version;
         env.certified_data.clone_from(&cs.certified_data);

@@ -1,0 +1,1733 @@
+//! Interleaving explorer for the payment flows (issue #12, item 1).
+//!
+//! A *setup* is a prepared, quiescent canister (vault, paid payment sessions) saved as an
+//! in-memory [`HostSnapshot`]. A *scenario* is a setup plus a multiset of up to three *flows*,
+//! each one ingress message: `verify_payment` of a session (possibly the same session twice),
+//! the scheduler's session check (`run_maintenance`, the admin's tick), `refund_session`, or
+//! `delete_vault`. Renewals and upgrades are setups whose sessions pay for them.
+//!
+//! The host holds every call to the ledger. A depth-first search enumerates every *path*:
+//! at each step, start a flow that has not started yet, or release ONE held ledger call with
+//! an outcome ([`Fault`]): delivered; rejected without reaching the ledger; applied but
+//! answered `SYS_UNKNOWN`; applied then the canister's callback traps (its cleanup runs);
+//! for a transfer, delivered after its 24 h dedup window (`TxTooOld`, the clock jumps). The
+//! number of non-`Deliver` outcomes on one path is bounded ([`Bounds::max_faults`]). Every
+//! path is replayed from the setup's snapshot.
+//!
+//! After a path, a *settle* phase does what an operator would: stop holding and let every
+//! flow finish, `verify_payment` every session and run the scheduler (twice), then
+//! `refund_session` every session that still holds more than a fee (checking that the owner
+//! receives balance − fee). Then the invariants ([`Explorer::check`]):
+//!
+//! 1. the ledger conserves e8s (minted = Σ balances + fees burned), and for each session the
+//!    e8s paid in = swept + refunded + fees + what is left (at most one fee of dust);
+//! 2. every e8 swept to the treasury pays for a purpose applied by that session exactly once
+//!    (one sweep, one billing entry with `applied = true`, matching amount and block);
+//! 3. each purpose (the creation of a vault, an upgrade to a plan, the renewal of a grace
+//!    period) is applied at most once, in the billing and in the audit log; an upgrade
+//!    session opened before a renewal is never applied (SPEC §6, stale quote);
+//! 4. no session is both swept and refunded by `refund_session`; refunds in the ledger
+//!    match the billing entries and sessions;
+//! 5. the audit chain of the vault verifies and its `payment.confirmed` / `payment.refunded`
+//!    events match the billing entries and the refunds.
+//!
+//! A violation is reported with the exact path (flows, releases, outcomes) and can be
+//! replayed with [`Explorer::replay`] (the test binary prints the command).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use candid::Principal;
+use livault_backend::domain::audit::event_hash;
+use livault_backend::domain::config::Durations;
+use livault_backend::domain::payments::account::session_subaccount;
+use livault_backend::domain::records::MemberRole;
+use local_replica::ledger::Operation;
+use local_replica::{
+    ledger_principal, HeldCall, HeldOutcome, HostSnapshot, LedgerCall, MessageId, MessageStatus,
+    RejectCode, Response,
+};
+
+use crate::*;
+
+type R<T> = Result<T, VaultError>;
+
+/// One ingress message of a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flow {
+    /// `verify_payment(session)` by the owner (index into the setup's sessions).
+    Verify(usize),
+    /// `run_maintenance` by the admin: the scheduler's session check.
+    Tick,
+    /// `refund_session(session)` by the admin.
+    Refund(usize),
+    /// `delete_vault` by the owner.
+    Delete,
+}
+
+/// Outcome of one released ledger call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// Delivered normally.
+    Deliver,
+    /// Rejected without reaching the ledger (`SysTransient`): nothing applied.
+    Reject,
+    /// Applied by the ledger, answered `SYS_UNKNOWN` (transfers only).
+    Unknown,
+    /// Applied by the ledger, then the canister's callback traps (its cleanup runs).
+    Trap,
+    /// A transfer delivered after its 24 h dedup window: `TxTooOld`, nothing applied.
+    TooOld,
+}
+
+impl Fault {
+    /// Every outcome.
+    pub const ALL: [Fault; 5] = [
+        Fault::Deliver,
+        Fault::Reject,
+        Fault::Unknown,
+        Fault::Trap,
+        Fault::TooOld,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Deliver => "deliver",
+            Fault::Reject => "reject",
+            Fault::Unknown => "unknown",
+            Fault::Trap => "trap",
+            Fault::TooOld => "too-old",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    fn host_outcome(self) -> HeldOutcome {
+        match self {
+            Fault::Deliver => HeldOutcome::Deliver,
+            Fault::Reject => HeldOutcome::Reject {
+                code: RejectCode::SysTransient,
+                message: "injected: ledger unreachable".into(),
+            },
+            Fault::Unknown => HeldOutcome::AppliedUnknown,
+            Fault::Trap => HeldOutcome::AppliedThenTrap,
+            Fault::TooOld => HeldOutcome::TooOld,
+        }
+    }
+}
+
+/// One step of a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Start flow `i` of the scenario (submit its message and run until it blocks).
+    Start(usize),
+    /// Release the `index`-th held call (in the order the calls were made) with an outcome.
+    Release(usize, Fault),
+}
+
+impl fmt::Display for Choice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Choice::Start(i) => write!(f, "s{i}"),
+            Choice::Release(k, o) => write!(f, "r{k}:{}", o.name()),
+        }
+    }
+}
+
+/// Parses a path printed by [`Choice`]'s `Display` (space separated).
+pub fn parse_path(s: &str) -> Option<Vec<Choice>> {
+    s.split_whitespace()
+        .map(|t| {
+            if let Some(i) = t.strip_prefix('s') {
+                return i.parse().ok().map(Choice::Start);
+            }
+            let (k, o) = t.strip_prefix('r')?.split_once(':')?;
+            Some(Choice::Release(k.parse().ok()?, Fault::parse(o)?))
+        })
+        .collect()
+}
+
+/// Limits of an exploration.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    /// Largest number of flows in a scenario (1..=3).
+    pub max_flows: usize,
+    /// Most non-`Deliver` outcomes on one path, by the scenario's number of flows
+    /// (`max_faults[n]` for `n` flows).
+    pub max_faults: [usize; 4],
+    /// Outcomes tried besides `Deliver`.
+    pub faults: Vec<Fault>,
+    /// Whether `account_balance` calls get faults too (`Reject`, `Trap`), or only transfers.
+    pub balance_faults: bool,
+    /// Only these setups (by name); all when empty.
+    pub setups: Vec<String>,
+    /// A path longer than this is reported as a violation (a flow that never settles).
+    pub max_steps: usize,
+    /// Stop a scenario at its first violating path (the rest of its paths are skipped).
+    pub stop_scenario_at_first_violation: bool,
+}
+
+impl Bounds {
+    /// The bounded run of `scripts/test.sh`: every interleaving of up to three flows; one
+    /// fault (on a transfer) per path in scenarios of one or two flows, none with three.
+    pub fn bounded() -> Bounds {
+        Bounds {
+            max_flows: 3,
+            max_faults: [0, 1, 1, 0],
+            faults: vec![Fault::Reject, Fault::Unknown, Fault::Trap, Fault::TooOld],
+            balance_faults: false,
+            setups: vec![],
+            max_steps: 40,
+            stop_scenario_at_first_violation: true,
+        }
+    }
+
+    /// The long run: up to three flows, two faults per path (one with three flows), on
+    /// balance calls too, every path of every scenario.
+    pub fn exhaustive() -> Bounds {
+        Bounds {
+            max_faults: [0, 2, 2, 1],
+            balance_faults: true,
+            stop_scenario_at_first_violation: false,
+            ..Bounds::bounded()
+        }
+    }
+
+    /// One line describing the bounds.
+    pub fn describe(&self) -> String {
+        format!(
+            "up to {} flows; at most {}/{}/{} faults per path with 1/2/3 flows, outcomes {:?} on \
+             transfers{}; {}",
+            self.max_flows,
+            self.max_faults[1],
+            self.max_faults[2],
+            self.max_faults[3],
+            self.faults,
+            if self.balance_faults {
+                " and (reject, trap) on balance calls"
+            } else {
+                " only"
+            },
+            if self.stop_scenario_at_first_violation {
+                "a scenario stops at its first violating path"
+            } else {
+                "every path of every scenario"
+            }
+        )
+    }
+}
+
+/// A prepared canister: vault, paid sessions, the flows that may run on it.
+pub struct Setup {
+    /// Short name (used on the command line and in reports).
+    pub name: &'static str,
+    /// What it prepares.
+    pub about: &'static str,
+    snap: HostSnapshot,
+    owner: Principal,
+    admin: Principal,
+    canister: Principal,
+    vault: VaultId,
+    sessions: Vec<PaymentSession>,
+    labels: Vec<&'static str>,
+    /// Flows with their largest multiplicity in one scenario.
+    pool: Vec<(Flow, usize)>,
+    /// Where sweeps go (the admin's default account: no treasury in the init args).
+    treasury: AccountId,
+}
+
+/// One violating path.
+#[derive(Clone, Debug)]
+pub struct Counterexample {
+    /// The setup.
+    pub setup: String,
+    /// The scenario's flows.
+    pub flows: Vec<Flow>,
+    /// The path.
+    pub path: Vec<Choice>,
+    /// What happened, step by step (flows, released calls, replies, settle).
+    pub trace: Vec<String>,
+    /// The invariants that failed.
+    pub violations: Vec<String>,
+}
+
+impl Counterexample {
+    /// The path as the replay argument: `setup;flows;path`.
+    pub fn replay_key(&self) -> String {
+        let flows: Vec<String> = self.flows.iter().map(flow_code).collect();
+        let path: Vec<String> = self.path.iter().map(|c| c.to_string()).collect();
+        format!("{};{};{}", self.setup, flows.join(","), path.join(" "))
+    }
+}
+
+impl fmt::Display for Counterexample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "COUNTEREXAMPLE in setup `{}`", self.setup)?;
+        writeln!(f, "  replay: {}", self.replay_key())?;
+        for line in &self.trace {
+            writeln!(f, "  {line}")?;
+        }
+        writeln!(f, "  violated:")?;
+        for v in &self.violations {
+            writeln!(f, "    - {v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn flow_code(f: &Flow) -> String {
+    match f {
+        Flow::Verify(i) => format!("v{i}"),
+        Flow::Tick => "t".into(),
+        Flow::Refund(i) => format!("f{i}"),
+        Flow::Delete => "d".into(),
+    }
+}
+
+fn parse_flow(s: &str) -> Option<Flow> {
+    Some(match s {
+        "t" => Flow::Tick,
+        "d" => Flow::Delete,
+        _ => {
+            let (k, i) = s.split_at(1);
+            let i = i.parse().ok()?;
+            match k {
+                "v" => Flow::Verify(i),
+                "f" => Flow::Refund(i),
+                _ => return None,
+            }
+        }
+    })
+}
+
+/// Numbers of one setup's exploration.
+#[derive(Clone, Debug, Default)]
+pub struct SetupReport {
+    /// Setup name.
+    pub name: String,
+    /// Scenarios (flow multisets) explored.
+    pub scenarios: usize,
+    /// Paths (complete interleavings) explored.
+    pub paths: usize,
+    /// Paths that violated an invariant.
+    pub violating_paths: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Numbers of a whole exploration.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Per setup.
+    pub setups: Vec<SetupReport>,
+    /// The shortest violating path of each violating scenario.
+    pub counterexamples: Vec<Counterexample>,
+    /// Snapshot restores done.
+    pub restores: usize,
+    /// Time spent restoring snapshots.
+    pub restore_time: Duration,
+    /// Time to prepare the setups.
+    pub setup_time: Duration,
+    /// Time spent in the settle phase and the invariant checks (all threads).
+    pub settle_time: Duration,
+    /// Wall time of the exploration (setups excluded).
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Paths explored in total.
+    pub fn paths(&self) -> usize {
+        self.setups.iter().map(|s| s.paths).sum()
+    }
+
+    /// Violating paths in total.
+    pub fn violating_paths(&self) -> usize {
+        self.setups.iter().map(|s| s.violating_paths).sum()
+    }
+
+    /// The counterexamples: the full trace of the shortest one of each class (setup, kind
+    /// of the first violation, kinds of flows), then one line per violating scenario.
+    pub fn counterexamples_text(&self) -> String {
+        let mut sorted: Vec<&Counterexample> = self.counterexamples.iter().collect();
+        sorted.sort_by_key(|c| (c.setup.clone(), c.path.len(), c.flows.len()));
+        let mut out = String::new();
+        let mut classes = BTreeSet::new();
+        for c in &sorted {
+            let mut kinds: Vec<&str> = c
+                .flows
+                .iter()
+                .map(|f| match f {
+                    Flow::Verify(_) => "verify",
+                    Flow::Tick => "tick",
+                    Flow::Refund(_) => "refund",
+                    Flow::Delete => "delete",
+                })
+                .collect();
+            kinds.sort();
+            kinds.dedup();
+            let class = (c.setup.clone(), first_words(&c.violations[0]), kinds);
+            if classes.insert(class) {
+                out.push_str(&c.to_string());
+                out.push('\n');
+            }
+        }
+        if !sorted.is_empty() {
+            out.push_str(&format!(
+                "violating scenarios ({}), shortest path each:\n",
+                sorted.len()
+            ));
+        }
+        for c in &sorted {
+            let v = &c.violations[0];
+            let cut: String = v.chars().take(110).collect();
+            out.push_str(&format!("  {}  => {cut}\n", c.replay_key()));
+        }
+        out
+    }
+
+    /// Human-readable summary (one line per setup, totals, timings).
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let mut busy = Duration::ZERO;
+        for s in &self.setups {
+            busy += s.elapsed;
+            out.push_str(&format!(
+                "  setup {:<20} {:>4} scenarios {:>7} interleavings {:>6} violating  {:>7.1} s\n",
+                s.name,
+                s.scenarios,
+                s.paths,
+                s.violating_paths,
+                s.elapsed.as_secs_f64()
+            ));
+        }
+        let paths = self.paths().max(1) as f64;
+        out.push_str(&format!(
+            "  total: {} interleavings explored, {} violating, {} violating scenarios\n",
+            self.paths(),
+            self.violating_paths(),
+            self.counterexamples.len()
+        ));
+        out.push_str(&format!(
+            "  timing: setups prepared in {:.1} s; exploring took {:.1} s wall, {:.1} s of \
+             worker time = {:.1} ms per interleaving (settle phase and checks {:.1} ms of it); \
+             snapshot restore {:.2} ms ({} restores)\n",
+            self.setup_time.as_secs_f64(),
+            self.elapsed.as_secs_f64(),
+            busy.as_secs_f64(),
+            busy.as_secs_f64() * 1000.0 / paths,
+            self.settle_time.as_secs_f64() * 1000.0 / paths,
+            self.restore_time.as_secs_f64() * 1000.0 / self.restores.max(1) as f64,
+            self.restores
+        ));
+        out
+    }
+}
+
+// ------------------------------------------------------------------ setups
+
+fn durations(validity_days: u32) -> Durations {
+    Durations {
+        // Daily: the periodic tick never fires during a path (each step moves the clock by
+        // 1 ms) unless a `TooOld` release jumps a day, and then it runs once, as a flow.
+        timer_interval_secs: 86_400,
+        validity_days,
+        ..Default::default()
+    }
+}
+
+fn env_with(validity_days: u32) -> TestEnv {
+    TestEnv::with_init(InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(ledger_principal()),
+        durations: Some(durations(validity_days)),
+        ..Default::default()
+    })
+}
+
+fn init_payment(
+    env: &mut TestEnv,
+    owner: Principal,
+    v: VaultId,
+    p: PaymentPurpose,
+) -> PaymentSession {
+    env.update::<_, R<PaymentSession>>(owner, "init_payment", (v, p))
+        .unwrap_or_else(|e| panic!("setup: init_payment({v}, {p:?}): {e:?}"))
+}
+
+/// The owner's wallet pays `e8s` to the session's account identifier.
+fn pay(env: &mut TestEnv, owner: Principal, s: &PaymentSession, e8s: u64) {
+    let wallet = TestEnv::wallet_of(owner);
+    env.host
+        .fund(AccountId::new(&wallet, None), e8s + LEDGER_FEE);
+    let to = AccountId::from_hex(&s.account_identifier).expect("account identifier");
+    env.host
+        .ledger_transfer_as(&wallet, to, e8s)
+        .expect("wallet transfer");
+}
+
+/// An `Active` vault (Standard plan, one heir, one letter, far unlock date).
+fn active_vault(env: &mut TestEnv, owner: Principal) -> VaultId {
+    let v = env.create_vault(owner, "Family").id;
+    env.pay_creation(owner, v);
+    let now = env.now();
+    let r: R<VaultView> = env.update(
+        owner,
+        "update_vault",
+        (UpdateVaultArgs {
+            vault_id: v,
+            name: None,
+            unlock_rules: Some(UnlockRules {
+                unlock_after: Some(now + 3000 * DAY_NS),
+                inactivity_days: None,
+                request_wait_days: 7,
+                required_heirs: 1,
+                required_witness: false,
+            }),
+            post_unlock_days: None,
+            audit_retention_days: None,
+        },),
+    );
+    r.expect("setup: update_vault");
+    env.join(owner, v, MemberRole::Heir, user("heir"));
+    env.upload_letter(owner, v, b"ciphertext", None);
+    let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
+    assert_eq!(
+        r.expect("setup: finalize_setup").status,
+        VaultStatus::Active
+    );
+    v
+}
+
+fn premium() -> PlanSelection {
+    PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    }
+}
+
+fn two_session_pool() -> Vec<(Flow, usize)> {
+    vec![
+        (Flow::Verify(0), 2),
+        (Flow::Verify(1), 2),
+        (Flow::Tick, 1),
+        (Flow::Refund(0), 1),
+        (Flow::Refund(1), 1),
+        (Flow::Delete, 1),
+    ]
+}
+
+fn finish_setup(
+    name: &'static str,
+    about: &'static str,
+    mut env: TestEnv,
+    owner: Principal,
+    vault: VaultId,
+    sessions: Vec<PaymentSession>,
+    labels: Vec<&'static str>,
+    pool: Vec<(Flow, usize)>,
+) -> Setup {
+    // Refill the owner's rate-limit bucket (20 tokens, 1/s) before the snapshot.
+    env.host.set_time(env.now() + 30 * 1_000_000_000);
+    let snap = env.host.snapshot().expect("setup is quiescent");
+    Setup {
+        name,
+        about,
+        snap,
+        owner,
+        admin: env.admin,
+        canister: env.canister,
+        vault,
+        sessions,
+        labels,
+        pool,
+        treasury: AccountId::new(&env.admin, None),
+    }
+}
+
+/// Every setup, in a fixed order.
+pub fn all_setups() -> Vec<Setup> {
+    vec![
+        setup_create_excess(),
+        setup_create_two(),
+        setup_upgrade_two(),
+        setup_renew_two(),
+        setup_upgrade_then_renew(),
+    ]
+}
+
+/// Draft vault, one session paid with 1 ICP too much (sweep and refund of the excess).
+pub fn setup_create_excess() -> Setup {
+    let mut env = env_with(3650);
+    let owner = user("owner");
+    let v = env.create_vault(owner, "Family").id;
+    let a = init_payment(&mut env, owner, v, PaymentPurpose::Create);
+    pay(&mut env, owner, &a, a.amount_e8s + 100_000_000);
+    finish_setup(
+        "create-excess",
+        "Draft; session A paid amount + 1 ICP",
+        env,
+        owner,
+        v,
+        vec![a],
+        vec!["A"],
+        vec![
+            (Flow::Verify(0), 2),
+            (Flow::Tick, 1),
+            (Flow::Refund(0), 1),
+            (Flow::Delete, 1),
+        ],
+    )
+}
+
+/// Draft vault, session A expired, session B opened; both paid exactly (issue #12 H2).
+pub fn setup_create_two() -> Setup {
+    let mut env = env_with(3650);
+    let owner = user("owner");
+    let v = env.create_vault(owner, "Family").id;
+    let a = init_payment(&mut env, owner, v, PaymentPurpose::Create);
+    env.host.set_time(a.expires_at + 60 * 1_000_000_000);
+    let b = init_payment(&mut env, owner, v, PaymentPurpose::Create);
+    assert_ne!(a.id, b.id);
+    pay(&mut env, owner, &a, a.amount_e8s);
+    pay(&mut env, owner, &b, b.amount_e8s);
+    finish_setup(
+        "create-two",
+        "Draft; creation sessions A (expired) and B, both paid exactly",
+        env,
+        owner,
+        v,
+        vec![a, b],
+        vec!["A", "B"],
+        two_session_pool(),
+    )
+}
+
+/// Paid vault (NeedSetup), two upgrade sessions to the same plan: A expired, B; both paid.
+pub fn setup_upgrade_two() -> Setup {
+    let mut env = env_with(3650);
+    let owner = user("owner");
+    let v = env.create_vault(owner, "Family").id;
+    env.pay_creation(owner, v);
+    let a = init_payment(&mut env, owner, v, PaymentPurpose::Upgrade(premium()));
+    env.host.set_time(a.expires_at + 60 * 1_000_000_000);
+    let b = init_payment(&mut env, owner, v, PaymentPurpose::Upgrade(premium()));
+    assert_ne!(a.id, b.id);
+    pay(&mut env, owner, &a, a.amount_e8s);
+    pay(&mut env, owner, &b, b.amount_e8s);
+    finish_setup(
+        "upgrade-two",
+        "NeedSetup; upgrade-to-Premium sessions A (expired) and B, both paid exactly",
+        env,
+        owner,
+        v,
+        vec![a, b],
+        vec!["A", "B"],
+        two_session_pool(),
+    )
+}
+
+/// Vault in GraceMaster, two renewal sessions: A expired, B; both paid exactly.
+pub fn setup_renew_two() -> Setup {
+    let mut env = env_with(30);
+    let owner = user("owner");
+    let v = active_vault(&mut env, owner);
+    env.advance_days(31);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
+    );
+    let a = init_payment(&mut env, owner, v, PaymentPurpose::Renew);
+    env.host.set_time(a.expires_at + 60 * 1_000_000_000);
+    let b = init_payment(&mut env, owner, v, PaymentPurpose::Renew);
+    assert_ne!(a.id, b.id);
+    pay(&mut env, owner, &a, a.amount_e8s);
+    pay(&mut env, owner, &b, b.amount_e8s);
+    finish_setup(
+        "renew-two",
+        "GraceMaster; renewal sessions A (expired) and B, both paid exactly",
+        env,
+        owner,
+        v,
+        vec![a, b],
+        vec!["A", "B"],
+        two_session_pool(),
+    )
+}
+
+/// Upgrade session U opened while Active; validity ends (GraceMaster); renewal session R
+/// opened; both paid. U's quote is stale: SPEC §6 makes it refund-only once a renewal
+/// happened (or while the vault is in GraceMaster).
+pub fn setup_upgrade_then_renew() -> Setup {
+    let mut env = env_with(30);
+    let owner = user("owner");
+    let v = active_vault(&mut env, owner);
+    env.advance_days(20);
+    let u = init_payment(&mut env, owner, v, PaymentPurpose::Upgrade(premium()));
+    env.advance_days(11);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
+    );
+    let r = init_payment(&mut env, owner, v, PaymentPurpose::Renew);
+    pay(&mut env, owner, &u, u.amount_e8s);
+    pay(&mut env, owner, &r, r.amount_e8s);
+    finish_setup(
+        "upgrade-then-renew",
+        "GraceMaster; upgrade session U (opened while Active, stale) and renewal R, both paid",
+        env,
+        owner,
+        v,
+        vec![u, r],
+        vec!["U", "R"],
+        two_session_pool(),
+    )
+}
+
+// ------------------------------------------------------------------ scenarios
+
+/// Every multiset of 1..=`max` flows of `pool` (each flow at most its multiplicity), in a
+/// fixed order.
+pub fn scenarios(pool: &[(Flow, usize)], max: usize) -> Vec<Vec<Flow>> {
+    fn rec(
+        pool: &[(Flow, usize)],
+        at: usize,
+        cur: &mut Vec<Flow>,
+        max: usize,
+        out: &mut Vec<Vec<Flow>>,
+    ) {
+        if at == pool.len() {
+            if !cur.is_empty() {
+                out.push(cur.clone());
+            }
+            return;
+        }
+        let (flow, mult) = pool[at];
+        for n in 0..=mult {
+            if cur.len() + n > max {
+                break;
+            }
+            for _ in 0..n {
+                cur.push(flow);
+            }
+            rec(pool, at + 1, cur, max, out);
+            for _ in 0..n {
+                cur.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    rec(pool, 0, &mut Vec::new(), max, &mut out);
+    out.sort_by_key(|s| s.len());
+    out
+}
+
+// ------------------------------------------------------------------ the explorer
+
+/// Runs paths of one setup on a host restored from its snapshot.
+pub struct Explorer<'a> {
+    setup: &'a Setup,
+    env: TestEnv,
+    bounds: Bounds,
+    flows: Vec<Flow>,
+    messages: Vec<Option<MessageId>>,
+    faults_used: usize,
+    trace: Vec<String>,
+    /// Restores done and their time.
+    pub restores: usize,
+    /// Time spent in restores.
+    pub restore_time: Duration,
+    /// Time spent settling and checking invariants.
+    pub settle_time: Duration,
+}
+
+impl<'a> Explorer<'a> {
+    /// An explorer for `setup` (its own host, restored from the snapshot before each path).
+    pub fn new(setup: &'a Setup, bounds: Bounds) -> Explorer<'a> {
+        let mut host = local_replica::Host::new(local_replica::HostConfig::default());
+        host.restore(&setup.snap).expect("restore the setup");
+        let env = TestEnv {
+            host,
+            canister: setup.canister,
+            controller: user("controller"),
+            admin: setup.admin,
+        };
+        Explorer {
+            setup,
+            env,
+            bounds,
+            flows: vec![],
+            messages: vec![],
+            faults_used: 0,
+            trace: vec![],
+            restores: 0,
+            restore_time: Duration::ZERO,
+            settle_time: Duration::ZERO,
+        }
+    }
+
+    fn label(&self, s: usize) -> &'static str {
+        self.setup.labels[s]
+    }
+
+    fn flow_name(&self, f: Flow) -> String {
+        match f {
+            Flow::Verify(s) => format!("verify_payment({})", self.label(s)),
+            Flow::Tick => "run_maintenance (scheduler's session check)".into(),
+            Flow::Refund(s) => format!("refund_session({})", self.label(s)),
+            Flow::Delete => "delete_vault".into(),
+        }
+    }
+
+    fn flows_text(&self, flows: &[Flow]) -> String {
+        let names: Vec<String> = flows
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("#{i} {}", self.flow_name(*f)))
+            .collect();
+        names.join(", ")
+    }
+
+    fn session_account(&self, s: usize) -> AccountId {
+        AccountId::new(
+            &self.setup.canister,
+            Some(session_subaccount(self.setup.sessions[s].id)),
+        )
+    }
+
+    fn owner_account(&self) -> AccountId {
+        AccountId::new(&self.setup.owner, None)
+    }
+
+    fn account_name(&self, a: &AccountId) -> String {
+        for s in 0..self.setup.sessions.len() {
+            if *a == self.session_account(s) {
+                return self.label(s).to_string();
+            }
+        }
+        if *a == self.setup.treasury {
+            return "treasury".into();
+        }
+        if *a == self.owner_account() {
+            return "owner".into();
+        }
+        format!("{a}")
+    }
+
+    fn describe_call(&self, h: &HeldCall) -> String {
+        let who = match h.message {
+            Some(m) => match self.messages.iter().position(|x| *x == Some(m)) {
+                Some(i) => format!("#{i}"),
+                None => format!("message {m}"),
+            },
+            None => format!("timer ({})", h.caller_method),
+        };
+        match &h.ledger {
+            Some(LedgerCall::AccountBalance { account }) => {
+                format!("{who} account_balance({})", self.account_name(account))
+            }
+            Some(LedgerCall::Transfer {
+                memo,
+                amount,
+                from_subaccount,
+                to,
+                ..
+            }) => {
+                let from = AccountId::new(&self.setup.canister, *from_subaccount);
+                format!(
+                    "{who} transfer {amount} e8s {} -> {} (memo {memo:#x})",
+                    self.account_name(&from),
+                    self.account_name(to)
+                )
+            }
+            None => format!("{who} {}", h.method),
+        }
+    }
+
+    fn reset(&mut self, flows: &[Flow]) {
+        let t = Instant::now();
+        self.env
+            .host
+            .restore(&self.setup.snap)
+            .expect("restore the setup");
+        self.restore_time += t.elapsed();
+        self.restores += 1;
+        self.env.host.hold_calls_to(ledger_principal());
+        self.flows = flows.to_vec();
+        self.messages = vec![None; flows.len()];
+        self.faults_used = 0;
+        self.trace.clear();
+        self.trace
+            .push(format!("flows: {}", self.flows_text(flows)));
+    }
+
+    fn reply_text(&self, m: MessageId) -> Option<String> {
+        match self.env.host.message_status(m)? {
+            MessageStatus::Pending => None,
+            MessageStatus::Done(Response::Reply(b)) => Some(decode_reply(b)),
+            MessageStatus::Done(Response::Reject(code, msg)) => {
+                Some(format!("rejected ({code}): {msg}"))
+            }
+        }
+    }
+
+    /// Messages answered since the last call: appended to the trace.
+    fn note_replies(&mut self, answered: &mut BTreeSet<usize>) {
+        for i in 0..self.messages.len() {
+            if answered.contains(&i) {
+                continue;
+            }
+            if let Some(m) = self.messages[i] {
+                if let Some(r) = self.reply_text(m) {
+                    self.trace.push(format!("     #{i} answered: {r}"));
+                    answered.insert(i);
+                }
+            }
+        }
+    }
+
+    fn choices(&self) -> Vec<Choice> {
+        let mut out = Vec::new();
+        for i in 0..self.flows.len() {
+            if self.messages[i].is_some() {
+                continue;
+            }
+            // Identical flows not started yet are interchangeable: start the first only.
+            let twin = (0..i).any(|j| self.messages[j].is_none() && self.flows[j] == self.flows[i]);
+            if !twin {
+                out.push(Choice::Start(i));
+            }
+        }
+        for (k, h) in self.env.host.list_held_calls().iter().enumerate() {
+            out.push(Choice::Release(k, Fault::Deliver));
+            let budget = self.bounds.max_faults[self.flows.len().min(3)];
+            if self.faults_used >= budget {
+                continue;
+            }
+            let transfer = matches!(h.ledger, Some(LedgerCall::Transfer { .. }));
+            let timed = matches!(
+                h.ledger,
+                Some(LedgerCall::Transfer {
+                    created_at_time: Some(_),
+                    ..
+                })
+            );
+            for f in &self.bounds.faults {
+                let ok = match f {
+                    Fault::Deliver => false,
+                    Fault::Reject | Fault::Trap => transfer || self.bounds.balance_faults,
+                    Fault::Unknown => transfer,
+                    Fault::TooOld => timed,
+                };
+                if ok {
+                    out.push(Choice::Release(k, *f));
+                }
+            }
+        }
+        out
+    }
+
+    fn apply(&mut self, c: Choice, answered: &mut BTreeSet<usize>) {
+        let step = self.trace.len();
+        match c {
+            Choice::Start(i) => {
+                let flow = self.flows[i];
+                let (who, method, arg) = match flow {
+                    Flow::Verify(s) => (
+                        self.setup.owner,
+                        "verify_payment",
+                        candid::encode_one(self.setup.sessions[s].id),
+                    ),
+                    Flow::Tick => (self.setup.admin, "run_maintenance", candid::encode_args(())),
+                    Flow::Refund(s) => (
+                        self.setup.admin,
+                        "refund_session",
+                        candid::encode_one(self.setup.sessions[s].id),
+                    ),
+                    Flow::Delete => (
+                        self.setup.owner,
+                        "delete_vault",
+                        candid::encode_one(self.setup.vault),
+                    ),
+                };
+                let m = self
+                    .env
+                    .host
+                    .submit_update(who, method, arg.expect("encode"));
+                self.messages[i] = Some(m);
+                self.trace
+                    .push(format!("{step:>3}. start #{i} {}", self.flow_name(flow)));
+            }
+            Choice::Release(k, o) => {
+                let held = self.env.host.list_held_calls();
+                let h = &held[k];
+                let text = self.describe_call(h);
+                if o != Fault::Deliver {
+                    self.faults_used += 1;
+                }
+                self.env
+                    .host
+                    .release_held_call(h.id, o.host_outcome())
+                    .expect("release a held call");
+                self.trace
+                    .push(format!("{step:>3}. release [{text}] -> {}", o.name()));
+            }
+        }
+        self.env.host.run_until_idle();
+        self.note_replies(answered);
+    }
+
+    /// Replays `path` of scenario `flows` from the snapshot (the host is then at the end
+    /// of the path, before the settle phase).
+    fn replay_prefix(&mut self, flows: &[Flow], path: &[Choice]) -> BTreeSet<usize> {
+        self.reset(flows);
+        let mut answered = BTreeSet::new();
+        for c in path {
+            self.apply(*c, &mut answered);
+        }
+        answered
+    }
+
+    /// Explores every path of the scenario `flows`; returns (paths, violating paths, the
+    /// shortest counterexample).
+    pub fn explore_scenario(&mut self, flows: &[Flow]) -> (usize, usize, Option<Counterexample>) {
+        let mut stats = (0usize, 0usize, None::<Counterexample>);
+        let answered = self.replay_prefix(flows, &[]);
+        let mut path = Vec::new();
+        self.dfs(flows, &mut path, answered, &mut stats);
+        stats
+    }
+
+    /// The host is at the end of `path`; explores every continuation.
+    fn dfs(
+        &mut self,
+        flows: &[Flow],
+        path: &mut Vec<Choice>,
+        mut answered: BTreeSet<usize>,
+        stats: &mut (usize, usize, Option<Counterexample>),
+    ) {
+        let choices = self.choices();
+        if choices.is_empty() || path.len() >= self.bounds.max_steps {
+            let mut violations = Vec::new();
+            if !choices.is_empty() {
+                violations.push(format!(
+                    "the path did not settle within {} steps",
+                    self.bounds.max_steps
+                ));
+            }
+            let t = Instant::now();
+            self.settle(&mut answered);
+            violations.extend(self.check());
+            self.settle_time += t.elapsed();
+            stats.0 += 1;
+            if !violations.is_empty() {
+                stats.1 += 1;
+                let shorter = stats.2.as_ref().is_none_or(|c| c.path.len() > path.len());
+                if shorter {
+                    stats.2 = Some(Counterexample {
+                        setup: self.setup.name.to_string(),
+                        flows: flows.to_vec(),
+                        path: path.clone(),
+                        trace: self.trace.clone(),
+                        violations,
+                    });
+                }
+            }
+            return;
+        }
+        for (n, c) in choices.into_iter().enumerate() {
+            // The first child continues on the live host; the others replay the prefix.
+            let mut ans = if n == 0 {
+                answered.clone()
+            } else {
+                self.replay_prefix(flows, path)
+            };
+            self.apply(c, &mut ans);
+            path.push(c);
+            self.dfs(flows, path, ans, stats);
+            path.pop();
+            if self.bounds.stop_scenario_at_first_violation && stats.2.is_some() {
+                return;
+            }
+        }
+    }
+
+    /// Replays one path (from a counterexample's `replay_key`) and returns its trace and
+    /// violations.
+    pub fn replay(&mut self, flows: &[Flow], path: &[Choice]) -> Counterexample {
+        let mut answered = self.replay_prefix(flows, path);
+        let mut violations = Vec::new();
+        if !self.choices().is_empty() {
+            violations.push("the path leaves flows or held calls behind".to_string());
+        }
+        self.settle(&mut answered);
+        violations.extend(self.check());
+        Counterexample {
+            setup: self.setup.name.to_string(),
+            flows: flows.to_vec(),
+            path: path.to_vec(),
+            trace: self.trace.clone(),
+            violations,
+        }
+    }
+
+    // -------------------------------------------------------------- settle
+
+    fn settle(&mut self, answered: &mut BTreeSet<usize>) {
+        self.trace.push("settle:".into());
+        let host = &mut self.env.host;
+        host.stop_holding(ledger_principal());
+        host.release_held();
+        host.run_until_idle();
+        self.note_replies(answered);
+        let owner = self.setup.owner;
+        let admin = self.setup.admin;
+        // Rounds until one changes nothing on the ledger and confirms nothing (usually one).
+        for _round in 0..3 {
+            let blocks = self.env.host.ledger().blocks().len();
+            let mut confirmed = false;
+            for s in 0..self.setup.sessions.len() {
+                let id = self.setup.sessions[s].id;
+                let r = self
+                    .env
+                    .try_update::<_, R<PaymentReceipt>>(owner, "verify_payment", (id,));
+                confirmed |= matches!(r, Ok(Ok(_)));
+                self.trace.push(format!(
+                    "     verify_payment({}) -> {}",
+                    self.label(s),
+                    short_result(&r)
+                ));
+            }
+            let r = self
+                .env
+                .try_update::<_, R<TickReport>>(admin, "run_maintenance", ());
+            confirmed |= matches!(&r, Ok(Ok(t)) if t.applied > 0);
+            self.trace
+                .push(format!("     run_maintenance -> {}", short_result(&r)));
+            if !confirmed && self.env.host.ledger().blocks().len() == blocks {
+                break;
+            }
+        }
+    }
+
+    /// Refunds every session still holding more than a fee; the owner must receive
+    /// balance − fee. Returns violations.
+    fn refund_leftovers(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        for s in 0..self.setup.sessions.len() {
+            let acc = self.session_account(s);
+            let balance = self.env.host.ledger().balance(&acc);
+            if balance <= LEDGER_FEE {
+                continue;
+            }
+            let owner_before = self.env.host.ledger().balance(&self.owner_account());
+            let id = self.setup.sessions[s].id;
+            let admin = self.setup.admin;
+            let mut r = self
+                .env
+                .try_update::<_, R<PaymentSession>>(admin, "refund_session", (id,));
+            // An unknown outcome is finished by calling again (same dedup key).
+            for _ in 0..2 {
+                if matches!(&r, Ok(Ok(p)) if p.refund_block.is_none()) {
+                    r = self
+                        .env
+                        .try_update::<_, R<PaymentSession>>(admin, "refund_session", (id,));
+                }
+            }
+            self.trace.push(format!(
+                "     refund_session({}) holding {balance} e8s -> {}",
+                self.label(s),
+                short_result(&r)
+            ));
+            let gained = self
+                .env
+                .host
+                .ledger()
+                .balance(&self.owner_account())
+                .saturating_sub(owner_before);
+            match r {
+                Ok(Ok(_)) if gained == balance - LEDGER_FEE => {}
+                Ok(Ok(_)) => v.push(format!(
+                    "refund_session({}) succeeded but the owner received {gained} e8s, not \
+                     balance − fee = {}",
+                    self.label(s),
+                    balance - LEDGER_FEE
+                )),
+                other => v.push(format!(
+                    "session {} holds {balance} e8s after settling and refund_session refuses \
+                     to return them: {}",
+                    self.label(s),
+                    short_result(&other)
+                )),
+            }
+        }
+        v
+    }
+
+    // -------------------------------------------------------------- invariants
+
+    /// The invariants (module docs), after the settle phase. Returns the violations.
+    pub fn check(&mut self) -> Vec<String> {
+        let mut v = self.refund_leftovers();
+        let ledger = self.env.host.ledger().clone();
+        if ledger.total_minted() != ledger.total_supply() + ledger.fees_burned() {
+            v.push(format!(
+                "ledger: minted {} != balances {} + fees burned {}",
+                ledger.total_minted(),
+                ledger.total_supply(),
+                ledger.fees_burned()
+            ));
+        }
+        let admin = self.setup.admin;
+        let owner = self.setup.owner;
+        let bills: Vec<BillingEntry> = self
+            .env
+            .query::<_, R<BillingPage>>(
+                admin,
+                "list_billing",
+                (PageArgs {
+                    start_after: None,
+                    limit: Some(100),
+                },),
+            )
+            .expect("list_billing")
+            .items;
+        let listed: Vec<PaymentSession> = self
+            .env
+            .query::<_, R<PaymentSessionPage>>(
+                owner,
+                "list_payment_sessions",
+                (
+                    self.setup.vault,
+                    PageArgs {
+                        start_after: None,
+                        limit: Some(100),
+                    },
+                ),
+            )
+            .expect("list_payment_sessions")
+            .items;
+        let sessions: Vec<PaymentSession> = self
+            .setup
+            .sessions
+            .iter()
+            .map(|s| {
+                listed
+                    .iter()
+                    .find(|x| x.id == s.id)
+                    .cloned()
+                    .expect("the session is listed")
+            })
+            .collect();
+        let treasury = self.setup.treasury;
+        let owner_acc = self.owner_account();
+        let mut late_refunds = 0usize;
+        for (s, session) in sessions.iter().enumerate() {
+            let name = self.label(s);
+            let acc = self.session_account(s);
+            let (mut paid_in, mut fees) = (0u64, 0u64);
+            let mut sweeps = Vec::new();
+            let mut refunds = Vec::new();
+            for b in ledger.blocks() {
+                match &b.op {
+                    Operation::Mint { to, amount } if *to == acc => paid_in += amount,
+                    Operation::Transfer {
+                        from,
+                        to,
+                        amount,
+                        fee,
+                    } => {
+                        if *to == acc {
+                            paid_in += amount;
+                        }
+                        if *from == acc {
+                            fees += fee;
+                            if *to == treasury {
+                                sweeps.push((b.index, *amount));
+                            } else if *to == owner_acc {
+                                refunds.push((b.index, *amount));
+                            } else {
+                                v.push(format!(
+                                    "session {name}: transfer of {amount} e8s to an unknown account {to}"
+                                ));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let swept: u64 = sweeps.iter().map(|x| x.1).sum();
+            let refunded: u64 = refunds.iter().map(|x| x.1).sum();
+            let left = ledger.balance(&acc);
+            if paid_in != swept + refunded + fees + left {
+                v.push(format!(
+                    "session {name}: paid in {paid_in} != swept {swept} + refunded {refunded} + \
+                     fees {fees} + left {left}"
+                ));
+            }
+            if left > LEDGER_FEE {
+                v.push(format!(
+                    "session {name}: {left} e8s stuck on its subaccount"
+                ));
+            }
+            let billed: Vec<&BillingEntry> = bills
+                .iter()
+                .filter(|b| b.session_id == session.id)
+                .collect();
+            if sweeps.len() > 1 {
+                v.push(format!("session {name}: swept {} times", sweeps.len()));
+            }
+            match (sweeps.first(), billed.as_slice()) {
+                (None, []) => {
+                    if session.status == PaymentSessionStatus::Completed {
+                        v.push(format!("session {name}: Completed without a sweep"));
+                    }
+                }
+                (Some((block, amount)), [b]) => {
+                    if !b.applied {
+                        // What an operator can do about it: refund_session.
+                        let r = self.env.try_update::<_, R<PaymentSession>>(
+                            admin,
+                            "refund_session",
+                            (session.id,),
+                        );
+                        v.push(format!(
+                            "session {name}: {amount} e8s swept to the treasury (block {block}) \
+                             but its purpose {:?} was not applied by it (billing {} applied = \
+                             false; the subaccount holds {left} e8s and refund_session answers \
+                             {}): the payer's money is in the treasury for nothing",
+                            session.purpose,
+                            b.id,
+                            short_result(&r)
+                        ));
+                    }
+                    if b.treasury_e8s != *amount {
+                        v.push(format!(
+                            "session {name}: billing says {} e8s swept, the ledger {amount}",
+                            b.treasury_e8s
+                        ));
+                    }
+                    if b.sweep_block.is_some_and(|x| x != *block) {
+                        v.push(format!(
+                            "session {name}: billing names sweep block {:?}, the ledger {block}",
+                            b.sweep_block
+                        ));
+                    }
+                    if session.status != PaymentSessionStatus::Completed {
+                        v.push(format!("session {name}: swept but {:?}", session.status));
+                    }
+                    if left != b.dust_e8s && left != 0 {
+                        v.push(format!(
+                            "session {name}: {left} e8s left, billing dust {}",
+                            b.dust_e8s
+                        ));
+                    }
+                }
+                (sweep, billed) => v.push(format!(
+                    "session {name}: sweep {sweep:?} but {} billing entries",
+                    billed.len()
+                )),
+            }
+            // Refunds in the ledger = the excess refund of the billing + refund_session.
+            let billed_refund: u64 = billed
+                .iter()
+                .filter(|b| b.refund_block.is_some())
+                .map(|b| b.refund_e8s)
+                .sum();
+            if refunded != billed_refund + session.refunded_e8s {
+                v.push(format!(
+                    "session {name}: {refunded} e8s refunded on the ledger, billing says \
+                     {billed_refund} and the session {}",
+                    session.refunded_e8s
+                ));
+            }
+            if session.refunded_e8s > 0 {
+                late_refunds += 1;
+                if !sweeps.is_empty() {
+                    v.push(format!(
+                        "session {name}: both swept and refunded by refund_session (no funds \
+                         arrived after the sweep)"
+                    ));
+                }
+            }
+            if session.status == PaymentSessionStatus::Refunded && !sweeps.is_empty() {
+                v.push(format!("session {name}: Refunded but swept"));
+            }
+        }
+        // Each purpose applied at most once; stale upgrades never applied.
+        let vault_bills: Vec<&BillingEntry> = bills
+            .iter()
+            .filter(|b| b.vault_id == self.setup.vault)
+            .collect();
+        let mut applied: BTreeMap<String, usize> = BTreeMap::new();
+        for b in vault_bills.iter().filter(|b| b.applied) {
+            *applied.entry(format!("{:?}", b.purpose)).or_default() += 1;
+        }
+        for (p, n) in &applied {
+            if *n > 1 {
+                v.push(format!("purpose {p} applied {n} times (billing)"));
+            }
+        }
+        let renewed_at = vault_bills
+            .iter()
+            .filter(|b| b.applied && b.purpose == PaymentPurpose::Renew)
+            .map(|b| b.recorded_at)
+            .min();
+        for b in vault_bills.iter().filter(|b| b.applied) {
+            if let (PaymentPurpose::Upgrade(_), Some(r)) = (b.purpose, renewed_at) {
+                let opened = sessions
+                    .iter()
+                    .find(|s| s.id == b.session_id)
+                    .map_or(0, |s| s.created_at);
+                if opened < r && b.recorded_at > r {
+                    v.push(format!(
+                        "upgrade session {} (opened before the renewal) applied after the \
+                         renewal at its stale quote (SPEC §6: refund-only)",
+                        b.session_id
+                    ));
+                }
+            }
+        }
+        // The audit log.
+        let events = self.env.audit_log(owner, self.setup.vault);
+        let mut prev = events.first().map(|_| vec![0u8; 32]).unwrap_or_default();
+        for e in &events {
+            let h = event_hash(&prev, e.seq, e.at, &e.actor, &e.action, &e.details);
+            if h.as_slice() != e.hash.as_slice() {
+                v.push(format!(
+                    "audit: event {} ({}) breaks the hash chain",
+                    e.seq, e.action
+                ));
+                break;
+            }
+            prev = e.hash.to_vec();
+        }
+        let count =
+            |pred: &dyn Fn(&AuditEventView) -> bool| events.iter().filter(|e| pred(e)).count();
+        let confirmed = count(&|e| e.action == "payment.confirmed");
+        if confirmed != vault_bills.len() {
+            v.push(format!(
+                "audit: {confirmed} payment.confirmed events for {} billing entries",
+                vault_bills.len()
+            ));
+        }
+        let refunded_events = count(&|e| e.action == "payment.refunded");
+        if refunded_events != late_refunds {
+            v.push(format!(
+                "audit: {refunded_events} payment.refunded events for {late_refunds} refunded sessions"
+            ));
+        }
+        let created =
+            count(&|e| e.action == "status.changed" && e.details.starts_with("Draft -> NeedSetup"));
+        let renewed = count(&|e| {
+            e.action == "status.changed" && e.details.starts_with("GraceMaster -> Active")
+        });
+        let upgraded = count(&|e| e.action == "vault.plan_upgraded");
+        for (what, n, purpose) in [
+            ("creation (Draft -> NeedSetup)", created, "Create"),
+            ("renewal (GraceMaster -> Active)", renewed, "Renew"),
+        ] {
+            if n > 1 {
+                v.push(format!("audit: {what} applied {n} times"));
+            }
+            let billed = applied.get(purpose).copied().unwrap_or(0);
+            if n != billed {
+                v.push(format!(
+                    "audit: {what} logged {n} times, {billed} applied {purpose} billing entries"
+                ));
+            }
+        }
+        let billed_upgrades: usize = applied
+            .iter()
+            .filter(|(p, _)| p.starts_with("Upgrade"))
+            .map(|(_, n)| n)
+            .sum();
+        if upgraded != billed_upgrades {
+            v.push(format!(
+                "audit: {upgraded} vault.plan_upgraded events, {billed_upgrades} applied upgrade \
+                 billing entries"
+            ));
+        }
+        v
+    }
+}
+
+fn decode_reply(b: &[u8]) -> String {
+    if let Ok(r) = candid::decode_one::<R<PaymentReceipt>>(b) {
+        return short_result(&Ok::<_, ()>(r));
+    }
+    if let Ok(r) = candid::decode_one::<R<PaymentSession>>(b) {
+        return short_result(&Ok::<_, ()>(r));
+    }
+    if let Ok(r) = candid::decode_one::<R<TickReport>>(b) {
+        return short_result(&Ok::<_, ()>(r));
+    }
+    if let Ok(r) = candid::decode_one::<R<VaultView>>(b) {
+        return short_result(&Ok::<_, ()>(r));
+    }
+    format!("{} bytes", b.len())
+}
+
+/// A one-line description of a call's result.
+fn short_result<T: Brief, E: fmt::Debug>(r: &Result<R<T>, E>) -> String {
+    match r {
+        Ok(Ok(x)) => format!("Ok({})", x.brief()),
+        Ok(Err(e)) => format!("Err({e:?})"),
+        Err(e) => format!("rejected: {e:?}"),
+    }
+}
+
+trait Brief {
+    fn brief(&self) -> String;
+}
+
+impl Brief for PaymentReceipt {
+    fn brief(&self) -> String {
+        format!(
+            "receipt: session {} {:?}, billing {} applied={} swept {} block {:?}, vault {:?}",
+            self.session.id,
+            self.session.status,
+            self.billing.id,
+            self.billing.applied,
+            self.billing.treasury_e8s,
+            self.billing.sweep_block,
+            self.vault_status
+        )
+    }
+}
+
+impl Brief for PaymentSession {
+    fn brief(&self) -> String {
+        format!(
+            "session {} {:?} refunded {} block {:?}",
+            self.id, self.status, self.refunded_e8s, self.refund_block
+        )
+    }
+}
+
+impl Brief for TickReport {
+    fn brief(&self) -> String {
+        format!(
+            "tick taken {} processed {} applied {}{}",
+            self.taken,
+            self.processed,
+            self.applied,
+            self.skipped
+                .as_ref()
+                .map(|s| format!(" skipped {s}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+impl Brief for VaultView {
+    fn brief(&self) -> String {
+        format!("vault {} {:?}", self.id, self.status)
+    }
+}
+
+// ------------------------------------------------------------------ driver
+
+/// Wall time of the host operations an interleaving is made of, on the `create-two` setup
+/// (average of `n` runs each, in ms): restore, and each kind of call the settle phase makes.
+pub fn measure_host_costs(n: usize) -> Vec<(String, f64)> {
+    let setup = setup_create_two();
+    let mut ex = Explorer::new(&setup, Bounds::bounded());
+    let (owner, admin, s0) = (setup.owner, setup.admin, setup.sessions[0].id);
+    let mut out = Vec::new();
+    let mut time = |name: &str, ex: &mut Explorer, f: &mut dyn FnMut(&mut Explorer)| {
+        let t = Instant::now();
+        for _ in 0..n {
+            f(ex);
+        }
+        out.push((
+            name.to_string(),
+            t.elapsed().as_secs_f64() * 1000.0 / n as f64,
+        ));
+    };
+    time("restore", &mut ex, &mut |ex| ex.reset(&[]));
+    time("verify_payment of an unknown session", &mut ex, &mut |ex| {
+        let t = ex.env.now() + 1_000_000_000;
+        ex.env.host.set_time(t);
+        let r: R<PaymentReceipt> = ex.env.update(owner, "verify_payment", (999u64,));
+        assert!(r.is_err());
+    });
+    ex.reset(&[]);
+    ex.env.host.stop_holding(ledger_principal());
+    time(
+        "verify_payment that sweeps and applies (restore included)",
+        &mut ex,
+        &mut |ex| {
+            ex.reset(&[]);
+            ex.env.host.stop_holding(ledger_principal());
+            let r: R<PaymentReceipt> = ex.env.update(owner, "verify_payment", (s0,));
+            assert!(r.is_ok());
+        },
+    );
+    time("verify_payment of a closed session", &mut ex, &mut |ex| {
+        // One token of the owner's rate limit per second.
+        let t = ex.env.now() + 1_000_000_000;
+        ex.env.host.set_time(t);
+        let r: R<PaymentReceipt> = ex.env.update(owner, "verify_payment", (s0,));
+        assert_eq!(r.unwrap_err(), VaultError::SessionClosed);
+    });
+    time("run_maintenance with nothing due", &mut ex, &mut |ex| {
+        let r: R<TickReport> = ex.env.update(admin, "run_maintenance", ());
+        assert!(r.is_ok());
+    });
+    let q = ex
+        .env
+        .host
+        .query(
+            admin,
+            "list_billing",
+            candid::encode_one(PageArgs::default()).unwrap(),
+        )
+        .unwrap();
+    let u = ex
+        .env
+        .host
+        .update(admin, "run_maintenance", candid::encode_args(()).unwrap())
+        .unwrap();
+    println!(
+        "instructions: list_billing {}, run_maintenance {} ({} with its callbacks)",
+        q.instructions, u.instructions, u.total_instructions
+    );
+    time("query list_billing", &mut ex, &mut |ex| {
+        let r: R<BillingPage> = ex.env.query(admin, "list_billing", (PageArgs::default(),));
+        assert!(r.is_ok());
+    });
+    time("query get_payment_session", &mut ex, &mut |ex| {
+        let r: R<PaymentSession> = ex.env.query(admin, "get_payment_session", (s0,));
+        assert!(r.is_ok());
+    });
+    time("audit log (all pages)", &mut ex, &mut |ex| {
+        assert!(!ex.env.audit_log(owner, setup.vault).is_empty());
+    });
+    out
+}
+
+/// Explores every scenario of every selected setup within `bounds`, on `threads` worker
+/// threads (each with its own host restored from the setups' snapshots). `progress` gets a
+/// line per setup and per scenario.
+pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)) -> Report {
+    let mut report = Report::default();
+    let t = Instant::now();
+    let setups: Vec<Setup> = all_setups()
+        .into_iter()
+        .filter(|s| bounds.setups.is_empty() || bounds.setups.iter().any(|n| n == s.name))
+        .collect();
+    report.setup_time = t.elapsed();
+    for setup in &setups {
+        progress(&format!(
+            "setup {}: {} (snapshot: {:.1} MiB heap, {:.1} MiB stable memory)",
+            setup.name,
+            setup.about,
+            setup.snap.heap_bytes() as f64 / 1048576.0,
+            (setup.snap.memory_bytes() - setup.snap.heap_bytes()) as f64 / 1048576.0
+        ));
+    }
+    // Work items: (setup, scenario), biggest scenarios first so the threads finish together.
+    let mut work: Vec<(usize, Vec<Flow>)> = Vec::new();
+    for (i, setup) in setups.iter().enumerate() {
+        for flows in scenarios(&setup.pool, bounds.max_flows) {
+            work.push((i, flows));
+        }
+    }
+    work.sort_by_key(|(_, f)| std::cmp::Reverse(f.len()));
+    let queue = std::sync::Mutex::new(work.into_iter());
+    type Done = (usize, usize, usize, Option<Counterexample>, Duration);
+    let results: std::sync::Mutex<Vec<Done>> = std::sync::Mutex::new(Vec::new());
+    let timings = std::sync::Mutex::new((0usize, Duration::ZERO, Duration::ZERO));
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                let mut explorers: BTreeMap<usize, Explorer> = BTreeMap::new();
+                loop {
+                    let item = queue.lock().expect("queue").next();
+                    let Some((i, flows)) = item else { break };
+                    let ex = explorers
+                        .entry(i)
+                        .or_insert_with(|| Explorer::new(&setups[i], bounds.clone()));
+                    let ts = Instant::now();
+                    let (paths, bad, cex) = ex.explore_scenario(&flows);
+                    let took = ts.elapsed();
+                    progress(&format!(
+                        "  {:<20} [{}] {:>6} interleavings{} ({:.1} s)",
+                        setups[i].name,
+                        ex.flows_text(&flows),
+                        paths,
+                        if bad > 0 {
+                            format!(", {bad} VIOLATING")
+                        } else {
+                            String::new()
+                        },
+                        took.as_secs_f64()
+                    ));
+                    results
+                        .lock()
+                        .expect("results")
+                        .push((i, paths, bad, cex, took));
+                }
+                let mut t = timings.lock().expect("timings");
+                for ex in explorers.values() {
+                    t.0 += ex.restores;
+                    t.1 += ex.restore_time;
+                    t.2 += ex.settle_time;
+                }
+            });
+        }
+    });
+    report.elapsed = t.elapsed();
+    let (restores, restore_time, settle_time) = *timings.lock().expect("timings");
+    report.restores = restores;
+    report.restore_time = restore_time;
+    report.settle_time = settle_time;
+    let results = results.into_inner().expect("results");
+    for (i, setup) in setups.iter().enumerate() {
+        let mut sr = SetupReport {
+            name: setup.name.to_string(),
+            ..Default::default()
+        };
+        for (_, paths, bad, cex, took) in results.iter().filter(|r| r.0 == i) {
+            sr.scenarios += 1;
+            sr.paths += paths;
+            sr.violating_paths += bad;
+            sr.elapsed += *took;
+            report.counterexamples.extend(cex.iter().cloned());
+        }
+        report.setups.push(sr);
+    }
+    report
+}
+
+/// The kind of a violation: its text after the session name, without numbers.
+fn first_words(s: &str) -> String {
+    let s = s.split_once(": ").map_or(s, |(_, rest)| rest);
+    s.chars().filter(|c| !c.is_ascii_digit()).take(60).collect()
+}
+
+/// Replays a counterexample key (`setup;flows;path`, as printed).
+pub fn replay_key(key: &str) -> Counterexample {
+    let mut parts = key.splitn(3, ';');
+    let (name, flows, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let setup = all_setups()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no setup named {name:?}"));
+    let flows: Vec<Flow> = flows
+        .split(',')
+        .map(|f| parse_flow(f).unwrap_or_else(|| panic!("bad flow {f:?}")))
+        .collect();
+    let path = parse_path(path).unwrap_or_else(|| panic!("bad path {path:?}"));
+    let mut ex = Explorer::new(&setup, Bounds::exhaustive());
+    ex.replay(&flows, &path)
+}
