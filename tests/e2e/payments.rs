@@ -1001,3 +1001,309 @@ fn set_treasury_redirects_sweeps_and_billing_pages() {
         &[first, AccountId::new(&user("treasury-2"), Some([7u8; 32]))],
     );
 }
+
+// ---------------------------------------------------------------- issue #12: counterexamples
+//
+// The interleaving explorer (tests/src/interleave.rs, tests/e2e/interleavings.rs) found these
+// paths on main at 7bad18c. Each test replays one of them as a plain sequence and then checks
+// the invariants of issue #12 with `settle_and_check`. They FAIL until the payment-flow fix
+// of issue #12 (per-vault lock, purpose applied in the message that writes the sweep intent,
+// stale sessions refund-only) is merged; do not weaken them.
+
+/// Releases (delivered) every held ledger call whose method is `method`, in the order they
+/// were made, and runs until idle. Returns how many were released.
+fn deliver_held(env: &mut TestEnv, method: &str) -> usize {
+    let held: Vec<_> = env
+        .host
+        .list_held_calls()
+        .into_iter()
+        .filter(|h| h.method == method)
+        .collect();
+    for h in &held {
+        env.host
+            .release_held_call(h.id, local_replica::HeldOutcome::Deliver)
+            .expect("held");
+    }
+    env.host.run_until_idle();
+    held.len()
+}
+
+/// Stops holding, lets every flow finish and returns their replies.
+fn finish_flows(env: &mut TestEnv, flows: &[local_replica::MessageId]) -> Vec<String> {
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    env.host.run_until_idle();
+    flows
+        .iter()
+        .map(|m| match env.host.message_status(*m) {
+            Some(local_replica::MessageStatus::Done(local_replica::Response::Reply(b))) => {
+                match candid::decode_one::<R<PaymentReceipt>>(b) {
+                    Ok(Ok(r)) => format!(
+                        "receipt: session {} billing {} applied = {}",
+                        r.session.id, r.billing.id, r.billing.applied
+                    ),
+                    Ok(Err(e)) => format!("{e:?}"),
+                    Err(_) => format!("{} bytes", b.len()),
+                }
+            }
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Issue #12's invariants for the sessions of vault `v`, after its flows ended. Settles as an
+/// operator would (every session verified twice, then `refund_session` for every session
+/// still holding more than a fee, and the owner must receive balance − fee), then: every
+/// sweep to the treasury paid for a purpose applied by its session (billing `applied`),
+/// each session swept at most once, each purpose applied at most once, books balanced.
+fn settle_and_check(env: &mut TestEnv, owner: Principal, v: VaultId, sessions: &[&PaymentSession]) {
+    for _ in 0..2 {
+        for s in sessions {
+            let _ = verify(env, owner, s.id);
+        }
+    }
+    let admin = env.admin;
+    for s in sessions {
+        let held = balance(env, session_account(env, s.id));
+        if held <= LEDGER_FEE {
+            continue;
+        }
+        let before = balance(env, AccountId::new(&owner, None));
+        let r: R<PaymentSession> = env.update(admin, "refund_session", (s.id,));
+        assert!(
+            r.is_ok(),
+            "session {}: {held} e8s stay on its subaccount and refund_session refuses: {r:?}",
+            s.id
+        );
+        assert_eq!(
+            balance(env, AccountId::new(&owner, None)) - before,
+            held - LEDGER_FEE,
+            "session {}: refund_session returns balance − fee to the owner",
+            s.id
+        );
+    }
+    let bills: R<BillingPage> = env.query(
+        admin,
+        "list_billing",
+        (PageArgs {
+            start_after: None,
+            limit: Some(100),
+        },),
+    );
+    let bills: Vec<BillingEntry> = bills
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|b| b.vault_id == v)
+        .collect();
+    let treasury = treasury_account(env);
+    for s in sessions {
+        let from = session_account(env, s.id);
+        let sweeps = env
+            .host
+            .ledger()
+            .blocks()
+            .iter()
+            .filter(|b| matches!(&b.op, Operation::Transfer { from: f, to, .. } if *f == from && *to == treasury))
+            .count();
+        assert!(sweeps <= 1, "session {} swept {sweeps} times", s.id);
+        if sweeps == 1 {
+            let b = bills
+                .iter()
+                .find(|b| b.session_id == s.id)
+                .unwrap_or_else(|| panic!("session {} swept without a billing entry", s.id));
+            let left = balance(env, from);
+            let refund: R<PaymentSession> = env.update(admin, "refund_session", (s.id,));
+            assert!(
+                b.applied,
+                "session {}: {} e8s swept to the treasury for {:?} but the billing entry says \
+                 applied = false (the subaccount holds {left} e8s; refund_session answers \
+                 {refund:?}): the payer's money is in the treasury for nothing",
+                s.id, b.treasury_e8s, b.purpose
+            );
+        }
+    }
+    let mut applied = BTreeMap::new();
+    for b in bills.iter().filter(|b| b.applied) {
+        *applied.entry(format!("{:?}", b.purpose)).or_insert(0) += 1;
+    }
+    for (purpose, n) in applied {
+        assert_eq!(n, 1, "purpose {purpose} applied {n} times");
+    }
+    Books::check(env);
+}
+
+/// Issue #12 H2: two sessions of one Draft (A expired, B opened after it), both paid, both
+/// verified so that the verifications interleave at the ledger awaits. On main both are
+/// swept, B is recorded `applied = false`, B's subaccount is empty and `refund_session(B)`
+/// answers `InvalidInput` (0 e8s). Explorer path: `create-two;v0,v1;s0 s1 r0:deliver
+/// r0:deliver r0:deliver r0:deliver`. FAILS on main until the issue #12 fix is merged.
+#[test]
+fn issue_12_h2_two_sessions_of_one_draft_verified_concurrently_apply_one_and_refund_the_other() {
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let a = init(&mut env, owner, v, PaymentPurpose::Create);
+    env.advance(Duration::from_secs(31 * 60));
+    let b = init(&mut env, owner, v, PaymentPurpose::Create);
+    assert_ne!(a.id, b.id, "A expired: a new session");
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let va = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(a.id).unwrap());
+    let vb = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
+    env.host.run_until_idle();
+    // Both balances are read before either sweep is sent, then the sweeps go through.
+    deliver_held(&mut env, "account_balance");
+    deliver_held(&mut env, "transfer");
+    let replies = finish_flows(&mut env, &[va, vb]);
+    println!("verify(A), verify(B): {replies:?}");
+    settle_and_check(&mut env, owner, v, &[&a, &b]);
+}
+
+/// Issue #12 H2, second form: the scheduler's session check (the periodic tick checks A,
+/// then B) and the owner's `verify_payment(B)` interleave at the ledger awaits. Explorer
+/// path (with `run_maintenance` as the tick): `create-two;v1,t;s0 s1 r0:deliver r0:deliver
+/// r0:deliver r0:deliver`. FAILS on main until the issue #12 fix is merged.
+#[test]
+fn issue_12_h2_the_scheduler_check_and_the_owner_verify_of_two_sessions_apply_one() {
+    let mut env = TestEnv::new(); // maintenance timer every 60 s
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let a = init(&mut env, owner, v, PaymentPurpose::Create);
+    env.advance(Duration::from_secs(31 * 60));
+    let b = init(&mut env, owner, v, PaymentPurpose::Create);
+    // One tick finds both unpaid and checks them again one interval later.
+    env.advance(Duration::from_secs(61));
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    env.advance(Duration::from_secs(61));
+    let first = env.host.list_held_calls();
+    assert_eq!(first.len(), 1, "the tick's check of A awaits the ledger");
+    assert_eq!(
+        first[0].message, None,
+        "made by the timer, not by an ingress message"
+    );
+    let vb = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
+    env.host.run_until_idle();
+    // Every held call delivered in the order made, until none is left: the tick's check of A
+    // and the owner's B both read their balances before either sweep is sent.
+    for _ in 0..8 {
+        if env.host.held_calls() == 0 {
+            break;
+        }
+        let next = env.host.list_held_calls()[0].id;
+        env.host
+            .release_held_call(next, local_replica::HeldOutcome::Deliver)
+            .unwrap();
+        env.host.run_until_idle();
+    }
+    let replies = finish_flows(&mut env, &[vb]);
+    println!(
+        "verify(B): {replies:?}; last tick: {:?}",
+        last_tick(&mut env)
+    );
+    settle_and_check(&mut env, owner, v, &[&a, &b]);
+}
+
+/// Issue #12: `delete_vault` while the creation sweep is in flight. On main the sweep lands,
+/// the billing entry says `applied = false` and nothing can return the money (the session is
+/// completed and empty); docs/payments.md called this "settled by hand". Explorer path:
+/// `create-two;v0,d;s0 r0:deliver s1 r0:deliver`. FAILS on main until the issue #12 fix
+/// (purpose applied in the message that writes the sweep intent) is merged.
+#[test]
+fn issue_12_a_vault_deleted_while_its_creation_sweep_is_in_flight_keeps_the_payment_applied() {
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let a = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let va = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(a.id).unwrap());
+    env.host.run_until_idle();
+    deliver_held(&mut env, "account_balance");
+    let deleted: R<VaultView> = env.update(owner, "delete_vault", (v,));
+    println!("delete_vault during the sweep: {deleted:?}");
+    let replies = finish_flows(&mut env, &[va]);
+    println!("verify(A): {replies:?}");
+    settle_and_check(&mut env, owner, v, &[&a]);
+}
+
+/// Issue #12: a sweep transfer rejected by the ledger leaves B's sweep pending; session A
+/// then applies the creation; B's next verification resends its pending sweep although its
+/// purpose is gone. On main B is swept with `applied = false` and cannot be refunded.
+/// Explorer path: `create-two;v1;s0 r0:deliver r0:reject` then the settle phase. FAILS on
+/// main until the issue #12 fix is merged.
+#[test]
+fn issue_12_a_pending_sweep_is_not_resent_for_a_purpose_another_session_applied() {
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let a = init(&mut env, owner, v, PaymentPurpose::Create);
+    env.advance(Duration::from_secs(31 * 60));
+    let b = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    env.host.fail_next_calls(
+        "transfer",
+        1,
+        RejectCode::SysTransient,
+        "ledger unreachable",
+    );
+    let first_b = verify(&mut env, owner, b.id);
+    println!("verify(B) with its sweep rejected: {first_b:?}");
+    let then_a = verify(&mut env, owner, a.id);
+    println!("verify(A): {then_a:?}");
+    settle_and_check(&mut env, owner, v, &[&a, &b]);
+}
+
+/// Issue #12 / SPEC §6: an upgrade session opened while `Active`, paid late after validity
+/// ended; the owner renews (GraceMaster → Active) and then verifies the old upgrade session.
+/// SPEC §6: past expiry an upgrade applies "only if ... no renewal happened since": the
+/// session is refund-only. On main it is applied at its stale prorated quote. Explorer path:
+/// `upgrade-then-renew;d;s0` (settle: verify(U) refused in GraceMaster, verify(R) renews,
+/// verify(U) applies). FAILS on main until the issue #12 fix is merged.
+#[test]
+fn issue_12_an_expired_upgrade_session_is_refund_only_after_a_renewal() {
+    let (mut env, owner, v) = active_vault(30);
+    env.advance_days(20);
+    let u = init(&mut env, owner, v, PaymentPurpose::Upgrade(premium_plan()));
+    env.advance_days(11);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
+    );
+    wallet_pays(&mut env, owner, &u, u.amount_e8s);
+    let r = init(&mut env, owner, v, PaymentPurpose::Renew);
+    wallet_pays(&mut env, owner, &r, r.amount_e8s);
+    let renewed = verify(&mut env, owner, r.id).expect("the renewal applies");
+    assert_eq!(renewed.vault_status, VaultStatus::Active);
+    let stale = verify(&mut env, owner, u.id);
+    assert!(
+        stale.is_err(),
+        "the expired upgrade session (opened before the renewal) must not apply: {stale:?}"
+    );
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().plan,
+        standard_plan(),
+        "the plan is unchanged"
+    );
+    settle_and_check(&mut env, owner, v, &[&u, &r]);
+}
+
+fn premium_plan() -> PlanSelection {
+    PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    }
+}

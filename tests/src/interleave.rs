@@ -1378,14 +1378,16 @@ impl<'a> Explorer<'a> {
             .min();
         for b in vault_bills.iter().filter(|b| b.applied) {
             if let (PaymentPurpose::Upgrade(_), Some(r)) = (b.purpose, renewed_at) {
-                let opened = sessions
+                // SPEC §6: a session past expiry applies an upgrade "only if ... no renewal
+                // happened since" it was opened.
+                let (opened, expires) = sessions
                     .iter()
                     .find(|s| s.id == b.session_id)
-                    .map_or(0, |s| s.created_at);
-                if opened < r && b.recorded_at > r {
+                    .map_or((0, 0), |s| (s.created_at, s.expires_at));
+                if opened < r && r <= b.recorded_at && b.recorded_at >= expires {
                     v.push(format!(
-                        "upgrade session {} (opened before the renewal) applied after the \
-                         renewal at its stale quote (SPEC §6: refund-only)",
+                        "upgrade session {} (expired, opened before the renewal) applied after \
+                         the renewal at its stale quote (SPEC §6: refund-only)",
                         b.session_id
                     ));
                 }
