@@ -1307,3 +1307,257 @@ fn premium_plan() -> PlanSelection {
         witness_slot: true,
     }
 }
+
+// ---------------------------------------------------------------- issue #12 reproductions
+
+/// Today's prices with every storage price doubled (a price rise by an admin).
+fn doubled_prices() -> livault_backend::domain::config::Pricing {
+    let mut p = livault_backend::domain::config::Pricing::default();
+    for t in &mut p.tiers {
+        t.storage_price_e8s *= 2;
+    }
+    p
+}
+
+fn set_pricing(env: &mut TestEnv, pricing: livault_backend::domain::config::Pricing) {
+    let admin = env.admin;
+    let r: R<()> = env.update(admin, "set_pricing", (pricing,));
+    r.expect("set_pricing");
+}
+
+/// Issue #12 H2 (SPEC §6: exactly one session can apply a vault's purpose; the funds of a
+/// session whose purpose was applied meanwhile stay on its subaccount for `refund_session`,
+/// never swept). Two renewal sessions of one `GraceMaster` vault — the second opened after a
+/// price rise, so it is a new session — are both paid, and their verifications are
+/// submitted while the ledger holds every call, then released together. Exactly one renewal
+/// applies and is billed; the other session's funds are still on its subaccount, and an
+/// admin's `refund_session` returns them (minus the fee) to the owner.
+#[test]
+fn two_paid_sessions_of_one_purpose_apply_once_and_the_other_stays_refundable() {
+    let (mut env, owner, v) = active_vault(30);
+    env.advance_days(31);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
+    );
+    let a = init(&mut env, owner, v, PaymentPurpose::Renew);
+    set_pricing(&mut env, doubled_prices());
+    env.advance(Duration::from_secs(3600));
+    let b = init(&mut env, owner, v, PaymentPurpose::Renew);
+    assert_ne!(a.id, b.id, "a new price opens a new session");
+    assert!(b.amount_e8s > a.amount_e8s);
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+
+    env.host.hold_calls_to(ledger_principal());
+    let va = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(a.id).unwrap());
+    let vb = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
+    env.host.run_until_idle();
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    let ra: R<PaymentReceipt> =
+        candid::decode_one(&env.host.await_reply(va).unwrap().bytes).unwrap();
+    let rb: R<PaymentReceipt> =
+        candid::decode_one(&env.host.await_reply(vb).unwrap().bytes).unwrap();
+    // Whichever was refused as busy is verified again, now alone.
+    let rb = if rb == Err(VaultError::Busy) {
+        verify(&mut env, owner, b.id)
+    } else {
+        rb
+    };
+    let ra = if ra == Err(VaultError::Busy) {
+        verify(&mut env, owner, a.id)
+    } else {
+        ra
+    };
+    let applied: Vec<&PaymentReceipt> = [&ra, &rb].into_iter().flatten().collect();
+    assert_eq!(
+        applied.len(),
+        1,
+        "exactly one renewal applies: {ra:?} / {rb:?}"
+    );
+    let winner = applied[0].session.id;
+    let loser = if winner == a.id { &b } else { &a };
+    let bills: R<BillingPage> = env.query(env.admin, "list_billing", (PageArgs::default(),));
+    let renewals: Vec<BillingEntry> = bills
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.purpose == PaymentPurpose::Renew)
+        .collect();
+    assert_eq!(renewals.len(), 1, "one renewal billed: {renewals:?}");
+    assert_eq!(renewals[0].session_id, winner);
+    assert_eq!(
+        balance(&env, session_account(&env, loser.id)),
+        loser.amount_e8s,
+        "the other session's funds stay on its subaccount"
+    );
+    let before = balance(&env, AccountId::new(&owner, None));
+    let admin = env.admin;
+    let refunded: R<PaymentSession> = env.update(admin, "refund_session", (loser.id,));
+    let refunded = refunded.expect("refund_session of the session that did not apply");
+    assert_eq!(refunded.refunded_e8s, loser.amount_e8s - LEDGER_FEE);
+    assert_eq!(
+        balance(&env, AccountId::new(&owner, None)) - before,
+        loser.amount_e8s - LEDGER_FEE
+    );
+    assert_eq!(env.get_vault(owner, v).unwrap().status, VaultStatus::Active);
+    Books::check(&mut env);
+}
+
+/// Issue #12 M1 (SPEC §6: a late Upgrade session still applies only if the current prorated
+/// quote is not higher and no renewal happened since). An Upgrade session opened in one
+/// validity period and paid after the vault was renewed does not apply: it is refund-only.
+#[test]
+fn a_stale_upgrade_session_paid_after_a_renewal_is_refund_only() {
+    let (mut env, owner, v) = active_vault(30);
+    env.advance_days(10);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    let up = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    env.advance_days(21);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
+    );
+    let renew = init(&mut env, owner, v, PaymentPurpose::Renew);
+    wallet_pays(&mut env, owner, &renew, renew.amount_e8s);
+    assert_eq!(
+        verify(&mut env, owner, renew.id).unwrap().vault_status,
+        VaultStatus::Active
+    );
+    // The old upgrade session is paid now, late.
+    wallet_pays(&mut env, owner, &up, up.amount_e8s);
+    assert_eq!(
+        verify(&mut env, owner, up.id),
+        Err(VaultError::SessionExpired),
+        "an upgrade priced for the previous period must not apply"
+    );
+    assert_eq!(env.get_vault(owner, v).unwrap().plan, standard_plan());
+    assert_eq!(
+        balance(&env, session_account(&env, up.id)),
+        up.amount_e8s
+    );
+    let admin = env.admin;
+    let refunded: R<PaymentSession> = env.update(admin, "refund_session", (up.id,));
+    assert_eq!(refunded.unwrap().refunded_e8s, up.amount_e8s - LEDGER_FEE);
+    Books::check(&mut env);
+}
+
+/// Issue #12 M1, the price variant: an expired Upgrade session whose frozen amount is below
+/// what the upgrade costs now (prices rose) does not apply at the old price.
+#[test]
+fn a_stale_upgrade_session_paid_after_a_price_rise_is_refund_only() {
+    let (mut env, owner, v) = active_vault(3650);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    let up = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    set_pricing(&mut env, doubled_prices());
+    env.advance(Duration::from_secs(3600));
+    let quote: R<UpgradeQuote> = env.query(owner, "quote_upgrade", (v, to));
+    assert!(quote.unwrap().amount_e8s > up.amount_e8s);
+    wallet_pays(&mut env, owner, &up, up.amount_e8s);
+    assert_eq!(
+        verify(&mut env, owner, up.id),
+        Err(VaultError::SessionExpired)
+    );
+    assert_eq!(env.get_vault(owner, v).unwrap().plan, standard_plan());
+    let admin = env.admin;
+    let refunded: R<PaymentSession> = env.update(admin, "refund_session", (up.id,));
+    assert_eq!(refunded.unwrap().refunded_e8s, up.amount_e8s - LEDGER_FEE);
+    Books::check(&mut env);
+}
+
+/// Issue #12 M4: payment flows of other principals in flight (sixteen throw-away principals
+/// verifying unpaid sessions while the ledger is slow) must not make a paying user's
+/// `verify_payment` answer `Busy`: the per-vault lock serializes one vault's flows, it does
+/// not block everyone.
+#[test]
+fn throw_away_principals_in_flight_do_not_make_a_payer_busy() {
+    let mut env = TestEnv::new();
+    let mut sessions = Vec::new();
+    for i in 0..16 {
+        let p = user(&format!("throwaway-{i}"));
+        let v = new_vault(&mut env, p);
+        sessions.push((p, init(&mut env, p, v, PaymentPurpose::Create)));
+    }
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let s = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &s, s.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let pending: Vec<_> = sessions
+        .iter()
+        .map(|(p, s)| {
+            env.host
+                .submit_update(*p, "verify_payment", candid::encode_one(s.id).unwrap())
+        })
+        .collect();
+    env.host.run_until_idle();
+    assert_eq!(env.host.held_calls(), 16, "sixteen balance checks in flight");
+    let mine = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(s.id).unwrap());
+    env.host.run_until_idle();
+    assert!(
+        matches!(
+            env.host.message_status(mine),
+            Some(local_replica::MessageStatus::Pending)
+        ),
+        "the payer's verify must reach the ledger, not answer Busy: {:?}",
+        env.host.message_status(mine)
+    );
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    let r: R<PaymentReceipt> =
+        candid::decode_one(&env.host.await_reply(mine).unwrap().bytes).unwrap();
+    assert_eq!(r.unwrap().vault_status, VaultStatus::NeedSetup);
+    for id in pending {
+        let r: R<PaymentReceipt> =
+            candid::decode_one(&env.host.await_reply(id).unwrap().bytes).unwrap();
+        assert_eq!(r, Err(VaultError::NotYetPaid));
+    }
+    Books::check(&mut env);
+}
+
+/// Issue #12 H3 (SPEC §6: a session that never received funds is not polled after it
+/// expires; throw-away principals cannot make the canister call the ledger without limit).
+/// A draft with an unpaid session: over two days of maintenance ticks (every 60 s) the
+/// canister asks the ledger for its balance a bounded number of times, and never after the
+/// session expired.
+#[test]
+fn an_unpaid_session_is_polled_a_bounded_number_of_times_and_not_after_expiry() {
+    let mut env = TestEnv::new();
+    let p = user("throwaway");
+    let v = new_vault(&mut env, p);
+    let s = init(&mut env, p, v, PaymentPurpose::Create);
+    let calls = |env: &TestEnv| env.host.ledger().call_count("account_balance");
+    assert_eq!(calls(&env), 0);
+    env.host.set_time(s.expires_at);
+    env.advance(Duration::from_secs(120));
+    let during = calls(&env);
+    assert!(
+        (1..=MAX_CHECKS_OF_AN_UNPAID_SESSION).contains(&during),
+        "{during} balance checks during the session's 30 minutes"
+    );
+    env.advance_days(2);
+    assert_eq!(
+        calls(&env),
+        during,
+        "no balance check of a session that never saw funds after it expired"
+    );
+}
+
+/// The most balance checks the scheduler makes of a session that never receives funds
+/// (docs/security.md, cost of an unpaid session).
+const MAX_CHECKS_OF_AN_UNPAID_SESSION: u64 = 8;

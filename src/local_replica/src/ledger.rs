@@ -275,6 +275,9 @@ pub struct Ledger {
     dedup: Vec<(DedupKey, u64)>,
     minted: u64,
     burned: u64,
+    /// Calls handled per method (for tests that bound how often the canister asks).
+    #[serde(default)]
+    calls: BTreeMap<String, u64>,
 }
 
 /// A reject from a peer: (code, message).
@@ -329,6 +332,11 @@ impl Ledger {
     /// Total fees burned.
     pub fn fees_burned(&self) -> u64 {
         self.burned
+    }
+
+    /// How many calls to `method` this ledger has handled.
+    pub fn call_count(&self, method: &str) -> u64 {
+        self.calls.get(method).copied().unwrap_or(0)
     }
 
     /// All non-zero balances.
@@ -589,6 +597,7 @@ impl Ledger {
         arg: &[u8],
         now: u64,
     ) -> Result<Vec<u8>, PeerReject> {
+        *self.calls.entry(method.to_string()).or_default() += 1;
         let enc = |r: Result<Vec<u8>, candid::Error>| {
             r.map_err(|e| (5, format!("ledger: failed to encode reply: {e}")))
         };
