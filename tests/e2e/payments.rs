@@ -1008,7 +1008,9 @@ fn set_treasury_redirects_sweeps_and_billing_pages() {
 // paths on main at 7bad18c. Each test replays one of them as a plain sequence and then checks
 // the invariants of issue #12 with `settle_and_check`. They FAIL until the payment-flow fix
 // of issue #12 (per-vault lock, purpose applied in the message that writes the sweep intent,
-// stale sessions refund-only) is merged; do not weaken them.
+// stale sessions refund-only) is merged; do not weaken them. (The explorer also finds an
+// expired upgrade session applied after a renewal, `upgrade-then-renew;d;s0`: that one is
+// `a_stale_upgrade_session_paid_after_a_renewal_is_refund_only` below.)
 
 /// Releases (delivered) every held ledger call whose method is `method`, in the order they
 /// were made, and runs until idle. Returns how many were released.
@@ -1266,48 +1268,6 @@ fn issue_12_a_pending_sweep_is_not_resent_for_a_purpose_another_session_applied(
     settle_and_check(&mut env, owner, v, &[&a, &b]);
 }
 
-/// Issue #12 / SPEC §6: an upgrade session opened while `Active`, paid late after validity
-/// ended; the owner renews (GraceMaster → Active) and then verifies the old upgrade session.
-/// SPEC §6: past expiry an upgrade applies "only if ... no renewal happened since": the
-/// session is refund-only. On main it is applied at its stale prorated quote. Explorer path:
-/// `upgrade-then-renew;d;s0` (settle: verify(U) refused in GraceMaster, verify(R) renews,
-/// verify(U) applies). FAILS on main until the issue #12 fix is merged.
-#[test]
-fn issue_12_an_expired_upgrade_session_is_refund_only_after_a_renewal() {
-    let (mut env, owner, v) = active_vault(30);
-    env.advance_days(20);
-    let u = init(&mut env, owner, v, PaymentPurpose::Upgrade(premium_plan()));
-    env.advance_days(11);
-    assert_eq!(
-        env.get_vault(owner, v).unwrap().status,
-        VaultStatus::GraceMaster
-    );
-    wallet_pays(&mut env, owner, &u, u.amount_e8s);
-    let r = init(&mut env, owner, v, PaymentPurpose::Renew);
-    wallet_pays(&mut env, owner, &r, r.amount_e8s);
-    let renewed = verify(&mut env, owner, r.id).expect("the renewal applies");
-    assert_eq!(renewed.vault_status, VaultStatus::Active);
-    let stale = verify(&mut env, owner, u.id);
-    assert!(
-        stale.is_err(),
-        "the expired upgrade session (opened before the renewal) must not apply: {stale:?}"
-    );
-    assert_eq!(
-        env.get_vault(owner, v).unwrap().plan,
-        standard_plan(),
-        "the plan is unchanged"
-    );
-    settle_and_check(&mut env, owner, v, &[&u, &r]);
-}
-
-fn premium_plan() -> PlanSelection {
-    PlanSelection {
-        tier: Tier::Premium,
-        heir_slots: 3,
-        witness_slot: true,
-    }
-}
-
 // ---------------------------------------------------------------- issue #12 reproductions
 
 /// Today's prices with every storage price doubled (a price rise by an admin).
@@ -1441,10 +1401,7 @@ fn a_stale_upgrade_session_paid_after_a_renewal_is_refund_only() {
         "an upgrade priced for the previous period must not apply"
     );
     assert_eq!(env.get_vault(owner, v).unwrap().plan, standard_plan());
-    assert_eq!(
-        balance(&env, session_account(&env, up.id)),
-        up.amount_e8s
-    );
+    assert_eq!(balance(&env, session_account(&env, up.id)), up.amount_e8s);
     let admin = env.admin;
     let refunded: R<PaymentSession> = env.update(admin, "refund_session", (up.id,));
     assert_eq!(refunded.unwrap().refunded_e8s, up.amount_e8s - LEDGER_FEE);
@@ -1504,7 +1461,11 @@ fn throw_away_principals_in_flight_do_not_make_a_payer_busy() {
         })
         .collect();
     env.host.run_until_idle();
-    assert_eq!(env.host.held_calls(), 16, "sixteen balance checks in flight");
+    assert_eq!(
+        env.host.held_calls(),
+        16,
+        "sixteen balance checks in flight"
+    );
     let mine = env
         .host
         .submit_update(owner, "verify_payment", candid::encode_one(s.id).unwrap());
