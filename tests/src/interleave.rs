@@ -520,19 +520,20 @@ fn two_session_pool() -> Vec<(Flow, usize)> {
     ]
 }
 
+/// Snapshots the prepared `env` as the setup `name` (`about` says what it prepared) of
+/// `vault` with its labelled `sessions`.
 fn finish_setup(
-    name: &'static str,
-    about: &'static str,
+    (name, about): (&'static str, &'static str),
     mut env: TestEnv,
     owner: Principal,
     vault: VaultId,
-    sessions: Vec<PaymentSession>,
-    labels: Vec<&'static str>,
+    sessions: Vec<(PaymentSession, &'static str)>,
     pool: Vec<(Flow, usize)>,
 ) -> Setup {
     // Refill the owner's rate-limit bucket (20 tokens, 1/s) before the snapshot.
     env.host.set_time(env.now() + 30 * 1_000_000_000);
     let snap = env.host.snapshot().expect("setup is quiescent");
+    let (sessions, labels) = sessions.into_iter().unzip();
     Setup {
         name,
         about,
@@ -567,13 +568,11 @@ pub fn setup_create_excess() -> Setup {
     let a = init_payment(&mut env, owner, v, PaymentPurpose::Create);
     pay(&mut env, owner, &a, a.amount_e8s + 100_000_000);
     finish_setup(
-        "create-excess",
-        "Draft; session A paid amount + 1 ICP",
+        ("create-excess", "Draft; session A paid amount + 1 ICP"),
         env,
         owner,
         v,
-        vec![a],
-        vec!["A"],
+        vec![(a, "A")],
         vec![
             (Flow::Verify(0), 2),
             (Flow::Tick, 1),
@@ -595,13 +594,14 @@ pub fn setup_create_two() -> Setup {
     pay(&mut env, owner, &a, a.amount_e8s);
     pay(&mut env, owner, &b, b.amount_e8s);
     finish_setup(
-        "create-two",
-        "Draft; creation sessions A (expired) and B, both paid exactly",
+        (
+            "create-two",
+            "Draft; creation sessions A (expired) and B, both paid exactly",
+        ),
         env,
         owner,
         v,
-        vec![a, b],
-        vec!["A", "B"],
+        vec![(a, "A"), (b, "B")],
         two_session_pool(),
     )
 }
@@ -619,13 +619,14 @@ pub fn setup_upgrade_two() -> Setup {
     pay(&mut env, owner, &a, a.amount_e8s);
     pay(&mut env, owner, &b, b.amount_e8s);
     finish_setup(
-        "upgrade-two",
-        "NeedSetup; upgrade-to-Premium sessions A (expired) and B, both paid exactly",
+        (
+            "upgrade-two",
+            "NeedSetup; upgrade-to-Premium sessions A (expired) and B, both paid exactly",
+        ),
         env,
         owner,
         v,
-        vec![a, b],
-        vec!["A", "B"],
+        vec![(a, "A"), (b, "B")],
         two_session_pool(),
     )
 }
@@ -647,13 +648,14 @@ pub fn setup_renew_two() -> Setup {
     pay(&mut env, owner, &a, a.amount_e8s);
     pay(&mut env, owner, &b, b.amount_e8s);
     finish_setup(
-        "renew-two",
-        "GraceMaster; renewal sessions A (expired) and B, both paid exactly",
+        (
+            "renew-two",
+            "GraceMaster; renewal sessions A (expired) and B, both paid exactly",
+        ),
         env,
         owner,
         v,
-        vec![a, b],
-        vec!["A", "B"],
+        vec![(a, "A"), (b, "B")],
         two_session_pool(),
     )
 }
@@ -676,13 +678,14 @@ pub fn setup_upgrade_then_renew() -> Setup {
     pay(&mut env, owner, &u, u.amount_e8s);
     pay(&mut env, owner, &r, r.amount_e8s);
     finish_setup(
-        "upgrade-then-renew",
-        "GraceMaster; upgrade session U (opened while Active, stale) and renewal R, both paid",
+        (
+            "upgrade-then-renew",
+            "GraceMaster; upgrade session U (opened while Active, stale) and renewal R, both paid",
+        ),
         env,
         owner,
         v,
-        vec![u, r],
-        vec!["U", "R"],
+        vec![(u, "U"), (r, "R")],
         two_session_pool(),
     )
 }
@@ -1074,6 +1077,33 @@ impl<'a> Explorer<'a> {
         }
     }
 
+    /// The path without interleaving or faults: each flow in turn, its held calls delivered
+    /// in order until it is done; then settle and check.
+    pub fn happy_path(&mut self, flows: &[Flow]) -> Counterexample {
+        let mut answered = self.replay_prefix(flows, &[]);
+        let mut path = Vec::new();
+        for i in 0..flows.len() {
+            let mut next = Choice::Start(i);
+            loop {
+                self.apply(next, &mut answered);
+                path.push(next);
+                if self.env.host.held_calls() == 0 || path.len() >= self.bounds.max_steps {
+                    break;
+                }
+                next = Choice::Release(0, Fault::Deliver);
+            }
+        }
+        self.settle(&mut answered);
+        let violations = self.check();
+        Counterexample {
+            setup: self.setup.name.to_string(),
+            flows: flows.to_vec(),
+            path,
+            trace: self.trace.clone(),
+            violations,
+        }
+    }
+
     // -------------------------------------------------------------- settle
 
     fn settle(&mut self, answered: &mut BTreeSet<usize>) {
@@ -1169,20 +1199,22 @@ impl<'a> Explorer<'a> {
 
     // -------------------------------------------------------------- invariants
 
-    /// The invariants (module docs), after the settle phase. Returns the violations.
-    pub fn check(&mut self) -> Vec<String> {
-        let mut v = self.refund_leftovers();
-        let ledger = self.env.host.ledger().clone();
-        if ledger.total_minted() != ledger.total_supply() + ledger.fees_burned() {
-            v.push(format!(
-                "ledger: minted {} != balances {} + fees burned {}",
-                ledger.total_minted(),
-                ledger.total_supply(),
-                ledger.fees_burned()
-            ));
-        }
+    /// What the invariants are checked on: the ledger, `list_billing`,
+    /// `list_payment_sessions` and the vault's audit log.
+    pub fn observe(&mut self) -> Observed {
         let admin = self.setup.admin;
         let owner = self.setup.owner;
+        let ledger = self.env.host.ledger();
+        let (minted, supply, burned) = (
+            ledger.total_minted(),
+            ledger.total_supply(),
+            ledger.fees_burned(),
+        );
+        let blocks = ledger.blocks().to_vec();
+        let accounts: Vec<AccountId> = (0..self.setup.sessions.len())
+            .map(|s| self.session_account(s))
+            .collect();
+        let left: Vec<u64> = accounts.iter().map(|a| ledger.balance(a)).collect();
         let bills: Vec<BillingEntry> = self
             .env
             .query::<_, R<BillingPage>>(
@@ -1210,250 +1242,342 @@ impl<'a> Explorer<'a> {
             )
             .expect("list_payment_sessions")
             .items;
-        let sessions: Vec<PaymentSession> = self
+        let sessions = self
             .setup
             .sessions
             .iter()
-            .map(|s| {
-                listed
+            .enumerate()
+            .map(|(i, s)| ObservedSession {
+                label: self.label(i).to_string(),
+                session: listed
                     .iter()
                     .find(|x| x.id == s.id)
                     .cloned()
-                    .expect("the session is listed")
+                    .expect("the session is listed"),
+                account: accounts[i],
+                left: left[i],
             })
             .collect();
-        let treasury = self.setup.treasury;
-        let owner_acc = self.owner_account();
-        let mut late_refunds = 0usize;
-        for (s, session) in sessions.iter().enumerate() {
-            let name = self.label(s);
-            let acc = self.session_account(s);
-            let (mut paid_in, mut fees) = (0u64, 0u64);
-            let mut sweeps = Vec::new();
-            let mut refunds = Vec::new();
-            for b in ledger.blocks() {
-                match &b.op {
-                    Operation::Mint { to, amount } if *to == acc => paid_in += amount,
-                    Operation::Transfer {
-                        from,
-                        to,
-                        amount,
-                        fee,
-                    } => {
-                        if *to == acc {
-                            paid_in += amount;
-                        }
-                        if *from == acc {
-                            fees += fee;
-                            if *to == treasury {
-                                sweeps.push((b.index, *amount));
-                            } else if *to == owner_acc {
-                                refunds.push((b.index, *amount));
-                            } else {
-                                v.push(format!(
-                                    "session {name}: transfer of {amount} e8s to an unknown account {to}"
-                                ));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let swept: u64 = sweeps.iter().map(|x| x.1).sum();
-            let refunded: u64 = refunds.iter().map(|x| x.1).sum();
-            let left = ledger.balance(&acc);
-            if paid_in != swept + refunded + fees + left {
-                v.push(format!(
-                    "session {name}: paid in {paid_in} != swept {swept} + refunded {refunded} + \
-                     fees {fees} + left {left}"
-                ));
-            }
-            if left > LEDGER_FEE {
-                v.push(format!(
-                    "session {name}: {left} e8s stuck on its subaccount"
-                ));
-            }
-            let billed: Vec<&BillingEntry> = bills
-                .iter()
-                .filter(|b| b.session_id == session.id)
-                .collect();
-            if sweeps.len() > 1 {
-                v.push(format!("session {name}: swept {} times", sweeps.len()));
-            }
-            match (sweeps.first(), billed.as_slice()) {
-                (None, []) => {
-                    if session.status == PaymentSessionStatus::Completed {
-                        v.push(format!("session {name}: Completed without a sweep"));
-                    }
-                }
-                (Some((block, amount)), [b]) => {
-                    if !b.applied {
-                        // What an operator can do about it: refund_session.
-                        let r = self.env.try_update::<_, R<PaymentSession>>(
-                            admin,
-                            "refund_session",
-                            (session.id,),
-                        );
-                        v.push(format!(
-                            "session {name}: {amount} e8s swept to the treasury (block {block}) \
-                             but its purpose {:?} was not applied by it (billing {} applied = \
-                             false; the subaccount holds {left} e8s and refund_session answers \
-                             {}): the payer's money is in the treasury for nothing",
-                            session.purpose,
-                            b.id,
-                            short_result(&r)
-                        ));
-                    }
-                    if b.treasury_e8s != *amount {
-                        v.push(format!(
-                            "session {name}: billing says {} e8s swept, the ledger {amount}",
-                            b.treasury_e8s
-                        ));
-                    }
-                    if b.sweep_block.is_some_and(|x| x != *block) {
-                        v.push(format!(
-                            "session {name}: billing names sweep block {:?}, the ledger {block}",
-                            b.sweep_block
-                        ));
-                    }
-                    if session.status != PaymentSessionStatus::Completed {
-                        v.push(format!("session {name}: swept but {:?}", session.status));
-                    }
-                    if left != b.dust_e8s && left != 0 {
-                        v.push(format!(
-                            "session {name}: {left} e8s left, billing dust {}",
-                            b.dust_e8s
-                        ));
-                    }
-                }
-                (sweep, billed) => v.push(format!(
-                    "session {name}: sweep {sweep:?} but {} billing entries",
-                    billed.len()
-                )),
-            }
-            // Refunds in the ledger = the excess refund of the billing + refund_session.
-            let billed_refund: u64 = billed
-                .iter()
-                .filter(|b| b.refund_block.is_some())
-                .map(|b| b.refund_e8s)
-                .sum();
-            if refunded != billed_refund + session.refunded_e8s {
-                v.push(format!(
-                    "session {name}: {refunded} e8s refunded on the ledger, billing says \
-                     {billed_refund} and the session {}",
-                    session.refunded_e8s
-                ));
-            }
-            if session.refunded_e8s > 0 {
-                late_refunds += 1;
-                if !sweeps.is_empty() {
-                    v.push(format!(
-                        "session {name}: both swept and refunded by refund_session (no funds \
-                         arrived after the sweep)"
-                    ));
-                }
-            }
-            if session.status == PaymentSessionStatus::Refunded && !sweeps.is_empty() {
-                v.push(format!("session {name}: Refunded but swept"));
-            }
+        Observed {
+            minted,
+            supply,
+            burned,
+            blocks,
+            treasury: self.setup.treasury,
+            owner: self.owner_account(),
+            vault: self.setup.vault,
+            bills,
+            sessions,
+            events: self.env.audit_log(owner, self.setup.vault),
         }
-        // Each purpose applied at most once; stale upgrades never applied.
-        let vault_bills: Vec<&BillingEntry> = bills
-            .iter()
-            .filter(|b| b.vault_id == self.setup.vault)
-            .collect();
-        let mut applied: BTreeMap<String, usize> = BTreeMap::new();
-        for b in vault_bills.iter().filter(|b| b.applied) {
-            *applied.entry(format!("{:?}", b.purpose)).or_default() += 1;
-        }
-        for (p, n) in &applied {
-            if *n > 1 {
-                v.push(format!("purpose {p} applied {n} times (billing)"));
-            }
-        }
-        let renewed_at = vault_bills
-            .iter()
-            .filter(|b| b.applied && b.purpose == PaymentPurpose::Renew)
-            .map(|b| b.recorded_at)
-            .min();
-        for b in vault_bills.iter().filter(|b| b.applied) {
-            if let (PaymentPurpose::Upgrade(_), Some(r)) = (b.purpose, renewed_at) {
-                // SPEC §6: a session past expiry applies an upgrade "only if ... no renewal
-                // happened since" it was opened.
-                let (opened, expires) = sessions
-                    .iter()
-                    .find(|s| s.id == b.session_id)
-                    .map_or((0, 0), |s| (s.created_at, s.expires_at));
-                if opened < r && r <= b.recorded_at && b.recorded_at >= expires {
-                    v.push(format!(
-                        "upgrade session {} (expired, opened before the renewal) applied after \
-                         the renewal at its stale quote (SPEC §6: refund-only)",
-                        b.session_id
-                    ));
-                }
-            }
-        }
-        // The audit log.
-        let events = self.env.audit_log(owner, self.setup.vault);
-        let mut prev = events.first().map(|_| vec![0u8; 32]).unwrap_or_default();
-        for e in &events {
-            let h = event_hash(&prev, e.seq, e.at, &e.actor, &e.action, &e.details);
-            if h.as_slice() != e.hash.as_slice() {
-                v.push(format!(
-                    "audit: event {} ({}) breaks the hash chain",
-                    e.seq, e.action
-                ));
-                break;
-            }
-            prev = e.hash.to_vec();
-        }
-        let count =
-            |pred: &dyn Fn(&AuditEventView) -> bool| events.iter().filter(|e| pred(e)).count();
-        let confirmed = count(&|e| e.action == "payment.confirmed");
-        if confirmed != vault_bills.len() {
-            v.push(format!(
-                "audit: {confirmed} payment.confirmed events for {} billing entries",
-                vault_bills.len()
-            ));
-        }
-        let refunded_events = count(&|e| e.action == "payment.refunded");
-        if refunded_events != late_refunds {
-            v.push(format!(
-                "audit: {refunded_events} payment.refunded events for {late_refunds} refunded sessions"
-            ));
-        }
-        let created =
-            count(&|e| e.action == "status.changed" && e.details.starts_with("Draft -> NeedSetup"));
-        let renewed = count(&|e| {
-            e.action == "status.changed" && e.details.starts_with("GraceMaster -> Active")
-        });
-        let upgraded = count(&|e| e.action == "vault.plan_upgraded");
-        for (what, n, purpose) in [
-            ("creation (Draft -> NeedSetup)", created, "Create"),
-            ("renewal (GraceMaster -> Active)", renewed, "Renew"),
-        ] {
-            if n > 1 {
-                v.push(format!("audit: {what} applied {n} times"));
-            }
-            let billed = applied.get(purpose).copied().unwrap_or(0);
-            if n != billed {
-                v.push(format!(
-                    "audit: {what} logged {n} times, {billed} applied {purpose} billing entries"
+    }
+
+    /// The invariants (module docs), after the settle phase: refunds what is left on the
+    /// sessions, observes, and returns the violations.
+    pub fn check(&mut self) -> Vec<String> {
+        let mut v = self.refund_leftovers();
+        let observed = self.observe();
+        let found = violations(&observed);
+        // For money swept for nothing: what an operator can do about it.
+        for s in &observed.sessions {
+            if found.iter().any(|x| {
+                x.starts_with(&format!("session {}: ", s.label)) && x.contains("applied = false")
+            }) {
+                let admin = self.setup.admin;
+                let r = self.env.try_update::<_, R<PaymentSession>>(
+                    admin,
+                    "refund_session",
+                    (s.session.id,),
+                );
+                self.trace.push(format!(
+                    "     refund_session({}) holding {} e8s -> {}",
+                    s.label,
+                    s.left,
+                    short_result(&r)
                 ));
             }
         }
-        let billed_upgrades: usize = applied
-            .iter()
-            .filter(|(p, _)| p.starts_with("Upgrade"))
-            .map(|(_, n)| n)
-            .sum();
-        if upgraded != billed_upgrades {
-            v.push(format!(
-                "audit: {upgraded} vault.plan_upgraded events, {billed_upgrades} applied upgrade \
-                 billing entries"
-            ));
-        }
+        v.extend(found);
         v
+    }
+}
+
+/// One session as observed after a path.
+#[derive(Clone, Debug)]
+pub struct ObservedSession {
+    /// Its label in the setup (A, B, U, R).
+    pub label: String,
+    /// `list_payment_sessions`' view of it.
+    pub session: PaymentSession,
+    /// Its subaccount.
+    pub account: AccountId,
+    /// The subaccount's balance.
+    pub left: u64,
+}
+
+/// Everything the invariants look at (see [`violations`]).
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// Ledger: total minted.
+    pub minted: u64,
+    /// Ledger: sum of balances.
+    pub supply: u64,
+    /// Ledger: fees burned.
+    pub burned: u64,
+    /// Ledger blocks.
+    pub blocks: Vec<local_replica::ledger::Block>,
+    /// Where sweeps go.
+    pub treasury: AccountId,
+    /// The owner's default account (where refunds go).
+    pub owner: AccountId,
+    /// The vault.
+    pub vault: VaultId,
+    /// `list_billing`.
+    pub bills: Vec<BillingEntry>,
+    /// The setup's sessions.
+    pub sessions: Vec<ObservedSession>,
+    /// The vault's audit log (owner's view, oldest first).
+    pub events: Vec<AuditEventView>,
+}
+
+/// The invariants of the module docs on an observation; one text per violation.
+pub fn violations(o: &Observed) -> Vec<String> {
+    let mut v = Vec::new();
+    if o.minted != o.supply + o.burned {
+        v.push(format!(
+            "ledger: minted {} != balances {} + fees burned {}",
+            o.minted, o.supply, o.burned
+        ));
+    }
+    let mut late_refunds = 0usize;
+    for s in &o.sessions {
+        let (name, session, acc, left) = (&s.label, &s.session, s.account, s.left);
+        let (mut paid_in, mut fees) = (0u64, 0u64);
+        let mut sweeps = Vec::new();
+        let mut refunds = Vec::new();
+        for b in &o.blocks {
+            match &b.op {
+                Operation::Mint { to, amount } if *to == acc => paid_in += amount,
+                Operation::Transfer {
+                    from,
+                    to,
+                    amount,
+                    fee,
+                } => {
+                    if *to == acc {
+                        paid_in += amount;
+                    }
+                    if *from == acc {
+                        fees += fee;
+                        if *to == o.treasury {
+                            sweeps.push((b.index, *amount));
+                        } else if *to == o.owner {
+                            refunds.push((b.index, *amount));
+                        } else {
+                            v.push(format!(
+                                "session {name}: transfer of {amount} e8s to an unknown account {to}"
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let swept: u64 = sweeps.iter().map(|x| x.1).sum();
+        let refunded: u64 = refunds.iter().map(|x| x.1).sum();
+        if paid_in != swept + refunded + fees + left {
+            v.push(format!(
+                "session {name}: paid in {paid_in} != swept {swept} + refunded {refunded} + \
+                 fees {fees} + left {left}"
+            ));
+        }
+        if left > LEDGER_FEE {
+            v.push(format!(
+                "session {name}: {left} e8s stuck on its subaccount"
+            ));
+        }
+        let billed: Vec<&BillingEntry> = o
+            .bills
+            .iter()
+            .filter(|b| b.session_id == session.id)
+            .collect();
+        if sweeps.len() > 1 {
+            v.push(format!("session {name}: swept {} times", sweeps.len()));
+        }
+        match (sweeps.first(), billed.as_slice()) {
+            (None, []) => {
+                if session.status == PaymentSessionStatus::Completed {
+                    v.push(format!("session {name}: Completed without a sweep"));
+                }
+            }
+            (Some((block, amount)), [b]) => {
+                if !b.applied {
+                    v.push(format!(
+                        "session {name}: {amount} e8s swept to the treasury (block {block}) but \
+                         its purpose {:?} was not applied by it (billing {} applied = false; \
+                         the subaccount holds {left} e8s): the payer's money is in the \
+                         treasury for nothing",
+                        session.purpose, b.id
+                    ));
+                }
+                if b.treasury_e8s != *amount {
+                    v.push(format!(
+                        "session {name}: billing says {} e8s swept, the ledger {amount}",
+                        b.treasury_e8s
+                    ));
+                }
+                if b.sweep_block.is_some_and(|x| x != *block) {
+                    v.push(format!(
+                        "session {name}: billing names sweep block {:?}, the ledger {block}",
+                        b.sweep_block
+                    ));
+                }
+                if session.status != PaymentSessionStatus::Completed {
+                    v.push(format!("session {name}: swept but {:?}", session.status));
+                }
+                if left != b.dust_e8s && left != 0 {
+                    v.push(format!(
+                        "session {name}: {left} e8s left, billing dust {}",
+                        b.dust_e8s
+                    ));
+                }
+            }
+            (sweep, billed) => v.push(format!(
+                "session {name}: sweep {sweep:?} but {} billing entries",
+                billed.len()
+            )),
+        }
+        // Refunds in the ledger = the excess refund of the billing + refund_session.
+        let billed_refund: u64 = billed
+            .iter()
+            .filter(|b| b.refund_block.is_some())
+            .map(|b| b.refund_e8s)
+            .sum();
+        if refunded != billed_refund + session.refunded_e8s {
+            v.push(format!(
+                "session {name}: {refunded} e8s refunded on the ledger, billing says \
+                 {billed_refund} and the session {}",
+                session.refunded_e8s
+            ));
+        }
+        if session.refunded_e8s > 0 {
+            late_refunds += 1;
+            if !sweeps.is_empty() {
+                v.push(format!(
+                    "session {name}: both swept and refunded by refund_session (no funds \
+                     arrived after the sweep)"
+                ));
+            }
+        }
+        if session.status == PaymentSessionStatus::Refunded && !sweeps.is_empty() {
+            v.push(format!("session {name}: Refunded but swept"));
+        }
+    }
+    // Each purpose applied at most once; stale upgrades never applied.
+    let vault_bills: Vec<&BillingEntry> =
+        o.bills.iter().filter(|b| b.vault_id == o.vault).collect();
+    let mut applied: BTreeMap<String, usize> = BTreeMap::new();
+    for b in vault_bills.iter().filter(|b| b.applied) {
+        *applied.entry(purpose_key(&b.purpose)).or_default() += 1;
+    }
+    for (p, n) in &applied {
+        if *n > 1 {
+            v.push(format!("purpose {p} applied {n} times (billing)"));
+        }
+    }
+    let renewed_at = vault_bills
+        .iter()
+        .filter(|b| b.applied && b.purpose == PaymentPurpose::Renew)
+        .map(|b| b.recorded_at)
+        .min();
+    for b in vault_bills.iter().filter(|b| b.applied) {
+        if let (PaymentPurpose::Upgrade(_), Some(r)) = (b.purpose, renewed_at) {
+            // SPEC §6: a session past expiry applies an upgrade "only if ... no renewal
+            // happened since" it was opened.
+            let (opened, expires) = o
+                .sessions
+                .iter()
+                .find(|s| s.session.id == b.session_id)
+                .map_or((0, 0), |s| (s.session.created_at, s.session.expires_at));
+            if opened < r && r <= b.recorded_at && b.recorded_at >= expires {
+                v.push(format!(
+                    "upgrade session {} (expired, opened before the renewal) applied after \
+                     the renewal at its stale quote (SPEC §6: refund-only)",
+                    b.session_id
+                ));
+            }
+        }
+    }
+    // The audit log.
+    let mut prev = vec![0u8; 32];
+    for e in &o.events {
+        let h = event_hash(&prev, e.seq, e.at, &e.actor, &e.action, &e.details);
+        if h.as_slice() != e.hash.as_slice() {
+            v.push(format!(
+                "audit: event {} ({}) breaks the hash chain",
+                e.seq, e.action
+            ));
+            break;
+        }
+        prev = e.hash.to_vec();
+    }
+    let count =
+        |pred: &dyn Fn(&AuditEventView) -> bool| o.events.iter().filter(|e| pred(e)).count();
+    let confirmed = count(&|e| e.action == "payment.confirmed");
+    if confirmed != vault_bills.len() {
+        v.push(format!(
+            "audit: {confirmed} payment.confirmed events for {} billing entries",
+            vault_bills.len()
+        ));
+    }
+    let refunded_events = count(&|e| e.action == "payment.refunded");
+    if refunded_events != late_refunds {
+        v.push(format!(
+            "audit: {refunded_events} payment.refunded events for {late_refunds} refunded sessions"
+        ));
+    }
+    let created =
+        count(&|e| e.action == "status.changed" && e.details.starts_with("Draft -> NeedSetup"));
+    let renewed =
+        count(&|e| e.action == "status.changed" && e.details.starts_with("GraceMaster -> Active"));
+    for (what, n, purpose) in [
+        ("creation (Draft -> NeedSetup)", created, "Create"),
+        ("renewal (GraceMaster -> Active)", renewed, "Renew"),
+    ] {
+        if n > 1 {
+            v.push(format!("audit: {what} applied {n} times"));
+        }
+        let billed = applied.get(purpose).copied().unwrap_or(0);
+        if n != billed {
+            v.push(format!(
+                "audit: {what} logged {n} times, {billed} applied {purpose} billing entries"
+            ));
+        }
+    }
+    let upgraded = count(&|e| e.action == "vault.plan_upgraded");
+    let billed_upgrades: usize = applied
+        .iter()
+        .filter(|(p, _)| p.starts_with("Upgrade"))
+        .map(|(_, n)| n)
+        .sum();
+    if upgraded != billed_upgrades {
+        v.push(format!(
+            "audit: {upgraded} vault.plan_upgraded events, {billed_upgrades} applied upgrade \
+             billing entries"
+        ));
+    }
+    v
+}
+
+/// A purpose as a key: `Create`, `Renew`, `Upgrade(Premium/3/true)`.
+fn purpose_key(p: &PaymentPurpose) -> String {
+    match p {
+        PaymentPurpose::Create => "Create".into(),
+        PaymentPurpose::Renew => "Renew".into(),
+        PaymentPurpose::Upgrade(plan) => format!(
+            "Upgrade({:?}/{}/{})",
+            plan.tier, plan.heir_slots, plan.witness_slot
+        ),
     }
 }
 
