@@ -1,7 +1,7 @@
 //! The payment interleaving explorer, long run (see `tests/src/interleave.rs`; the bounded
 //! run is `tests/e2e/interleavings.rs`, part of `scripts/test.sh`).
 //!
-//!     scripts/build.sh && cargo run --release -p livault_tests --bin explore_payments -- \
+//!     scripts/build.sh && cargo run -p livault_tests --bin explore_payments -- \
 //!         [--bounded] [--faults N] [--faults-3 N] [--no-balance-faults] [--flows N]
 //!         [--setup NAME]... [--first] [--replay 'KEY'] [--measure]
 //!
