@@ -738,6 +738,7 @@ pub struct Explorer<'a> {
     flows: Vec<Flow>,
     messages: Vec<Option<MessageId>>,
     faults_used: usize,
+    steps: usize,
     trace: Vec<String>,
     /// Restores done and their time.
     pub restores: usize,
@@ -765,6 +766,7 @@ impl<'a> Explorer<'a> {
             flows: vec![],
             messages: vec![],
             faults_used: 0,
+            steps: 0,
             trace: vec![],
             restores: 0,
             restore_time: Duration::ZERO,
@@ -862,6 +864,7 @@ impl<'a> Explorer<'a> {
         self.flows = flows.to_vec();
         self.messages = vec![None; flows.len()];
         self.faults_used = 0;
+        self.steps = 0;
         self.trace.clear();
         self.trace
             .push(format!("flows: {}", self.flows_text(flows)));
@@ -934,7 +937,8 @@ impl<'a> Explorer<'a> {
     }
 
     fn apply(&mut self, c: Choice, answered: &mut BTreeSet<usize>) {
-        let step = self.trace.len();
+        self.steps += 1;
+        let step = self.steps;
         match c {
             Choice::Start(i) => {
                 let flow = self.flows[i];
