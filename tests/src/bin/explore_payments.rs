@@ -3,15 +3,16 @@
 //!
 //!     scripts/build.sh && cargo run -p livault_tests --bin explore_payments -- \
 //!         [--bounded] [--faults N] [--faults-3 N] [--no-balance-faults] [--flows N]
-//!         [--setup NAME]... [--first] [--replay 'KEY'] [--measure]
+//!         [--setup NAME]... [--first | --all-paths] [--replay 'KEY'] [--measure]
 //!
 //! Defaults ([`Bounds::exhaustive`]): every setup, up to 3 flows, at most 2 faults per path
 //! (1 with 3 flows), faults on balance calls too, every path of every scenario. `--bounded`
 //! starts from the bounds of the test instead; `--faults N` sets the fault bound for every
 //! scenario size, `--faults-3 N` for three flows; `--first` stops a scenario at its first
-//! violating path. `--replay` replays one path printed by a counterexample
-//! (`setup;flows;path`). `--measure` prints the cost of the host operations. Exits with 1 if
-//! an invariant was violated. `LIVAULT_INTERLEAVE_THREADS` sets the worker threads.
+//! violating path, `--all-paths` explores every path even after a violation. `--replay`
+//! replays one path printed by a counterexample (`setup;flows;path`). `--measure` prints the
+//! cost of the host operations. Exits with 1 if an invariant was violated.
+//! `LIVAULT_INTERLEAVE_THREADS` sets the worker threads.
 
 use livault_tests::interleave::{explore, measure_host_costs, replay_key, Bounds};
 
@@ -31,6 +32,7 @@ fn main() {
             "--flows" => bounds.max_flows = value("a number").parse().expect("--flows N"),
             "--setup" => bounds.setups.push(value("a setup name")),
             "--first" => bounds.stop_scenario_at_first_violation = true,
+            "--all-paths" => bounds.stop_scenario_at_first_violation = false,
             "--measure" => {
                 for (what, ms) in measure_host_costs(20) {
                     println!("{ms:>8.2} ms  {what}");
