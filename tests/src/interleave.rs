@@ -751,7 +751,17 @@ pub struct Explorer<'a> {
 impl<'a> Explorer<'a> {
     /// An explorer for `setup` (its own host, restored from the snapshot before each path).
     pub fn new(setup: &'a Setup, bounds: Bounds) -> Explorer<'a> {
-        let mut host = local_replica::Host::new(local_replica::HostConfig::default());
+        let host = local_replica::Host::new(local_replica::HostConfig::default());
+        Explorer::on_host(setup, bounds, host)
+    }
+
+    /// An explorer for `setup` on an existing host (e.g. the previous explorer's, see
+    /// [`Explorer::into_host`]), restored from the setup's snapshot.
+    pub fn on_host(
+        setup: &'a Setup,
+        bounds: Bounds,
+        mut host: local_replica::Host,
+    ) -> Explorer<'a> {
         host.restore(&setup.snap).expect("restore the setup");
         let env = TestEnv {
             host,
@@ -772,6 +782,11 @@ impl<'a> Explorer<'a> {
             restore_time: Duration::ZERO,
             settle_time: Duration::ZERO,
         }
+    }
+
+    /// Gives the host back (to explore another setup on it without a new instance).
+    pub fn into_host(self) -> local_replica::Host {
+        self.env.host
     }
 
     fn label(&self, s: usize) -> &'static str {
@@ -1760,14 +1775,15 @@ pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)
             (setup.snap.memory_bytes() - setup.snap.heap_bytes()) as f64 / 1048576.0
         ));
     }
-    // Work items: (setup, scenario), biggest scenarios first so the threads finish together.
+    // Work items: (setup, scenario), setup by setup (a worker switches its host to another
+    // setup rarely), biggest scenarios first within a setup.
     let mut work: Vec<(usize, Vec<Flow>)> = Vec::new();
     for (i, setup) in setups.iter().enumerate() {
         for flows in scenarios(&setup.pool, bounds.max_flows) {
             work.push((i, flows));
         }
     }
-    work.sort_by_key(|(_, f)| std::cmp::Reverse(f.len()));
+    work.sort_by_key(|(i, f)| (*i, std::cmp::Reverse(f.len())));
     let queue = std::sync::Mutex::new(work.into_iter());
     type Done = (usize, usize, usize, Option<Counterexample>, Duration);
     let results: std::sync::Mutex<Vec<Done>> = std::sync::Mutex::new(Vec::new());
@@ -1776,13 +1792,28 @@ pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
-                let mut explorers: BTreeMap<usize, Explorer> = BTreeMap::new();
+                // One host per worker, moved from setup to setup.
+                let mut current: Option<(usize, Explorer)> = None;
+                let (mut restores, mut restore_time, mut settle_time) =
+                    (0usize, Duration::ZERO, Duration::ZERO);
                 loop {
                     let item = queue.lock().expect("queue").next();
                     let Some((i, flows)) = item else { break };
-                    let ex = explorers
-                        .entry(i)
-                        .or_insert_with(|| Explorer::new(&setups[i], bounds.clone()));
+                    if current.as_ref().is_none_or(|(j, _)| *j != i) {
+                        let host = match current.take() {
+                            Some((_, ex)) => {
+                                restores += ex.restores;
+                                restore_time += ex.restore_time;
+                                settle_time += ex.settle_time;
+                                ex.into_host()
+                            }
+                            None => local_replica::Host::new(local_replica::HostConfig::default()),
+                        };
+                        current = Some((i, Explorer::on_host(&setups[i], bounds.clone(), host)));
+                    }
+                    let Some((_, ex)) = current.as_mut() else {
+                        break;
+                    };
                     let ts = Instant::now();
                     let (paths, bad, cex) = ex.explore_scenario(&flows);
                     let took = ts.elapsed();
@@ -1803,12 +1834,15 @@ pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)
                         .expect("results")
                         .push((i, paths, bad, cex, took));
                 }
-                let mut t = timings.lock().expect("timings");
-                for ex in explorers.values() {
-                    t.0 += ex.restores;
-                    t.1 += ex.restore_time;
-                    t.2 += ex.settle_time;
+                if let Some((_, ex)) = current {
+                    restores += ex.restores;
+                    restore_time += ex.restore_time;
+                    settle_time += ex.settle_time;
                 }
+                let mut t = timings.lock().expect("timings");
+                t.0 += restores;
+                t.1 += restore_time;
+                t.2 += settle_time;
             });
         }
     });
