@@ -163,6 +163,10 @@ fn the_invariants_accept_a_sequential_payment_and_flag_each_kind_of_damage() {
             "breaks the hash chain",
             Box::new(|o| o.events[1].details.push('!')),
         ),
+        (
+            "both swept and refunded",
+            Box::new(move |o| o.sessions[a].session.refunded_e8s = 1_000_000),
+        ),
         ("ledger: minted", Box::new(|o| o.minted += 1)),
     ];
     for (expected, damage) in cases {
