@@ -1502,6 +1502,8 @@ impl Host {
             self.now = self.now.max(at);
         }
         self.held.remove(pos);
+        // Other held best-effort calls may have timed out meanwhile (as in `advance_time`).
+        self.expire_best_effort();
         self.forced.insert(id, outcome);
         self.queue.push_back(Task::Request {
             callback: id,
