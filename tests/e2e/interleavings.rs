@@ -1,5 +1,5 @@
 //! Interleavings of the payment flows (issue #12, item 1): the bounded run of the explorer in
-//! `tests/src/interleave.rs` (the long run is the `explore_payments` binary, see
+//! `tests/src/interleave/` (the long run is the `explore_payments` binary, see
 //! docs/interleavings.md). Every interleaving of up to three flows (verify of one session
 //! twice, two sessions of one vault, the scheduler's session check, `refund_session`,
 //! `delete_vault`, renewals and upgrades), with at most one ledger fault per path, must keep

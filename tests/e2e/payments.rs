@@ -1004,7 +1004,7 @@ fn set_treasury_redirects_sweeps_and_billing_pages() {
 
 // ---------------------------------------------------------------- issue #12: counterexamples
 //
-// The interleaving explorer (tests/src/interleave.rs, tests/e2e/interleavings.rs) found these
+// The interleaving explorer (tests/src/interleave/, tests/e2e/interleavings.rs) found these
 // paths on main at 7bad18c. Each test replays one of them as a plain sequence and then checks
 // the invariants of issue #12 with `settle_and_check`. They FAIL until the payment-flow fix
 // of issue #12 (per-vault lock, purpose applied in the message that writes the sweep intent,

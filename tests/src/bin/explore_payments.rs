@@ -1,4 +1,4 @@
-//! The payment interleaving explorer, long run (see `tests/src/interleave.rs`; the bounded
+//! The payment interleaving explorer, long run (see `tests/src/interleave/`; the bounded
 //! run is `tests/e2e/interleavings.rs`, part of `scripts/test.sh`).
 //!
 //!     scripts/build.sh && cargo run -p livault_tests --bin explore_payments -- \
