@@ -7,12 +7,12 @@
 //!
 //! Defaults ([`Bounds::exhaustive`]): every setup, up to 3 flows, at most 2 faults per path
 //! (1 with 3 flows), faults on balance calls too, every path of every scenario. `--bounded`
-//! starts from the bounds of the test instead; `--faults N` sets the fault bound for every
-//! scenario size, `--faults-3 N` for three flows; `--first` stops a scenario at its first
-//! violating path, `--all-paths` explores every path even after a violation. `--replay`
-//! replays one path printed by a counterexample (`setup;flows;path`). `--measure` prints the
-//! cost of the host operations. Exits with 1 if an invariant was violated.
-//! `LIVAULT_INTERLEAVE_THREADS` sets the worker threads.
+//! starts from the bounds of the test instead; `--flows N` explores up to N flows in every
+//! setup; `--faults N` sets the fault bound for every scenario size, `--faults-3 N` for three
+//! flows; `--first` stops a scenario at its first violating path, `--all-paths` explores
+//! every path even after a violation. `--replay` replays one path printed by a counterexample
+//! (`setup;flows;path`). `--measure` prints the cost of the host operations. Exits with 1 if
+//! an invariant was violated. `LIVAULT_INTERLEAVE_THREADS` sets the worker threads.
 
 use livault_tests::interleave::{explore, measure_host_costs, replay_key, Bounds};
 
@@ -29,7 +29,10 @@ fn main() {
             "--faults-3" => bounds.max_faults[3] = value("a number").parse().expect("--faults-3 N"),
             "--bounded" => bounds = Bounds::bounded(),
             "--no-balance-faults" => bounds.balance_faults = false,
-            "--flows" => bounds.max_flows = value("a number").parse().expect("--flows N"),
+            "--flows" => {
+                bounds.max_flows = value("a number").parse().expect("--flows N");
+                bounds.three_flow_setups = None;
+            }
             "--setup" => bounds.setups.push(value("a setup name")),
             "--first" => bounds.stop_scenario_at_first_violation = true,
             "--all-paths" => bounds.stop_scenario_at_first_violation = false,
