@@ -56,6 +56,9 @@ impl<R: Runtime> Runtime for AsCaller<'_, R> {
     fn heap_bytes(&self) -> u64 {
         self.inner.heap_bytes()
     }
+    fn stable_memory_bytes(&self) -> u64 {
+        self.inner.stable_memory_bytes()
+    }
     fn random_bytes(&self) -> impl Future<Output = Result<[u8; 32], String>> {
         self.inner.random_bytes()
     }

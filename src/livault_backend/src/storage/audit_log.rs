@@ -159,6 +159,13 @@ impl<M: Memory> AuditLog<M> {
         n
     }
 
+    /// Removes every event of the vault and its index record (an erased draft).
+    pub fn clear(&mut self, vault: VaultId) {
+        let (first, count) = self.bounds(vault);
+        self.drop_before(vault, first + count);
+        self.index.remove(&self.slab, vault);
+    }
+
     /// Events kept for all vaults (walks every index).
     #[cfg(test)]
     pub fn event_count(&self) -> u64 {

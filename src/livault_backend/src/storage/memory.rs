@@ -83,8 +83,20 @@ pub const CHUNK_DIR: MemoryId = MemoryId::new(28);
 /// [`RECORD_SLAB`], until collected.
 pub const TICKET_DIR: MemoryId = MemoryId::new(29);
 
+/// `storage::due_queue::DueQueue`: the scheduler's payment checks `(due_ns, 9, session id)
+/// → consecutive retries`, at most one per session (see `domain::payments::checks`); apart
+/// from [`SCHEDULER_SLOTS`] so payment checks never delay vault deadlines.
+pub const PAYMENT_CHECKS: MemoryId = MemoryId::new(30);
+/// `StableBTreeMap<VaultId, Account>`: the account refunds of a vault's payments go to, when
+/// its owner named one (`set_refund_account`).
+pub const REFUND_ACCOUNTS: MemoryId = MemoryId::new(31);
+
+/// `StableBTreeMap<VaultId, [u8; 32]>`: the idempotency key hash a `Draft` was created with
+/// (reverse of [`IDEMPOTENCY`]), so both entries go when the draft is paid or erased.
+pub const IDEMPOTENCY_BY_VAULT: MemoryId = MemoryId::new(32);
+
 /// Every id above, for the layout test (no id appears twice).
-pub const ALL: [MemoryId; 30] = [
+pub const ALL: [MemoryId; 33] = [
     CONFIG,
     HEADER,
     VAULTS,
@@ -115,6 +127,9 @@ pub const ALL: [MemoryId; 30] = [
     SCHEDULER_SLOTS,
     CHUNK_DIR,
     TICKET_DIR,
+    PAYMENT_CHECKS,
+    REFUND_ACCOUNTS,
+    IDEMPOTENCY_BY_VAULT,
 ];
 
 #[cfg(test)]

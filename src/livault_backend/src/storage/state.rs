@@ -11,7 +11,7 @@ use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
 use super::slab::{DenseTable, Slab};
-use crate::domain::config::Config;
+use crate::domain::config::{Account, Config};
 use crate::domain::payments::journal::JournalEntry;
 use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
 use crate::domain::records::{
@@ -33,6 +33,7 @@ cbor_storable!(RecoveryCodeRecord, 1);
 cbor_storable!(PaymentSession, 1);
 cbor_storable!(JournalEntry, 1);
 cbor_storable!(BillingEntry, 1);
+cbor_storable!(Account, 1);
 cbor_storable!(ItemRecord, 1);
 cbor_storable!(UploadEntry, 1);
 
@@ -54,8 +55,10 @@ pub struct State {
     pub members: StableBTreeMap<(VaultId, u32), MemberRecord, Mem>,
     /// Each vault's audit events by seq.
     pub audit: AuditLog<Mem>,
-    /// `sha256(caller ‖ key) → vault`.
+    /// `sha256(caller ‖ key) → vault`, while the vault is a `Draft`.
     pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
+    /// `vault → sha256(caller ‖ key)`: the reverse of `idempotency`.
+    pub idempotency_by_vault: StableBTreeMap<VaultId, [u8; 32], Mem>,
     // ---- members (invites, recovery codes)
     /// `(vault, invite id) → invite`.
     pub invites: StableBTreeMap<(VaultId, u64), InviteRecord, Mem>,
@@ -75,6 +78,10 @@ pub struct State {
     pub payment_journal: StableBTreeMap<(SessionId, u32), JournalEntry, Mem>,
     /// `billing id → confirmed payment`.
     pub billing: StableBTreeMap<BillingId, BillingEntry, Mem>,
+    /// `(due_ns, 9, session id) → consecutive retries`: the scheduler's payment checks.
+    pub payment_checks: DueQueue<Mem>,
+    /// `vault → account` refunds of the vault's payments go to (default: the owner's).
+    pub refund_accounts: StableBTreeMap<VaultId, Account, Mem>,
     // ---- content
     /// `(vault, item) → item metadata`.
     pub content_items: StableBTreeMap<(VaultId, u64), ItemRecord, Mem>,
@@ -115,6 +122,7 @@ impl State {
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
             audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
+            idempotency_by_vault: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY_BY_VAULT)),
             // ---- members
             invites: StableBTreeMap::init(mm.get(ids::INVITES)),
             invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),
@@ -126,6 +134,8 @@ impl State {
             payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
             payment_journal: StableBTreeMap::init(mm.get(ids::PAYMENT_JOURNAL)),
             billing: StableBTreeMap::init(mm.get(ids::BILLING)),
+            payment_checks: DueQueue::init(mm.get(ids::PAYMENT_CHECKS)),
+            refund_accounts: StableBTreeMap::init(mm.get(ids::REFUND_ACCOUNTS)),
             // ---- content
             content_items: StableBTreeMap::init(mm.get(ids::CONTENT_ITEMS)),
             uploads: StableBTreeMap::init(mm.get(ids::UPLOADS)),
