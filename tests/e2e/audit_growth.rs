@@ -179,13 +179,13 @@ fn a_log_past_65536_kept_events_keeps_taking_user_calls_and_compaction() {
         ],
     );
 
-    // Well past it: twice the old cap, then the owner again.
-    let next = seed_until(&mut env, owner, v, 2 * OLD_CAP + 7);
+    // Further on (two more index pages of 8 192), then the owner again.
+    let next = seed_until(&mut env, owner, v, OLD_CAP + 2 * 8_192 + 7);
     env.advance(std::time::Duration::from_secs(1));
     let r = rename(&mut env, owner, v, "Family 3");
-    assert_eq!(r.expect("update_vault past 2 × 65 535").name, "Family 3");
+    assert_eq!(r.expect("update_vault at event 81 927").name, "Family 3");
     let r: R<VaultView> = env.update(owner, "check_in", (v,));
-    r.expect("check_in past 2 × 65 535");
+    r.expect("check_in at event 81 928");
     assert_newest(
         &mut env,
         owner,
