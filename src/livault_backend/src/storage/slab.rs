@@ -17,8 +17,8 @@
 //!   `get` is two reads, `insert` one or two writes (in place while the record fits its
 //!   block), iteration walks the directory in id order.
 //!
-//! The byte layouts below are part of the persisted layout (`LAYOUT_VERSION` 3); change them
-//! only with a migration.
+//! The byte layouts below are part of the persisted layout (since `LAYOUT_VERSION` 3); change
+//! them only with a migration.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
