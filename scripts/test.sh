@@ -10,7 +10,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "build the canister wasm"
 scripts/build.sh
 
-step "build the benchmark wasm (tests/e2e/bench_endpoints.rs checks its extra endpoints)"
+step "build the benchmark wasm (tests/e2e/bench_endpoints.rs and audit_growth.rs run on it)"
 scripts/build.sh --bench-seed
 
 step "cargo fmt --check"

@@ -65,13 +65,15 @@ pub const RESERVED_22: MemoryId = MemoryId::new(22);
 /// `StableBTreeMap<(VaultId, SessionId), ()>`: index vault → its payment sessions.
 pub const PAYMENT_SESSIONS_BY_VAULT: MemoryId = MemoryId::new(23);
 /// `storage::slab::Slab`: blocks of 64 B … 1 MiB holding vault records, audit events and
-/// audit index records (free list per size class).
+/// audit index pages (free list per size class).
 pub const RECORD_SLAB: MemoryId = MemoryId::new(24);
 /// `DenseTable<VaultRecord>` directory: vault id → its block in [`RECORD_SLAB`]; every
 /// vault, including tombstones of deleted ones.
 pub const VAULT_DIR: MemoryId = MemoryId::new(25);
-/// `storage::audit_log::AuditLog` directory: vault id → its index record (first kept seq,
-/// then one block location per event) in [`RECORD_SLAB`]; the per-vault, hash-chained log.
+/// `storage::audit_log::AuditLog` directory: vault id → its root record in [`RECORD_SLAB`]
+/// (layout 4: kept seq range and the directory pages of its leaf pages of event locations;
+/// layout 3: first kept seq, then one block location per event); the per-vault,
+/// hash-chained log.
 pub const AUDIT_INDEX: MemoryId = MemoryId::new(26);
 /// `storage::due_queue::DueQueue`: the scheduler's due queue `(due_ns, kind, id) → failed
 /// attempts`, one 32-byte slot per entry (see `domain::scheduler`).
