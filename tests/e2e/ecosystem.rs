@@ -508,8 +508,8 @@ fn dfx_and_icp_init_arguments_decode_as_livault_args() {
 fn no_file_names_a_package_registry_host() {
     let hosts = [
         ["crates", "io"].join("."),
-        ["npmjs", "org"].join("."),
-        ["npmjs", "com"].join("."),
+        ["npm", "js.org"].concat(),
+        ["npm", "js.com"].concat(),
         ["pypi", "org"].join("."),
         ["yarnpkg", "com"].join("."),
     ];
