@@ -310,6 +310,7 @@ fn ledger_did_matches_the_official_interface() {
 /// The official ICP ledger's init types, mirrored as the ledger canister declares them in
 /// Rust: `candid::decode_one::<LedgerCanisterPayload>` is what its `init` runs.
 #[derive(CandidType, Deserialize, Debug)]
+#[allow(clippy::large_enum_variant)] // the ledger's own shape, decoded once
 enum LedgerCanisterPayload {
     Init(LedgerInitArgs),
     Upgrade(Option<LedgerUpgradeArgs>),
