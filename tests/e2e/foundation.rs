@@ -1139,24 +1139,3 @@ fn every_endpoint_admits_only_its_roles() {
         }
     }
 }
-
-// ---------------------------------------------------------------- ledger interface
-
-/// `candid/icp_ledger.did` (what dfx and the host's ledger model use) is the official subset
-/// kept in the steering repository's `shared/reference/` beside this checkout.
-#[test]
-fn ledger_did_matches_the_official_subset() {
-    let ours = concat!(env!("CARGO_MANIFEST_DIR"), "/../candid/icp_ledger.did");
-    let official = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/icp_ledger_subset.did");
-    assert!(
-        official.exists(),
-        "{} is missing: this test needs the steering repository's shared/ folder beside the checkout",
-        official.display()
-    );
-    candid_parser::utils::service_equal(
-        candid_parser::utils::CandidSource::File(std::path::Path::new(ours)),
-        candid_parser::utils::CandidSource::File(&official),
-    )
-    .unwrap_or_else(|e| panic!("candid/icp_ledger.did differs from the official subset: {e}"));
-}
