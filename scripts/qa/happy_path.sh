@@ -23,6 +23,18 @@
 #     unlock part prints "SKIPPED on dfx: needs time travel" (a documented limitation; the
 #     local runner and tests/e2e/journey.rs cover it).
 #
+#   * icp-cli local network (icp-cli is the successor of dfx; README "Deploying with icp-cli"):
+#       icp identity new qa-admin --storage plaintext && icp identity default qa-admin
+#       icp network start -d            # after creating the identity: icp-cli funds every
+#                                       # identity that exists when the network starts
+#       icp deploy livault_backend      # icp.yaml's init_args: the deploying identity is admin
+#       BACKEND=icp scripts/qa/happy_path.sh
+#     CALL defaults to "icp canister call livault_backend" (ICP overrides the `icp` command,
+#     e.g. ICP=scripts/icp.sh); `$AS NAME` creates (plaintext, test-only) and selects the icp
+#     identity NAME (`anonymous` is built in); the identity you start with is the admin and
+#     pays as a wallet with `icp token transfer ICP ACCOUNT_HEX` from the ICP the network
+#     seeded it with. Like dfx, the unlock part is skipped: the network's clock is real.
+#
 #   * local runner (embedded IC host, what scripts/test.sh runs):
 #       scripts/qa/run-local.sh
 #     which installs the wasm into a fresh state dir and runs this file with BACKEND=local
@@ -50,6 +62,13 @@ case "$BACKEND" in
     PAY=pay_dfx
     whoami() { dfx identity whoami; }
     ;;
+  icp)
+    ICP="${ICP:-icp}"
+    RAW_CALL="${CALL:-$ICP canister call livault_backend}"
+    AS=as_icp
+    PAY=pay_icp
+    whoami() { $ICP identity default; }
+    ;;
   local)
     : "${LIVAULT_LOCAL:?set LIVAULT_LOCAL, e.g. \"livault-local --state DIR\" (see run-local.sh)}"
     RAW_CALL="${CALL:-$LIVAULT_LOCAL call}"
@@ -57,12 +76,19 @@ case "$BACKEND" in
     PAY=pay_local
     whoami() { $LIVAULT_LOCAL identity whoami | cut -d' ' -f1; }
     ;;
-  *) echo "unknown BACKEND=$BACKEND (dfx or local)" >&2; exit 2 ;;
+  *) echo "unknown BACKEND=$BACKEND (dfx, icp or local)" >&2; exit 2 ;;
 esac
 
 as_dfx() {
   dfx identity new "$1" --storage-mode plaintext >/dev/null 2>&1 || true
   dfx identity use "$1" 2>/dev/null
+  echo "--- as $1"
+}
+as_icp() {
+  if [ "$1" != anonymous ]; then
+    $ICP identity new "$1" --storage plaintext >/dev/null 2>&1 || true
+  fi
+  $ICP identity default "$1" >/dev/null 2>&1
   echo "--- as $1"
 }
 as_local() {
@@ -76,15 +102,23 @@ pay_dfx() {
   echo "\$ (wallet $ADMIN) dfx ledger transfer $1 --e8s $2 --memo 1"
   dfx --identity "$ADMIN" ledger transfer "$1" --e8s "$2" --memo 1
 }
+pay_icp() {
+  local icp
+  icp=$(printf '%d.%08d' $(( $2 / 100000000 )) $(( $2 % 100000000 )))
+  echo "\$ (wallet $ADMIN) icp token transfer $icp $1"
+  $ICP token transfer "$icp" "$1" --identity "$ADMIN"
+}
 pay_local() {
   echo "\$ (wallet $ADMIN) livault-local ledger transfer --to $1 --amount $2"
   $LIVAULT_LOCAL ledger fund "$ADMIN" $(( $2 + 10000 )) >/dev/null
   $LIVAULT_LOCAL ledger transfer --as "$ADMIN" --to "$1" --amount "$2"
 }
 # Rate limit (20 updates per principal, refilled 1/s): a replica's clock runs while the calls
-# go; the local runner's clock moves 1 ms per message, so let 20 s pass there before a burst.
+# go; the local runner's clock moves 1 ms per message, so let 20 s pass there before a burst
+# (ADVANCE_CLOCK: the command that moves the clock, set for the local runner).
+if [ "$BACKEND" = local ]; then ADVANCE_CLOCK="${ADVANCE_CLOCK:-$LIVAULT_LOCAL time advance}"; fi
 breathe() {
-  if [ "$BACKEND" = local ]; then $LIVAULT_LOCAL time advance 20s >/dev/null; fi
+  if [ -n "${ADVANCE_CLOCK:-}" ]; then $ADVANCE_CLOCK 20s >/dev/null; fi
 }
 # Local runner only: move the host clock (timers fire); the clock of a dfx replica is real.
 advance_local() {
@@ -361,7 +395,7 @@ if [ "$BACKEND" = local ]; then
   expect "unlock.completed"
   expect "content.download_requested"
 else
-  echo "SKIPPED on dfx: needs time travel (31 days of owner inactivity, unlock request, approvals -> Unlockable, heir download); run scripts/qa/run-local.sh for this part"
+  echo "SKIPPED on $BACKEND: needs time travel (31 days of owner inactivity, unlock request, approvals -> Unlockable, heir download); run scripts/qa/run-local.sh for this part"
   $AS alice
   $CALL get_audit_log "($V, record { start_after = null; limit = opt 100 })"
   expect "payment.confirmed"

@@ -5,6 +5,8 @@
 //!   map errors);
 //! - [`domain`]: pure logic with no `ic_cdk` calls, behind the [`runtime::Runtime`] trait;
 //! - [`storage`]: stable-memory layout and structures.
+//!
+//! "SPEC §n" in comments means section n of the product contract, `docs/spec.md`.
 
 pub mod api;
 pub mod domain;

@@ -25,6 +25,8 @@ pub trait Runtime {
     fn cycle_balance(&self) -> u128;
     /// Heap memory in bytes.
     fn heap_bytes(&self) -> u64;
+    /// The canister's stable memory in bytes (what the IC charges for).
+    fn stable_memory_bytes(&self) -> u64;
     /// 32 bytes from the subnet's randomness (`raw_rand`).
     fn random_bytes(&self) -> impl Future<Output = Result<[u8; 32], String>>;
     /// Instructions executed so far in the current message execution
@@ -94,6 +96,10 @@ impl Runtime for IcRuntime {
         {
             0
         }
+    }
+
+    fn stable_memory_bytes(&self) -> u64 {
+        ic_cdk::stable::stable_size() * 65_536
     }
 
     fn instruction_counter(&self) -> u64 {
@@ -281,6 +287,8 @@ pub mod testing {
         pub self_id: Principal,
         /// The ledger behind `ledger_balance` / `ledger_transfer`.
         pub ledger: RefCell<MockLedger>,
+        /// What `stable_memory_bytes` reports.
+        pub stable_bytes: Cell<u64>,
     }
 
     impl MockRuntime {
@@ -293,6 +301,7 @@ pub mod testing {
                 seed: Cell::new(0),
                 self_id: Principal::from_slice(&[0xCA, 0xFE, 1, 1]),
                 ledger: RefCell::new(MockLedger::default()),
+                stable_bytes: Cell::new(0),
             }
         }
 
@@ -345,6 +354,9 @@ pub mod testing {
         }
         fn heap_bytes(&self) -> u64 {
             0
+        }
+        fn stable_memory_bytes(&self) -> u64 {
+            self.stable_bytes.get()
         }
         async fn random_bytes(&self) -> Result<[u8; 32], String> {
             let s = self.seed.get().wrapping_add(1);

@@ -1,7 +1,8 @@
 //! In-process model of the ICP ledger (`ryjl3-tyaaa-aaaaa-aaaba-cai`).
 //!
 //! This module owns balances (per account identifier), the block log, deduplication and
-//! the Candid interface subset of `shared/reference/icp_ledger_subset.did`: legacy
+//! the Candid interface of `candid/icp_ledger.did` (the official ICP ledger interface for
+//! the methods LiVault uses, checked against `candid/reference/icp_ledger.did`): legacy
 //! `transfer` / `account_balance` / `transfer_fee` / `account_identifier` and ICRC-1
 //! `icrc1_transfer` / `icrc1_balance_of` / `icrc1_fee`. An ICRC account maps to its
 //! account identifier, so both interfaces see the same balances.

@@ -170,7 +170,18 @@ pub struct Limits {
     pub max_items_per_vault: u32,
     /// Downloads per user per day [3]; owners are unlimited.
     pub downloads_per_day: u32,
+    /// Capacity high-water mark of the canister's stable memory, in bytes
+    /// [[`DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES`]]: at or past it `create_vault` and
+    /// `begin_upload` are refused (`PlanLimit { resource = "canister_storage" }`) while
+    /// existing vaults keep working (check-in, downloads, payments, members).
+    #[serde(default)]
+    pub stable_memory_high_water_bytes: Option<u64>,
 }
+
+/// Default capacity high-water mark: 100 GiB of the IC's 500 GiB stable-memory limit.
+pub const DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES: u64 = 100 << 30;
+/// Largest high-water mark an admin may set: the IC's stable-memory limit.
+pub const MAX_STABLE_MEMORY_BYTES: u64 = 500 << 30;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -179,6 +190,7 @@ impl Default for Limits {
             max_vaults_per_owner: 20,
             max_items_per_vault: 1000,
             downloads_per_day: 3,
+            stable_memory_high_water_bytes: None,
         }
     }
 }
@@ -245,7 +257,7 @@ fn validate_admins(admins: &[Principal]) -> VaultResult<()> {
     Ok(())
 }
 
-fn validate_account(field: &str, account: &Account) -> VaultResult<()> {
+pub(crate) fn validate_account(field: &str, account: &Account) -> VaultResult<()> {
     if let Some(sub) = &account.subaccount {
         if sub.len() != 32 {
             return Err(VaultError::invalid(field, "subaccount must be 32 bytes"));
@@ -346,7 +358,22 @@ impl Limits {
                 "must be 1..=1000",
             ));
         }
+        if self
+            .stable_memory_high_water_bytes
+            .is_some_and(|b| b > MAX_STABLE_MEMORY_BYTES)
+        {
+            return Err(VaultError::invalid(
+                "limits.stable_memory_high_water_bytes",
+                "at most 500 GiB (the IC's stable-memory limit)",
+            ));
+        }
         Ok(())
+    }
+
+    /// The capacity high-water mark in effect.
+    pub fn high_water_bytes(&self) -> u64 {
+        self.stable_memory_high_water_bytes
+            .unwrap_or(DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES)
     }
 }
 
@@ -419,6 +446,24 @@ impl Config {
         self.durations.validate()?;
         self.pricing.validate()?;
         self.limits.validate()?;
+        // The largest item a tier allows must fit a blob's chunk index (issue #12 L6: 1 KiB
+        // chunks and a 250 MiB tier overflowed it).
+        let chunk = u64::from(self.limits.max_chunk_bytes);
+        let max_chunks = crate::storage::chunk_index::MAX_CHUNKS;
+        if let Some(t) = self
+            .pricing
+            .tiers
+            .iter()
+            .find(|t| t.storage_bytes.div_ceil(chunk) > max_chunks)
+        {
+            return Err(VaultError::invalid(
+                "limits.max_chunk_bytes",
+                format!(
+                    "{chunk}-byte chunks need more than {max_chunks} chunks for the {:?} tier's {} bytes",
+                    t.tier, t.storage_bytes
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -354,6 +354,16 @@ pub fn begin_upload(
             available,
         });
     }
+    if u64::from(chunk_count(args.size, chunk_bytes)) > crate::storage::chunk_index::MAX_CHUNKS {
+        return Err(VaultError::invalid(
+            "size",
+            format!(
+                "needs more than {} chunks of {chunk_bytes} bytes",
+                crate::storage::chunk_index::MAX_CHUNKS
+            ),
+        ));
+    }
+    super::vaults::check_capacity(state, rt, args.size)?;
 
     // Everything checked: write.
     let mut header = state.header.get().clone();
@@ -607,7 +617,7 @@ pub fn finish_upload(
             item.item_id, item.kind, item.size, item.version
         ),
     );
-    vaults::refresh_setup(state, &mut vault, now, caller)?;
+    vaults::refresh_setup(state, &mut vault, now, caller);
     super::metrics::storage_changed(state, storage_before, &vault);
     state
         .content_items
@@ -765,7 +775,7 @@ pub fn delete_item(
         AuditAction::ItemDeleted,
         format!("item={item_id} size={}", item.size),
     );
-    vaults::refresh_setup(state, &mut vault, now, caller)?;
+    vaults::refresh_setup(state, &mut vault, now, caller);
     state.vaults.insert(vault.id, vault);
     Ok(())
 }
@@ -1001,14 +1011,20 @@ mod tests {
         serde_bytes::ByteBuf::from(Sha256::digest(b).to_vec())
     }
 
-    /// A Basic vault (5 MiB) in NeedSetup with two heirs and a witness, 1 KiB chunks.
+    /// A Basic vault (5 MiB) in NeedSetup with two heirs and a witness, 1 KiB chunks (every
+    /// tier capped at 64 MiB, what 65 536 chunks of 1 KiB hold).
     fn env() -> Env {
         let mut s = State::open(DefaultMemoryImpl::default());
+        let mut pricing = crate::domain::config::Pricing::default();
+        for t in &mut pricing.tiers {
+            t.storage_bytes = t.storage_bytes.min(64 << 20);
+        }
         let init = InitArgs {
             limits: Some(Limits {
                 max_chunk_bytes: CHUNK,
                 ..Default::default()
             }),
+            pricing: Some(pricing),
             ..Default::default()
         };
         s.set_config(Config::from_init(init, p(9)).unwrap());
