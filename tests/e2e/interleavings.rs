@@ -97,10 +97,10 @@ fn threads() -> usize {
 /// passes, and each kind of damage done to that observation is reported.
 #[test]
 fn the_invariants_accept_a_sequential_payment_and_flag_each_kind_of_damage() {
-    use livault_tests::interleave::{setup_create_two, violations, Explorer, Observed};
-    let setup = setup_create_two();
+    use livault_tests::interleave::{setup_upgrade_two, violations, Explorer, Observed};
+    let setup = setup_upgrade_two();
     let mut ex = Explorer::new(&setup, Bounds::bounded());
-    // verify(A) alone: A pays the creation; the settle phase refunds B (its purpose is gone).
+    // verify(A) alone: A pays the upgrade; the settle phase refunds B (its purpose is gone).
     let run = ex.happy_path(&[Flow::Verify(0)]);
     assert!(run.violations.is_empty(), "{run}");
     let base: Observed = ex.observe();

@@ -1064,9 +1064,10 @@ fn set_treasury_redirects_sweeps_and_billing_pages() {
 //
 // The interleaving explorer (tests/src/interleave/, tests/e2e/interleavings.rs) found these
 // paths on main at 7bad18c. Each test replays one of them as a plain sequence and then checks
-// the invariants of issue #12 with `settle_and_check`. They FAIL until the payment-flow fix
-// of issue #12 (per-vault lock, purpose applied in the message that writes the sweep intent,
-// stale sessions refund-only) is merged; do not weaken them. (The explorer also finds an
+// the invariants of issue #12 with `settle_and_check`. They failed on 7bad18c / 0aac3ab and
+// pass since the payment-flow fix (a4779ac). Since that fix a draft has one creation session,
+// so the two-session races use two upgrade sessions (a price cut opens the second; both
+// apply, on the old code and on the new). (The explorer also finds an
 // expired upgrade session applied after a renewal, `upgrade-then-renew;d;s0`: that one is
 // `a_stale_upgrade_session_paid_after_a_renewal_is_refund_only` below.)
 
@@ -1193,22 +1194,80 @@ fn settle_and_check(env: &mut TestEnv, owner: Principal, v: VaultId, sessions: &
     Books::check(env);
 }
 
-/// Issue #12 H2: two sessions of one Draft (A expired, B opened after it), both paid, both
-/// verified so that the verifications interleave at the ledger awaits. On main both are
-/// swept, B is recorded `applied = false`, B's subaccount is empty and `refund_session(B)`
-/// answers `InvalidInput` (0 e8s). Explorer path: `create-two;v0,v1;s0 s1 r0:deliver
-/// r0:deliver r0:deliver r0:deliver`. FAILS on main until the issue #12 fix is merged.
+/// Today's prices with every storage price halved (a price cut by an admin).
+fn halved_prices() -> livault_backend::domain::config::Pricing {
+    let mut p = livault_backend::domain::config::Pricing::default();
+    for t in &mut p.tiers {
+        t.storage_price_e8s /= 2;
+    }
+    p
+}
+
+/// A paid vault (`NeedSetup`) with two paid upgrade sessions to the same plan that both
+/// still apply: A, then — after an admin halved the storage prices and A expired — B at the
+/// new price (A's frozen amount is not below the current quote, so A applies too; a draft
+/// has only one creation session since the issue #12 fix). Returns (env, owner, vault, A, B).
+fn two_paid_upgrade_sessions(
+    mut env: TestEnv,
+) -> (TestEnv, Principal, VaultId, PaymentSession, PaymentSession) {
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    env.pay_creation(owner, v);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    let a = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    set_pricing(&mut env, halved_prices());
+    env.advance(Duration::from_secs(31 * 60));
+    let b = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    assert!(b.amount_e8s < a.amount_e8s);
+    assert_ne!(a.id, b.id, "a new price opens a new session");
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    (env, owner, v, a, b)
+}
+
+/// Issue #12 H2 as the issue states it: a Draft, session A opened and expired, then "session
+/// B" opened. Since the fix a draft has one creation session: B is A reopened, so two
+/// creation payments cannot race; the session paid once and verified twice concurrently
+/// (the second is refused `Busy` or finds it closed) is swept once and the creation applied
+/// once. Found on 7bad18c by the explorer's then setup `create-two` (two creation sessions):
+/// `create-two;v0,v1;s0 s1 r0:deliver r0:deliver r0:deliver r0:deliver` (both swept, B
+/// `applied = false`, B empty, `refund_session(B)` `InvalidInput`).
 #[test]
-fn issue_12_h2_two_sessions_of_one_draft_verified_concurrently_apply_one_and_refund_the_other() {
+fn issue_12_h2_a_draft_reopens_its_expired_session_and_concurrent_verifications_sweep_once() {
     let mut env = TestEnv::new();
     let owner = user("owner");
     let v = new_vault(&mut env, owner);
     let a = init(&mut env, owner, v, PaymentPurpose::Create);
     env.advance(Duration::from_secs(31 * 60));
     let b = init(&mut env, owner, v, PaymentPurpose::Create);
-    assert_ne!(a.id, b.id, "A expired: a new session");
-    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    assert_eq!(b.id, a.id, "the expired creation session is reopened");
+    assert!(b.expires_at > env.now());
     wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let arg = candid::encode_one(b.id).unwrap();
+    let first = env.host.submit_update(owner, "verify_payment", arg.clone());
+    let second = env.host.submit_update(owner, "verify_payment", arg);
+    env.host.run_until_idle();
+    deliver_held(&mut env, "account_balance");
+    deliver_held(&mut env, "transfer");
+    let replies = finish_flows(&mut env, &[first, second]);
+    println!("verify(A) twice: {replies:?}");
+    assert_eq!(canister_transfers(&env), 1, "one sweep");
+    settle_and_check(&mut env, owner, v, &[&b]);
+}
+
+/// Issue #12 H2 with two sessions of one purpose (two upgrades to the same plan, B opened
+/// after a price cut), both paid, verified so that they interleave at the ledger awaits
+/// (both balances asked before either sweep). Exactly one applies; the other's funds stay
+/// on its subaccount for `refund_session`. Explorer: `upgrade-two;v0,v1;s0 s1 r0:deliver
+/// r0:deliver r0:deliver r0:deliver` (on main at 7bad18c: both swept, one `applied = false`).
+#[test]
+fn issue_12_h2_two_upgrade_sessions_verified_concurrently_apply_one_and_refund_the_other() {
+    let (mut env, owner, v, a, b) = two_paid_upgrade_sessions(TestEnv::new());
     env.host.hold_calls_to(ledger_principal());
     let va = env
         .host
@@ -1217,7 +1276,6 @@ fn issue_12_h2_two_sessions_of_one_draft_verified_concurrently_apply_one_and_ref
         .host
         .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
     env.host.run_until_idle();
-    // Both balances are read before either sweep is sent, then the sweeps go through.
     deliver_held(&mut env, "account_balance");
     deliver_held(&mut env, "transfer");
     let replies = finish_flows(&mut env, &[va, vb]);
@@ -1225,26 +1283,23 @@ fn issue_12_h2_two_sessions_of_one_draft_verified_concurrently_apply_one_and_ref
     settle_and_check(&mut env, owner, v, &[&a, &b]);
 }
 
-/// Issue #12 H2, second form: the scheduler's session check (the periodic tick checks A,
-/// then B) and the owner's `verify_payment(B)` interleave at the ledger awaits. Explorer
-/// path (with `run_maintenance` as the tick): `create-two;v1,t;s0 s1 r0:deliver r0:deliver
-/// r0:deliver r0:deliver`. FAILS on main until the issue #12 fix is merged.
+/// Issue #12 H2, second form: the scheduler's session check (the periodic tick checks A, then
+/// B) and the owner's `verify_payment(B)` interleave at the ledger awaits; every held call is
+/// delivered in the order made. Explorer: `upgrade-two;v1,t;s0 s1 r0:deliver r0:deliver
+/// r0:deliver r0:deliver` (on main at 7bad18c: both swept, one `applied = false`).
 #[test]
 fn issue_12_h2_the_scheduler_check_and_the_owner_verify_of_two_sessions_apply_one() {
-    let mut env = TestEnv::new(); // maintenance timer every 60 s
-    let owner = user("owner");
-    let v = new_vault(&mut env, owner);
-    let a = init(&mut env, owner, v, PaymentPurpose::Create);
-    env.advance(Duration::from_secs(31 * 60));
-    let b = init(&mut env, owner, v, PaymentPurpose::Create);
-    // One tick finds both unpaid and checks them again one interval later.
-    env.advance(Duration::from_secs(61));
-    wallet_pays(&mut env, owner, &a, a.amount_e8s);
-    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    // Maintenance timer every 60 s; the scheduler checks a session 2 and 10 minutes after it
+    // was opened.
+    let (mut env, owner, v, a, b) = two_paid_upgrade_sessions(TestEnv::new());
     env.host.hold_calls_to(ledger_principal());
-    env.advance(Duration::from_secs(61));
+    let mut ticks = 0;
+    while env.host.held_calls() == 0 && ticks < 15 {
+        env.advance(Duration::from_secs(60));
+        ticks += 1;
+    }
     let first = env.host.list_held_calls();
-    assert_eq!(first.len(), 1, "the tick's check of A awaits the ledger");
+    assert_eq!(first.len(), 1, "the tick's check awaits the ledger");
     assert_eq!(
         first[0].message, None,
         "made by the timer, not by an ingress message"
@@ -1253,9 +1308,7 @@ fn issue_12_h2_the_scheduler_check_and_the_owner_verify_of_two_sessions_apply_on
         .host
         .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
     env.host.run_until_idle();
-    // Every held call delivered in the order made, until none is left: the tick's check of A
-    // and the owner's B both read their balances before either sweep is sent.
-    for _ in 0..8 {
+    for _ in 0..12 {
         if env.host.held_calls() == 0 {
             break;
         }
@@ -1273,11 +1326,11 @@ fn issue_12_h2_the_scheduler_check_and_the_owner_verify_of_two_sessions_apply_on
     settle_and_check(&mut env, owner, v, &[&a, &b]);
 }
 
-/// Issue #12: `delete_vault` while the creation sweep is in flight. On main the sweep lands,
-/// the billing entry says `applied = false` and nothing can return the money (the session is
-/// completed and empty); docs/payments.md called this "settled by hand". Explorer path:
-/// `create-two;v0,d;s0 r0:deliver s1 r0:deliver`. FAILS on main until the issue #12 fix
-/// (purpose applied in the message that writes the sweep intent) is merged.
+/// Issue #12: `delete_vault` between the balance check and the sweep. On 7bad18c the sweep
+/// landed, the billing entry said `applied = false` and nothing could return the money (the
+/// session completed and empty; docs/payments.md then called this "settled by hand").
+/// Explorer path: `create-excess;v0,d;s0 r0:deliver s1 r0:deliver`. Passes since a4779ac
+/// (the purpose is applied in the message that writes the sweep intent).
 #[test]
 fn issue_12_a_vault_deleted_while_its_creation_sweep_is_in_flight_keeps_the_payment_applied() {
     let mut env = TestEnv::new();
@@ -1298,21 +1351,14 @@ fn issue_12_a_vault_deleted_while_its_creation_sweep_is_in_flight_keeps_the_paym
     settle_and_check(&mut env, owner, v, &[&a]);
 }
 
-/// Issue #12: a sweep transfer rejected by the ledger leaves B's sweep pending; session A
-/// then applies the creation; B's next verification resends its pending sweep although its
-/// purpose is gone. On main B is swept with `applied = false` and cannot be refunded.
-/// Explorer path: `create-two;v1;s0 r0:deliver r0:reject` then the settle phase. FAILS on
-/// main until the issue #12 fix is merged.
+/// Issue #12: B's sweep transfer is rejected by the ledger (its outcome then unknown to the
+/// canister); A's verification comes next; then B's again. One upgrade applies, once; the
+/// other session's funds are refundable. On 7bad18c (explorer, two creation sessions:
+/// `create-two;v1;s0 r0:deliver r0:reject` then the settle phase) B's pending sweep was resent
+/// after A had applied the purpose: swept with `applied = false`, unrefundable.
 #[test]
 fn issue_12_a_pending_sweep_is_not_resent_for_a_purpose_another_session_applied() {
-    let mut env = TestEnv::new();
-    let owner = user("owner");
-    let v = new_vault(&mut env, owner);
-    let a = init(&mut env, owner, v, PaymentPurpose::Create);
-    env.advance(Duration::from_secs(31 * 60));
-    let b = init(&mut env, owner, v, PaymentPurpose::Create);
-    wallet_pays(&mut env, owner, &a, a.amount_e8s);
-    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    let (mut env, owner, v, a, b) = two_paid_upgrade_sessions(TestEnv::new());
     env.host.fail_next_calls(
         "transfer",
         1,

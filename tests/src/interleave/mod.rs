@@ -173,11 +173,11 @@ pub struct Bounds {
 impl Bounds {
     /// The bounded run of `scripts/test.sh`: every interleaving of one or two flows with at
     /// most one fault (on a transfer) per path, in every setup; every fault-free interleaving
-    /// of three flows in `create-two` (issue #12 H2's setup).
+    /// of three flows in `upgrade-two` (two sessions of one purpose: issue #12 H2).
     pub fn bounded() -> Bounds {
         Bounds {
             max_flows: 3,
-            three_flow_setups: Some(vec!["create-two".to_string()]),
+            three_flow_setups: Some(vec!["upgrade-two".to_string()]),
             max_faults: [0, 1, 1, 0],
             faults: vec![Fault::Reject, Fault::Unknown, Fault::Trap, Fault::TooOld],
             balance_faults: false,
@@ -1146,10 +1146,10 @@ impl Brief for VaultView {
 
 // ------------------------------------------------------------------ driver
 
-/// Wall time of the host operations an interleaving is made of, on the `create-two` setup
+/// Wall time of the host operations an interleaving is made of, on the `upgrade-two` setup
 /// (average of `n` runs each, in ms): restore, and each kind of call the settle phase makes.
 pub fn measure_host_costs(n: usize) -> Vec<(String, f64)> {
-    let setup = setup_create_two();
+    let setup = setup_upgrade_two();
     let mut ex = Explorer::new(&setup, Bounds::bounded());
     let (owner, admin, s0) = (setup.owner, setup.admin, setup.sessions[0].id);
     let mut out = Vec::new();

@@ -1,7 +1,7 @@
 //! The prepared canisters (setups) the explorer starts every path from.
 
 use candid::Principal;
-use livault_backend::domain::config::Durations;
+use livault_backend::domain::config::{Durations, Pricing};
 use livault_backend::domain::records::MemberRole;
 use local_replica::ledger_principal;
 
@@ -110,8 +110,16 @@ fn finish_setup(
     sessions: Vec<(PaymentSession, &'static str)>,
     pool: Vec<(Flow, usize)>,
 ) -> Setup {
-    // Refill the owner's rate-limit bucket (20 tokens, 1/s) before the snapshot.
-    env.host.set_time(env.now() + 30 * 1_000_000_000);
+    // Eleven minutes: the scheduler's checks of the sessions (2 and 10 minutes after they
+    // were opened) are due, and the owner's rate-limit bucket (20 tokens, 1/s) is full. The
+    // daily tick must not have run meanwhile (it would have confirmed the payments).
+    let blocks = env.host.ledger().blocks().len();
+    env.host.set_time(env.now() + 11 * 60 * 1_000_000_000);
+    assert_eq!(
+        env.host.ledger().blocks().len(),
+        blocks,
+        "setup {name}: no payment moved before the snapshot"
+    );
     let snap = env.host.snapshot().expect("setup is quiescent");
     let (sessions, labels) = sessions.into_iter().unzip();
     Setup {
@@ -133,7 +141,6 @@ fn finish_setup(
 pub fn all_setups() -> Vec<Setup> {
     vec![
         setup_create_excess(),
-        setup_create_two(),
         setup_upgrade_two(),
         setup_renew_two(),
         setup_upgrade_then_renew(),
@@ -162,38 +169,34 @@ pub fn setup_create_excess() -> Setup {
     )
 }
 
-/// Draft vault, session A expired, session B opened; both paid exactly (issue #12 H2).
-pub fn setup_create_two() -> Setup {
-    let mut env = env_with(3650);
-    let owner = user("owner");
-    let v = env.create_vault(owner, "Family").id;
-    let a = init_payment(&mut env, owner, v, PaymentPurpose::Create);
-    env.host.set_time(a.expires_at + 60 * 1_000_000_000);
-    let b = init_payment(&mut env, owner, v, PaymentPurpose::Create);
-    assert_ne!(a.id, b.id);
-    pay(&mut env, owner, &a, a.amount_e8s);
-    pay(&mut env, owner, &b, b.amount_e8s);
-    finish_setup(
-        (
-            "create-two",
-            "Draft; creation sessions A (expired) and B, both paid exactly",
-        ),
-        env,
-        owner,
-        v,
-        vec![(a, "A"), (b, "B")],
-        two_session_pool(),
-    )
+/// Today's prices with every storage price halved (an admin's price cut).
+fn halved_prices() -> Pricing {
+    let mut p = Pricing::default();
+    for t in &mut p.tiers {
+        t.storage_price_e8s /= 2;
+    }
+    p
 }
 
-/// Paid vault (NeedSetup), two upgrade sessions to the same plan: A expired, B; both paid.
+/// The admin cuts the prices, then A expires: the next `init_payment` opens a new session
+/// (a new price), and A still applies (its frozen amount is above the current quote).
+fn cut_prices_and_expire(env: &mut TestEnv, a: &PaymentSession) {
+    let admin = env.admin;
+    let r: R<()> = env.update(admin, "set_pricing", (halved_prices(),));
+    r.expect("setup: set_pricing");
+    env.host.set_time(a.expires_at + 60 * 1_000_000_000);
+}
+
+/// Paid vault (NeedSetup), two upgrade sessions to the same plan, both applicable and paid:
+/// A, and B opened at a lower price after A expired (issue #12 H2 with two sessions; a draft
+/// has a single creation session).
 pub fn setup_upgrade_two() -> Setup {
     let mut env = env_with(3650);
     let owner = user("owner");
     let v = env.create_vault(owner, "Family").id;
     env.pay_creation(owner, v);
     let a = init_payment(&mut env, owner, v, PaymentPurpose::Upgrade(premium()));
-    env.host.set_time(a.expires_at + 60 * 1_000_000_000);
+    cut_prices_and_expire(&mut env, &a);
     let b = init_payment(&mut env, owner, v, PaymentPurpose::Upgrade(premium()));
     assert_ne!(a.id, b.id);
     pay(&mut env, owner, &a, a.amount_e8s);
@@ -201,7 +204,7 @@ pub fn setup_upgrade_two() -> Setup {
     finish_setup(
         (
             "upgrade-two",
-            "NeedSetup; upgrade-to-Premium sessions A (expired) and B, both paid exactly",
+            "NeedSetup; upgrade-to-Premium sessions A (expired) and B (after a price cut), paid",
         ),
         env,
         owner,
@@ -211,7 +214,8 @@ pub fn setup_upgrade_two() -> Setup {
     )
 }
 
-/// Vault in GraceMaster, two renewal sessions: A expired, B; both paid exactly.
+/// Vault in GraceMaster, two renewal sessions of the same period, both paid: A, and B opened
+/// at a lower price after A expired.
 pub fn setup_renew_two() -> Setup {
     let mut env = env_with(30);
     let owner = user("owner");
@@ -222,7 +226,7 @@ pub fn setup_renew_two() -> Setup {
         VaultStatus::GraceMaster
     );
     let a = init_payment(&mut env, owner, v, PaymentPurpose::Renew);
-    env.host.set_time(a.expires_at + 60 * 1_000_000_000);
+    cut_prices_and_expire(&mut env, &a);
     let b = init_payment(&mut env, owner, v, PaymentPurpose::Renew);
     assert_ne!(a.id, b.id);
     pay(&mut env, owner, &a, a.amount_e8s);
@@ -230,7 +234,7 @@ pub fn setup_renew_two() -> Setup {
     finish_setup(
         (
             "renew-two",
-            "GraceMaster; renewal sessions A (expired) and B, both paid exactly",
+            "GraceMaster; renewal sessions A (expired) and B (after a price cut), paid",
         ),
         env,
         owner,
