@@ -36,6 +36,8 @@ pub struct Observed {
     pub owner: AccountId,
     /// The vault.
     pub vault: VaultId,
+    /// Whether the vault is gone (an unpaid draft erased by `delete_vault`): no audit log.
+    pub vault_erased: bool,
     /// `list_billing`.
     pub bills: Vec<BillingEntry>,
     /// The setup's sessions.
@@ -219,6 +221,15 @@ pub fn violations(o: &Observed) -> Vec<String> {
                 ));
             }
         }
+    }
+    if o.vault_erased && !vault_bills.is_empty() {
+        v.push(format!(
+            "the vault was erased as an unpaid draft but has {} billing entries",
+            vault_bills.len()
+        ));
+    }
+    if o.vault_erased {
+        return v;
     }
     // The audit log.
     let mut prev = vec![0u8; 32];

@@ -995,21 +995,34 @@ impl<'a> Explorer<'a> {
             )
             .expect("list_billing")
             .items;
-        let listed: Vec<PaymentSession> = self
-            .env
-            .query::<_, R<PaymentSessionPage>>(
-                owner,
-                "list_payment_sessions",
-                (
-                    self.setup.vault,
-                    PageArgs {
-                        start_after: None,
-                        limit: Some(100),
-                    },
-                ),
-            )
-            .expect("list_payment_sessions")
-            .items;
+        // An unpaid draft is erased by `delete_vault` (issue #12 M3): its sessions remain
+        // (refund-only) but the vault, its session list and its audit log are gone.
+        let listed: R<PaymentSessionPage> = self.env.query(
+            owner,
+            "list_payment_sessions",
+            (
+                self.setup.vault,
+                PageArgs {
+                    start_after: None,
+                    limit: Some(100),
+                },
+            ),
+        );
+        let erased = listed == Err(VaultError::NotFound);
+        let listed = match listed {
+            Ok(page) => page.items,
+            Err(VaultError::NotFound) => self
+                .setup
+                .sessions
+                .iter()
+                .map(|s| {
+                    let r: R<PaymentSession> =
+                        self.env.query(admin, "get_payment_session", (s.id,));
+                    r.expect("get_payment_session of an erased draft's session")
+                })
+                .collect(),
+            Err(e) => panic!("list_payment_sessions: {e:?}"),
+        };
         let sessions = self
             .setup
             .sessions
@@ -1026,6 +1039,11 @@ impl<'a> Explorer<'a> {
                 left: left[i],
             })
             .collect();
+        let events = if erased {
+            Vec::new()
+        } else {
+            self.env.audit_log(owner, self.setup.vault)
+        };
         Observed {
             minted,
             supply,
@@ -1034,9 +1052,10 @@ impl<'a> Explorer<'a> {
             treasury: self.setup.treasury,
             owner: self.owner_account(),
             vault: self.setup.vault,
+            vault_erased: erased,
             bills,
             sessions,
-            events: self.env.audit_log(owner, self.setup.vault),
+            events,
         }
     }
 
