@@ -104,6 +104,7 @@ pub fn collect_metrics(
         billing_entries: c.billing_entries,
         billing_treasury_e8s: c.treasury_e8s,
         billing_refunded_e8s: c.refunded_e8s,
+        vetkeys: super::keys::metrics(state),
     }
 }
 
@@ -215,6 +216,21 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         "livault_billing_refunded_e8s_total",
         m.billing_refunded_e8s as f64,
         "e8s refunded to owners (excess and admin refunds).",
+    )?;
+    w.encode_counter(
+        "livault_vetkeys_derived_total",
+        m.vetkeys.derived_total as f64,
+        "vetKeys handed out (key.derived).",
+    )?;
+    w.encode_counter(
+        "livault_vetkeys_cycles_spent_total",
+        m.vetkeys.cycles_spent as f64,
+        "Cycles attached to vetKD derivations (fees).",
+    )?;
+    w.encode_counter(
+        "livault_vetkeys_failed_total",
+        m.vetkeys.failed_total as f64,
+        "vetKD derivations the management canister did not complete.",
     )?;
     if let Some(last) = &s.last_run {
         w.encode_gauge(

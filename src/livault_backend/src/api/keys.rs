@@ -1,0 +1,47 @@
+//! vetKeys endpoints (SPEC §16, docs/keys.md): the vetKD public key of LiVault's context and
+//! the derivation of an identity's vetKey for the caller's transport key.
+//!
+//! The public key is fetched from the management canister once and cached in stable memory:
+//! [`arm_public_key_fetch`] (called by `init` and `post_upgrade`) starts a timer that fetches
+//! it when the cache does not hold the configured key name, retrying with a growing delay
+//! (1 minute doubling up to 1 hour) until it succeeds.
+
+use std::time::Duration;
+
+use crate::domain::error::VaultResult;
+use crate::domain::keys::{self, DeriveVetKeyArgs, EncryptedVetKeyReply, VetKdPublicKey};
+
+use super::{admit_update, read, rt, GlobalState, WhenPaused};
+
+/// First retry delay of the public key fetch.
+const RETRY_FIRST: Duration = Duration::from_secs(60);
+/// Longest retry delay of the public key fetch.
+const RETRY_MAX: Duration = Duration::from_secs(3600);
+
+/// Fetches the public key now (in a timer) if the cache lacks it.
+pub fn arm_public_key_fetch() {
+    if read(keys::public_key_missing) {
+        schedule_fetch(Duration::ZERO, RETRY_FIRST);
+    }
+}
+
+fn schedule_fetch(delay: Duration, next_delay: Duration) {
+    ic_cdk_timers::set_timer(delay, async move {
+        if keys::refresh_public_key(&GlobalState, &rt()).await.is_err() {
+            schedule_fetch(next_delay, (next_delay * 2).min(RETRY_MAX));
+        }
+    });
+}
+
+#[ic_cdk::query]
+fn get_vetkd_public_key() -> VaultResult<VetKdPublicKey> {
+    read(keys::get_public_key)
+}
+
+// Allowed while paused: like downloads, key release is read access for heirs.
+#[ic_cdk::update]
+async fn derive_vetkey(args: DeriveVetKeyArgs) -> VaultResult<EncryptedVetKeyReply> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Allow)?;
+    keys::derive_vetkey(&GlobalState, &rt, args).await
+}
