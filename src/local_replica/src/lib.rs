@@ -52,6 +52,7 @@ pub mod persist;
 pub mod progress;
 pub mod types;
 pub mod vetkd;
+pub mod vetkeys_client;
 
 pub use account::AccountId;
 pub use host::{
