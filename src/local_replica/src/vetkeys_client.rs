@@ -131,8 +131,11 @@ impl Envelope {
 
 /// An item as the owner's client prepares it.
 pub struct SealedItem {
+    /// The item's random data key (never leaves the client in clear).
     pub data_key: Vec<u8>,
+    /// What is uploaded: AES-256-GCM of the plaintext under the data key.
     pub payload: Vec<u8>,
+    /// What goes into `encrypted_meta`.
     pub envelope: Envelope,
 }
 

@@ -108,7 +108,7 @@ fn main() {
     assert_eq!(decrypted, plaintext, "Rust client round trip");
     let symmetric = vetkey.derive_symmetric_key(client::SYMMETRIC_DOMAIN, 32);
 
-    let h = hex::encode;
+    let h = |b: &[u8]| hex::encode(b);
     let json = format!(
         r#"{{
   "key_name": "{}",
@@ -132,7 +132,7 @@ fn main() {
         h(&pk.public_key),
         h(&reply.identity),
         h(&reply.encrypted_key),
-        h(tsk.serialize()),
+        h(&tsk.serialize()),
         h(&meta),
         h(&payload),
         h(&plaintext),
