@@ -48,9 +48,15 @@ async function aesDecrypt(key, data) {
 }
 
 const dpk = DerivedPublicKey.deserialize(bytes(fx.public_key_hex));
-const tsk = TransportSecretKey.deserialize(bytes(fx.transport_secret_key_hex));
+// The same transport secret key as bob's Rust session (ic-vetkeys serializes the scalar
+// little-endian, @dfinity/vetkeys big-endian: the fixture holds the big-endian form).
+const tsk = TransportSecretKey.deserialize(bytes(fx.transport_secret_key_be_hex));
 const identity = bytes(fx.identity_hex);
 const encryptedKey = EncryptedVetKey.deserialize(bytes(fx.encrypted_key_hex));
+
+test("the transport key is the one bob's derivation was encrypted for", () => {
+  assert.equal(hex(tsk.publicKeyBytes()), fx.transport_public_key_hex);
+});
 
 test("the context and identity are LiVault's", () => {
   assert.equal(new TextDecoder().decode(bytes(fx.context_hex)), "LiVault key release v1");
