@@ -403,7 +403,15 @@ fn heirs_decrypt_after_the_unlock_and_no_one_else() {
     let c = derive(&mut f.env, carol, v, f.carol_share, &tc).expect("carol after unlock");
     let carol_key = client::open_vetkey(&tc, &dpk, &c.identity, &c.encrypted_key).unwrap();
     assert_eq!(
-        open_item(&mut f.env, f.v, carol, f.carol_item, f.carol_share, &carol_key).unwrap(),
+        open_item(
+            &mut f.env,
+            f.v,
+            carol,
+            f.carol_item,
+            f.carol_share,
+            &carol_key
+        )
+        .unwrap(),
         f.carol_plain
     );
     let bob_wrap = envelope.wrap_for(f.bob_share).unwrap();
@@ -837,7 +845,15 @@ fn update_item_meta_rewraps_without_reupload() {
     let tc = client::transport_key("carol");
     let c = derive(&mut f.env, carol, v, f.carol_share, &tc).unwrap();
     let carol_key = client::open_vetkey(&tc, &dpk, &c.identity, &c.encrypted_key).unwrap();
-    let plain = open_item(&mut f.env, f.v, carol, f.bob_item, f.carol_share, &carol_key).unwrap();
+    let plain = open_item(
+        &mut f.env,
+        f.v,
+        carol,
+        f.bob_item,
+        f.carol_share,
+        &carol_key,
+    )
+    .unwrap();
     assert_eq!(plain, f.bob_plain);
     // Content is frozen from Unlockable on.
     let r: R<ItemView> = f

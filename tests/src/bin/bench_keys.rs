@@ -4,7 +4,8 @@
 //! `get_vetkd_public_key` query, the cycles charged per derivation, and the embedded host's
 //! wall time to derive one encrypted vetKey.
 //!
-//! `cargo run --release -p livault_tests --bin bench_keys` (after `scripts/build.sh`)
+//! `cargo run -p livault_tests --bin bench_keys` (after `scripts/build.sh`; the dev profile
+//! builds ic_bls12_381 at opt-level 2, see Cargo.toml)
 
 use std::time::Instant;
 
