@@ -34,6 +34,9 @@ cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked --featu
 step "cargo test (unit, host semantics, end-to-end on the wasm)"
 LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked
 
+step "vetKeys JavaScript client (@dfinity/vetkeys in node) on the canister's bytes"
+scripts/vetkeys-js.sh
+
 if [ -x scripts/qa/run-local.sh ]; then
   step "QA happy path on the local runner"
   scripts/qa/run-local.sh
