@@ -42,6 +42,9 @@ LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --locked -p
   --test interleavings every_interleaving_of_the_payment_flows -- --nocapture
 echo "bounded interleaving run: $(( $(date +%s) - start )) s"
 
+step "vetKeys JavaScript client (@dfinity/vetkeys in node) on the canister's bytes"
+scripts/vetkeys-js.sh
+
 if [ -x scripts/qa/run-local.sh ]; then
   step "QA happy path on the local runner"
   scripts/qa/run-local.sh

@@ -3,7 +3,8 @@
 # creation payment through the ICP ledger, invites and claims (heirs bob and carol, witness
 # dave), an upload with its download compared byte for byte and by SHA-256, finalize, heirs
 # refused before the unlock, and (local runner only, see below) 31 days of time travel, an
-# unlock request, approvals -> Unlockable and the heir's download.
+# unlock request, approvals -> Unlockable and the heir's download; vetKeys answers (public key,
+# no key for heirs before the unlock or for the witness, bob's key after it).
 # The same lines run on two backends; only how a call is made, how the identity is switched,
 # how a wallet pays and how time passes differ:
 #
@@ -297,6 +298,7 @@ $CALL claim_invite "(\"$T_BOB\")"
 expect "variant { Ok"
 expect "role = variant { Heir }"
 BOB_MEMBER=$(nat_field member_id); need member_id "$BOB_MEMBER"
+BOB_SHARE=$(nat_field share_index); need share_index "$BOB_SHARE"
 $CALL claim_invite "(\"$T_BOB\")"
 expect "member_id = $BOB_MEMBER"
 $CALL get_vault "($V)"
@@ -357,6 +359,34 @@ expect "variant { Ok"
 expect "holds = false"
 expect "heirs_required = 1"
 
+# ---- vetKeys (SPEC §16, docs/keys.md): the public key for clients; bob gets no key before the
+# unlock, the witness never, alice her own identity (0). A shell cannot decrypt: the demo and
+# scripts/vetkeys-js.sh show the decryption; here the answers are checked. The transport key
+# is the BLS12-381 G1 generator (a valid point, fine for checking answers, useless as a secret).
+TPK=$(hex_to_escapes 97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb)
+derive() { $CALL derive_vetkey "(record { vault_id = $V; share_index = $1; transport_public_key = blob \"$2\" })"; }
+$CALL get_vetkd_public_key '()'
+expect "variant { Ok"
+expect "context = blob \"LiVault key release v1\""
+expect "public_key = blob"
+derive "$BOB_SHARE" "$TPK"
+expect "InvalidState"
+expect "variant { Active }"
+$AS dave
+derive "$BOB_SHARE" "$TPK"
+expect "NotAuthorized"
+derive 0 "$TPK"
+expect "NotAuthorized"
+$AS alice
+derive 0 "$TPK"
+expect "variant { Ok"
+expect "encrypted_key = blob"
+derive "$BOB_SHARE" "$TPK"
+expect "NotAuthorized"
+derive 0 "${TPK:3}"
+expect "transport_public_key"
+$AS bob
+
 # ---- unlock: 31 days without owner activity, request, approvals, heir download
 if [ "$BACKEND" = local ]; then
   advance_local 31d
@@ -386,6 +416,12 @@ if [ "$BACKEND" = local ]; then
   if [ "$GOT" != "$PAYLOAD" ]; then echo "FAIL: bob's download differs from the upload" >&2; exit 1; fi
   if [ "$(sha256_of_escapes "$GOT")" != "$SHA_HEX" ]; then echo "FAIL: SHA-256 of bob's download differs" >&2; exit 1; fi
   echo "heir download: 256 bytes identical, sha256 $SHA_HEX"
+  derive "$BOB_SHARE" "$TPK"
+  expect "variant { Ok"
+  expect "encrypted_key = blob"
+  $AS carol
+  derive "$BOB_SHARE" "$TPK"
+  expect "NotAuthorized"
   $AS alice
   $CALL get_audit_log "($V, record { start_after = null; limit = opt 100 })"
   expect "payment.confirmed"
@@ -394,6 +430,7 @@ if [ "$BACKEND" = local ]; then
   expect "unlock.requested"
   expect "unlock.completed"
   expect "content.download_requested"
+  expect "key.derived"
 else
   echo "SKIPPED on $BACKEND: needs time travel (31 days of owner inactivity, unlock request, approvals -> Unlockable, heir download); run scripts/qa/run-local.sh for this part"
   $AS alice

@@ -1011,6 +1011,56 @@ fn every_endpoint_admits_only_its_roles() {
             &[Role::Owner],
         ),
         (
+            "update_item_meta",
+            |e, p, v| {
+                show(e.try_update::<_, R<ItemView>>(
+                    p,
+                    "update_item_meta",
+                    (UpdateItemMetaArgs {
+                        vault_id: v,
+                        item_id: 1,
+                        encrypted_meta: serde_bytes::ByteBuf::from(vec![1, 2, 3]),
+                        recipients: None,
+                    },),
+                ))
+            },
+            // The owner of the Draft vault gets InvalidState (content is not writable yet).
+            &[Role::Owner],
+        ),
+        (
+            "get_vetkd_public_key",
+            |e, p, _| {
+                show(
+                    e.try_query::<_, R<livault_backend::domain::keys::VetKdPublicKey>>(
+                        p,
+                        "get_vetkd_public_key",
+                        (),
+                    ),
+                )
+            },
+            &ROLES,
+        ),
+        (
+            "derive_vetkey",
+            |e, p, v| {
+                // A valid transport public key (a G1 point).
+                let tpk = livault_tests::client::transport_key("role matrix").public_key();
+                show(
+                    e.try_update::<_, R<livault_backend::domain::keys::EncryptedVetKeyReply>>(
+                        p,
+                        "derive_vetkey",
+                        (livault_backend::domain::keys::DeriveVetKeyArgs {
+                            vault_id: v,
+                            share_index: 0,
+                            transport_public_key: serde_bytes::ByteBuf::from(tpk),
+                        },),
+                    ),
+                )
+            },
+            // Only the owner, for identity 0 (SPEC §16; a Draft is not Deleted).
+            &[Role::Owner],
+        ),
+        (
             "list_items",
             |e, p, v| {
                 show(e.try_query::<_, R<Page<ItemView>>>(p, "list_items", (v, PageArgs::default())))

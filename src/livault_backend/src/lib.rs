@@ -21,6 +21,7 @@ mod export {
     use crate::domain::config::Account;
     use crate::domain::config::{LiVaultArgs, Pricing};
     use crate::domain::error::VaultResult;
+    use crate::domain::keys::*;
     use crate::domain::member_types::*;
     use crate::domain::payments::types::*;
     use crate::domain::types::*;

@@ -9,6 +9,7 @@ use std::future::Future;
 
 use candid::Principal;
 
+use crate::domain::keys::VetKdFailure;
 use crate::domain::payments::ledger::{
     AccountBalanceArgs, CallFailure, Tokens, TransferArgs, TransferError,
 };
@@ -54,6 +55,44 @@ pub trait Runtime {
         ledger: Principal,
         args: TransferArgs,
     ) -> impl Future<Output = Result<Result<u64, TransferError>, CallFailure>>;
+    /// Cycles `vetkd_derive_key` costs with master key `key_name` (`ic0.cost_vetkd_derive_key`);
+    /// `Err` for a key name the subnet does not know.
+    fn vetkd_fee(&self, key_name: &str) -> Result<u128, String> {
+        Err(format!("no vetKD key {key_name:?} in this runtime"))
+    }
+    /// `vetkd_public_key` of the management canister for this canister and `context`.
+    fn vetkd_public_key(
+        &self,
+        key_name: &str,
+        context: &[u8],
+    ) -> impl Future<Output = Result<Vec<u8>, String>> {
+        let reason = format!(
+            "no vetKD key {key_name:?} in this runtime ({} B context)",
+            context.len()
+        );
+        async move { Err(reason) }
+    }
+    /// `vetkd_derive_key` of the management canister with its fee attached: the vetKey of
+    /// `input` under `context`, encrypted for `transport_public_key`.
+    fn vetkd_derive_key(
+        &self,
+        key_name: &str,
+        context: &[u8],
+        input: &[u8],
+        transport_public_key: &[u8],
+    ) -> impl Future<Output = Result<Vec<u8>, VetKdFailure>> {
+        let _ = (context, input, transport_public_key);
+        let reason = format!("no vetKD key {key_name:?} in this runtime");
+        async move { Err(VetKdFailure::Unavailable(reason)) }
+    }
+}
+
+/// The key id of a bls12_381_g2 vetKD master key.
+fn vetkd_key_id(key_name: &str) -> ic_cdk_management_canister::VetKDKeyId {
+    ic_cdk_management_canister::VetKDKeyId {
+        curve: ic_cdk_management_canister::VetKDCurve::Bls12_381_G2,
+        name: key_name.to_string(),
+    }
 }
 
 /// Maps a failed inter-canister call; only `SysUnknown` (6) leaves the outcome unknown.
@@ -163,6 +202,49 @@ impl Runtime for IcRuntime {
             unknown: true,
             reason: format!("transfer reply: {e}"),
         })
+    }
+
+    fn vetkd_fee(&self, key_name: &str) -> Result<u128, String> {
+        ic_cdk::api::cost_vetkd_derive_key(key_name, 0).map_err(|e| e.to_string())
+    }
+
+    async fn vetkd_public_key(&self, key_name: &str, context: &[u8]) -> Result<Vec<u8>, String> {
+        let args = ic_cdk_management_canister::VetKDPublicKeyArgs {
+            canister_id: None,
+            context: context.to_vec(),
+            key_id: vetkd_key_id(key_name),
+        };
+        ic_cdk_management_canister::vetkd_public_key(&args)
+            .await
+            .map(|r| r.public_key)
+            .map_err(|e| format!("vetkd_public_key: {e}"))
+    }
+
+    async fn vetkd_derive_key(
+        &self,
+        key_name: &str,
+        context: &[u8],
+        input: &[u8],
+        transport_public_key: &[u8],
+    ) -> Result<Vec<u8>, VetKdFailure> {
+        use ic_cdk_management_canister::SignCallError;
+        let args = ic_cdk_management_canister::VetKDDeriveKeyArgs {
+            input: input.to_vec(),
+            context: context.to_vec(),
+            transport_public_key: transport_public_key.to_vec(),
+            key_id: vetkd_key_id(key_name),
+        };
+        match ic_cdk_management_canister::vetkd_derive_key(&args).await {
+            Ok(reply) => Ok(reply.encrypted_key),
+            Err(SignCallError::CallFailed(ic_cdk::call::CallFailed::CallRejected(r)))
+                if crate::domain::keys::is_transport_key_reject(r.reject_message()) =>
+            {
+                Err(VetKdFailure::InvalidTransportKey(
+                    r.reject_message().to_string(),
+                ))
+            }
+            Err(e) => Err(VetKdFailure::Unavailable(format!("vetkd_derive_key: {e}"))),
+        }
     }
 }
 

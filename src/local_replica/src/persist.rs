@@ -63,6 +63,9 @@ struct CanisterFile {
     global_timer: u64,
     version: u64,
     certified_data: Vec<u8>,
+    /// Cycle balance (absent in files written before cycles were accounted: the config's).
+    #[serde(default)]
+    cycles: Option<u128>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -110,6 +113,7 @@ struct CanisterSnapshot {
     global_timer: u64,
     version: u64,
     certified_data: Vec<u8>,
+    cycles: u128,
 }
 
 impl HostSnapshot {
@@ -144,8 +148,8 @@ impl Host {
 
     /// An in-memory copy of this host: clock, RNG, ledger, controllers, fault settings,
     /// messages and their answers, the canister's heap, mutable globals, stable memory,
-    /// global timer, version and certified data. Only a quiescent host can be copied (no
-    /// queued work, open call contexts or held calls).
+    /// global timer, version, certified data and cycle balance. Only a quiescent host can be
+    /// copied (no queued work, open call contexts or held calls).
     pub fn snapshot(&self) -> Result<HostSnapshot, PersistError> {
         self.check_quiescent()?;
         Ok(HostSnapshot {
@@ -168,6 +172,7 @@ impl Host {
                     global_timer: env.global_timer,
                     version: env.version,
                     certified_data: env.certified_data.clone(),
+                    cycles: env.cycles,
                 }
             }),
         })
@@ -249,6 +254,8 @@ impl Host {
         env.global_timer = cs.global_timer;
         env.version = cs.version;
         env.certified_data.clone_from(&cs.certified_data);
+        env.cycles = cs.cycles;
+        env.cycles_refunded = 0;
         env.ic0_fault = None;
         env.print_debug = print_debug;
         env.controllers = controllers;
@@ -267,6 +274,7 @@ impl Host {
                     global_timer: c.env().global_timer,
                     version: c.env().version,
                     certified_data: c.env().certified_data.clone(),
+                    cycles: Some(c.env().cycles),
                 },
                 snap.memory,
                 c.env().stable.clone(),
@@ -286,6 +294,7 @@ impl Host {
                 global_timer: c.0.global_timer,
                 version: c.0.version,
                 certified_data: c.0.certified_data.clone(),
+                cycles: c.0.cycles,
             }),
             records: self.records.iter().cloned().collect(),
         };
@@ -339,6 +348,9 @@ impl Host {
             let mut env = host.base_env(stable, cf.version);
             env.global_timer = cf.global_timer;
             env.certified_data = cf.certified_data;
+            if let Some(cycles) = cf.cycles {
+                env.cycles = cycles;
+            }
             let mut c = Canister::new(&host.engine, &wasm, env)
                 .map_err(|e| PersistError::Restore(e.to_string()))?;
             c.restore(&HeapSnapshot {

@@ -112,6 +112,7 @@ pub fn collect_metrics(
         billing_entries: c.billing_entries,
         billing_treasury_e8s: c.treasury_e8s,
         billing_refunded_e8s: c.refunded_e8s,
+        vetkeys: super::keys::metrics(state),
     }
 }
 
@@ -225,6 +226,21 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         "livault_payment_checks_due",
         s.payment_checks_due as f64,
         "Payment checks due now (backlog).",
+    )?;
+    w.encode_counter(
+        "livault_vetkeys_derived_total",
+        m.vetkeys.derived_total as f64,
+        "vetKeys handed out (key.derived).",
+    )?;
+    w.encode_counter(
+        "livault_vetkeys_cycles_spent_total",
+        m.vetkeys.cycles_spent as f64,
+        "Cycles attached to vetKD derivations (fees).",
+    )?;
+    w.encode_counter(
+        "livault_vetkeys_failed_total",
+        m.vetkeys.failed_total as f64,
+        "vetKD derivations the management canister did not complete.",
     )?;
     if let Some(last) = &s.last_run {
         w.encode_gauge(

@@ -54,6 +54,9 @@ pub enum AuditAction {
     ItemReplaced,
     ItemDeleted,
     DownloadRequested,
+    ItemMetaUpdated,
+    // ---- vetKeys
+    KeyDerived,
 }
 
 impl AuditAction {
@@ -94,6 +97,8 @@ impl AuditAction {
             AuditAction::ItemReplaced => "content.item_replaced",
             AuditAction::ItemDeleted => "content.item_deleted",
             AuditAction::DownloadRequested => "content.download_requested",
+            AuditAction::ItemMetaUpdated => "content.item_meta_updated",
+            AuditAction::KeyDerived => "key.derived",
         }
     }
 

@@ -350,6 +350,8 @@ pub struct Metrics {
     pub billing_treasury_e8s: u64,
     /// e8s returned to owners: refunded excess and admin refunds (`refund_session`).
     pub billing_refunded_e8s: u64,
+    /// vetKeys key release: derivations, cycles spent, refusals.
+    pub vetkeys: super::keys::VetKeyMetrics,
 }
 
 // ---- scheduler and admin
@@ -498,6 +500,17 @@ pub struct UploadView {
     pub replaces: Option<ItemId>,
     /// Collected if idle until then (ns since epoch).
     pub expires_at: u64,
+}
+
+/// `update_item_meta` arguments: the item's new encrypted metadata and recipients.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct UpdateItemMetaArgs {
+    pub vault_id: VaultId,
+    pub item_id: ItemId,
+    /// At most 4 KiB, replaces the old metadata (e.g. data keys re-wrapped for new heirs).
+    pub encrypted_meta: serde_bytes::ByteBuf,
+    /// Heir member ids; `null` = every heir. Replaces the old list.
+    pub recipients: Option<Vec<u32>>,
 }
 
 /// A committed item: metadata, never payload.

@@ -551,6 +551,7 @@ pub fn purge_payload(state: &mut State, vault: &mut VaultRecord) {
 pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
     super::invites::purge_vault(state, vault);
     purge_payload(state, vault);
+    super::keys::forget_vault(state, vault.id);
     // A vault no member ever joined has none: skip the scan (see `invites::purge_vault`).
     let members: Vec<_> = if vault.membership.members_issued == 0 {
         Vec::new()

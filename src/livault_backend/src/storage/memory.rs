@@ -60,8 +60,10 @@ pub const DOWNLOAD_TICKETS: MemoryId = MemoryId::new(20);
 /// `StableBTreeMap<[u8; 32], RecoveryCodeRecord>`: SHA-256 of a recovery code → its vault,
 /// mode and state (kept after use or revocation so later use answers `RecoveryBlocked`).
 pub const RECOVERY_CODES: MemoryId = MemoryId::new(21);
-/// Reserved for later features (e.g. vetKeys key-release records, SPEC §16).
-pub const RESERVED_22: MemoryId = MemoryId::new(22);
+/// `StableBTreeMap<(u8, u64), KeyRecord>`: vetKeys key release (SPEC §16,
+/// `domain::keys`): `(0, 0)` the cached vetKD public key, `(1, 0)` canister-wide counters,
+/// `(2, vault)` a vault's derivation counters.
+pub const VETKEYS: MemoryId = MemoryId::new(22);
 /// `StableBTreeMap<(VaultId, SessionId), ()>`: index vault → its payment sessions.
 pub const PAYMENT_SESSIONS_BY_VAULT: MemoryId = MemoryId::new(23);
 /// `storage::slab::Slab`: blocks of 64 B … 1 MiB holding vault records, audit events and
@@ -121,7 +123,7 @@ pub const ALL: [MemoryId; 33] = [
     DOWNLOAD_COUNTERS,
     DOWNLOAD_TICKETS,
     RECOVERY_CODES,
-    RESERVED_22,
+    VETKEYS,
     PAYMENT_SESSIONS_BY_VAULT,
     RECORD_SLAB,
     VAULT_DIR,

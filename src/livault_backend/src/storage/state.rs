@@ -12,6 +12,7 @@ use super::memory as ids;
 use super::pages::ChunkLoc;
 use super::slab::{DenseTable, Slab};
 use crate::domain::config::{Account, Config};
+use crate::domain::keys::KeyRecord;
 use crate::domain::payments::journal::JournalEntry;
 use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
 use crate::domain::records::{
@@ -36,6 +37,7 @@ cbor_storable!(BillingEntry, 1);
 cbor_storable!(Account, 1);
 cbor_storable!(ItemRecord, 1);
 cbor_storable!(UploadEntry, 1);
+cbor_storable!(KeyRecord, 1);
 
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
@@ -99,6 +101,9 @@ pub struct State {
     pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
     /// `ticket → ticket`.
     pub download_tickets: DenseTable<TicketRecord, Mem>,
+    // ---- vetKeys
+    /// `(tag, id) → record`: public key cache, counters (see `domain::keys`).
+    pub vetkeys: StableBTreeMap<(u8, u64), KeyRecord, Mem>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -144,6 +149,7 @@ impl State {
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
             download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab),
+            vetkeys: StableBTreeMap::init(mm.get(ids::VETKEYS)),
             memory_manager: mm,
         }
     }
