@@ -9,7 +9,7 @@
 //! selects setups, `LIVAULT_INTERLEAVE_REPLAY='setup;flows;path'` replays one path.
 
 use livault_tests::interleave::{
-    explore, parse_path, replay_key, scenarios, Bounds, Choice, Fault, Flow,
+    explore, parse_path, replay_key, scenarios, Bounds, Choice, Fault, Flow, Outcomes,
 };
 
 fn bounds() -> Bounds {
@@ -51,6 +51,15 @@ fn every_interleaving_of_the_payment_flows_keeps_the_books_and_applies_each_purp
         "the bounded run must explore thousands of interleavings, explored {}",
         report.paths()
     );
+    // Every outcome of the bounds was tried on some path (the faults are not vacuous).
+    let outcomes = report.outcomes();
+    assert!(outcomes.fault_free_paths > 0, "{outcomes}");
+    for f in &bounds.faults {
+        assert!(
+            outcomes.paths_with[*f as usize] > 0,
+            "no path released a call with {f:?}: {outcomes}"
+        );
+    }
     assert!(
         report.counterexamples.is_empty(),
         "{} interleavings violate the payment invariants; counterexamples above (replay one \
@@ -83,6 +92,34 @@ fn printed_paths_parse_back() {
     assert_eq!(text.join(" "), "s0 r1:deliver r0:too-old s2 r0:unknown");
     assert_eq!(parse_path(&text.join(" ")), Some(path));
     assert_eq!(parse_path("s0 r1:sometimes"), None);
+}
+
+#[test]
+fn outcomes_count_releases_and_paths_by_fault() {
+    let mut o = Outcomes::default();
+    o.add_path(&[
+        Choice::Start(0),
+        Choice::Release(0, Fault::Deliver),
+        Choice::Release(0, Fault::Deliver),
+    ]);
+    o.add_path(&[
+        Choice::Start(0),
+        Choice::Release(0, Fault::Reject),
+        Choice::Release(0, Fault::Reject),
+        Choice::Release(0, Fault::TooOld),
+    ]);
+    assert_eq!(o.releases, [2, 2, 0, 0, 1]);
+    assert_eq!(o.fault_free_paths, 1);
+    assert_eq!(o.paths_with, [0, 1, 0, 0, 1]);
+    let mut twice = o;
+    twice.merge(&o);
+    assert_eq!(twice.releases, [4, 4, 0, 0, 2]);
+    assert_eq!(twice.fault_free_paths, 2);
+    assert_eq!(
+        o.to_string(),
+        "released calls: deliver 2, reject 2, unknown 0, trap 0, too-old 1; paths: 1 \
+         fault-free, with reject 1, unknown 0, trap 0, too-old 1"
+    );
 }
 
 /// Worker threads: `LIVAULT_INTERLEAVE_THREADS`, else the machine's parallelism.

@@ -88,6 +88,11 @@ impl Fault {
         Fault::TooOld,
     ];
 
+    /// Position in [`Fault::ALL`] (and in [`Outcomes`]).
+    fn index(self) -> usize {
+        self as usize
+    }
+
     fn name(self) -> &'static str {
         match self {
             Fault::Deliver => "deliver",
@@ -145,6 +150,67 @@ pub fn parse_path(s: &str) -> Option<Vec<Choice>> {
             Some(Choice::Release(k.parse().ok()?, Fault::parse(o)?))
         })
         .collect()
+}
+
+/// What the explored paths did with the held ledger calls: releases of each outcome, and
+/// paths by the outcomes they contain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Held calls released with each outcome (indexed like [`Fault::ALL`]), over all paths.
+    pub releases: [usize; 5],
+    /// Paths with no non-`Deliver` release.
+    pub fault_free_paths: usize,
+    /// Paths with at least one release of each non-`Deliver` outcome (indexed like
+    /// [`Fault::ALL`]; `[0]` unused).
+    pub paths_with: [usize; 5],
+}
+
+impl Outcomes {
+    /// Counts one complete path.
+    pub fn add_path(&mut self, path: &[Choice]) {
+        let mut seen = [false; 5];
+        for c in path {
+            if let Choice::Release(_, f) = c {
+                self.releases[f.index()] += 1;
+                seen[f.index()] = true;
+            }
+        }
+        if seen[1..].iter().all(|s| !s) {
+            self.fault_free_paths += 1;
+        }
+        for (n, s) in seen.iter().enumerate().skip(1) {
+            self.paths_with[n] += usize::from(*s);
+        }
+    }
+
+    /// Adds another count.
+    pub fn merge(&mut self, o: &Outcomes) {
+        for n in 0..5 {
+            self.releases[n] += o.releases[n];
+            self.paths_with[n] += o.paths_with[n];
+        }
+        self.fault_free_paths += o.fault_free_paths;
+    }
+}
+
+impl fmt::Display for Outcomes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let releases: Vec<String> = Fault::ALL
+            .iter()
+            .map(|o| format!("{} {}", o.name(), self.releases[o.index()]))
+            .collect();
+        let paths: Vec<String> = Fault::ALL[1..]
+            .iter()
+            .map(|o| format!("{} {}", o.name(), self.paths_with[o.index()]))
+            .collect();
+        write!(
+            f,
+            "released calls: {}; paths: {} fault-free, with {}",
+            releases.join(", "),
+            self.fault_free_paths,
+            paths.join(", ")
+        )
+    }
 }
 
 /// Limits of an exploration.
@@ -310,6 +376,19 @@ fn parse_flow(s: &str) -> Option<Flow> {
     })
 }
 
+/// Numbers of one scenario's exploration ([`Explorer::explore_scenario`]).
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioStats {
+    /// Paths (complete interleavings) explored.
+    pub paths: usize,
+    /// Paths that violated an invariant.
+    pub violating_paths: usize,
+    /// Outcomes of the released ledger calls.
+    pub outcomes: Outcomes,
+    /// The shortest violating path.
+    pub counterexample: Option<Counterexample>,
+}
+
 /// Numbers of one setup's exploration.
 #[derive(Clone, Debug, Default)]
 pub struct SetupReport {
@@ -321,6 +400,8 @@ pub struct SetupReport {
     pub paths: usize,
     /// Paths that violated an invariant.
     pub violating_paths: usize,
+    /// Outcomes of the released ledger calls.
+    pub outcomes: Outcomes,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -353,6 +434,15 @@ impl Report {
     /// Violating paths in total.
     pub fn violating_paths(&self) -> usize {
         self.setups.iter().map(|s| s.violating_paths).sum()
+    }
+
+    /// Outcomes of the released ledger calls, over every setup.
+    pub fn outcomes(&self) -> Outcomes {
+        let mut o = Outcomes::default();
+        for s in &self.setups {
+            o.merge(&s.outcomes);
+        }
+        o
     }
 
     /// The counterexamples: the full trace of the shortest one of each class (setup, kind
@@ -417,6 +507,7 @@ impl Report {
             self.violating_paths(),
             self.counterexamples.len()
         ));
+        out.push_str(&format!("  outcomes: {}\n", self.outcomes()));
         out.push_str(&format!(
             "  timing: setups prepared in {:.1} s; exploring took {:.1} s wall, {:.1} s of \
              worker time = {:.1} ms per interleaving (settle phase and checks {:.1} ms of it); \
@@ -764,8 +855,8 @@ impl<'a> Explorer<'a> {
 
     /// Explores every path of the scenario `flows`; returns (paths, violating paths, the
     /// shortest counterexample).
-    pub fn explore_scenario(&mut self, flows: &[Flow]) -> (usize, usize, Option<Counterexample>) {
-        let mut stats = (0usize, 0usize, None::<Counterexample>);
+    pub fn explore_scenario(&mut self, flows: &[Flow]) -> ScenarioStats {
+        let mut stats = ScenarioStats::default();
         let answered = self.replay_prefix(flows, &[]);
         let mut path = Vec::new();
         self.dfs(flows, &mut path, answered, &mut stats);
@@ -778,7 +869,7 @@ impl<'a> Explorer<'a> {
         flows: &[Flow],
         path: &mut Vec<Choice>,
         mut answered: BTreeSet<usize>,
-        stats: &mut (usize, usize, Option<Counterexample>),
+        stats: &mut ScenarioStats,
     ) {
         let choices = self.choices();
         if choices.is_empty() || path.len() >= self.bounds.max_steps {
@@ -793,12 +884,16 @@ impl<'a> Explorer<'a> {
             self.settle(&mut answered);
             violations.extend(self.check());
             self.settle_time += t.elapsed();
-            stats.0 += 1;
+            stats.paths += 1;
+            stats.outcomes.add_path(path);
             if !violations.is_empty() {
-                stats.1 += 1;
-                let shorter = stats.2.as_ref().is_none_or(|c| c.path.len() > path.len());
+                stats.violating_paths += 1;
+                let shorter = stats
+                    .counterexample
+                    .as_ref()
+                    .is_none_or(|c| c.path.len() > path.len());
                 if shorter {
-                    stats.2 = Some(Counterexample {
+                    stats.counterexample = Some(Counterexample {
                         setup: self.setup.name.to_string(),
                         flows: flows.to_vec(),
                         path: path.clone(),
@@ -820,7 +915,7 @@ impl<'a> Explorer<'a> {
             path.push(c);
             self.dfs(flows, path, ans, stats);
             path.pop();
-            if self.bounds.stop_scenario_at_first_violation && stats.2.is_some() {
+            if self.bounds.stop_scenario_at_first_violation && stats.counterexample.is_some() {
                 return;
             }
         }
@@ -1298,7 +1393,7 @@ pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)
     }
     work.sort_by_key(|(i, f)| (*i, std::cmp::Reverse(f.len())));
     let queue = std::sync::Mutex::new(work.into_iter());
-    type Done = (usize, usize, usize, Option<Counterexample>, Duration);
+    type Done = (usize, ScenarioStats, Duration);
     let results: std::sync::Mutex<Vec<Done>> = std::sync::Mutex::new(Vec::new());
     let timings = std::sync::Mutex::new((0usize, Duration::ZERO, Duration::ZERO));
     let t = Instant::now();
@@ -1328,7 +1423,8 @@ pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)
                         break;
                     };
                     let ts = Instant::now();
-                    let (paths, bad, cex) = ex.explore_scenario(&flows);
+                    let stats = ex.explore_scenario(&flows);
+                    let (paths, bad) = (stats.paths, stats.violating_paths);
                     let took = ts.elapsed();
                     progress(&format!(
                         "  {:<20} [{}] {:>6} interleavings{} ({:.1} s)",
@@ -1342,10 +1438,7 @@ pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)
                         },
                         took.as_secs_f64()
                     ));
-                    results
-                        .lock()
-                        .expect("results")
-                        .push((i, paths, bad, cex, took));
+                    results.lock().expect("results").push((i, stats, took));
                 }
                 if let Some((_, ex)) = current {
                     restores += ex.restores;
@@ -1370,12 +1463,15 @@ pub fn explore(bounds: &Bounds, threads: usize, progress: &(dyn Fn(&str) + Sync)
             name: setup.name.to_string(),
             ..Default::default()
         };
-        for (_, paths, bad, cex, took) in results.iter().filter(|r| r.0 == i) {
+        for (_, stats, took) in results.iter().filter(|r| r.0 == i) {
             sr.scenarios += 1;
-            sr.paths += paths;
-            sr.violating_paths += bad;
+            sr.paths += stats.paths;
+            sr.violating_paths += stats.violating_paths;
+            sr.outcomes.merge(&stats.outcomes);
             sr.elapsed += *took;
-            report.counterexamples.extend(cex.iter().cloned());
+            report
+                .counterexamples
+                .extend(stats.counterexample.iter().cloned());
         }
         report.setups.push(sr);
     }
