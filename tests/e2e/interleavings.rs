@@ -216,3 +216,38 @@ fn the_invariants_accept_a_sequential_payment_and_flag_each_kind_of_damage() {
         );
     }
 }
+
+/// Found by the long run (two faults on one path, `create-excess`): the excess refund is
+/// applied but answered `SYS_UNKNOWN`, its retry (same dedup key) comes back `TxTooOld`, and
+/// the canister infers from the empty subaccount that it applied: the billing keeps the
+/// refund (`refund_e8s` > 0, not pending) with no block. The checker used to count only
+/// refunds with a block and reported e8s refunded on the ledger that the billing did not
+/// name; the books do match.
+#[test]
+fn an_excess_refund_settled_by_too_old_after_an_unknown_answer_keeps_the_books() {
+    use livault_tests::interleave::{setup_create_excess, Explorer};
+    let path = "s0 r0:deliver r0:deliver r0:unknown r0:too-old r0:deliver";
+    let setup = setup_create_excess();
+    let mut ex = Explorer::new(&setup, Bounds::exhaustive());
+    let run = ex.replay(&[Flow::Verify(0)], &parse_path(path).expect("path"));
+    assert!(run.violations.is_empty(), "{run}");
+    let o = ex.observe();
+    assert_eq!(o.bills.len(), 1, "{run}");
+    let b = &o.bills[0];
+    assert!(
+        b.applied && !b.refund_pending && b.refund_block.is_none(),
+        "{b:?}"
+    );
+    assert!(b.refund_e8s > 0, "{b:?}");
+    // The owner got the excess exactly once on the ledger; nothing is left on A.
+    let to_owner = o
+        .blocks
+        .iter()
+        .filter(|x| {
+            matches!(&x.op, local_replica::ledger::Operation::Transfer { to, amount, .. }
+                if *to == o.owner && *amount == b.refund_e8s)
+        })
+        .count();
+    assert_eq!(to_owner, 1, "{run}");
+    assert_eq!(o.sessions[0].left, 0, "{run}");
+}

@@ -46,6 +46,14 @@ pub struct Observed {
     pub events: Vec<AuditEventView>,
 }
 
+/// Whether the billing entry's excess refund applied: settled (not pending) with a non-zero
+/// amount (a refund known not applied is recorded as 0). Its block is `None` when the outcome
+/// was inferred from the subaccount's balance after `TxTooOld` (the ledger's dedup window
+/// passed after an unknown answer).
+fn excess_refunded(b: &BillingEntry) -> bool {
+    !b.refund_pending && b.refund_e8s > 0
+}
+
 /// The invariants of the module docs on an observation; one text per violation.
 pub fn violations(o: &Observed) -> Vec<String> {
     let mut v = Vec::new();
@@ -156,7 +164,7 @@ pub fn violations(o: &Observed) -> Vec<String> {
         // Refunds in the ledger = the excess refund of the billing + refund_session.
         let billed_refund: u64 = billed
             .iter()
-            .filter(|b| b.refund_block.is_some())
+            .filter(|b| excess_refunded(b))
             .map(|b| b.refund_e8s)
             .sum();
         if refunded != billed_refund + session.refunded_e8s {
@@ -171,7 +179,7 @@ pub fn violations(o: &Observed) -> Vec<String> {
             // After a sweep, refund_session may only return the excess whose own refund did
             // not apply (no funds arrive after the setups' payments).
             let excess_only = billed.first().is_some_and(|b| {
-                b.refund_block.is_none()
+                !excess_refunded(b)
                     && session.refunded_e8s + LEDGER_FEE
                         == b.received_e8s.saturating_sub(b.amount_e8s)
             });
