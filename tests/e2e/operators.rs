@@ -36,12 +36,10 @@ fn public_metrics(env: &mut TestEnv) -> String {
 
 /// The value of the sample `series` (name with its labels, exactly as written) in `text`.
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 fn trail(env: &mut TestEnv, who: Principal, args: PageArgs) -> R<Page<AdminTrailEntry>> {
@@ -71,7 +69,10 @@ fn whole_trail(env: &mut TestEnv) -> Vec<AdminTrailEntry> {
 }
 
 fn logs(env: &TestEnv) -> Vec<String> {
-    env.host.canister_logs().map(|l| l.content.clone()).collect()
+    env.host
+        .canister_logs()
+        .map(|l| l.content.clone())
+        .collect()
 }
 
 fn errors_of(m: &Metrics, endpoint: &str, error: &str) -> u64 {
@@ -251,7 +252,7 @@ fn ledger_call_outcomes_are_counted() {
     assert_eq!(ledger_calls(&m, "account_balance", "rejected"), 1);
     assert_eq!(errors_of(&m, "verify_payment", "LedgerUnavailable"), 1);
 
-    // Paid; the sweep's outcome is unknown (the scheduler settles it later).
+    // Paid; the sweep's first answer is lost (outcome unknown).
     let wallet = TestEnv::wallet_of(owner);
     env.host
         .fund(AccountId::new(&wallet, None), s.amount_e8s + LEDGER_FEE);
@@ -261,9 +262,11 @@ fn ledger_call_outcomes_are_counted() {
         .unwrap();
     env.host.unknown_outcome_next_calls("transfer", 1);
     let r: R<PaymentReceipt> = env.update(owner, "verify_payment", (s.id,));
-    assert!(r.unwrap().billing.sweep_pending);
+    r.unwrap();
     let m = metrics(&mut env);
     assert_eq!(ledger_calls(&m, "transfer", "unknown"), 1);
+    // The retry with the same dedup key learns that the transfer happened.
+    assert_eq!(ledger_calls(&m, "transfer", "TxDuplicate"), 1);
     let text = public_metrics(&mut env);
     assert_eq!(
         sample(
@@ -272,8 +275,9 @@ fn ledger_call_outcomes_are_counted() {
         ),
         Some(1.0)
     );
-    assert!(logs(&env).iter().any(|l| l
-        .starts_with("event=ledger.call method=account_balance outcome=rejected detail=")));
+    assert!(logs(&env).iter().any(
+        |l| l.starts_with("event=ledger.call method=account_balance outcome=rejected detail=")
+    ));
     assert!(logs(&env)
         .iter()
         .any(|l| l.starts_with("event=ledger.call method=transfer outcome=unknown")));
@@ -306,7 +310,9 @@ fn capacity_refusals_are_counted_and_logged() {
             idempotency_key: None,
         },),
     );
-    assert!(matches!(r, Err(VaultError::PlanLimit { ref resource, .. }) if resource == "canister_storage"));
+    assert!(
+        matches!(r, Err(VaultError::PlanLimit { ref resource, .. }) if resource == "canister_storage")
+    );
     let m = metrics(&mut env);
     assert_eq!(m.ops.capacity_refusals, 1);
     assert_eq!(errors_of(&m, "create_vault", "PlanLimit"), 1);
@@ -365,8 +371,9 @@ fn scheduler_failures_are_counted_since_install_and_logged() {
         .iter()
         .any(|l| l.starts_with("event=scheduler.batch_trapped entries=3 error=")));
     assert!(
-        logs.iter().any(|l| l.starts_with("event=scheduler.entry_failed kind=")
-            && l.contains(" parked=false error=")),
+        logs.iter()
+            .any(|l| l.starts_with("event=scheduler.entry_failed kind=")
+                && l.contains(" parked=false error=")),
         "{logs:#?}"
     );
     assert!(logs.iter().any(|l| l
@@ -490,18 +497,20 @@ fn the_admin_trail_records_every_admin_action_for_admins_only() {
     let callers: Vec<Principal> = entries.iter().map(|e| e.caller).collect();
     assert_eq!(
         callers,
-        [
-            controller, admin, admin, admin, admin, admin, admin, controller, controller
-        ]
+        [controller, admin, admin, admin, admin, admin, admin, controller, controller]
     );
     assert!(entries[0].args.starts_with("opt variant { Init = record {"));
     assert!(entries[0].args.contains(&admin.to_text()));
     assert_eq!(entries[1].args, "true");
     assert_eq!(entries[1].outcome, "was_paused=false");
     assert_eq!(entries[2].args, "false");
-    assert!(entries[3].args.starts_with("record {"), "{}", entries[3].args);
+    assert!(
+        entries[3].args.starts_with("record {"),
+        "{}",
+        entries[3].args
+    );
     assert!(entries[4].args.contains(&user("treasury").to_text()));
-    assert_eq!(entries[5].args, s.id.to_string());
+    assert_eq!(entries[5].args, format!("{} : nat64", s.id));
     assert!(entries[5].outcome.contains(&format!(
         "refunded_e8s={} refund_block={}",
         refunded.refunded_e8s,
@@ -510,14 +519,15 @@ fn the_admin_trail_records_every_admin_action_for_admins_only() {
     assert!(entries[6].outcome.starts_with("taken="));
     assert_eq!(
         entries[7].args,
-        format!(
-            "vec {{ principal \"{admin}\"; principal \"{second_admin}\"; }}"
-        )
+        format!("vec {{ principal \"{admin}\"; principal \"{second_admin}\"; }}")
     );
     assert_eq!(entries[8].args, "null");
     assert!(entries.windows(2).all(|w| w[0].time <= w[1].time));
     assert_eq!(metrics(&mut env).ops.admin_actions_total, 9);
-    assert_eq!(errors_of(&metrics(&mut env), "set_paused", "NotAuthorized"), 1);
+    assert_eq!(
+        errors_of(&metrics(&mut env), "set_paused", "NotAuthorized"),
+        1
+    );
     let logs = logs(&env);
     assert!(logs.iter().any(|l| l
         == &format!("event=admin.refused action=set_paused caller={owner} error=NotAuthorized")));

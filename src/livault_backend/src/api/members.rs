@@ -43,7 +43,11 @@ fn revoke_invite(vault_id: VaultId, invite_id: u64) -> VaultResult<InviteView> {
 
 #[ic_cdk::update]
 async fn regenerate_invite(vault_id: VaultId, invite_id: u64) -> VaultResult<InviteCreated> {
-    update_async("regenerate_invite", WhenPaused::Refuse, |rt, _| async move { invites::regenerate_invite(&GlobalState, &rt, vault_id, invite_id).await }).await
+    let endpoint = "regenerate_invite";
+    update_async(endpoint, WhenPaused::Refuse, |rt, _| async move {
+        invites::regenerate_invite(&GlobalState, &rt, vault_id, invite_id).await
+    })
+    .await
 }
 
 #[ic_cdk::query]
