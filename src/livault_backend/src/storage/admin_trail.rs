@@ -127,7 +127,7 @@ mod tests {
 
     fn rec(seq: u64) -> Vec<u8> {
         // Lengths vary, some fill the slot.
-        let len = if seq % 7 == 0 {
+        let len = if seq.is_multiple_of(7) {
             MAX_RECORD_BYTES
         } else {
             (seq % 300) as usize
