@@ -56,7 +56,8 @@ pub mod vetkeys_client;
 
 pub use account::AccountId;
 pub use host::{
-    CallError, CanisterStatus, ExecRecord, Host, HostConfig, HostError, MessageId, MessageStatus,
+    CallError, CanisterStatus, ExecRecord, Host, HostConfig, HostError, LogRecord, MessageId,
+    MessageStatus,
 };
 pub use ledger::{ledger_principal, Ledger, LEDGER_ID};
 pub use types::{Reject, RejectCode, Reply, Response};
