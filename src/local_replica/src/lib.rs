@@ -60,7 +60,7 @@ pub mod vetkeys_client;
 pub use account::AccountId;
 pub use host::{
     CallError, CanisterStatus, ExecRecord, HeldCall, HeldOutcome, Host, HostConfig, HostError,
-    MessageId, MessageStatus, ReleaseError,
+    LogRecord, MessageId, MessageStatus, ReleaseError,
 };
 pub use ledger::LedgerCall;
 pub use ledger::{ledger_principal, Ledger, LEDGER_ID};

@@ -17,7 +17,7 @@
 //! costs a copy of the memories, not a compilation or an instantiation.
 
 use crate::canister::{Canister, GlobalTy, HeapSnapshot};
-use crate::host::{ExecRecord, Faults, Host, HostConfig, Message, MessageId};
+use crate::host::{ExecRecord, Faults, Host, HostConfig, LogRecord, Message, MessageId};
 use crate::ledger::Ledger;
 use candid::Principal;
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,9 @@ struct StateFile {
     controllers: Vec<Principal>,
     canister: Option<CanisterFile>,
     records: Vec<ExecRecord>,
+    /// The canister log (absent in files written before it was kept).
+    #[serde(default)]
+    logs: Vec<LogRecord>,
 }
 
 fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T, PersistError> {
@@ -100,6 +103,8 @@ pub struct HostSnapshot {
     faults: Faults,
     messages: BTreeMap<MessageId, Message>,
     records: VecDeque<ExecRecord>,
+    logs: VecDeque<LogRecord>,
+    next_log_idx: u64,
     canister: Option<CanisterSnapshot>,
 }
 
@@ -147,9 +152,9 @@ impl Host {
     }
 
     /// An in-memory copy of this host: clock, RNG, ledger, controllers, fault settings,
-    /// messages and their answers, the canister's heap, mutable globals, stable memory,
-    /// global timer, version, certified data and cycle balance. Only a quiescent host can be
-    /// copied (no queued work, open call contexts or held calls).
+    /// messages and their answers, the canister log, the canister's heap, mutable globals,
+    /// stable memory, global timer, version, certified data and cycle balance. Only a
+    /// quiescent host can be copied (no queued work, open call contexts or held calls).
     pub fn snapshot(&self) -> Result<HostSnapshot, PersistError> {
         self.check_quiescent()?;
         Ok(HostSnapshot {
@@ -162,6 +167,8 @@ impl Host {
             faults: self.faults.clone(),
             messages: self.messages.clone(),
             records: self.records.clone(),
+            logs: self.logs.clone(),
+            next_log_idx: self.next_log_idx,
             canister: self.canister.as_ref().map(|c| {
                 let env = c.env();
                 CanisterSnapshot {
@@ -195,6 +202,8 @@ impl Host {
         self.faults = snap.faults.clone();
         self.messages.clone_from(&snap.messages);
         self.records.clone_from(&snap.records);
+        self.logs.clone_from(&snap.logs);
+        self.next_log_idx = snap.next_log_idx;
         self.queue.clear();
         self.held.clear();
         self.contexts.clear();
@@ -297,6 +306,7 @@ impl Host {
                 cycles: c.0.cycles,
             }),
             records: self.records.iter().cloned().collect(),
+            logs: self.logs.iter().cloned().collect(),
         };
         if let Some((_, heap, stable, wasm)) = &canister {
             write_atomic(&dir.join("heap.bin"), heap)?;
@@ -337,6 +347,8 @@ impl Host {
         host.ledger = state.ledger;
         host.controllers = state.controllers;
         host.records = state.records.into_iter().collect();
+        host.next_log_idx = state.logs.last().map_or(0, |l| l.idx + 1);
+        host.logs = state.logs.into_iter().collect();
         if let Some(cf) = state.canister {
             let read = |name: &str| {
                 let p = dir.join(name);
