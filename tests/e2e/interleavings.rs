@@ -251,3 +251,26 @@ fn an_excess_refund_settled_by_too_old_after_an_unknown_answer_keeps_the_books()
     assert_eq!(to_owner, 1, "{run}");
     assert_eq!(o.sessions[0].left, 0, "{run}");
 }
+
+/// The host's in-memory snapshots (what the explorer replays from) carry the canister log:
+/// a restore drops the lines written since, and the next line continues the snapshot's
+/// numbering.
+#[test]
+fn a_host_snapshot_restores_the_canister_log() {
+    let mut env = livault_tests::TestEnv::new();
+    let before: Vec<local_replica::LogRecord> = env.host.canister_logs().cloned().collect();
+    assert!(!before.is_empty(), "the install writes a line");
+    let snap = env.host.snapshot().expect("quiescent");
+    env.upgrade(None).unwrap();
+    assert!(env.host.canister_logs().count() > before.len());
+    env.host.restore(&snap).unwrap();
+    let after: Vec<local_replica::LogRecord> = env.host.canister_logs().cloned().collect();
+    assert_eq!(after, before);
+    env.upgrade(None).unwrap();
+    let next = env
+        .host
+        .canister_logs()
+        .nth(before.len())
+        .expect("a new line");
+    assert_eq!(next.idx, before.last().expect("a line").idx + 1);
+}
