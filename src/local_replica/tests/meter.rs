@@ -271,6 +271,31 @@ fn branches_cost_two_and_blocks_are_charged_when_entered() {
     );
 }
 
+/// Code skipped by a taken branch is never charged: on the IC a `br_if` ends its basic block
+/// and the code after it is a block of its own, charged only when it runs. (The host's earlier
+/// meter, wasmi fuel, charged a whole wasm block up front, including what a taken `br_if`
+/// skipped: this body cost it ~100 more per iteration. That was the main source of its
+/// over-count on branchy code such as Candid decoding; see BENCHMARKS.md, "Endpoint costs".)
+#[test]
+fn code_after_a_taken_branch_is_not_charged() {
+    let nops = "(nop) ".repeat(100);
+    // i32.const 1 + br_if 2; the 100 nops never run.
+    assert_eq!(
+        cost(&format!("(block (br_if 0 (i32.const 1)) {nops})")),
+        EMPTY + 3
+    );
+    // Not taken: + 100 nops.
+    assert_eq!(
+        cost(&format!("(block (br_if 0 (i32.const 0)) {nops})")),
+        EMPTY + 3 + 100
+    );
+    // An early `return` likewise: the rest of the function is not charged.
+    assert_eq!(
+        cost(&format!("(block (return (call $reply))) {nops}")),
+        1 + 5 + 500 + 1
+    );
+}
+
 #[test]
 fn loop_iterations_cost_their_blocks_exactly() {
     // Per iteration: [local.get, i32.const, i32.ge_u, br_if] = 5 and

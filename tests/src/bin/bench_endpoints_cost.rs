@@ -13,7 +13,7 @@ use candid::utils::ArgumentEncoder;
 use candid::Principal;
 use livault_backend::domain::config::Durations;
 use livault_backend::domain::member_types::{
-    GenerateInviteArgs, InviteCreated, MemberView, Relation,
+    GenerateInviteArgs, InviteCreated, MemberView, Relation, UnlockStatus,
 };
 use livault_backend::domain::records::MemberRole;
 use livault_tests::*;
