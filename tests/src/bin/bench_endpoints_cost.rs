@@ -25,6 +25,7 @@ struct Row {
     kind: &'static str,
     instructions: u64,
     total: u64,
+    reply_bytes: usize,
 }
 
 /// One call, decoded; records the instructions of its first execution and of its whole
@@ -49,6 +50,7 @@ fn call<A: ArgumentEncoder, T: candid::CandidType + serde::de::DeserializeOwned>
         kind: if query { "query" } else { "update" },
         instructions: reply.instructions,
         total: reply.total_instructions,
+        reply_bytes: reply.bytes.len(),
     });
     candid::decode_one(&reply.bytes).unwrap_or_else(|e| panic!("{name}: bad reply: {e}"))
 }
@@ -176,14 +178,16 @@ fn main() {
     r.expect("get_unlock_status");
     let _: PlansInfo = call(&mut env, rows, bob, "get_plans", true, ());
 
+    // The reply's bytes cost 50 instructions each on the IC (`msg_reply_data_append`, see
+    // `local_replica::costs::TRANSMISSION_PER_BYTE`): shown so the share of the reply is visible.
     println!(
-        "{:<20} {:<7} {:>14} {:>14}",
-        "endpoint", "kind", "instructions", "call tree"
+        "{:<20} {:<7} {:>14} {:>14} {:>12}",
+        "endpoint", "kind", "instructions", "call tree", "reply bytes"
     );
     for r in rows.iter() {
         println!(
-            "{:<20} {:<7} {:>14} {:>14}",
-            r.name, r.kind, r.instructions, r.total
+            "{:<20} {:<7} {:>14} {:>14} {:>12}",
+            r.name, r.kind, r.instructions, r.total, r.reply_bytes
         );
     }
 }
