@@ -204,7 +204,7 @@ pub fn instruction_cost(op: &Operator, memory64: bool) -> u64 {
         O::I32TruncSatF32S | O::I32TruncSatF32U | O::I32TruncSatF64S | O::I32TruncSatF64U => 20,
         O::I32TruncF32S | O::I32TruncF32U | O::I32TruncF64S | O::I32TruncF64U => 20,
         O::I64TruncF32S | O::I64TruncF32U | O::I64TruncF64S | O::I64TruncF64U => 20,
-        // Loads and stores: 1 on a 32-bit memory, 2 on a 64-bit one.
+        // Loads and stores: 2 on a 64-bit memory (1 on a 32-bit one: the default arm below).
         O::I32Load { .. }
         | O::I64Load { .. }
         | O::F32Load { .. }
@@ -227,12 +227,10 @@ pub fn instruction_cost(op: &Operator, memory64: bool) -> u64 {
         | O::I32Store16 { .. }
         | O::I64Store8 { .. }
         | O::I64Store16 { .. }
-        | O::I64Store32 { .. } => {
-            if memory64 {
-                2
-            } else {
-                1
-            }
+        | O::I64Store32 { .. }
+            if memory64 =>
+        {
+            2
         }
         O::GlobalGet { .. } | O::GlobalSet { .. } => 2,
         O::TableGet { .. } | O::TableSet { .. } => 5,
@@ -657,4 +655,42 @@ pub fn exported_functions(wasm: &[u8]) -> Result<Vec<String>, InstrumentError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads and stores cost 1 on a 32-bit memory and 2 on a 64-bit one (IC
+    /// `instruction_to_cost`, `WasmMemoryType`); the host's interpreter runs only 32-bit
+    /// memories, so this rule is checked on the table rather than on a module.
+    #[test]
+    fn loads_and_stores_cost_two_on_a_64_bit_memory() {
+        let memarg = wasmparser::MemArg {
+            align: 0,
+            max_align: 0,
+            offset: 0,
+            memory: 0,
+        };
+        for op in [
+            Operator::I32Load { memarg },
+            Operator::I64Store8 { memarg },
+            Operator::F64Load { memarg },
+        ] {
+            assert_eq!(instruction_cost(&op, false), 1, "{op:?}");
+            assert_eq!(instruction_cost(&op, true), 2, "{op:?}");
+        }
+        // Other operators do not depend on the memory type.
+        assert_eq!(instruction_cost(&Operator::I32Add, true), 1);
+        assert_eq!(
+            instruction_cost(
+                &Operator::MemoryCopy {
+                    dst_mem: 0,
+                    src_mem: 0
+                },
+                true
+            ),
+            100
+        );
+    }
 }
