@@ -151,7 +151,7 @@ pub struct Env {
     /// Chunks ([`DIRTY_CHUNK`] bytes) of stable memory written since the host snapshot
     /// `stable_base` was restored (see `Host::restore`), so the next restore of the same
     /// snapshot copies only those.
-    pub stable_dirty: std::collections::BTreeSet<u64>,
+    pub snapshot_dirty: std::collections::BTreeSet<u64>,
     /// Id of the snapshot the stable memory was last restored from (`None`: unknown base).
     pub stable_base: Option<u64>,
     /// Global timer deadline (0 = unset).
@@ -204,7 +204,7 @@ impl Env {
         }
         let first = offset / DIRTY_CHUNK;
         let last = (offset + size - 1) / DIRTY_CHUNK;
-        self.stable_dirty.extend(first..=last);
+        self.snapshot_dirty.extend(first..=last);
     }
 }
 

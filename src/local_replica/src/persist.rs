@@ -246,7 +246,7 @@ impl Host {
             // (stable memory only grows; pages grown since are dropped).
             env.stable.truncate(len);
             let chunk = crate::ic0::DIRTY_CHUNK as usize;
-            for c in std::mem::take(&mut env.stable_dirty) {
+            for c in std::mem::take(&mut env.snapshot_dirty) {
                 let start = (c as usize).saturating_mul(chunk);
                 if start >= len {
                     break;
@@ -258,7 +258,7 @@ impl Host {
             env.stable.clear();
             env.stable.extend_from_slice(&cs.stable);
         }
-        env.stable_dirty.clear();
+        env.snapshot_dirty.clear();
         env.stable_base = Some(cs.id);
         env.global_timer = cs.global_timer;
         env.version = cs.version;
