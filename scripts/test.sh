@@ -32,7 +32,15 @@ cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked -- -D w
 cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked --features bench-seed -- -D warnings
 
 step "cargo test (unit, host semantics, end-to-end on the wasm)"
-LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked
+# The interleaving explorer's bounded run is the next step, with its numbers printed.
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked \
+  -- --skip every_interleaving_of_the_payment_flows
+
+step "payment interleavings, bounded run (docs/interleavings.md)"
+start=$(date +%s)
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --locked -p livault_tests \
+  --test interleavings every_interleaving_of_the_payment_flows -- --nocapture
+echo "bounded interleaving run: $(( $(date +%s) - start )) s"
 
 step "vetKeys JavaScript client (@dfinity/vetkeys in node) on the canister's bytes"
 scripts/vetkeys-js.sh

@@ -508,6 +508,24 @@ fn fees_leave_the_canister_balance_and_failed_calls_are_refunded() {
     assert_eq!(f.env.host.cycle_balance(), start - 10 * KEY_1_FEE);
 }
 
+/// The host's in-memory snapshots (used by the payment interleaving explorer) carry the
+/// cycle balance the vetKD fees move.
+#[test]
+fn a_host_snapshot_restores_the_cycle_balance() {
+    let mut f = family();
+    let ta = client::transport_key("alice");
+    let start = f.env.host.cycle_balance();
+    let snap = f.env.host.snapshot().expect("quiescent");
+    derive(&mut f.env, f.alice, f.v, 0, &ta).unwrap();
+    derive(&mut f.env, f.alice, f.v, 0, &ta).unwrap();
+    assert_eq!(f.env.host.cycle_balance(), start - 2 * KEY_1_FEE);
+    f.env.host.restore(&snap).unwrap();
+    assert_eq!(f.env.host.cycle_balance(), start);
+    assert_eq!(metrics(&mut f.env).cycles_spent, 0);
+    derive(&mut f.env, f.alice, f.v, 0, &ta).unwrap();
+    assert_eq!(f.env.host.cycle_balance(), start - KEY_1_FEE);
+}
+
 #[test]
 fn limits_per_caller_per_vault_budget_and_unpaid_drafts() {
     let mut env = env_with(

@@ -1060,6 +1060,318 @@ fn set_treasury_redirects_sweeps_and_billing_pages() {
     );
 }
 
+// ---------------------------------------------------------------- issue #12: counterexamples
+//
+// The interleaving explorer (tests/src/interleave/, tests/e2e/interleavings.rs) found these
+// paths on main at 7bad18c. Each test replays one of them as a plain sequence and then checks
+// the invariants of issue #12 with `settle_and_check`. They failed on 7bad18c / 0aac3ab and
+// pass since the payment-flow fix (a4779ac). Since that fix a draft has one creation session,
+// so the two-session races use two upgrade sessions (a price cut opens the second; both
+// apply, on the old code and on the new). (The explorer also finds an
+// expired upgrade session applied after a renewal, `upgrade-then-renew;d;s0`: that one is
+// `a_stale_upgrade_session_paid_after_a_renewal_is_refund_only` below.)
+
+/// Releases (delivered) every held ledger call whose method is `method`, in the order they
+/// were made, and runs until idle. Returns how many were released.
+fn deliver_held(env: &mut TestEnv, method: &str) -> usize {
+    let held: Vec<_> = env
+        .host
+        .list_held_calls()
+        .into_iter()
+        .filter(|h| h.method == method)
+        .collect();
+    for h in &held {
+        env.host
+            .release_held_call(h.id, local_replica::HeldOutcome::Deliver)
+            .expect("held");
+    }
+    env.host.run_until_idle();
+    held.len()
+}
+
+/// Stops holding, lets every flow finish and returns their replies.
+fn finish_flows(env: &mut TestEnv, flows: &[local_replica::MessageId]) -> Vec<String> {
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    env.host.run_until_idle();
+    flows
+        .iter()
+        .map(|m| match env.host.message_status(*m) {
+            Some(local_replica::MessageStatus::Done(local_replica::Response::Reply(b))) => {
+                match candid::decode_one::<R<PaymentReceipt>>(b) {
+                    Ok(Ok(r)) => format!(
+                        "receipt: session {} billing {} applied = {}",
+                        r.session.id, r.billing.id, r.billing.applied
+                    ),
+                    Ok(Err(e)) => format!("{e:?}"),
+                    Err(_) => format!("{} bytes", b.len()),
+                }
+            }
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Issue #12's invariants for the sessions of vault `v`, after its flows ended. Settles as an
+/// operator would (every session verified twice, then `refund_session` for every session
+/// still holding more than a fee, and the owner must receive balance − fee), then: every
+/// sweep to the treasury paid for a purpose applied by its session (billing `applied`),
+/// each session swept at most once, each purpose applied at most once, books balanced.
+fn settle_and_check(env: &mut TestEnv, owner: Principal, v: VaultId, sessions: &[&PaymentSession]) {
+    for _ in 0..2 {
+        for s in sessions {
+            let _ = verify(env, owner, s.id);
+        }
+    }
+    let admin = env.admin;
+    for s in sessions {
+        let held = balance(env, session_account(env, s.id));
+        if held <= LEDGER_FEE {
+            continue;
+        }
+        let before = balance(env, AccountId::new(&owner, None));
+        let r: R<PaymentSession> = env.update(admin, "refund_session", (s.id,));
+        assert!(
+            r.is_ok(),
+            "session {}: {held} e8s stay on its subaccount and refund_session refuses: {r:?}",
+            s.id
+        );
+        assert_eq!(
+            balance(env, AccountId::new(&owner, None)) - before,
+            held - LEDGER_FEE,
+            "session {}: refund_session returns balance − fee to the owner",
+            s.id
+        );
+    }
+    let bills: R<BillingPage> = env.query(
+        admin,
+        "list_billing",
+        (PageArgs {
+            start_after: None,
+            limit: Some(100),
+        },),
+    );
+    let bills: Vec<BillingEntry> = bills
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|b| b.vault_id == v)
+        .collect();
+    let treasury = treasury_account(env);
+    for s in sessions {
+        let from = session_account(env, s.id);
+        let sweeps = env
+            .host
+            .ledger()
+            .blocks()
+            .iter()
+            .filter(|b| matches!(&b.op, Operation::Transfer { from: f, to, .. } if *f == from && *to == treasury))
+            .count();
+        assert!(sweeps <= 1, "session {} swept {sweeps} times", s.id);
+        if sweeps == 1 {
+            let b = bills
+                .iter()
+                .find(|b| b.session_id == s.id)
+                .unwrap_or_else(|| panic!("session {} swept without a billing entry", s.id));
+            let left = balance(env, from);
+            let refund: R<PaymentSession> = env.update(admin, "refund_session", (s.id,));
+            assert!(
+                b.applied,
+                "session {}: {} e8s swept to the treasury for {:?} but the billing entry says \
+                 applied = false (the subaccount holds {left} e8s; refund_session answers \
+                 {refund:?}): the payer's money is in the treasury for nothing",
+                s.id, b.treasury_e8s, b.purpose
+            );
+        }
+    }
+    let mut applied = BTreeMap::new();
+    for b in bills.iter().filter(|b| b.applied) {
+        *applied.entry(format!("{:?}", b.purpose)).or_insert(0) += 1;
+    }
+    for (purpose, n) in applied {
+        assert_eq!(n, 1, "purpose {purpose} applied {n} times");
+    }
+    Books::check(env);
+}
+
+/// Today's prices with every storage price halved (a price cut by an admin).
+fn halved_prices() -> livault_backend::domain::config::Pricing {
+    let mut p = livault_backend::domain::config::Pricing::default();
+    for t in &mut p.tiers {
+        t.storage_price_e8s /= 2;
+    }
+    p
+}
+
+/// A paid vault (`NeedSetup`) with two paid upgrade sessions to the same plan that both
+/// still apply: A, then — after an admin halved the storage prices and A expired — B at the
+/// new price (A's frozen amount is not below the current quote, so A applies too; a draft
+/// has only one creation session since the issue #12 fix). Returns (env, owner, vault, A, B).
+fn two_paid_upgrade_sessions(
+    mut env: TestEnv,
+) -> (TestEnv, Principal, VaultId, PaymentSession, PaymentSession) {
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    env.pay_creation(owner, v);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    let a = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    set_pricing(&mut env, halved_prices());
+    env.advance(Duration::from_secs(31 * 60));
+    let b = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    assert!(b.amount_e8s < a.amount_e8s);
+    assert_ne!(a.id, b.id, "a new price opens a new session");
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    (env, owner, v, a, b)
+}
+
+/// Issue #12 H2 as the issue states it: a Draft, session A opened and expired, then "session
+/// B" opened. Since the fix a draft has one creation session: B is A reopened, so two
+/// creation payments cannot race; the session paid once and verified twice concurrently
+/// (the second is refused `Busy` or finds it closed) is swept once and the creation applied
+/// once. Found on 7bad18c by the explorer's then setup `create-two` (two creation sessions):
+/// `create-two;v0,v1;s0 s1 r0:deliver r0:deliver r0:deliver r0:deliver` (both swept, B
+/// `applied = false`, B empty, `refund_session(B)` `InvalidInput`).
+#[test]
+fn issue_12_h2_a_draft_reopens_its_expired_session_and_concurrent_verifications_sweep_once() {
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let a = init(&mut env, owner, v, PaymentPurpose::Create);
+    env.advance(Duration::from_secs(31 * 60));
+    let b = init(&mut env, owner, v, PaymentPurpose::Create);
+    assert_eq!(b.id, a.id, "the expired creation session is reopened");
+    assert!(b.expires_at > env.now());
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let arg = candid::encode_one(b.id).unwrap();
+    let first = env.host.submit_update(owner, "verify_payment", arg.clone());
+    let second = env.host.submit_update(owner, "verify_payment", arg);
+    env.host.run_until_idle();
+    deliver_held(&mut env, "account_balance");
+    deliver_held(&mut env, "transfer");
+    let replies = finish_flows(&mut env, &[first, second]);
+    println!("verify(A) twice: {replies:?}");
+    assert_eq!(canister_transfers(&env), 1, "one sweep");
+    settle_and_check(&mut env, owner, v, &[&b]);
+}
+
+/// Issue #12 H2 with two sessions of one purpose (two upgrades to the same plan, B opened
+/// after a price cut), both paid, verified so that they interleave at the ledger awaits
+/// (both balances asked before either sweep). Exactly one applies; the other's funds stay
+/// on its subaccount for `refund_session`. Explorer: `upgrade-two;v0,v1;s0 s1 r0:deliver
+/// r0:deliver r0:deliver r0:deliver` (on main at 7bad18c: both swept, one `applied = false`).
+#[test]
+fn issue_12_h2_two_upgrade_sessions_verified_concurrently_apply_one_and_refund_the_other() {
+    let (mut env, owner, v, a, b) = two_paid_upgrade_sessions(TestEnv::new());
+    env.host.hold_calls_to(ledger_principal());
+    let va = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(a.id).unwrap());
+    let vb = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
+    env.host.run_until_idle();
+    deliver_held(&mut env, "account_balance");
+    deliver_held(&mut env, "transfer");
+    let replies = finish_flows(&mut env, &[va, vb]);
+    println!("verify(A), verify(B): {replies:?}");
+    settle_and_check(&mut env, owner, v, &[&a, &b]);
+}
+
+/// Issue #12 H2, second form: the scheduler's session check (the periodic tick checks A, then
+/// B) and the owner's `verify_payment(B)` interleave at the ledger awaits; every held call is
+/// delivered in the order made. Explorer: `upgrade-two;v1,t;s0 s1 r0:deliver r0:deliver
+/// r0:deliver r0:deliver` (on main at 7bad18c: both swept, one `applied = false`).
+#[test]
+fn issue_12_h2_the_scheduler_check_and_the_owner_verify_of_two_sessions_apply_one() {
+    // Maintenance timer every 60 s; the scheduler checks a session 2 and 10 minutes after it
+    // was opened.
+    let (mut env, owner, v, a, b) = two_paid_upgrade_sessions(TestEnv::new());
+    env.host.hold_calls_to(ledger_principal());
+    let mut ticks = 0;
+    while env.host.held_calls() == 0 && ticks < 15 {
+        env.advance(Duration::from_secs(60));
+        ticks += 1;
+    }
+    let first = env.host.list_held_calls();
+    assert_eq!(first.len(), 1, "the tick's check awaits the ledger");
+    assert_eq!(
+        first[0].message, None,
+        "made by the timer, not by an ingress message"
+    );
+    let vb = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
+    env.host.run_until_idle();
+    for _ in 0..12 {
+        if env.host.held_calls() == 0 {
+            break;
+        }
+        let next = env.host.list_held_calls()[0].id;
+        env.host
+            .release_held_call(next, local_replica::HeldOutcome::Deliver)
+            .unwrap();
+        env.host.run_until_idle();
+    }
+    let replies = finish_flows(&mut env, &[vb]);
+    println!(
+        "verify(B): {replies:?}; last tick: {:?}",
+        last_tick(&mut env)
+    );
+    settle_and_check(&mut env, owner, v, &[&a, &b]);
+}
+
+/// Issue #12: `delete_vault` between the balance check and the sweep. On 7bad18c the sweep
+/// landed, the billing entry said `applied = false` and nothing could return the money (the
+/// session completed and empty; docs/payments.md then called this "settled by hand").
+/// Explorer path: `create-excess;v0,d;s0 r0:deliver s1 r0:deliver`. Passes since a4779ac
+/// (the purpose is applied in the message that writes the sweep intent).
+#[test]
+fn issue_12_a_vault_deleted_while_its_creation_sweep_is_in_flight_keeps_the_payment_applied() {
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let a = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let va = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(a.id).unwrap());
+    env.host.run_until_idle();
+    deliver_held(&mut env, "account_balance");
+    let deleted: R<VaultView> = env.update(owner, "delete_vault", (v,));
+    println!("delete_vault during the sweep: {deleted:?}");
+    let replies = finish_flows(&mut env, &[va]);
+    println!("verify(A): {replies:?}");
+    settle_and_check(&mut env, owner, v, &[&a]);
+}
+
+/// Issue #12: B's sweep transfer is rejected by the ledger (its outcome then unknown to the
+/// canister); A's verification comes next; then B's again. One upgrade applies, once; the
+/// other session's funds are refundable. On 7bad18c (explorer, two creation sessions:
+/// `create-two;v1;s0 r0:deliver r0:reject` then the settle phase) B's pending sweep was resent
+/// after A had applied the purpose: swept with `applied = false`, unrefundable.
+#[test]
+fn issue_12_a_pending_sweep_is_not_resent_for_a_purpose_another_session_applied() {
+    let (mut env, owner, v, a, b) = two_paid_upgrade_sessions(TestEnv::new());
+    env.host.fail_next_calls(
+        "transfer",
+        1,
+        RejectCode::SysTransient,
+        "ledger unreachable",
+    );
+    let first_b = verify(&mut env, owner, b.id);
+    println!("verify(B) with its sweep rejected: {first_b:?}");
+    let then_a = verify(&mut env, owner, a.id);
+    println!("verify(A): {then_a:?}");
+    settle_and_check(&mut env, owner, v, &[&a, &b]);
+}
+
 // ---------------------------------------------------------------- issue #12 reproductions
 
 /// Today's prices with every storage price doubled (a price rise by an admin).

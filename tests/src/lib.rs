@@ -3,6 +3,8 @@
 //! The wasm is built by `scripts/build.sh` (which `scripts/test.sh` runs first) and read once
 //! per test binary. Set `LIVAULT_WASM` to test another artifact.
 
+pub mod interleave;
+
 /// The vetKeys client of the tests and the demo (docs/keys.md).
 pub use local_replica::vetkeys_client as client;
 

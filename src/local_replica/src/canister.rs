@@ -437,6 +437,16 @@ impl Canister {
             ..Default::default()
         };
         let rollback = result.is_err() || !req.persist;
+        // Every written range is dirty for the next snapshot restore (also when rolled
+        // back: the bytes are put back, marking them costs only a larger copy).
+        let written: Vec<(u64, u64)> = env
+            .stable_journal
+            .iter()
+            .map(|(off, old)| (*off, old.len() as u64))
+            .collect();
+        for (off, len) in written {
+            env.mark_stable_dirty(off, len);
+        }
         if let Err(msg) = result {
             out.trap = Some(msg);
         } else {

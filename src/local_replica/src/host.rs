@@ -76,7 +76,7 @@ pub enum MessageStatus {
 }
 
 #[derive(Debug, Clone)]
-struct Message {
+pub(crate) struct Message {
     caller: Principal,
     method: String,
     arg: Vec<u8>,
@@ -104,7 +104,7 @@ pub(crate) struct CallContext {
 }
 
 #[derive(Debug, Clone)]
-struct Callback {
+pub(crate) struct Callback {
     ctx: u64,
     call: OutCall,
     made_at: u64,
@@ -178,6 +178,63 @@ pub enum CallError {
     Candid(String),
 }
 
+pub use crate::ledger::LedgerCall;
+
+/// A call held by the host ([`Host::hold_calls_to`]), as listed by [`Host::list_held_calls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCall {
+    /// Identifier to pass to [`Host::release_held_call`].
+    pub id: u64,
+    /// The callee.
+    pub callee: Principal,
+    /// The method called.
+    pub method: String,
+    /// Method of the call context that made the call (e.g. `verify_payment`,
+    /// `canister_global_timer`).
+    pub caller_method: String,
+    /// The ingress message at the root of that call context (`None` for a timer).
+    pub message: Option<MessageId>,
+    /// Host time when the call was made.
+    pub made_at: u64,
+    /// The decoded request when the callee is the ledger.
+    pub ledger: Option<LedgerCall>,
+}
+
+/// What happens to a held call released by [`Host::release_held_call`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldOutcome {
+    /// Delivered normally: the callee executes it, the caller gets its response.
+    Deliver,
+    /// Rejected without reaching the callee (nothing applied), e.g. `SysTransient` or
+    /// `CanisterReject`.
+    Reject {
+        /// The reject code the caller sees.
+        code: RejectCode,
+        /// The reject message.
+        message: String,
+    },
+    /// The callee executes it (the ledger applies a transfer) but the caller sees a
+    /// `SysUnknown` reject.
+    AppliedUnknown,
+    /// The callee executes it, then the caller's reply (or reject) callback traps before
+    /// running any code; its cleanup runs.
+    AppliedThenTrap,
+    /// A ledger `transfer` delivered after its dedup window passed: the ledger answers
+    /// `TxTooOld` without applying it (see [`Host::release_held_call`]).
+    TooOld,
+}
+
+/// Error of [`Host::release_held_call`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    /// No held call has this id.
+    #[error("no held call {0}")]
+    NotHeld(u64),
+    /// `TooOld` needs a ledger `transfer` with a `created_at_time`.
+    #[error("held call {0} is not a ledger transfer with a created_at_time")]
+    NotATimedTransfer(u64),
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct RejectRule {
     method: String,
@@ -225,19 +282,23 @@ pub struct Host {
     pub(crate) controllers: Vec<Principal>,
     pub(crate) ledger: Ledger,
     pub(crate) rng_state: u64,
-    faults: Faults,
+    pub(crate) faults: Faults,
     pub(crate) queue: VecDeque<Task>,
     pub(crate) held: Vec<u64>,
     pub(crate) contexts: BTreeMap<u64, CallContext>,
-    callbacks: BTreeMap<u64, Callback>,
-    messages: BTreeMap<MessageId, Message>,
+    pub(crate) callbacks: BTreeMap<u64, Callback>,
+    pub(crate) messages: BTreeMap<MessageId, Message>,
     pub(crate) next_id: u64,
     pub(crate) records: VecDeque<ExecRecord>,
     pub(crate) logs: VecDeque<LogRecord>,
     pub(crate) next_log_idx: u64,
-    timer_task_queued: bool,
-    pending_unknown: BTreeSet<u64>,
-    expired: BTreeMap<u64, Callback>,
+    pub(crate) timer_task_queued: bool,
+    pub(crate) pending_unknown: BTreeSet<u64>,
+    pub(crate) expired: BTreeMap<u64, Callback>,
+    /// Outcomes chosen for held calls released one by one ([`Host::release_held_call`]).
+    pub(crate) forced: BTreeMap<u64, HeldOutcome>,
+    /// Callbacks whose response execution must trap (outcome `AppliedThenTrap`).
+    pub(crate) trap_callback_of: BTreeSet<u64>,
 }
 
 const MAX_RECORDS: usize = 1_000;
@@ -272,6 +333,8 @@ impl Host {
             timer_task_queued: false,
             pending_unknown: BTreeSet::new(),
             expired: BTreeMap::new(),
+            forced: BTreeMap::new(),
+            trap_callback_of: BTreeSet::new(),
         }
     }
 
@@ -1143,11 +1206,26 @@ impl Host {
             self.held.push(cb_id);
             return;
         }
-        if let Some(r) = self.peer_fault(&cb.call.method) {
-            self.respond(cb_id, r);
-            return;
-        }
-        let unknown = self.unknown_fault(&cb.call.method);
+        // An outcome chosen when the call was released overrides the fault rules.
+        let unknown = match self.forced.remove(&cb_id) {
+            Some(HeldOutcome::Reject { code, message }) => {
+                self.respond(cb_id, Response::Reject(code as u32, message));
+                return;
+            }
+            Some(HeldOutcome::AppliedUnknown) => true,
+            Some(HeldOutcome::AppliedThenTrap) => {
+                self.trap_callback_of.insert(cb_id);
+                false
+            }
+            Some(HeldOutcome::Deliver | HeldOutcome::TooOld) => false,
+            None => {
+                if let Some(r) = self.peer_fault(&cb.call.method) {
+                    self.respond(cb_id, r);
+                    return;
+                }
+                self.unknown_fault(&cb.call.method)
+            }
+        };
         let response = if callee == cid {
             // Self-call: a new call context in the canister.
             self.self_call(cb_id, &cb);
@@ -1356,7 +1434,12 @@ impl Host {
             env.cycles = env.cycles.saturating_add(refund);
             env.cycles_refunded = refund;
         }
-        let force_trap = if self.faults.trap_callbacks > 0 {
+        let force_trap = if self.trap_callback_of.remove(&cb_id) {
+            Some(format!(
+                "Canister {} trapped: injected fault in the callback of a released call",
+                self.config.canister_id
+            ))
+        } else if self.faults.trap_callbacks > 0 {
             self.faults.trap_callbacks -= 1;
             Some(format!(
                 "Canister {} trapped: injected fault in callback",
@@ -1459,6 +1542,76 @@ impl Host {
     /// Number of held calls.
     pub fn held_calls(&self) -> usize {
         self.held.len()
+    }
+
+    /// The held calls, in the order they were made, with enough information to name them:
+    /// callee, method, the call context that made them (method and root ingress message)
+    /// and, for the ledger, the decoded request ([`LedgerCall`]).
+    pub fn list_held_calls(&self) -> Vec<HeldCall> {
+        self.held
+            .iter()
+            .filter_map(|id| {
+                let cb = self.callbacks.get(id)?;
+                let callee = Principal::try_from_slice(&cb.call.callee).ok()?;
+                let ctx = self.contexts.get(&cb.ctx);
+                let ledger = (callee == ledger_principal())
+                    .then(|| crate::ledger::describe_call(&cb.call.method, &cb.call.arg))
+                    .flatten();
+                Some(HeldCall {
+                    id: *id,
+                    callee,
+                    method: cb.call.method.clone(),
+                    caller_method: ctx.map(|c| c.method.clone()).unwrap_or_default(),
+                    message: ctx.and_then(|c| c.root),
+                    made_at: cb.made_at,
+                    ledger,
+                })
+            })
+            .collect()
+    }
+
+    /// Releases ONE held call (`id` from [`Host::list_held_calls`]) with a chosen outcome
+    /// (see [`HeldOutcome`]); the other held calls stay held. The outcome overrides the
+    /// fault rules ([`Host::fail_next_calls`], [`Host::unknown_outcome_next_calls`]). Like
+    /// [`Host::release_held`], it queues the delivery without running it.
+    ///
+    /// `TooOld` applies only to a ledger `transfer` with a `created_at_time`: the clock jumps
+    /// to one second past `created_at_time` + the ledger's 24 h window + the permitted drift
+    /// (without running the timers in between: a due timer fires once at the next step), so
+    /// the ledger answers `TxTooOld` without applying it.
+    pub fn release_held_call(&mut self, id: u64, outcome: HeldOutcome) -> Result<(), ReleaseError> {
+        let pos = self
+            .held
+            .iter()
+            .position(|h| *h == id)
+            .ok_or(ReleaseError::NotHeld(id))?;
+        if outcome == HeldOutcome::TooOld {
+            let created = self
+                .list_held_calls()
+                .into_iter()
+                .find(|h| h.id == id)
+                .and_then(|h| match h.ledger {
+                    Some(LedgerCall::Transfer {
+                        created_at_time, ..
+                    }) => created_at_time,
+                    _ => None,
+                })
+                .ok_or(ReleaseError::NotATimedTransfer(id))?;
+            let at = created
+                .saturating_add(crate::ledger::TX_WINDOW_NS)
+                .saturating_add(crate::ledger::PERMITTED_DRIFT_NS)
+                .saturating_add(1_000_000_000);
+            self.now = self.now.max(at);
+        }
+        self.held.remove(pos);
+        // Other held best-effort calls may have timed out meanwhile (as in `advance_time`).
+        self.expire_best_effort();
+        self.forced.insert(id, outcome);
+        self.queue.push_back(Task::Request {
+            callback: id,
+            bypass_hold: true,
+        });
+        Ok(())
     }
 
     /// Queues all held calls for delivery (in the order they were made). Does not run them:

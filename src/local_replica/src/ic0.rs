@@ -148,6 +148,12 @@ pub struct Env {
     pub stable_journal: Vec<(u64, Vec<u8>)>,
     /// Stable memory size (bytes) at the start of the execution.
     pub stable_len_before: usize,
+    /// Chunks ([`DIRTY_CHUNK`] bytes) of stable memory written since the host snapshot
+    /// `stable_base` was restored (see `Host::restore`), so the next restore of the same
+    /// snapshot copies only those.
+    pub snapshot_dirty: std::collections::BTreeSet<u64>,
+    /// Id of the snapshot the stable memory was last restored from (`None`: unknown base).
+    pub stable_base: Option<u64>,
     /// Global timer deadline (0 = unset).
     pub global_timer: u64,
     /// Whether `accept_message` was called (inspect_message).
@@ -185,6 +191,21 @@ pub struct Env {
     pub ic0_fault: Option<Ic0Fault>,
     /// Resource limiter.
     pub limiter: MemoryLimiter,
+}
+
+/// Granularity of the stable memory dirty tracking (bytes).
+pub const DIRTY_CHUNK: u64 = 4096;
+
+impl Env {
+    /// Records `size` bytes written at `offset` of stable memory as dirty.
+    pub fn mark_stable_dirty(&mut self, offset: u64, size: u64) {
+        if size == 0 || self.stable_base.is_none() {
+            return;
+        }
+        let first = offset / DIRTY_CHUNK;
+        let last = (offset + size - 1) / DIRTY_CHUNK;
+        self.snapshot_dirty.extend(first..=last);
+    }
 }
 
 type C<'a> = Caller<'a, Env>;

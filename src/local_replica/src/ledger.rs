@@ -161,6 +161,60 @@ pub enum Icrc1TransferError {
     },
 }
 
+/// A decoded request to the ledger (for naming held calls, see
+/// [`crate::host::Host::list_held_calls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerCall {
+    /// Legacy `account_balance` (or `account_balance_dfx`).
+    AccountBalance {
+        /// The account asked about.
+        account: AccountId,
+    },
+    /// Legacy `transfer`.
+    Transfer {
+        /// Memo (part of the dedup key).
+        memo: u64,
+        /// Amount in e8s.
+        amount: u64,
+        /// Fee in e8s.
+        fee: u64,
+        /// Sender subaccount (`None` = default).
+        from_subaccount: Option<[u8; 32]>,
+        /// Destination account identifier.
+        to: AccountId,
+        /// Creation time (part of the dedup key).
+        created_at_time: Option<u64>,
+    },
+}
+
+/// Decodes a request to the ledger; `None` for other methods or undecodable arguments.
+pub fn describe_call(method: &str, arg: &[u8]) -> Option<LedgerCall> {
+    match method {
+        "account_balance" | "account_balance_dfx" => {
+            let a = Decode!(arg, AccountBalanceArgs).ok()?;
+            Some(LedgerCall::AccountBalance {
+                account: AccountId::from_slice(&a.account).ok()?,
+            })
+        }
+        "transfer" => {
+            let a = Decode!(arg, TransferArgs).ok()?;
+            let from_subaccount = match &a.from_subaccount {
+                Some(b) => Some(<[u8; 32]>::try_from(&b[..]).ok()?),
+                None => None,
+            };
+            Some(LedgerCall::Transfer {
+                memo: a.memo,
+                amount: a.amount.e8s,
+                fee: a.fee.e8s,
+                from_subaccount,
+                to: AccountId::from_slice(&a.to).ok()?,
+                created_at_time: a.created_at_time.map(|t| t.timestamp_nanos),
+            })
+        }
+        _ => None,
+    }
+}
+
 /// What a block records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operation {

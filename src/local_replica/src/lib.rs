@@ -18,7 +18,10 @@
 //! * instruction counting with the IC's cost table and limits ([`costs`]);
 //! * fault injection: rejected calls, unknown outcomes, held calls, trapping callbacks,
 //!   traps at the n-th call of an ic0 function;
-//! * persistence of the whole host to a directory for the CLI ([`persist`]).
+//! * held calls listed and released one at a time with a chosen outcome (delivered,
+//!   rejected, applied with an unknown outcome, applied then the callback traps, too old);
+//! * persistence of the whole host to a directory for the CLI, and in-memory snapshots of
+//!   a quiescent host for fast restarts ([`persist`]).
 //!
 //! ```no_run
 //! use local_replica::{Host, HostConfig, AccountId};
@@ -57,8 +60,10 @@ pub mod vetkeys_client;
 
 pub use account::AccountId;
 pub use host::{
-    CallError, CanisterStatus, ExecRecord, Host, HostConfig, HostError, LogRecord, MessageId,
-    MessageStatus,
+    CallError, CanisterStatus, ExecRecord, HeldCall, HeldOutcome, Host, HostConfig, HostError,
+    LogRecord, MessageId, MessageStatus, ReleaseError,
 };
+pub use ledger::LedgerCall;
 pub use ledger::{ledger_principal, Ledger, LEDGER_ID};
+pub use persist::HostSnapshot;
 pub use types::{Reject, RejectCode, Reply, Response};
