@@ -13,6 +13,7 @@ fn seed_run(seed: u64) {
         min_upgrades: 100,
         defects: Defects::main(),
         verbose: false,
+        progress: false,
     });
     eprintln!("model run seed {seed}: {}", stats.summary());
     assert!(stats.upgrades >= 100, "only {} upgrades", stats.upgrades);

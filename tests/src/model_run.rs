@@ -88,6 +88,8 @@ pub struct RunConfig {
     pub defects: Defects,
     /// Print every step.
     pub verbose: bool,
+    /// Print a progress line every 250 steps.
+    pub progress: bool,
 }
 
 /// What a run did.
@@ -114,6 +116,8 @@ pub struct RunStats {
     pub wall_queries: Duration,
     pub wall_updates: Duration,
     pub wall_upgrades: Duration,
+    /// Stable memory size at the end.
+    pub stable_bytes: u64,
 }
 
 impl RunStats {
@@ -138,6 +142,10 @@ impl RunStats {
             self.wall_queries.as_secs_f64(),
             self.wall_updates.as_secs_f64(),
             self.wall_upgrades.as_secs_f64()
+        );
+        s += &format!(
+            "  stable memory at the end: {:.1} MiB\n",
+            self.stable_bytes as f64 / (1024.0 * 1024.0)
         );
         s += &format!("  final statuses: {:?}\n", self.by_status);
         s += &format!("  transitions: {:?}\n", self.transitions);
@@ -403,6 +411,17 @@ impl Runner {
                 self.full_check();
                 next_full = step + 20;
             }
+            if self.cfg.progress && step % 250 == 249 {
+                eprintln!(
+                    "seed {}: step {} upgrades {} simulated {:.0} days vaults {} ({:.0} s)",
+                    self.cfg.seed,
+                    step + 1,
+                    self.stats.upgrades,
+                    (self.env.now() - self.start) as f64 / DAY as f64,
+                    self.model.vaults.len(),
+                    wall.elapsed().as_secs_f64()
+                );
+            }
             step += 1;
         }
         self.step = step;
@@ -422,6 +441,7 @@ impl Runner {
                 .or_default() += 1;
         }
         self.stats.wall = wall.elapsed();
+        self.stats.stable_bytes = self.env.host.stable_memory().map_or(0, |m| m.len() as u64);
         self.stats
     }
 
@@ -2093,9 +2113,15 @@ impl Runner {
 
     // ------------------------------------------------------------------ audit
 
-    fn fetch_audit(&mut self, who: Principal, id: VaultId) -> R<Vec<AuditEventView>> {
+    /// The audit log of `id` as `who` sees it, after sequence `after` (all of it for `None`).
+    fn fetch_audit(
+        &mut self,
+        who: Principal,
+        id: VaultId,
+        after: Option<u64>,
+    ) -> R<Vec<AuditEventView>> {
         let mut out = Vec::new();
-        let mut cursor = None;
+        let mut cursor = after;
         loop {
             let (_, r) = self.qry::<_, R<Page<AuditEventView>>>(
                 who,
@@ -2118,14 +2144,27 @@ impl Runner {
     }
 
     /// The audit log of a vault: the chain recomputed here, the head, events unchanged since
-    /// they were first seen, the model's events in order, members' views, compaction bounds.
+    /// they were first seen, the model's events in order, and — on a full read (the first
+    /// one, and one in five) — the whole log again, a member's view and the compaction and
+    /// retention bounds. Between full reads only the events after the last one seen are
+    /// fetched: the head hash then commits to every earlier event.
     fn check_audit(&mut self, id: VaultId) {
         let Some(v) = self.model.vaults.get(&id).cloned() else {
             return;
         };
-        let events = v.events.len() as u64;
-        self.quiet(events / 100 + 20 + 3 * v.members.len() as u64);
-        let log = match self.fetch_audit(v.owner, id) {
+        let last_seen = self
+            .audit
+            .get(&id)
+            .and_then(|t| t.seen.keys().next_back().copied());
+        let full = last_seen.is_none() || self.rng.chance(20);
+        let expected_new = if full {
+            v.events.len() as u64
+        } else {
+            (v.events.len() as u64).saturating_sub(last_seen.unwrap_or(0))
+        };
+        self.quiet(expected_new / 100 + 20 + 3 * v.members.len() as u64);
+        let after = if full { None } else { last_seen };
+        let log = match self.fetch_audit(v.owner, id, after) {
             Ok(l) => l,
             Err(e) => self.fail(&format!("get_audit_log({id}) by its owner: {e:?}")),
         };
@@ -2134,108 +2173,139 @@ impl Runner {
             Ok(h) => h,
             Err(e) => self.fail(&format!("get_audit_head({id}): {e:?}")),
         };
-        if log.is_empty() {
+        if full && log.is_empty() {
             self.fail(&format!("vault {id}: empty audit log"));
         }
         // Consecutive sequence numbers ending at the head.
-        let first = log[0].seq;
-        for (i, e) in log.iter().enumerate() {
-            if e.seq != first + i as u64 {
-                self.fail(&format!(
-                    "vault {id}: audit seq {} at position {i} (first {first})",
-                    e.seq
-                ));
+        if let Some(first) = log.first().map(|e| e.seq) {
+            for (i, e) in log.iter().enumerate() {
+                if e.seq != first + i as u64 {
+                    self.fail(&format!(
+                        "vault {id}: audit seq {} at position {i} (first {first})",
+                        e.seq
+                    ));
+                }
             }
         }
-        if log.last().expect("event").seq + 1 != head.next_seq {
+        let end = log.last().map(|e| e.seq + 1).or(last_seen.map(|s| s + 1));
+        if end != Some(head.next_seq) {
             self.fail(&format!(
-                "vault {id}: log ends at seq {}, head says next_seq {}",
-                log.last().expect("event").seq,
+                "vault {id}: the log ends before seq {end:?}, the head says next_seq {}",
                 head.next_seq
             ));
         }
-        // The chain, recomputed independently.
+        // The chain, recomputed independently, and events unchanged since first seen.
         let track = self.audit.entry(id).or_default();
-        let mut prev: Option<Vec<u8>> = if first == 0 {
-            Some(vec![0u8; 32])
-        } else {
-            track.seen.get(&(first - 1)).map(|e| e.hash.to_vec())
+        let mut prev: Option<Vec<u8>> = match log.first() {
+            Some(e) if e.seq == 0 => Some(vec![0u8; 32]),
+            Some(e) => track.seen.get(&(e.seq - 1)).map(|p| p.hash.to_vec()),
+            None => None,
         };
+        let mut problem = None;
         for e in &log {
             if let Some(p) = &prev {
-                let h = chain_hash(p, e);
-                if h != e.hash.as_slice() {
-                    let msg = format!(
+                if chain_hash(p, e) != e.hash.as_slice() {
+                    problem = Some(format!(
                         "vault {id}: audit event {} does not chain (hash mismatch)",
                         e.seq
-                    );
-                    self.fail(&msg);
+                    ));
                 }
             }
             prev = Some(e.hash.to_vec());
-        }
-        if head.head_hash.as_slice() != log.last().expect("event").hash.as_slice() {
-            self.fail(&format!(
-                "vault {id}: head hash differs from the last event's hash"
-            ));
-        }
-        // Events never change once seen (across upgrades too).
-        let track = self.audit.entry(id).or_default();
-        let mut changed = None;
-        for e in &log {
             match track.seen.get(&e.seq) {
-                Some(old) if old != e => changed = Some((old.clone(), e.clone())),
+                Some(old) if old != e => {
+                    problem = Some(format!(
+                        "vault {id}: audit event changed\n  before {old:?}\n  now    {e:?}"
+                    ))
+                }
                 Some(_) => {}
                 None => {
                     track.seen.insert(e.seq, e.clone());
                 }
             }
         }
-        if let Some((old, new)) = changed {
+        let head_event = track.seen.get(&(head.next_seq - 1)).cloned();
+        if let Some(p) = problem {
+            self.fail(&p);
+        }
+        match head_event {
+            Some(e) if e.hash == head.head_hash => {}
+            other => self.fail(&format!(
+                "vault {id}: head hash {:?} is not the hash of the last event {other:?}",
+                head.head_hash
+            )),
+        }
+        self.stats.audit_events_checked += log.len() as u64;
+        // The model's events, in order (compaction events aside), after any prefix that was
+        // compacted before this run saw it.
+        let seen: Vec<AuditEventView> = self.audit[&id].seen.values().cloned().collect();
+        let known: Vec<&AuditEventView> = seen
+            .iter()
+            .filter(|e| e.action != "audit.compacted")
+            .collect();
+        let model = &v.events;
+        let gapless = seen.first().map(|e| e.seq) == Some(0) && seen.len() as u64 == head.next_seq;
+        if (gapless && known.len() != model.len()) || known.len() > model.len() {
             self.fail(&format!(
-                "vault {id}: audit event changed\n  before {old:?}\n  now    {new:?}"
+                "vault {id}: {} events logged (compaction aside), the model expects {}\n  canister: {:?}\n  model:    {:?}",
+                known.len(),
+                model.len(),
+                known.iter().map(|e| (e.seq, e.action.as_str(), e.at)).collect::<Vec<_>>(),
+                model.iter().map(|e| (e.action, e.at)).collect::<Vec<_>>()
             ));
         }
+        let offset = model.len() - known.len();
+        for (i, e) in known.iter().enumerate() {
+            let m = &model[offset + i];
+            let details_ok = m
+                .details_prefix
+                .as_ref()
+                .is_none_or(|p| e.details.starts_with(p.as_str()));
+            if e.action != m.action || e.actor != m.actor || e.at != m.at || !details_ok {
+                self.fail(&format!(
+                    "vault {id}: audit event seq {} is ({}, {}, {}, {:?}); the model expects ({}, {}, {}, {:?})\n  canister tail: {:?}\n  model tail:    {:?}",
+                    e.seq, e.action, e.actor, e.at, e.details, m.action, m.actor, m.at, m.details_prefix,
+                    known.iter().rev().take(8).map(|e| (e.action.as_str(), e.at)).collect::<Vec<_>>(),
+                    model.iter().rev().take(8).map(|e| (e.action, e.at)).collect::<Vec<_>>()
+                ));
+            }
+        }
         // Compaction: only events older than the retention were removed.
-        let track = &self.audit[&id];
-        for c in track
-            .seen
-            .values()
-            .filter(|e| e.action == "audit.compacted")
-        {
-            if let Some((a, b, days)) = parse_compaction(&c.details) {
-                for e in track.seen.range(a..=b).map(|(_, e)| e) {
-                    if e.at + u64::from(days) * DAY > c.at {
-                        let msg = format!(
-                            "vault {id}: compaction at {} removed event {} of {} (younger than {days} days)",
-                            c.at, e.seq, e.at
-                        );
-                        self.fail(&msg);
-                    }
-                }
-                let removed: Vec<&AuditEventView> =
-                    track.seen.range(a..=b).map(|(_, e)| e).collect();
-                if !self.model.defects.f1_compaction_feeds_itself
-                    && !removed.is_empty()
-                    && removed.iter().all(|e| e.action == "audit.compacted")
-                {
-                    self.fail(&format!(
-                        "F1: vault {id}: compaction at {} removed only earlier compaction events (seq {a}..={b}): it feeds itself",
-                        c.at
-                    ));
-                }
-                if e_count_mismatch(&c.details, a, b) {
-                    self.fail(&format!(
-                        "vault {id}: compaction details inconsistent: {}",
-                        c.details
-                    ));
-                }
-            } else {
+        for c in seen.iter().filter(|e| e.action == "audit.compacted") {
+            let Some((a, b, days)) = parse_compaction(&c.details) else {
                 self.fail(&format!(
                     "vault {id}: unreadable compaction details {:?}",
                     c.details
                 ));
+            };
+            let removed: Vec<&AuditEventView> =
+                seen.iter().filter(|e| (a..=b).contains(&e.seq)).collect();
+            for e in &removed {
+                if e.at + u64::from(days) * DAY > c.at {
+                    self.fail(&format!(
+                        "vault {id}: compaction at {} removed event {} of {} (younger than {days} days)",
+                        c.at, e.seq, e.at
+                    ));
+                }
             }
+            if !self.model.defects.f1_compaction_feeds_itself
+                && !removed.is_empty()
+                && removed.iter().all(|e| e.action == "audit.compacted")
+            {
+                self.fail(&format!(
+                    "F1: vault {id}: compaction at {} removed only earlier compaction events (seq {a}..={b}): it feeds itself",
+                    c.at
+                ));
+            }
+            if e_count_mismatch(&c.details, a, b) {
+                self.fail(&format!(
+                    "vault {id}: compaction details inconsistent: {}",
+                    c.details
+                ));
+            }
+        }
+        if !full {
+            return;
         }
         // Retention is enforced: nothing but the newest event is much older than it (unless
         // the scheduler was paused in that window).
@@ -2258,64 +2328,12 @@ impl Runner {
                 }
             }
         }
-        // The model's events, in order, after the compacted prefix.
-        let kept: Vec<&AuditEventView> = log
-            .iter()
-            .filter(|e| e.action != "audit.compacted")
-            .collect();
-        let all_known: Vec<&AuditEventView> = self.audit[&id]
-            .seen
-            .values()
-            .filter(|e| e.action != "audit.compacted")
-            .collect();
-        let model = &v.events;
-        let complete = self.audit[&id].seen.keys().next() == Some(&0)
-            && self.audit[&id].seen.len() as u64 == head.next_seq;
-        if complete && all_known.len() != model.len() {
-            self.fail(&format!(
-                "vault {id}: {} events logged (compaction aside), the model expects {}\n  canister: {:?}\n  model:    {:?}",
-                all_known.len(),
-                model.len(),
-                all_known.iter().map(|e| (e.seq, e.action.as_str(), e.at)).collect::<Vec<_>>(),
-                model.iter().map(|e| (e.action, e.at)).collect::<Vec<_>>()
-            ));
-        }
-        if kept.len() > model.len() {
-            self.fail(&format!(
-                "vault {id}: {} events kept, the model has only {}\n  canister: {:?}\n  model:    {:?}",
-                kept.len(),
-                model.len(),
-                kept.iter().map(|e| (e.seq, e.action.as_str(), e.at)).collect::<Vec<_>>(),
-                model.iter().map(|e| (e.action, e.at)).collect::<Vec<_>>()
-            ));
-        }
-        let offset = model.len() - kept.len();
-        for (i, e) in kept.iter().enumerate() {
-            let m = &model[offset + i];
-            let details_ok = m
-                .details_prefix
-                .as_ref()
-                .is_none_or(|p| e.details.starts_with(p.as_str()));
-            if e.action != m.action || e.actor != m.actor || e.at != m.at || !details_ok {
-                self.fail(&format!(
-                    "vault {id}: audit event seq {} is ({}, {}, {}, {:?}); the model expects ({}, {}, {}, {:?})\n  canister tail: {:?}\n  model tail:    {:?}",
-                    e.seq, e.action, e.actor, e.at, e.details, m.action, m.actor, m.at, m.details_prefix,
-                    kept.iter().rev().take(8).map(|e| (e.action.as_str(), e.at)).collect::<Vec<_>>(),
-                    model.iter().rev().take(8).map(|e| (e.action, e.at)).collect::<Vec<_>>()
-                ));
-            }
-        }
-        self.stats.audit_events_checked += log.len() as u64;
         // Members see status changes, rule changes, member and unlock events (not others'
         // failed attempts) and their own actions.
         let members: Vec<Principal> = v.members.values().map(|m| m.principal).collect();
-        let one = if members.is_empty() {
-            Vec::new()
-        } else {
-            vec![self.rng.pick(&members)]
-        };
-        for p in one {
-            let got = match self.fetch_audit(p, id) {
+        if !members.is_empty() {
+            let p = self.rng.pick(&members);
+            let got = match self.fetch_audit(p, id, None) {
                 Ok(l) => l,
                 Err(e) => self.fail(&format!("get_audit_log({id}) by a member: {e:?}")),
             };

@@ -54,6 +54,7 @@ fn main() {
             min_upgrades,
             defects,
             verbose,
+            progress: true,
         });
         println!("seed {seed}: {}", stats.summary());
     }
