@@ -1952,7 +1952,7 @@ impl Model {
             replaced_by: None,
             token: got.token.clone(),
         };
-        self.check_new_invite(what, got, args.vault_id, &inv)?;
+        self.check_new_invite(what, got, args.vault_id, &inv, true)?;
         let v = self.vaults.get_mut(&args.vault_id).expect("vault");
         v.shares_used.insert(inv.share_index);
         Self::touch(v, now);
@@ -1968,6 +1968,7 @@ impl Model {
         got: &InviteCreated,
         vault: VaultId,
         inv: &MInvite,
+        fresh_share: bool,
     ) -> Check {
         let v = &self.vaults[&vault];
         if v.invites.contains_key(&got.invite_id) {
@@ -1975,6 +1976,14 @@ impl Model {
         }
         if inv.share_index == 0 {
             return Err(format!("{what}: share index 0"));
+        }
+        // SPEC §7: unique in the vault and never reused (a regenerated invite keeps its own,
+        // checked by the caller).
+        if fresh_share && v.shares_used.contains(&inv.share_index) {
+            return Err(format!(
+                "{what}: share index {} was already handed out in vault {vault}",
+                inv.share_index
+            ));
         }
         let token_ok = got.token.len() == 69
             && got.token.starts_with("lvi1_")
@@ -2170,7 +2179,7 @@ impl Model {
             got.share_index,
             old.share_index,
         )?;
-        self.check_new_invite(what, got, vid, &inv)?;
+        self.check_new_invite(what, got, vid, &inv, false)?;
         let v = self.vaults.get_mut(&vid).expect("vault");
         v.invites.get_mut(&iid).expect("invite").replaced_by = Some(inv.id);
         Self::touch(v, now);
