@@ -1410,7 +1410,9 @@ impl Model {
         let Some(v) = self.vaults.get(&s.vault) else {
             return false;
         };
-        let stale_ok = self.defects.m1_stale_session_applies;
+        // The extra rules of SPEC §6 are for late sessions (past their expiry): an unexpired
+        // session keeps its frozen quote.
+        let stale_ok = self.defects.m1_stale_session_applies || now < s.expires_at;
         match s.purpose {
             PaymentPurpose::Create => v.status == VaultStatus::Draft,
             PaymentPurpose::Renew => {
