@@ -42,7 +42,7 @@ impl Rng {
         Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -52,22 +52,22 @@ impl Rng {
 
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
+        lo + self.next_u64() % (hi - lo + 1)
     }
 
     /// `true` with probability `pct` percent.
     pub fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
+        self.next_u64() % 100 < pct
     }
 
     pub fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[(self.next() % items.len() as u64) as usize].clone()
+        items[(self.next_u64() % items.len() as u64) as usize].clone()
     }
 
     /// An index chosen by weights.
     pub fn weighted(&mut self, weights: &[u64]) -> usize {
         let total: u64 = weights.iter().sum();
-        let mut x = self.next() % total;
+        let mut x = self.next_u64() % total;
         for (i, w) in weights.iter().enumerate() {
             if x < *w {
                 return i;
@@ -1401,7 +1401,7 @@ impl Runner {
             6..=8 => self.rng.range(1025, 2500),
             _ => self.rng.range(2500, 5000),
         };
-        (0..len).map(|_| self.rng.next() as u8).collect()
+        (0..len).map(|_| self.rng.next_u64() as u8).collect()
     }
 
     /// begin_upload, every chunk, finish_upload; with occasional faults (a wrong checksum,
@@ -1470,7 +1470,7 @@ impl Runner {
         let c = self.model.begin_upload(t, who, &args, &r);
         self.check(c);
         let Ok(up) = r else { return };
-        if up.received_bytes > 0 || self.model.uploads.get(&up.upload_id).is_none() {
+        if up.received_bytes > 0 || !self.model.uploads.contains_key(&up.upload_id) {
             return;
         }
         let chunks: Vec<Vec<u8>> = payload.chunks(1024).map(|c| c.to_vec()).collect();
@@ -1554,7 +1554,7 @@ impl Runner {
                     let u = self.model.uploads[&uid].clone();
                     let left = u.size as usize - u.received.len();
                     let n = left.min(u.chunk_bytes as usize).max(1);
-                    let bytes: Vec<u8> = (0..n).map(|_| self.rng.next() as u8).collect();
+                    let bytes: Vec<u8> = (0..n).map(|_| self.rng.next_u64() as u8).collect();
                     self.chunk(who, uid, u.next_index, bytes);
                     self.finish(who, uid);
                 }
