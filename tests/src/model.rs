@@ -294,6 +294,8 @@ pub struct MSession {
     pub closed_at: Option<u64>,
     pub refunded: u64,
     pub account: AccountId,
+    /// The session's ICRC-1 textual account, as the canister gave it.
+    pub icrc1: String,
     /// When the scheduler checks this session next (`None`: no longer polled).
     pub next_poll: Option<u64>,
     /// The vault's renewals when the session opened (SPEC §6, late Upgrade / Renew).
@@ -1091,6 +1093,13 @@ impl Model {
                 s.id
             ));
         }
+        if !s.icrc1.is_empty() {
+            eq(
+                &format!("{what}: ICRC-1 account"),
+                actual.icrc1_account.as_str(),
+                s.icrc1.as_str(),
+            )?;
+        }
         let acct = AccountId::from_hex(&actual.account_identifier)
             .map_err(|e| format!("{what}: bad account identifier: {e}"))?;
         eq(&format!("{what}: account identifier"), acct, s.account)
@@ -1542,6 +1551,7 @@ impl Model {
             closed_at: None,
             refunded: 0,
             account: AccountId::new(&self.canister, Some(sub)),
+            icrc1: got.icrc1_account.clone(),
             next_poll: Some(now),
             renewals_at_open: v.renewals,
         };

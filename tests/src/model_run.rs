@@ -868,17 +868,57 @@ impl Runner {
         r.ok()
     }
 
+    /// A wallet of the owner pays into the session: a legacy transfer to the hex account
+    /// identifier (NNS dapp, Plug, exchanges) or an ICRC-1 transfer to the textual ICRC-1
+    /// account (Oisy), which must name the same subaccount.
     fn wallet_pays(&mut self, sid: u64, kind: Pay) {
         let s = self.model.sessions[&sid].clone();
         let amount = self.model.wallet_amount(sid, kind);
         let wallet = TestEnv::wallet_of(s.owner);
+        let icrc1 = self.rng.chance(30);
         self.note(format!(
-            "wallet pays {amount} e8s ({kind:?}) to session {sid}"
+            "wallet pays {amount} e8s ({kind:?}) to session {sid} ({})",
+            if icrc1 {
+                "ICRC-1 account"
+            } else {
+                "account identifier"
+            }
         ));
         self.env
             .host
             .fund(AccountId::new(&wallet, None), amount + LEDGER_FEE);
-        if let Err(e) = self.env.host.ledger_transfer_as(&wallet, s.account, amount) {
+        if icrc1 {
+            let text = s.icrc1.clone();
+            let Some((owner, sub)) = icrc1_account(&text) else {
+                self.fail(&format!(
+                    "session {sid}: unreadable ICRC-1 account {text:?}"
+                ));
+            };
+            if owner != self.env.canister || AccountId::new(&owner, Some(sub)) != s.account {
+                self.fail(&format!(
+                    "session {sid}: ICRC-1 account {text:?} is not the session's subaccount"
+                ));
+            }
+            let now = self.env.now();
+            let res = self.env.host.ledger_mut().icrc1_transfer(
+                &wallet,
+                &local_replica::ledger::Icrc1TransferArg {
+                    from_subaccount: None,
+                    to: local_replica::ledger::Account {
+                        owner,
+                        subaccount: Some(serde_bytes::ByteBuf::from(sub.to_vec())),
+                    },
+                    amount: candid::Nat::from(amount),
+                    fee: None,
+                    memo: None,
+                    created_at_time: None,
+                },
+                now,
+            );
+            if !matches!(res, Ok(Ok(_))) {
+                self.fail(&format!("ICRC-1 wallet transfer failed: {res:?}"));
+            }
+        } else if let Err(e) = self.env.host.ledger_transfer_as(&wallet, s.account, amount) {
             self.fail(&format!("wallet transfer failed: {e:?}"));
         }
         self.model.paid_into(s.account, amount);
@@ -2529,6 +2569,23 @@ pub fn chain_hash(prev: &[u8], e: &AuditEventView) -> Vec<u8> {
     h.update((e.details.len() as u64).to_be_bytes());
     h.update(e.details.as_bytes());
     h.finalize().to_vec()
+}
+
+/// The owner and subaccount of an ICRC-1 textual account `<principal>-<checksum>.<hex>`
+/// (the subaccount's hex without leading zeros; the checksum is checked by the payment tests).
+fn icrc1_account(text: &str) -> Option<(Principal, [u8; 32])> {
+    let (left, hex) = text.split_once('.')?;
+    let (owner, _checksum) = left.rsplit_once('-')?;
+    let owner = Principal::from_text(owner).ok()?;
+    if hex.is_empty() || hex.len() > 64 || hex.starts_with('0') {
+        return None;
+    }
+    let padded = format!("{hex:0>64}");
+    let mut sub = [0u8; 32];
+    for (i, b) in sub.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&padded[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some((owner, sub))
 }
 
 /// `removed N events (seq A..=B) older than D days` → (A, B, D).
