@@ -31,8 +31,13 @@ step "cargo clippy (wasm32 canister)"
 cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked -- -D warnings
 cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked --features bench-seed -- -D warnings
 
-step "cargo test (unit, host semantics, end-to-end on the wasm)"
-LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked
+step "cargo test (unit, host semantics, end-to-end on the wasm; the model run is the next step)"
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked -- --skip model_run_seed
+
+step "randomized model run (issue #12 item 7): seed, steps, upgrades (>= 100), duration"
+model_run_started=$(date +%s)
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test -p livault_tests --locked --test model_run -- --nocapture
+echo "model run step: $(( $(date +%s) - model_run_started )) s"
 
 step "vetKeys JavaScript client (@dfinity/vetkeys in node) on the canister's bytes"
 scripts/vetkeys-js.sh

@@ -8,9 +8,8 @@
 //! Fresh identifiers (vault, item, upload, session, invite, member, ticket ids) are learnt from
 //! the answer and checked to be fresh.
 //!
-//! Known canister defects that are being fixed elsewhere are switched by [`Defects`]: with a
-//! switch on, the model predicts main's current (wrong per SPEC) behaviour for that case, so
-//! the run stays green until the fix is merged; `Defects::spec()` predicts the SPEC.
+//! The model predicts the SPEC only; where main's documented decisions (docs/payments.md,
+//! docs/decisions.md "Hardening (issue #12)") refine it, those are modelled.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,55 +41,19 @@ pub const MAX_FAILED_PER_HOUR: usize = 5;
 pub const MAX_OPEN_UPLOADS: usize = 8;
 /// Share indices per vault (SPEC §7: 1..=255).
 pub const MAX_SHARE_INDEX: u8 = 255;
-/// The scheduler keeps checking an unpaid session until this long after its expiry
-/// (docs/payments.md; SPEC §6 only bounds it).
+/// The scheduler checks an underpaid session hourly until this long after its expiry
+/// (docs/payments.md, "The scheduler's checks").
 pub const SESSION_POLL_AFTER_EXPIRY: u64 = DAY;
-
-/// Known defects of main, fixed on other branches. `true` = predict main's current behaviour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Defects {
-    /// H2: two sessions of one vault verified concurrently are both swept (the second with
-    /// `applied = false`). SPEC §6: the second's funds stay on its subaccount.
-    pub h2_both_sessions_charged: bool,
-    /// M1: a late Upgrade session applies after a renewal or at a stale price, a Renew session
-    /// of an earlier GraceMaster period applies in a later one. SPEC §6: refund-only.
-    pub m1_stale_session_applies: bool,
-    /// M3: a GraceHeir vault whose rules need no approvals never unlocks by itself.
-    /// SPEC §3/§4: the time gate holds in GraceHeir, so it is Unlockable at the next tick.
-    pub m3_grace_heir_no_auto_unlock: bool,
-    /// L1 (found by this run): owner updates that succeed without writing anything
-    /// (`init_payment` returning the open session, revoking an already revoked invite) are not
-    /// recorded as owner activity. SPEC §4: any authenticated owner update is activity.
-    pub l1_idempotent_owner_update_not_activity: bool,
-    /// F1 (found by this run): audit compaction removes earlier `audit.compacted` events and
-    /// logs new ones, forever (tests/e2e/model_findings.rs). SPEC §10/§11: compaction
-    /// converges, and an idle vault or tombstone costs no scheduler work.
-    pub f1_compaction_feeds_itself: bool,
-}
-
-impl Defects {
-    /// What main does today (keep in sync with `git log main`).
-    pub fn main() -> Self {
-        Defects {
-            h2_both_sessions_charged: true,
-            m1_stale_session_applies: true,
-            m3_grace_heir_no_auto_unlock: true,
-            l1_idempotent_owner_update_not_activity: true,
-            f1_compaction_feeds_itself: true,
-        }
-    }
-
-    /// The SPEC everywhere.
-    pub fn spec() -> Self {
-        Defects {
-            h2_both_sessions_charged: false,
-            m1_stale_session_applies: false,
-            m3_grace_heir_no_auto_unlock: false,
-            l1_idempotent_owner_update_not_activity: false,
-            f1_compaction_feeds_itself: false,
-        }
-    }
-}
+/// An unpaid session is checked this long after it was (re)opened, and at its expiry.
+pub const UNPAID_CHECK_OFFSETS: [u64; 2] = [2 * 60 * SEC, 10 * 60 * SEC];
+/// Interval of the checks of an underpaid session.
+pub const UNDERPAID_CHECK_INTERVAL: u64 = HOUR;
+/// Most payment checks one tick runs (docs/payments.md).
+pub const MAX_CHECKS_PER_TICK: usize = 10;
+/// Most payment sessions one vault may have (docs/payments.md, "Bound").
+pub const MAX_SESSIONS_PER_VAULT: usize = 64;
+/// Newest sessions of a vault looked at for reuse (docs/payments.md, "Reuse").
+pub const REUSE_SCAN: usize = 50;
 
 /// The configuration the canister was installed with (durations, prices, limits).
 #[derive(Clone, Debug)]
@@ -213,6 +176,9 @@ pub struct MVault {
     pub rules: Option<UnlockRules>,
     pub post_unlock_days: u16,
     pub audit_retention_days: u16,
+    /// When the retention was last set (events older than a shortened retention go at the
+    /// first tick after the change).
+    pub retention_set_at: u64,
     pub created_at: u64,
     pub status_changed_at: u64,
     pub paid_at: Option<u64>,
@@ -296,10 +262,11 @@ pub struct MSession {
     pub account: AccountId,
     /// The session's ICRC-1 textual account, as the canister gave it.
     pub icrc1: String,
-    /// When the scheduler checks this session next (`None`: no longer polled).
+    /// When the scheduler checks this session next (`None`: no longer checked).
     pub next_poll: Option<u64>,
-    /// The vault's renewals when the session opened (SPEC §6, late Upgrade / Renew).
-    pub renewals_at_open: u32,
+    /// The vault's `expires_at` when the session opened: the validity period an Upgrade or
+    /// Renew price was computed for (docs/payments.md, "Period").
+    pub period: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,7 +291,6 @@ pub type Check = Result<(), String>;
 /// The whole model.
 pub struct Model {
     pub cfg: Cfg,
-    pub defects: Defects,
     pub canister: Principal,
     pub admin: Principal,
     pub treasury: AccountId,
@@ -338,6 +304,8 @@ pub struct Model {
     pub ledger: BTreeMap<AccountId, u64>,
     pub billing: Vec<MBilling>,
     pub idem_vaults: BTreeMap<(Principal, String), VaultId>,
+    /// Unpaid drafts erased (deleted or purged): their ids are never reused.
+    pub erased: BTreeSet<VaultId>,
     pub invites_issued: u64,
     pub invites_claimed: u64,
     /// Ids handed out so far (freshness checks).
@@ -449,17 +417,10 @@ pub fn status_name(s: VaultStatus) -> &'static str {
 }
 
 impl Model {
-    pub fn new(
-        cfg: Cfg,
-        defects: Defects,
-        canister: Principal,
-        admin: Principal,
-        now: u64,
-    ) -> Model {
+    pub fn new(cfg: Cfg, canister: Principal, admin: Principal, now: u64) -> Model {
         let next_tick = now + cfg.d.timer_interval_secs * SEC;
         Model {
             cfg,
-            defects,
             canister,
             admin,
             treasury: AccountId::new(&admin, None),
@@ -473,6 +434,7 @@ impl Model {
             ledger: BTreeMap::new(),
             billing: Vec::new(),
             idem_vaults: BTreeMap::new(),
+            erased: BTreeSet::new(),
             invites_issued: 0,
             invites_claimed: 0,
             seen_items: BTreeSet::new(),
@@ -701,6 +663,15 @@ impl Model {
         }
     }
 
+    /// Erases an unpaid draft (owner deletion or purge): nothing but its id stays used; its
+    /// payment sessions stay (refund-only). Returns the record as it was.
+    fn erase_draft(&mut self, id: VaultId) -> MVault {
+        let v = self.vaults.remove(&id).expect("vault");
+        self.idem_vaults.retain(|_, vid| *vid != id);
+        self.erased.insert(id);
+        v
+    }
+
     /// Reduces the vault to its tombstone (SPEC §3).
     fn tombstone(&mut self, id: VaultId, now: u64) {
         self.purge_payload(id);
@@ -849,6 +820,8 @@ impl Model {
                 Vec::new()
             },
             my_role: role,
+            // The run never names a refund account: refunds go to the owner's default one.
+            refund_account: None,
         }
     }
 
@@ -1060,9 +1033,7 @@ impl Model {
 
     pub fn session_view_matches(&self, what: &str, actual: &PaymentSession, s: &MSession) -> Check {
         let expected = (
-            s.id,
-            s.vault,
-            s.owner,
+            (s.id, s.vault, s.owner),
             s.purpose,
             s.amount,
             s.created_at,
@@ -1072,11 +1043,10 @@ impl Model {
             s.billing_id,
             s.closed_at,
             s.refunded,
+            (s.period, s.next_poll),
         );
         let got = (
-            actual.id,
-            actual.vault_id,
-            actual.owner,
+            (actual.id, actual.vault_id, actual.owner),
             actual.purpose,
             actual.amount_e8s,
             actual.created_at,
@@ -1086,6 +1056,7 @@ impl Model {
             actual.billing_id,
             actual.closed_at,
             actual.refunded_e8s,
+            (actual.period_expires_at, actual.next_check_at),
         );
         if got != expected {
             return Err(format!(
@@ -1185,7 +1156,7 @@ impl Model {
             );
         }
         let got = ok_or_mismatch(what, actual)?;
-        if self.vaults.contains_key(&got.id) {
+        if self.vaults.contains_key(&got.id) || self.erased.contains(&got.id) {
             return Err(format!("{what}: vault id {} reused", got.id));
         }
         let mut v = MVault {
@@ -1199,6 +1170,7 @@ impl Model {
             rules: None,
             post_unlock_days: self.cfg.d.default_post_unlock_days,
             audit_retention_days: self.cfg.d.default_audit_retention_days,
+            retention_set_at: now,
             created_at: now,
             status_changed_at: now,
             paid_at: None,
@@ -1312,6 +1284,7 @@ impl Model {
         if let Some(d) = args.audit_retention_days {
             if d != v.audit_retention_days {
                 v.audit_retention_days = d;
+                v.retention_set_at = now;
                 settings = true;
             }
         }
@@ -1402,6 +1375,16 @@ impl Model {
             return expect_err(what, actual, &e);
         }
         let got = ok_or_mismatch(what, actual)?;
+        if self.vaults[&id].status == VaultStatus::Draft {
+            // An unpaid draft is erased; its view is returned one last time
+            // (docs/decisions.md, "Unpaid drafts leave only their id").
+            let mut v = self.erase_draft(id);
+            v.name = String::new();
+            v.status = VaultStatus::Deleted;
+            v.status_changed_at = now;
+            v.deleted_at = Some(now);
+            return self.check_vault_view(what, got, &v, VaultRole::Owner);
+        }
         {
             let v = self.vaults.get_mut(&id).expect("vault");
             Self::transition(v, VaultStatus::Deleted, now, who);
@@ -1414,32 +1397,49 @@ impl Model {
 
     // ---------------------------------------------------------------- payments (SPEC §6)
 
-    /// Whether the session's purpose still applies to its vault now (SPEC §6).
+    /// Whether the session's purpose still applies to its vault now (SPEC §6, the table of
+    /// docs/payments.md "When a session still applies"): Create while the vault is a Draft
+    /// (an erased draft: never); Renew while it is in GraceMaster in the period the session
+    /// was priced for; Upgrade while the vault is NeedSetup..Active, the plan is still an
+    /// upgrade, no renewal happened since the session opened and — once the session expired
+    /// — today's prorated quote is not higher than the session's amount.
     pub fn purpose_applies(&self, s: &MSession, now: u64) -> bool {
         let Some(v) = self.vaults.get(&s.vault) else {
             return false;
         };
-        // The extra rules of SPEC §6 are for late sessions (past their expiry): an unexpired
-        // session keeps its frozen quote.
-        let stale_ok = self.defects.m1_stale_session_applies || now < s.expires_at;
+        self.applies_to(v, s, now)
+    }
+
+    fn applies_to(&self, v: &MVault, s: &MSession, now: u64) -> bool {
+        let same_period = v.expires_at == s.period;
         match s.purpose {
             PaymentPurpose::Create => v.status == VaultStatus::Draft,
-            PaymentPurpose::Renew => {
-                v.status == VaultStatus::GraceMaster
-                    && (stale_ok || v.renewals == s.renewals_at_open)
-            }
+            PaymentPurpose::Renew => v.status == VaultStatus::GraceMaster && same_period,
             PaymentPurpose::Upgrade(to) => {
                 matches!(
                     v.status,
                     VaultStatus::NeedSetup | VaultStatus::SetupComplete | VaultStatus::Active
                 ) && is_upgrade(&v.plan, &to)
-                    && (stale_ok
-                        || (v.renewals == s.renewals_at_open
-                            && self
-                                .upgrade_amount(v, &to, now)
-                                .is_ok_and(|a| a.max(FEE + 1) <= s.amount)))
+                    && same_period
+                    && (now < s.expires_at
+                        || self
+                            .upgrade_amount(v, &to, now)
+                            .is_ok_and(|a| a.max(FEE + 1) <= s.amount))
             }
         }
+    }
+
+    /// The next check of an unpaid session (docs/payments.md "The scheduler's checks"): 2 and
+    /// 10 minutes after it was (re)opened and at its expiry, the first of them after `now`.
+    pub fn next_unpaid_check(&self, s: &MSession, now: u64) -> Option<u64> {
+        let opened = s
+            .expires_at
+            .saturating_sub(self.cfg.d.payment_session_secs * SEC);
+        UNPAID_CHECK_OFFSETS
+            .iter()
+            .map(|o| (opened + o).min(s.expires_at))
+            .chain(std::iter::once(s.expires_at))
+            .find(|t| *t > now)
     }
 
     /// `Active → GraceMaster` once validity ended (used by `init_payment(Renew)`).
@@ -1462,16 +1462,19 @@ impl Model {
         if let Err(e) = self.admit(who, now, false) {
             return expect_err(what, actual, &e);
         }
-        let v = match self.load(id, &who) {
-            Ok((v, VaultRole::Owner)) => v,
+        let mut v = match self.load(id, &who) {
+            Ok((v, VaultRole::Owner)) => v.clone(),
             Ok(_) => return expect_err(what, actual, &VaultError::NotAuthorized),
             Err(e) => return expect_err(what, actual, &e),
         };
-        let _ = v;
-        if purpose == PaymentPurpose::Renew {
-            self.expire_validity(id, now);
+        // A renewal sees the vault as the scheduler would once validity ended; decided on a
+        // copy, written only if the call succeeds.
+        let validity_ended = purpose == PaymentPurpose::Renew
+            && v.status == VaultStatus::Active
+            && v.expires_at.is_some_and(|t| now >= t);
+        if validity_ended {
+            v.status = VaultStatus::GraceMaster;
         }
-        let v = &self.vaults[&id];
         let wrong = VaultError::InvalidState { current: v.status };
         let price = match purpose {
             PaymentPurpose::Create => {
@@ -1496,30 +1499,59 @@ impl Model {
                 if !is_upgrade(&v.plan, &to) {
                     return expect_err(what, actual, &invalid("plan"));
                 }
-                match self.upgrade_amount(v, &to, now) {
+                match self.upgrade_amount(&v, &to, now) {
                     Ok(a) => a,
                     Err(e) => return expect_err(what, actual, &e),
                 }
             }
         };
-        // The open, unexpired session of the same purpose is returned again.
-        let reuse = self
+        let amount = price.max(FEE + 1);
+        // Reuse: the vault's newest open session of the same purpose and amount that still
+        // applies, expired or not (an expired one is reopened: same id, new expiry).
+        let mine: Vec<u64> = self
             .sessions
             .values()
+            .filter(|s| s.vault == id)
+            .map(|s| s.id)
+            .collect();
+        let reuse = mine
+            .iter()
             .rev()
+            .take(REUSE_SCAN)
+            .map(|sid| &self.sessions[sid])
             .find(|s| {
-                s.vault == id
-                    && s.status == PaymentSessionStatus::Open
+                s.status == PaymentSessionStatus::Open
                     && s.purpose == purpose
-                    && now < s.expires_at
+                    && s.amount == amount
+                    && self.applies_to(&v, s, now)
             })
             .map(|s| s.id);
+        if reuse.is_none() && mine.len() >= MAX_SESSIONS_PER_VAULT {
+            return expect_err(
+                what,
+                actual,
+                &VaultError::PlanLimit {
+                    resource: "payment_sessions_per_vault".into(),
+                    limit: MAX_SESSIONS_PER_VAULT as u64,
+                },
+            );
+        }
+        if validity_ended {
+            self.expire_validity(id, now);
+        }
         if let Some(sid) = reuse {
             let got = ok_or_mismatch(what, actual)?;
-            if !self.defects.l1_idempotent_owner_update_not_activity {
-                let v = self.vaults.get_mut(&id).expect("vault");
-                Self::touch(v, now);
+            let secs = self.cfg.d.payment_session_secs * SEC;
+            let s = self.sessions.get_mut(&sid).expect("session");
+            if now >= s.expires_at {
+                s.expires_at = now + secs;
+                let s = s.clone();
+                let next = self.next_unpaid_check(&s, now);
+                self.sessions.get_mut(&sid).expect("session").next_poll = next;
             }
+            // Returning the open session is an owner update too (SPEC §4).
+            let v = self.vaults.get_mut(&id).expect("vault");
+            Self::touch(v, now);
             return self.session_view_matches(what, got, &self.sessions[&sid]);
         }
         let got = ok_or_mismatch(what, actual)?;
@@ -1535,9 +1567,7 @@ impl Model {
             got.subaccount.as_slice(),
             &sub[..],
         )?;
-        let v = self.vaults.get_mut(&id).expect("vault");
-        let amount = price.max(FEE + 1);
-        let s = MSession {
+        let mut s = MSession {
             id: got.id,
             vault: id,
             owner: who,
@@ -1552,9 +1582,11 @@ impl Model {
             refunded: 0,
             account: AccountId::new(&self.canister, Some(sub)),
             icrc1: got.icrc1_account.clone(),
-            next_poll: Some(now),
-            renewals_at_open: v.renewals,
+            next_poll: None,
+            period: v.expires_at,
         };
+        s.next_poll = self.next_unpaid_check(&s, now);
+        let v = self.vaults.get_mut(&id).expect("vault");
         Self::touch(v, now);
         v.ev_d(
             "payment.session_opened",
@@ -1593,7 +1625,9 @@ impl Model {
         *b = b.checked_sub(e8s).expect("model ledger underflow");
     }
 
-    /// What a verification decides now (SPEC §6): `Ok` = paid, sweep it.
+    /// What a verification decides now (SPEC §6, docs/payments.md): `Ok` = paid, confirm it.
+    /// Funds for a purpose that no longer applies stay (refund-only): `SessionExpired` once
+    /// the session expired, `InvalidState` before.
     fn decide(&self, sid: u64, now: u64) -> Result<(), VaultError> {
         let s = &self.sessions[&sid];
         if s.status != PaymentSessionStatus::Open {
@@ -1601,18 +1635,26 @@ impl Model {
         }
         let balance = self.balance(&s.account);
         let applies = self.purpose_applies(s, now);
-        let status = self.vaults[&s.vault].status;
-        if balance == 0 {
-            return Err(if applies {
-                VaultError::NotYetPaid
-            } else if now >= s.expires_at {
+        let status = self
+            .vaults
+            .get(&s.vault)
+            .map_or(VaultStatus::Deleted, |v| v.status);
+        let gone = || {
+            if now >= s.expires_at {
                 VaultError::SessionExpired
             } else {
                 VaultError::InvalidState { current: status }
+            }
+        };
+        if balance == 0 {
+            return Err(if applies {
+                VaultError::NotYetPaid
+            } else {
+                gone()
             });
         }
         if !applies {
-            return Err(VaultError::InvalidState { current: status });
+            return Err(gone());
         }
         if balance < s.amount {
             return Err(VaultError::Underpaid {
@@ -1627,13 +1669,13 @@ impl Model {
     /// success sweeps, applies the purpose and records billing.
     fn verify(&mut self, sid: u64, now: u64, actor: Principal) -> Result<(), VaultError> {
         self.decide(sid, now)?;
-        self.settle(sid, now, actor, true);
+        self.settle(sid, now, actor);
         Ok(())
     }
 
-    /// Sweeps a paid session, refunds its excess, records billing and (if `apply`) applies
-    /// its purpose.
-    fn settle(&mut self, sid: u64, now: u64, actor: Principal, apply: bool) {
+    /// Confirms a paid session: applies its purpose, sweeps it, refunds its excess, records
+    /// billing; the scheduler's checks of it end.
+    fn settle(&mut self, sid: u64, now: u64, actor: Principal) {
         let s = self.sessions[&sid].clone();
         let balance = self.balance(&s.account);
         self.debit(s.account, s.amount);
@@ -1647,12 +1689,15 @@ impl Model {
         } else {
             (0, excess)
         };
-        if apply {
+        {
             let validity = Cfg::days(self.cfg.d.validity_days);
             let v = self.vaults.get_mut(&s.vault).expect("vault");
             match s.purpose {
                 PaymentPurpose::Create => {
                     Self::transition(v, VaultStatus::NeedSetup, now, actor);
+                    // A create retry only finds the vault while it is a draft.
+                    self.idem_vaults.retain(|_, id| *id != s.vault);
+                    let v = self.vaults.get_mut(&s.vault).expect("vault");
                     v.paid_at = Some(now);
                     v.expires_at = Some(now + validity);
                     Self::refresh_setup(v, now, actor);
@@ -1680,7 +1725,7 @@ impl Model {
             treasury: s.amount - FEE,
             refund,
             dust,
-            applied: apply,
+            applied: true,
             recorded_at: now,
         });
         let sm = self.sessions.get_mut(&sid).expect("session");
@@ -1688,6 +1733,7 @@ impl Model {
         sm.received = balance;
         sm.billing_id = Some(billing_id);
         sm.closed_at = Some(now);
+        sm.next_poll = None;
         let v = self.vaults.get_mut(&s.vault).expect("vault");
         if actor == v.owner {
             Self::touch(v, now);
@@ -1720,9 +1766,19 @@ impl Model {
         self.answer_verify(what, now, who, sid, actual)
     }
 
-    fn check_receipt(&self, what: &str, got: &PaymentReceipt, sid: u64) -> Check {
-        let s = &self.sessions[&sid];
-        self.session_view_matches(what, &got.session, s)?;
+    /// The receipt of a verification that confirmed session `sid`. The receipt's session is
+    /// read before the call ends the scheduler's checks: it still shows `next_check` (they
+    /// end with the call).
+    fn check_receipt(
+        &self,
+        what: &str,
+        got: &PaymentReceipt,
+        sid: u64,
+        next_check: Option<u64>,
+    ) -> Check {
+        let mut s = self.sessions[&sid].clone();
+        s.next_poll = next_check;
+        self.session_view_matches(what, &got.session, &s)?;
         let b = &self.billing[(s.billing_id.expect("billing") - 1) as usize];
         Self::billing_matches(&got.billing, b)?;
         eq(
@@ -1760,53 +1816,27 @@ impl Model {
         let open = |m: &Model, sid: u64| m.sessions[&sid].status == PaymentSessionStatus::Open;
         // A call awaits the ledger (holding its session) when its session is open.
         let w1 = p1.is_ok() && open(self, sids.0);
-        let w2 = p2.is_ok() && open(self, sids.1);
         if let Err(e) = &p1 {
             expect_err(what, actual.0, e)?;
         }
         if let Err(e) = &p2 {
             expect_err(what, actual.1, e)?;
         }
-        if sids.0 == sids.1 && w1 && p2.is_ok() {
+        if w1 && p2.is_ok() {
+            // The first holds the vault's payment lock while it awaits the ledger: the
+            // second verification of the vault (same session or another) answers `Busy`
+            // (docs/payments.md, step 1).
             expect_err(what, actual.1, &VaultError::Busy)?;
             return self.answer_verify(what, now, who, sids.0, actual.0);
         }
-        if !(w1 && w2) {
-            // At most one call awaits: the two do not interleave.
-            if p1.is_ok() {
-                self.answer_verify(what, now, who, sids.0, actual.0)?;
-            }
-            if p2.is_ok() {
-                self.answer_verify(what, now, who, sids.1, actual.1)?;
-            }
-            return Ok(());
+        // The first does not await: the two do not interleave.
+        if p1.is_ok() {
+            self.answer_verify(what, now, who, sids.0, actual.0)?;
         }
-        // Both read their balance before either sweeps.
-        let d1 = self.decide(sids.0, now);
-        let d2 = self.decide(sids.1, now);
-        match &d1 {
-            Ok(()) => {
-                self.settle(sids.0, now, who, true);
-                let got = ok_or_mismatch(what, actual.0)?;
-                self.check_receipt(what, got, sids.0)?;
-            }
-            Err(e) => expect_err(what, actual.0, e)?,
+        if p2.is_ok() {
+            self.answer_verify(what, now, who, sids.1, actual.1)?;
         }
-        if self.defects.h2_both_sessions_charged {
-            return match d2 {
-                Ok(()) => {
-                    let applies = self.purpose_applies(&self.sessions[&sids.1].clone(), now);
-                    self.settle(sids.1, now, who, applies);
-                    let got = ok_or_mismatch(what, actual.1)?;
-                    self.check_receipt(what, got, sids.1)
-                }
-                Err(e) => expect_err(what, actual.1, &e),
-            };
-        }
-        if matches!(actual.1, Err(VaultError::Busy)) {
-            return Ok(());
-        }
-        self.answer_verify(what, now, who, sids.1, actual.1)
+        Ok(())
     }
 
     /// Verifies one session (admission and caller already checked) and compares the answer.
@@ -1818,11 +1848,12 @@ impl Model {
         sid: u64,
         actual: &Result<PaymentReceipt, VaultError>,
     ) -> Check {
+        let next_check = self.sessions[&sid].next_poll;
         match self.verify(sid, now, who) {
             Err(e) => expect_err(what, actual, &e),
             Ok(()) => {
                 let got = ok_or_mismatch(what, actual)?;
-                self.check_receipt(what, got, sid)
+                self.check_receipt(what, got, sid, next_check)
             }
         }
     }
@@ -1857,13 +1888,15 @@ impl Model {
         self.paid_into(AccountId::new(&s.owner, None), balance - FEE);
         let sm = self.sessions.get_mut(&sid).expect("session");
         if sm.status == PaymentSessionStatus::Open {
+            // Its scheduled check stays (it finds the session closed and ends).
             sm.status = PaymentSessionStatus::Refunded;
             sm.closed_at = Some(now);
-            sm.next_poll = None;
         }
         sm.refunded += balance - FEE;
-        let v = self.vaults.get_mut(&s.vault).expect("vault");
-        v.ev("payment.refunded", who, now);
+        // The session of an erased draft is refunded like any other (no log to write to).
+        if let Some(v) = self.vaults.get_mut(&s.vault) {
+            v.ev("payment.refunded", who, now);
+        }
         self.session_view_matches(what, got, &self.sessions[&sid])
     }
 
@@ -2126,9 +2159,7 @@ impl Model {
             InviteState::Revoked => {
                 let got = ok_or_mismatch(what, actual)?;
                 let view = Self::invite_view(inv, now);
-                if !self.defects.l1_idempotent_owner_update_not_activity {
-                    Self::touch(self.vaults.get_mut(&vid).expect("vault"), now);
-                }
+                Self::touch(self.vaults.get_mut(&vid).expect("vault"), now);
                 return eq(what, got.clone(), view);
             }
             InviteState::Claimed { .. } => return expect_err(what, actual, &invalid("invite_id")),
@@ -2725,6 +2756,68 @@ impl Model {
         Ok(())
     }
 
+    /// `update_item_meta` (owner, content-writable states): replaces an item's metadata and
+    /// recipients; payload, checksum and version stay, `updated_at` moves. Checks: the
+    /// vault, the metadata, the recipients, then the item.
+    pub fn update_item_meta(
+        &mut self,
+        now: u64,
+        who: Principal,
+        args: &UpdateItemMetaArgs,
+        actual: &Result<ItemView, VaultError>,
+    ) -> Check {
+        let what = "update_item_meta";
+        if let Err(e) = self.admit(who, now, false) {
+            return expect_err(what, actual, &e);
+        }
+        let vid = args.vault_id;
+        let v = match self.load_owner(vid, &who, Self::writable) {
+            Ok(v) => v,
+            Err(e) => return expect_err(what, actual, &e),
+        };
+        if args.encrypted_meta.len() > 4096 {
+            return expect_err(what, actual, &invalid("encrypted_meta"));
+        }
+        if let Some(r) = &args.recipients {
+            if r.is_empty() || r.len() > 64 {
+                return expect_err(what, actual, &invalid("recipients"));
+            }
+            for (i, id) in r.iter().enumerate() {
+                let dup = r[..i].contains(id);
+                let heir = v
+                    .members
+                    .get(id)
+                    .is_some_and(|m| m.role == MemberRole::Heir);
+                if dup || !heir {
+                    return expect_err(what, actual, &invalid("recipients"));
+                }
+            }
+        }
+        if !v.items.contains_key(&args.item_id) {
+            return expect_err(what, actual, &VaultError::NotFound);
+        }
+        let got = ok_or_mismatch(what, actual)?;
+        let v = self.vaults.get_mut(&vid).expect("vault");
+        let item = v.items.get_mut(&args.item_id).expect("item");
+        item.meta = args.encrypted_meta.to_vec();
+        item.recipients = args.recipients.clone();
+        item.updated_at = now;
+        let view = Self::item_view(vid, item);
+        Self::touch(v, now);
+        v.ev_d(
+            "content.item_meta_updated",
+            who,
+            now,
+            format!(
+                "item={} meta_bytes={} recipients={}",
+                args.item_id,
+                args.encrypted_meta.len(),
+                args.recipients.as_ref().map_or(-1, |r| r.len() as i64)
+            ),
+        );
+        eq(what, got.clone(), view)
+    }
+
     pub fn request_download(
         &mut self,
         now: u64,
@@ -2918,7 +3011,7 @@ impl Model {
                     if due(at) {
                         duties.push((at, 4, v.id));
                     }
-                    if !self.defects.m3_grace_heir_no_auto_unlock && self.unlock_due(v, t) {
+                    if self.unlock_due(v, t) {
                         duties.push((v.status_changed_at, 8, v.id));
                     }
                 }
@@ -2938,27 +3031,13 @@ impl Model {
             }
         }
         duties.sort();
-        // 1. Payment sessions due for a balance check.
         let mut polls: Vec<(u64, u64)> = self
             .sessions
             .values()
             .filter_map(|s| s.next_poll.filter(|p| *p <= t).map(|p| (p, s.id)))
             .collect();
         polls.sort();
-        for (_, sid) in polls {
-            let outcome = self.verify(sid, t, me);
-            let retry = matches!(
-                outcome,
-                Err(VaultError::NotYetPaid | VaultError::Underpaid { .. })
-            );
-            let s = self.sessions.get_mut(&sid).expect("session");
-            s.next_poll = if retry && t < s.expires_at + SESSION_POLL_AFTER_EXPIRY {
-                Some(t + self.cfg.d.timer_interval_secs * SEC)
-            } else {
-                None
-            };
-        }
-        // 2. Uploads idle for upload_idle_secs.
+        // 1. Collectors: uploads idle for upload_idle_secs.
         let idle = self.cfg.d.upload_idle_secs * SEC;
         let mut stale: Vec<(u64, u64)> = self
             .uploads
@@ -2973,18 +3052,26 @@ impl Model {
                 v.ev("content.upload_expired", system_mgmt(), t);
             }
         }
-        // 3. Lifecycle deadlines.
+        // Expired download tickets: the expired prefix in id order (tickets live equally
+        // long), at most 50 a tick (docs/decisions.md "Collectors run").
+        let expired: Vec<u64> = self
+            .tickets
+            .values()
+            .take(50)
+            .take_while(|k| k.expires_at <= t)
+            .map(|k| k.id)
+            .collect();
+        for id in expired {
+            self.tickets.remove(&id);
+        }
+        // 2. Lifecycle deadlines (the due queue, taken at the start of the tick).
         for (_, kind, id) in duties {
-            let status = self.vaults[&id].status;
+            let Some(status) = self.vaults.get(&id).map(|v| v.status) else {
+                continue;
+            };
             match kind {
                 1 if status == VaultStatus::Draft => {
-                    Self::transition(
-                        self.vaults.get_mut(&id).expect("v"),
-                        VaultStatus::Deleted,
-                        t,
-                        me,
-                    );
-                    self.tombstone(id, t);
+                    self.erase_draft(id);
                 }
                 2 if status == VaultStatus::Active
                     && self.vaults[&id].expires_at.is_some_and(|e| e <= t) =>
@@ -3041,6 +3128,24 @@ impl Model {
                 }
                 _ => {}
             }
+        }
+        // 3. Payment checks due at the start of the tick (at most MAX_CHECKS_PER_TICK, oldest
+        // first), after the lifecycle deadlines (docs/payments.md "The scheduler's checks").
+        for (_, sid) in polls.into_iter().take(MAX_CHECKS_PER_TICK) {
+            let outcome = self.verify(sid, t, me);
+            let s = self.sessions[&sid].clone();
+            let next = match (&s.status, &outcome) {
+                (PaymentSessionStatus::Open, Err(VaultError::NotYetPaid)) => {
+                    self.next_unpaid_check(&s, t)
+                }
+                (PaymentSessionStatus::Open, Err(VaultError::Underpaid { .. }))
+                    if t < s.expires_at + SESSION_POLL_AFTER_EXPIRY =>
+                {
+                    Some(t + UNDERPAID_CHECK_INTERVAL)
+                }
+                _ => None,
+            };
+            self.sessions.get_mut(&sid).expect("session").next_poll = next;
         }
     }
 
