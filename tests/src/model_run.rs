@@ -2500,7 +2500,15 @@ impl Runner {
             }
             // A tombstone's compactions are not logged (docs/decisions.md, "One queue entry
             // per (kind, vault)"): its log shrinks to its newest event and stays (F1).
-            if v.deleted_at.is_some_and(|d| c.at >= d) {
+            let deleted_seq = seen
+                .iter()
+                .filter(|e| {
+                    e.action == "vault.deleted"
+                        || (e.action == "status.changed" && e.details.contains("-> Deleted"))
+                })
+                .map(|e| e.seq)
+                .min();
+            if deleted_seq.is_some_and(|d| c.seq > d) {
                 self.fail(&format!(
                     "F1: vault {id}: a compaction of the tombstone at {} was logged ({})",
                     c.at, c.details
