@@ -46,6 +46,20 @@ if [ ! -x "$IC_WASM" ] || [ "$("$IC_WASM" --version 2>/dev/null)" != "ic-wasm $I
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "@icp-sdk/ic-wasm-linux-x64@$IC_WASM_VERSION" >/dev/null
 fi
 
+# The commit the module reports (livault_build_info in /metrics, ops.git_commit in
+# get_metrics): 12 hex digits of HEAD, "-dirty" with uncommitted changes to tracked files;
+# "unknown" outside a git checkout (the same sources then always build the same wasm). A
+# caller may set LIVAULT_GIT_COMMIT itself (CI, release builds).
+if [ -z "${LIVAULT_GIT_COMMIT:-}" ]; then
+  if LIVAULT_GIT_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null); then
+    git diff --quiet HEAD -- 2>/dev/null || LIVAULT_GIT_COMMIT="$LIVAULT_GIT_COMMIT-dirty"
+  else
+    LIVAULT_GIT_COMMIT=unknown
+  fi
+fi
+export LIVAULT_GIT_COMMIT
+echo "==> module commit: $LIVAULT_GIT_COMMIT"
+
 echo "==> cargo build (profile canister: release + LTO, wasm32)"
 cargo build --quiet --profile canister --locked --target wasm32-unknown-unknown -p livault_backend \
   ${FEATURES[@]+"${FEATURES[@]}"}

@@ -65,8 +65,22 @@ fn upload_and_download_files_through_the_cli() {
     )
     .unwrap();
 
+    // `livault-local logs` reads the canister log kept in the state directory.
+    cli(&state, &["logs", "--tail", "3"]).unwrap();
+    assert!(cli(&state, &["logs", "--tail", "x"]).is_err());
+
     // The item is committed with the file's size and hash.
     let mut host = Host::load(&state).unwrap();
+    // The canister log survived saving and loading, numbered without gaps.
+    let logs: Vec<_> = host.canister_logs().cloned().collect();
+    assert!(
+        logs[0].content.starts_with("event=canister.installed "),
+        "{logs:?}"
+    );
+    assert!(logs
+        .iter()
+        .any(|l| l.content.starts_with("event=payment.confirmed ")));
+    assert!(logs.iter().enumerate().all(|(i, l)| l.idx == i as u64));
     let items: R<Page<ItemView>> = host
         .query_candid(alice, "list_items", (v, PageArgs::default()))
         .unwrap();

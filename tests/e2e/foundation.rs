@@ -648,6 +648,11 @@ fn fingerprint(env: &mut TestEnv, owner: Principal, vault: VaultId) -> String {
     m.now = 0;
     m.heap_memory_bytes = 0;
     m.rate_limited_principals = 0;
+    // Operational counters count every answer, refusals included (issue #15): they are not
+    // state a refused call may not change. The admin trail's count stays in.
+    m.ops.update_calls.clear();
+    m.ops.errors.clear();
+    m.ops.rate_limit_refusals = 0;
     format!("{v:?}{head:?}{list:?}{admins:?}{m:?}{sessions:?}{billing:?}")
 }
 
@@ -1095,6 +1100,17 @@ fn every_endpoint_admits_only_its_roles() {
                 show(e.try_query::<_, R<Page<AdminVaultSummary>>>(
                     p,
                     "list_vaults",
+                    (PageArgs::default(),),
+                ))
+            },
+            &[Role::Admin],
+        ),
+        (
+            "list_admin_trail",
+            |e, p, _| {
+                show(e.try_query::<_, R<Page<livault_backend::domain::admin_trail::AdminTrailEntry>>>(
+                    p,
+                    "list_admin_trail",
                     (PageArgs::default(),),
                 ))
             },

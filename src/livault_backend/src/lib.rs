@@ -4,12 +4,14 @@
 //! - [`api`]: thin `#[update]` / `#[query]` entry points (check caller, decode, delegate,
 //!   map errors);
 //! - [`domain`]: pure logic with no `ic_cdk` calls, behind the [`runtime::Runtime`] trait;
-//! - [`storage`]: stable-memory layout and structures.
+//! - [`storage`]: stable-memory layout and structures;
+//! - beside them, [`events`]: the canister log (one structured line per notable event).
 //!
 //! "SPEC §n" in comments means section n of the product contract, `docs/spec.md`.
 
 pub mod api;
 pub mod domain;
+pub mod events;
 pub mod runtime;
 pub mod storage;
 
@@ -18,6 +20,7 @@ pub mod storage;
 // the `.did` is embedded as `candid:service` metadata by scripts/build.sh instead.)
 #[cfg(test)]
 mod export {
+    use crate::domain::admin_trail::AdminTrailEntry;
     use crate::domain::config::Account;
     use crate::domain::config::{LiVaultArgs, Pricing};
     use crate::domain::error::VaultResult;

@@ -105,6 +105,31 @@ fn call_failure(e: ic_cdk::call::CallFailed) -> CallFailure {
     }
 }
 
+/// Counts an ICP ledger call's outcome (`domain::ops`) and logs the ones that are not `ok`.
+fn ledger_outcome(method: &str, outcome: &str, detail: &str) {
+    crate::domain::ops::with(|o| o.record_ledger(method, outcome));
+    if outcome != "ok" {
+        use crate::events::Val;
+        crate::events::emit(
+            "ledger.call",
+            &[
+                ("method", Val::Raw(&method)),
+                ("outcome", Val::Raw(&outcome)),
+                ("detail", Val::Text(detail)),
+            ],
+        );
+    }
+}
+
+/// The outcome label of a failed call.
+fn failure_label(f: &CallFailure) -> &'static str {
+    if f.unknown {
+        "unknown"
+    } else {
+        "rejected"
+    }
+}
+
 /// The runtime of a deployed canister.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IcRuntime;
@@ -177,15 +202,23 @@ impl Runtime for IcRuntime {
         let arg = AccountBalanceArgs {
             account: serde_bytes::ByteBuf::from(account.to_vec()),
         };
-        let reply = ic_cdk::call::Call::unbounded_wait(ledger, "account_balance")
-            .with_arg(arg)
-            .await
-            .map_err(call_failure)?;
-        let tokens: Tokens = reply.candid().map_err(|e| CallFailure {
-            unknown: false,
-            reason: format!("account_balance reply: {e}"),
-        })?;
-        Ok(tokens.e8s)
+        let result: Result<u64, CallFailure> = async {
+            let reply = ic_cdk::call::Call::unbounded_wait(ledger, "account_balance")
+                .with_arg(arg)
+                .await
+                .map_err(call_failure)?;
+            let tokens: Tokens = reply.candid().map_err(|e| CallFailure {
+                unknown: false,
+                reason: format!("account_balance reply: {e}"),
+            })?;
+            Ok(tokens.e8s)
+        }
+        .await;
+        match &result {
+            Ok(_) => ledger_outcome("account_balance", "ok", ""),
+            Err(f) => ledger_outcome("account_balance", failure_label(f), &f.reason),
+        }
+        result
     }
 
     async fn ledger_transfer(
@@ -193,15 +226,24 @@ impl Runtime for IcRuntime {
         ledger: Principal,
         args: TransferArgs,
     ) -> Result<Result<u64, TransferError>, CallFailure> {
-        let reply = ic_cdk::call::Call::unbounded_wait(ledger, "transfer")
-            .with_arg(args)
-            .await
-            .map_err(call_failure)?;
-        // A reply we cannot read may still be a transfer that happened: unknown outcome.
-        reply.candid().map_err(|e| CallFailure {
-            unknown: true,
-            reason: format!("transfer reply: {e}"),
-        })
+        let result: Result<Result<u64, TransferError>, CallFailure> = async {
+            let reply = ic_cdk::call::Call::unbounded_wait(ledger, "transfer")
+                .with_arg(args)
+                .await
+                .map_err(call_failure)?;
+            // A reply we cannot read may still be a transfer that happened: unknown outcome.
+            reply.candid().map_err(|e| CallFailure {
+                unknown: true,
+                reason: format!("transfer reply: {e}"),
+            })
+        }
+        .await;
+        match &result {
+            Ok(Ok(_)) => ledger_outcome("transfer", "ok", ""),
+            Ok(Err(e)) => ledger_outcome("transfer", e.name(), &format!("{e:?}")),
+            Err(f) => ledger_outcome("transfer", failure_label(f), &f.reason),
+        }
+        result
     }
 
     fn vetkd_fee(&self, key_name: &str) -> Result<u128, String> {

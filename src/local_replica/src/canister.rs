@@ -2,7 +2,8 @@
 //! execution of a single entry point with the IC's atomicity.
 //!
 //! This module owns *one execution*: it prepares [`Env`], runs an exported function or a
-//! table-0 callback with the instruction limit as fuel, and on a trap rolls back the heap
+//! table-0 callback with the instruction limit on the instrumented module's instruction
+//! counter ([`crate::instrument`]), and on a trap rolls back the heap
 //! (linear memory + mutable globals), stable memory (undo journal), the global timer and
 //! certified data, and drops the reply and the performed calls. Scheduling of executions
 //! (call contexts, queues, peers) is in [`crate::host`].
@@ -134,17 +135,17 @@ pub struct Canister {
     memory: Option<Memory>,
     table: Option<Table>,
     globals: Vec<Global>,
+    counter: Option<Global>,
     /// Names of exported functions.
     pub exports: Vec<String>,
 }
 
-/// Creates the wasmi engine configured with the IC's instruction costs.
+/// Creates the wasmi engine. wasmi's own fuel metering is off: instructions are counted by
+/// the IC's instrumentation, injected into the module ([`crate::instrument`]).
 pub fn engine() -> Engine {
     let mut config = Config::default();
     config
-        .consume_fuel(true)
-        .operator_cost(costs::operator_costs())
-        .fuel_cost(costs::fuel_costs())
+        .consume_fuel(false)
         .wasm_tail_call(false)
         .set_max_recursion_depth(100_000);
     Engine::new(&config)
@@ -232,6 +233,7 @@ impl Canister {
         let compiled = compiled(engine, wasm)?;
         let (store, instance, memory, table, globals) =
             Self::instantiate(engine, &compiled.module, &compiled.linker, env)?;
+        let counter = store.data().counter;
         Ok(Canister {
             engine: engine.clone(),
             wasm: wasm.to_vec(),
@@ -242,6 +244,7 @@ impl Canister {
             memory,
             table,
             globals,
+            counter,
             exports: compiled.exports.clone(),
         })
     }
@@ -264,9 +267,8 @@ impl Canister {
     > {
         let mut store = Store::new(engine, env);
         store.limiter(|env| &mut env.limiter);
-        store
-            .set_fuel(costs::INSTALL_LIMIT)
-            .map_err(|e| LoadError::Wasm(e.to_string()))?;
+        // The start function (if any) runs with the counter's initial value as budget.
+        store.data_mut().instruction_limit = instrument::START_BUDGET as u64;
         let instance = linker
             .instantiate_and_start(&mut store, module)
             .map_err(|e| LoadError::Wasm(e.to_string()))?;
@@ -285,6 +287,7 @@ impl Canister {
             .collect();
         globals.sort_by_key(|(i, _)| *i);
         store.data_mut().memory = memory;
+        store.data_mut().counter = instance.get_global(&store, instrument::COUNTER_EXPORT);
         Ok((
             store,
             instance,
@@ -314,12 +317,14 @@ impl Canister {
     pub fn take_env(&mut self) -> Env {
         let mut env = std::mem::take(self.store.data_mut());
         env.memory = None;
+        env.counter = None;
         env
     }
 
     /// Puts store data back (after [`Canister::take_env`]).
     pub fn put_env(&mut self, mut env: Env) {
         env.memory = self.memory;
+        env.counter = self.counter;
         *self.store.data_mut() = env;
     }
 
@@ -357,6 +362,7 @@ impl Canister {
             self.memory = memory;
             self.table = table;
             self.globals = globals;
+            self.counter = self.store.data().counter;
         }
         if let Some(mem) = self.memory {
             let cur = mem.data_size(&self.store);
@@ -402,27 +408,26 @@ impl Canister {
             env.stable_len_before = env.stable.len();
             env.accepted = false;
             env.replicated = !matches!(req.kind, ExecKind::Query | ExecKind::Inspect);
-            env.fuel_start = req.limit;
-            env.grow_settled = (0, 0);
-            env.limiter = ic0::GrowTracker {
-                executing: true,
-                ..Default::default()
-            };
+            env.instruction_limit = req.limit;
+            env.stable_dirty.clear();
             env.ctx_instructions_before = req.ctx_instructions;
             env.debug.clear();
         }
         let timer_before = self.store.data().global_timer;
         let cycles_before = self.store.data().cycles;
         let certified_before = self.store.data().certified_data.clone();
-        let _ = self.store.set_fuel(req.limit);
+        if let Some(counter) = self.counter {
+            let limit = i64::try_from(req.limit).unwrap_or(i64::MAX);
+            // Cannot fail: the counter is a mutable i64 global of this store.
+            let _ = counter.set(&mut self.store, Val::I64(limit));
+        }
 
         let result: Result<(), String> = if let Some(msg) = &req.force_trap {
             Err(msg.clone())
         } else {
             self.call_entry(&req.entry)
         };
-        let instructions = ic0::instructions_used(&mut self.store);
-        self.store.data_mut().limiter.executing = false;
+        let instructions = ic0::instructions_used(&self.store);
 
         let env = self.store.data_mut();
         let mut out = ExecOutcome {
@@ -504,9 +509,6 @@ pub fn describe_trap(id: &candid::Principal, e: wasmi::Error) -> String {
         return format!("Canister {id} trapped: {}", t.0);
     }
     match e.as_trap_code() {
-        Some(wasmi::TrapCode::OutOfFuel) => {
-            format!("Canister {id}: {}", costs::INSTRUCTION_LIMIT_MESSAGE)
-        }
         Some(code) => format!("Canister {id} trapped: {code}"),
         None => format!("Canister {id} trapped: {e}"),
     }

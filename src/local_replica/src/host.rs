@@ -135,6 +135,18 @@ pub struct ExecRecord {
     pub time_ns: u64,
 }
 
+/// One line of the canister log (`debug_print` of a replicated execution), as
+/// `dfx canister logs` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Number of the line (from 0, never reused).
+    pub idx: u64,
+    /// Host time of the execution that printed it.
+    pub time_ns: u64,
+    /// The line.
+    pub content: String,
+}
+
 /// Errors of install / upgrade.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -221,12 +233,16 @@ pub struct Host {
     messages: BTreeMap<MessageId, Message>,
     pub(crate) next_id: u64,
     pub(crate) records: VecDeque<ExecRecord>,
+    pub(crate) logs: VecDeque<LogRecord>,
+    pub(crate) next_log_idx: u64,
     timer_task_queued: bool,
     pending_unknown: BTreeSet<u64>,
     expired: BTreeMap<u64, Callback>,
 }
 
 const MAX_RECORDS: usize = 1_000;
+/// Lines of the canister log kept (the oldest go first, like the IC's bounded log).
+const MAX_LOG_RECORDS: usize = 10_000;
 
 fn mgmt() -> Principal {
     Principal::management_canister()
@@ -251,6 +267,8 @@ impl Host {
             messages: BTreeMap::new(),
             next_id: 1,
             records: VecDeque::new(),
+            logs: VecDeque::new(),
+            next_log_idx: 0,
             timer_task_queued: false,
             pending_unknown: BTreeSet::new(),
             expired: BTreeMap::new(),
@@ -373,7 +391,27 @@ impl Host {
         }
     }
 
+    /// The canister log: `debug_print` lines of replicated executions (updates, callbacks,
+    /// timers, install and upgrade hooks; those that trapped too), oldest first. Like on the
+    /// IC, queries and `inspect_message` leave no line.
+    pub fn canister_logs(&self) -> impl Iterator<Item = &LogRecord> {
+        self.logs.iter()
+    }
+
     fn record(&mut self, kind: ExecKind, method: &str, out: &ExecOutcome) {
+        if !matches!(kind, ExecKind::Query | ExecKind::Inspect) {
+            for line in &out.debug {
+                if self.logs.len() >= MAX_LOG_RECORDS {
+                    self.logs.pop_front();
+                }
+                self.logs.push_back(LogRecord {
+                    idx: self.next_log_idx,
+                    time_ns: self.now,
+                    content: line.clone(),
+                });
+                self.next_log_idx += 1;
+            }
+        }
         if self.records.len() >= MAX_RECORDS {
             self.records.pop_front();
         }

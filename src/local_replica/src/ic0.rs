@@ -6,10 +6,21 @@
 //! instruction accounting of the execution. [`link`] defines every `ic0` import used by
 //! ic-cdk 0.20 / ic-cdk-timers 1.x / ic-stable-structures 0.7, and a trapping stub for any
 //! other import the module has, so instantiation never fails on an unknown import.
+//!
+//! # Instruction accounting
+//!
+//! The module's own code decrements an instruction counter global injected by
+//! [`crate::instrument`] (the IC's instrumentation rules). System calls charge the IC's
+//! fixed overhead plus their per-byte part on the same counter before doing anything
+//! ([`charge`]; IC: `charge_for_cpu` / `charge_for_cpu_and_mem` in
+//! `rs/embedders/src/wasmtime_embedder/system_api/linker.rs`). The amounts are in
+//! [`crate::costs`]; each host function below names its rule.
 
 use crate::costs::{self, overhead};
+use crate::instrument;
 use crate::types::{OutCall, Response};
-use wasmi::{Caller, Error, ExternType, Linker, Memory, Module, Val};
+use std::collections::{HashSet, VecDeque};
+use wasmi::{Caller, Error, ExternType, Global, Linker, Memory, Module, Val};
 
 /// Size of a wasm / stable memory page.
 pub const PAGE: u64 = 65_536;
@@ -62,31 +73,19 @@ impl std::fmt::Display for HostTrap {
 }
 impl wasmi::errors::HostError for HostTrap {}
 
-/// Tracks `memory.grow` during an execution so the per-byte fuel wasmi charges for a grow
-/// can be refunded (the IC charges a flat cost per grow).
+/// Resource limiter of a canister instance: wasm memory is limited to 4 GiB (wasm32). A
+/// `memory.grow` costs its flat 300 instructions in the instrumented code, nothing per byte.
 #[derive(Debug, Default)]
-pub struct GrowTracker {
-    /// True while canister code executes.
-    pub executing: bool,
-    /// Bytes grown (= fuel wasmi charged for them).
-    pub grow_bytes: u64,
-    /// Number of grows.
-    pub grows: u64,
-}
+pub struct MemoryLimiter;
 
-impl wasmi::ResourceLimiter for GrowTracker {
+impl wasmi::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        current: usize,
+        _current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> Result<bool, wasmi_core::LimiterError> {
-        let allowed = maximum.is_none_or(|m| desired <= m) && desired <= 4 * 1024 * 1024 * 1024;
-        if allowed && self.executing {
-            self.grow_bytes += (desired - current) as u64;
-            self.grows += 1;
-        }
-        Ok(allowed)
+        Ok(maximum.is_none_or(|m| desired <= m) && desired <= 4 * 1024 * 1024 * 1024)
     }
     fn table_growing(
         &mut self,
@@ -165,10 +164,15 @@ pub struct Env {
     pub certified_data: Vec<u8>,
     /// `in_replicated_execution`.
     pub replicated: bool,
-    /// Fuel given at the start of the execution (= instruction limit).
-    pub fuel_start: u64,
-    /// Grow bytes already refunded and grows already surcharged.
-    pub grow_settled: (u64, u64),
+    /// Instruction limit of the running execution (the counter's value at its start).
+    pub instruction_limit: u64,
+    /// The instance's instruction counter global (export [`instrument::COUNTER_EXPORT`]).
+    pub counter: Option<Global>,
+    /// 4 KiB stable-memory pages written by the running execution (the first write of a
+    /// page in an execution costs [`costs::DIRTY_PAGE_OVERHEAD`]).
+    pub stable_dirty: HashSet<u64>,
+    /// Sizes of the records in the canister log, oldest first (for `debug_print`'s charge).
+    pub log_records: VecDeque<u64>,
     /// Instructions of earlier executions of the same call context.
     pub ctx_instructions_before: u64,
     /// The canister's linear memory (export `memory`).
@@ -179,8 +183,8 @@ pub struct Env {
     pub print_debug: bool,
     /// Fault injection: trap on the nth call of an ic0 function.
     pub ic0_fault: Option<Ic0Fault>,
-    /// Grow tracker (resource limiter).
-    pub limiter: GrowTracker,
+    /// Resource limiter.
+    pub limiter: MemoryLimiter,
 }
 
 type C<'a> = Caller<'a, Env>;
@@ -190,28 +194,41 @@ pub fn trap(msg: impl Into<String>) -> Error {
     Error::host(HostTrap(msg.into()))
 }
 
-/// Applies pending `memory.grow` fuel corrections to the store's fuel.
-fn settle(c: &mut C) -> Result<(), Error> {
-    let env = c.data_mut();
-    let bytes = env.limiter.grow_bytes - env.grow_settled.0;
-    let grows = env.limiter.grows - env.grow_settled.1;
-    if bytes == 0 && grows == 0 {
-        return Ok(());
+/// The counter global of the running instance.
+fn counter(c: &C) -> Result<Global, Error> {
+    c.data()
+        .counter
+        .ok_or_else(|| trap("canister module is not instrumented (no instruction counter)"))
+}
+
+fn counter_value(c: &C, g: Global) -> i64 {
+    match g.get(c) {
+        Val::I64(v) => v,
+        _ => 0,
     }
-    env.grow_settled = (env.limiter.grow_bytes, env.limiter.grows);
-    let delta = bytes as i128 - (grows as i128) * (costs::MEMORY_GROW_COST as i128 - 255);
-    let fuel = c.get_fuel()? as i128 + delta;
-    c.set_fuel(fuel.max(0) as u64)?;
-    if fuel < 0 {
+}
+
+/// Charges `cost` instructions to the running execution, as the IC's `charge_direct_fee`
+/// does: a counter already below zero, or going below zero, traps with the IC's message.
+pub fn charge(c: &mut C, cost: u64) -> Result<(), Error> {
+    let g = counter(c)?;
+    let before = counter_value(c, g);
+    if before < 0 {
+        return Err(trap(costs::INSTRUCTION_LIMIT_MESSAGE));
+    }
+    let after = before.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
+    g.set(&mut *c, Val::I64(after))?;
+    if after < 0 {
         return Err(trap(costs::INSTRUCTION_LIMIT_MESSAGE));
     }
     Ok(())
 }
 
-/// Instructions executed so far by the running execution (after [`settle`]).
+/// Instructions executed so far by the running execution.
 fn used(c: &C) -> Result<u64, Error> {
-    let v = c.data().fuel_start as i128 - c.get_fuel()? as i128;
-    Ok(v.max(0) as u64)
+    let g = counter(c)?;
+    let left = counter_value(c, g) as i128;
+    Ok((c.data().instruction_limit as i128 - left).max(0) as u64)
 }
 
 /// Prologue of every ic0 function: fault injection, then charge `cost` instructions.
@@ -225,14 +242,27 @@ fn enter(c: &mut C, name: &str, cost: u64) -> Result<(), Error> {
             }
         }
     }
-    settle(c)?;
-    let fuel = c.get_fuel()?;
-    if fuel < cost {
-        c.set_fuel(0)?;
-        return Err(trap(costs::INSTRUCTION_LIMIT_MESSAGE));
+    charge(c, cost)
+}
+
+/// The per-byte part of `debug_print`'s charge, and the canister log's new fill.
+///
+/// IC (`debug_print` in `system_api/linker.rs`, `logging_charge_bytes`): 2 per byte kept in
+/// the log (at most its capacity) plus 50 per byte that fits in the log's remaining space;
+/// the message itself is not charged again because application subnets rate-limit debug
+/// prints (not printed). The log keeps the newest records within [`costs::LOG_CAPACITY`].
+fn log_charge(env: &mut Env, len: u64) -> u64 {
+    let held: u64 = env.log_records.iter().sum();
+    let remaining = costs::LOG_CAPACITY.saturating_sub(held);
+    let charge =
+        2 * len.min(costs::LOG_CAPACITY) + costs::TRANSMISSION_PER_BYTE * len.min(remaining);
+    let kept = len.min(costs::LOG_CAPACITY);
+    let mut held = held + kept;
+    env.log_records.push_back(kept);
+    while held > costs::LOG_CAPACITY {
+        held -= env.log_records.pop_front().unwrap_or(0);
     }
-    c.set_fuel(fuel - cost)?;
-    Ok(())
+    charge
 }
 
 fn kind(c: &C) -> ExecKind {
@@ -295,9 +325,21 @@ fn not_allowed(name: &str, k: ExecKind) -> Error {
 }
 
 fn stable_write(c: &mut C, offset: u64, src: u64, size: u64) -> Result<(), Error> {
+    let r = range(offset, size, c.data().stable.len(), "stable memory")?;
+    if size > 0 {
+        // IC (wasm-native stable memory, `system_api_replacements.rs`, `stable64_write`):
+        // after the bounds check, each 4 KiB page first written by this execution costs
+        // the subnet's dirty-page overhead.
+        let first = offset / costs::OS_PAGE;
+        let last = (offset + size - 1) / costs::OS_PAGE;
+        let env = c.data_mut();
+        let fresh = (first..=last)
+            .filter(|p| env.stable_dirty.insert(*p))
+            .count() as u64;
+        charge(c, fresh.saturating_mul(costs::DIRTY_PAGE_OVERHEAD))?;
+    }
     let bytes = read_heap(c, src, size, "stable_write")?;
     let env = c.data_mut();
-    let r = range(offset, size, env.stable.len(), "stable memory")?;
     let old = env.stable[r.clone()].to_vec();
     env.stable_journal.push((offset, old));
     env.stable[r].copy_from_slice(&bytes);
@@ -491,7 +533,7 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
         enter(
             &mut c,
             "msg_reply_data_append",
-            overhead::MSG_REPLY_DATA_APPEND + size as u64,
+            overhead::MSG_REPLY_DATA_APPEND + costs::TRANSMISSION_PER_BYTE * size as u64,
         )?;
         reply_allowed(&c, "msg_reply_data_append")?;
         let bytes = read_heap(&c, src as u64, size as u64, "msg_reply_data_append")?;
@@ -516,7 +558,11 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
                          src: u32,
                          size: u32|
      -> Result<(), Error> {
-        enter(&mut c, "msg_reject", overhead::MSG_REJECT + size as u64)?;
+        enter(
+            &mut c,
+            "msg_reject",
+            overhead::MSG_REJECT + costs::TRANSMISSION_PER_BYTE * size as u64,
+        )?;
         reply_allowed(&c, "msg_reject")?;
         let bytes = read_heap(&c, src as u64, size as u64, "msg_reject")?;
         let msg = String::from_utf8_lossy(&bytes).into_owned();
@@ -662,7 +708,11 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
                                     curve: u32,
                                     dst: u32|
      -> Result<u32, Error> {
-        enter(&mut c, "cost_vetkd_derive_key", overhead::COST_CALL)?;
+        enter(
+            &mut c,
+            "cost_vetkd_derive_key",
+            overhead::COST_VETKD + size as u64,
+        )?;
         let name = read_heap(&c, src as u64, size as u64, "cost_vetkd_derive_key")?;
         if curve != 0 {
             return Ok(1);
@@ -834,7 +884,11 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
                        reject_fun: u32,
                        reject_env: u32|
      -> Result<(), Error> {
-        enter(&mut c, "call_new", overhead::CALL_NEW)?;
+        enter(
+            &mut c,
+            "call_new",
+            overhead::CALL_NEW + callee_size as u64 + name_size as u64,
+        )?;
         let k = kind(&c);
         if !k.can_call() {
             return Err(not_allowed("call_new", k));
@@ -862,7 +916,7 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
         enter(
             &mut c,
             "call_data_append",
-            overhead::CALL_DATA_APPEND + size as u64,
+            overhead::CALL_DATA_APPEND + costs::TRANSMISSION_PER_BYTE * size as u64,
         )?;
         let bytes = read_heap(&c, src as u64, size as u64, "call_data_append")?;
         match c.data_mut().pending_call.as_mut() {
@@ -945,7 +999,8 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
                           src: u32,
                           size: u32|
      -> Result<(), Error> {
-        enter(&mut c, "debug_print", overhead::DEBUG_PRINT + size as u64)?;
+        let cost = overhead::DEBUG_PRINT + log_charge(c.data_mut(), size as u64);
+        enter(&mut c, "debug_print", cost)?;
         let bytes = read_heap(&c, src as u64, size as u64, "debug_print")?;
         let s = String::from_utf8_lossy(&bytes).into_owned();
         let env = c.data_mut();
@@ -966,11 +1021,21 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
         )))
     });
 
+    // Called by the instrumented code when the counter went below zero (IC:
+    // `out_of_instructions`, which fails the execution outside deterministic time slicing).
+    linker.func_wrap(
+        instrument::METER_MODULE,
+        instrument::OUT_OF_INSTRUCTIONS,
+        |_: C| -> Result<(), Error> { Err(trap(costs::INSTRUCTION_LIMIT_MESSAGE)) },
+    )?;
+
     // Stubs for every other function import.
     for import in module.imports() {
         if let ExternType::Func(ty) = import.ty() {
             let (m, n) = (import.module().to_string(), import.name().to_string());
-            if m == "ic0" && IMPLEMENTED.contains(&n.as_str()) {
+            if (m == "ic0" && IMPLEMENTED.contains(&n.as_str()))
+                || (m == instrument::METER_MODULE && n == instrument::OUT_OF_INSTRUCTIONS)
+            {
                 continue;
             }
             let msg = format!("{m}.{n} is not supported by the local replica");
@@ -1002,12 +1067,16 @@ fn arg_allowed(c: &C, name: &str) -> Result<(), Error> {
     }
 }
 
-/// Instructions used by the store's current execution (for the host after a call).
-pub fn instructions_used(store: &mut wasmi::Store<Env>) -> u64 {
+/// Instructions used by the store's current execution (for the host after a call): the
+/// limit minus what is left on the counter, at most the limit (an execution that ran out
+/// is charged its whole limit, as on the IC).
+pub fn instructions_used(store: &wasmi::Store<Env>) -> u64 {
     let env = store.data();
-    let bytes = env.limiter.grow_bytes - env.grow_settled.0;
-    let grows = env.limiter.grows - env.grow_settled.1;
-    let pending = bytes as i128 - (grows as i128) * (costs::MEMORY_GROW_COST as i128 - 255);
-    let fuel = store.get_fuel().unwrap_or(0) as i128;
-    (env.fuel_start as i128 - pending - fuel).max(0) as u64
+    let Some(g) = env.counter else { return 0 };
+    let left = match g.get(store) {
+        Val::I64(v) => v as i128,
+        _ => 0,
+    };
+    let limit = env.instruction_limit as i128;
+    (limit - left).clamp(0, limit) as u64
 }

@@ -34,9 +34,10 @@
 //! # let _ = n; Ok(()) }
 //! ```
 //!
-//! Instruction counting uses wasmi fuel with the IC's per-operator costs rather than
-//! injected counters: the numbers are close to the IC's (see [`costs`] for the known,
-//! small deviations).
+//! Instructions are counted as on the IC: the module is instrumented with the IC's rules
+//! (a counter decremented per basic block by the IC's operator weights, bulk-memory sizes
+//! charged at run time) and system calls charge the IC's overheads and per-byte costs (see
+//! [`instrument`] and [`costs`]).
 
 #![warn(missing_docs)]
 
@@ -56,7 +57,8 @@ pub mod vetkeys_client;
 
 pub use account::AccountId;
 pub use host::{
-    CallError, CanisterStatus, ExecRecord, Host, HostConfig, HostError, MessageId, MessageStatus,
+    CallError, CanisterStatus, ExecRecord, Host, HostConfig, HostError, LogRecord, MessageId,
+    MessageStatus,
 };
 pub use ledger::{ledger_principal, Ledger, LEDGER_ID};
 pub use types::{Reject, RejectCode, Reply, Response};

@@ -12,7 +12,7 @@
 //! open call contexts or held calls).
 
 use crate::canister::{Canister, GlobalTy, HeapSnapshot};
-use crate::host::{ExecRecord, Host, HostConfig};
+use crate::host::{ExecRecord, Host, HostConfig, LogRecord};
 use crate::ledger::Ledger;
 use candid::Principal;
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,9 @@ struct StateFile {
     controllers: Vec<Principal>,
     canister: Option<CanisterFile>,
     records: Vec<ExecRecord>,
+    /// The canister log (absent in files written before it was kept).
+    #[serde(default)]
+    logs: Vec<LogRecord>,
 }
 
 fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T, PersistError> {
@@ -121,6 +124,7 @@ impl Host {
                 cycles: c.0.cycles,
             }),
             records: self.records.iter().cloned().collect(),
+            logs: self.logs.iter().cloned().collect(),
         };
         if let Some((_, heap, stable, wasm)) = &canister {
             write_atomic(&dir.join("heap.bin"), heap)?;
@@ -161,6 +165,8 @@ impl Host {
         host.ledger = state.ledger;
         host.controllers = state.controllers;
         host.records = state.records.into_iter().collect();
+        host.next_log_idx = state.logs.last().map_or(0, |l| l.idx + 1);
+        host.logs = state.logs.into_iter().collect();
         if let Some(cf) = state.canister {
             let read = |name: &str| {
                 let p = dir.join(name);

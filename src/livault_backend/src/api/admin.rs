@@ -1,18 +1,40 @@
 //! Admin and controller endpoints. None returns content or encrypted metadata.
+//!
+//! Every admin action that changes something is recorded in the admin trail in the message
+//! that applies it (`domain::admin_trail`); a refused one is logged ([`log_refusal`]).
 
 use candid::Principal;
 
 use crate::domain::admin;
+use crate::domain::admin_trail::{self, AdminTrailEntry};
 use crate::domain::config::Pricing;
-use crate::domain::error::VaultResult;
+use crate::domain::error::{VaultError, VaultResult};
+use crate::domain::ops;
 use crate::domain::types::{AdminVaultSummary, Metrics, Page, PageArgs};
+use crate::events::{self, Val};
+use crate::runtime::Runtime;
 
-use super::{admit_update, rate_limited_principals, read, rt, scheduler, write, WhenPaused};
+use super::{rate_limited_principals, read, rt, scheduler, update, write, WhenPaused};
+
+/// Logs a refused admin or controller action with its caller (operators want to know who
+/// tries; the refusal itself changes nothing).
+pub fn log_refusal(action: &str, error: &VaultError) {
+    let caller = rt().caller();
+    events::emit(
+        "admin.refused",
+        &[
+            ("action", Val::Raw(&action)),
+            ("caller", Val::Raw(&caller)),
+            ("error", Val::Raw(&error.name())),
+        ],
+    );
+}
 
 #[ic_cdk::query]
 fn get_metrics() -> VaultResult<Metrics> {
     let stats = scheduler::run_stats();
-    read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats))
+    let ops = ops::snapshot();
+    read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats, &ops))
 }
 
 #[ic_cdk::query]
@@ -20,32 +42,58 @@ fn list_vaults(args: PageArgs) -> VaultResult<Page<AdminVaultSummary>> {
     read(|s| admin::list_vaults(s, &rt(), args))
 }
 
+/// Admins: the admin trail, oldest kept entry first (see `domain::admin_trail`).
+#[ic_cdk::query]
+fn list_admin_trail(args: PageArgs) -> VaultResult<Page<AdminTrailEntry>> {
+    read(|s| admin_trail::list(s, &rt(), args))
+}
+
 #[ic_cdk::update]
 fn set_pricing(pricing: Pricing) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    write(|s| admin::set_pricing(s, &rt, pricing))
+    update("set_pricing", WhenPaused::Allow, |rt, caller| {
+        write(|s| {
+            admin::set_pricing(s, rt, pricing.clone())?;
+            let args = admin_trail::candid_text(&pricing);
+            admin_trail::record(s, rt.now(), caller, "set_pricing", args, String::new());
+            Ok(())
+        })
+    })
+    .inspect_err(|e| log_refusal("set_pricing", e))
 }
 
 #[ic_cdk::update]
 fn set_paused(paused: bool) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    write(|s| admin::set_paused(s, &rt, paused))
+    update("set_paused", WhenPaused::Allow, |rt, caller| {
+        write(|s| {
+            let before = s.config().paused;
+            admin::set_paused(s, rt, paused)?;
+            let args = admin_trail::candid_text(&paused);
+            let outcome = format!("was_paused={before}");
+            admin_trail::record(s, rt.now(), caller, "set_paused", args, outcome);
+            Ok(())
+        })
+    })
+    .inspect_err(|e| log_refusal("set_paused", e))
 }
 
 #[ic_cdk::update]
 fn set_admins(admins: Vec<Principal>) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    write(|s| admin::set_admins(s, &rt, admins))
+    update("set_admins", WhenPaused::Allow, |rt, caller| {
+        write(|s| {
+            admin::set_admins(s, rt, admins.clone())?;
+            let args = admin_trail::candid_text(&admins);
+            admin_trail::record(s, rt.now(), caller, "set_admins", args, String::new());
+            Ok(())
+        })
+    })
+    .inspect_err(|e| log_refusal("set_admins", e))
 }
 
 #[ic_cdk::query]
 fn list_admins() -> VaultResult<Vec<Principal>> {
     let rt = rt();
     read(|s| {
-        admin::require_admin(s, &crate::runtime::Runtime::caller(&rt))?;
+        admin::require_admin(s, &rt.caller())?;
         Ok(s.config().admins.clone())
     })
 }

@@ -18,13 +18,13 @@ use crate::domain::types::{
 use crate::runtime::Runtime;
 use crate::storage::pages::{self, ChunkLoc};
 
-use super::{admit_update, read, reply, rt, write, WhenPaused};
+use super::{read, reply, rt, update, write, WhenPaused};
 
 #[ic_cdk::update]
 fn begin_upload(args: BeginUploadArgs) -> VaultResult<UploadView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| content::begin_upload(s, &rt, args))
+    update("begin_upload", WhenPaused::Refuse, |rt, _| {
+        write(|s| content::begin_upload(s, rt, args))
+    })
 }
 
 /// The `blob` argument of `upload_chunk`, kept inside the argument buffer it arrived in.
@@ -96,37 +96,37 @@ pub fn encode_upload_reply(result: VaultResult<UploadView>) -> Vec<u8> {
 #[ic_cdk::update(encode_with = "encode_upload_reply", hidden = true)]
 fn upload_chunk() -> VaultResult<UploadView> {
     let (upload_id, index, bytes) = decode_chunk_args(arg_data());
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| content::upload_chunk(s, &rt, upload_id, index, bytes.as_slice()))
+    update("upload_chunk", WhenPaused::Refuse, |rt, _| {
+        write(|s| content::upload_chunk(s, rt, upload_id, index, bytes.as_slice()))
+    })
 }
 
 #[ic_cdk::update]
 fn finish_upload(upload_id: UploadId) -> VaultResult<ItemView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| content::finish_upload(s, &rt, upload_id))
+    update("finish_upload", WhenPaused::Refuse, |rt, _| {
+        write(|s| content::finish_upload(s, rt, upload_id))
+    })
 }
 
 #[ic_cdk::update]
 fn abort_upload(upload_id: UploadId) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    write(|s| content::abort_upload(s, &rt, upload_id))
+    update("abort_upload", WhenPaused::Allow, |rt, _| {
+        write(|s| content::abort_upload(s, rt, upload_id))
+    })
 }
 
 #[ic_cdk::update]
 fn delete_item(vault_id: VaultId, item_id: ItemId) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| content::delete_item(s, &rt, vault_id, item_id))
+    update("delete_item", WhenPaused::Refuse, |rt, _| {
+        write(|s| content::delete_item(s, rt, vault_id, item_id))
+    })
 }
 
 #[ic_cdk::update]
 fn update_item_meta(args: UpdateItemMetaArgs) -> VaultResult<ItemView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| content::update_item_meta(s, &rt, args))
+    update("update_item_meta", WhenPaused::Refuse, |rt, _| {
+        write(|s| content::update_item_meta(s, rt, args))
+    })
 }
 
 #[ic_cdk::query]
@@ -136,9 +136,9 @@ fn list_items(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<ItemView>> 
 
 #[ic_cdk::update]
 fn request_download(vault_id: VaultId, item_id: ItemId) -> VaultResult<DownloadTicket> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    write(|s| content::request_download(s, &rt, vault_id, item_id))
+    update("request_download", WhenPaused::Allow, |rt, _| {
+        write(|s| content::request_download(s, rt, vault_id, item_id))
+    })
 }
 
 /// The reply of `get_download_chunk`: `variant { Ok : blob; Err : VaultError }`, holding

@@ -29,8 +29,9 @@ pub fn handle(req: &HttpRequest) -> HttpResponse {
         "/health" => response(200, "text/plain; charset=utf-8", "ok\n"),
         "/metrics" => {
             let stats = scheduler::run_stats();
+            let ops = crate::domain::ops::snapshot();
             let metrics =
-                read(|s| admin::collect_metrics(s, &rt(), rate_limited_principals(), &stats));
+                read(|s| admin::collect_metrics(s, &rt(), rate_limited_principals(), &stats, &ops));
             match admin::prometheus_text(&metrics) {
                 Ok(text) => response(200, "text/plain; version=0.0.4; charset=utf-8", text),
                 Err(e) => response(500, "text/plain; charset=utf-8", format!("{e}\n")),

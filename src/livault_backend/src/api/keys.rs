@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::domain::error::{VaultError, VaultResult};
 use crate::domain::keys::{self, DeriveVetKeyArgs, EncryptedVetKeyReply, VetKdPublicKey};
 
-use super::{admit_update, read, reply, rt, GlobalState, WhenPaused};
+use super::{read, reply, rt, update_async, GlobalState, WhenPaused};
 
 thread_local! {
     /// Header and type table of the two endpoints' reply types (see [`super::reply`]): the
@@ -77,9 +77,10 @@ fn get_vetkd_public_key() -> VaultResult<VetKdPublicKey> {
 // Allowed while paused: like downloads, key release is read access for heirs.
 #[ic_cdk::update(encode_with = "encode_derive_reply", hidden = true)]
 async fn derive_vetkey(args: DeriveVetKeyArgs) -> VaultResult<EncryptedVetKeyReply> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    keys::derive_vetkey(&GlobalState, &rt, args).await
+    update_async("derive_vetkey", WhenPaused::Allow, |rt, _| async move {
+        keys::derive_vetkey(&GlobalState, &rt, args).await
+    })
+    .await
 }
 
 /// The Candid interface of the two endpoints (their entry points are `hidden`).

@@ -1,6 +1,10 @@
 //! Install, upgrade and ingress inspection.
 
+use crate::domain::admin_trail;
 use crate::domain::config::{Config, InitArgs, LiVaultArgs};
+use crate::domain::ops;
+use crate::domain::records::LAYOUT_VERSION;
+use crate::events::{self, Val};
 use crate::runtime::Runtime;
 
 use super::{rt, write};
@@ -10,7 +14,10 @@ pub const MAX_ARG_BYTES: usize = 16 * 1024;
 
 #[ic_cdk::init]
 fn init(args: Option<LiVaultArgs>) {
-    let installer = rt().caller();
+    let rt = rt();
+    let installer = rt.caller();
+    let now = rt.now();
+    let args_text = admin_trail::candid_text(&args);
     let init = match args {
         None => InitArgs::default(),
         Some(LiVaultArgs::Init(a)) => a,
@@ -18,41 +25,91 @@ fn init(args: Option<LiVaultArgs>) {
     };
     let config = Config::from_init(init, installer)
         .unwrap_or_else(|e| ic_cdk::trap(format!("init: invalid arguments: {e:?}")));
+    ops::with(|o| {
+        *o = ops::Ops {
+            installed_at: Some(now),
+            ..ops::Ops::default()
+        }
+    });
     write(|s| {
         s.stamp_layout();
         s.set_config(config);
+        s.reserve_ops_snapshot();
+        events::emit(
+            "canister.installed",
+            &[
+                ("version", Val::Raw(&ops::VERSION)),
+                ("git_commit", Val::Raw(&ops::GIT_COMMIT)),
+                ("layout", Val::Raw(&LAYOUT_VERSION)),
+            ],
+        );
+        let outcome = format!("version={} git_commit={}", ops::VERSION, ops::GIT_COMMIT);
+        admin_trail::record(s, now, installer, "install", args_text, outcome);
     });
     super::scheduler::arm_timers();
     super::content::warm_up();
     super::keys::arm_public_key_fetch();
 }
 
+/// Writes the operational counters (heap) into their reserved pages (`domain::ops`): a
+/// bounded snapshot that cannot grow memory, so this hook cannot trap. Everything else
+/// already lives in stable structures.
 #[ic_cdk::pre_upgrade]
 fn pre_upgrade() {
-    // Nothing to do: all state already lives in stable structures.
+    let snapshot = ops::encode_snapshot(&ops::snapshot());
+    write(|s| s.write_ops_snapshot(&snapshot));
 }
 
 #[ic_cdk::post_upgrade]
 fn post_upgrade(args: Option<LiVaultArgs>) {
+    let rt = rt();
+    let now = rt.now();
+    let caller = rt.caller();
+    let args_text = admin_trail::candid_text(&args);
     write(|s| {
         // Migrations first; a layout written by newer code is refused (the upgrade rolls back).
-        if let Err(e) = s.migrate() {
-            ic_cdk::trap(format!("post_upgrade: unsupported stable layout: {e:?}"));
-        }
+        let from_layout = match s.migrate() {
+            Ok(found) => found,
+            Err(e) => ic_cdk::trap(format!("post_upgrade: unsupported stable layout: {e:?}")),
+        };
         // Metrics counters for state written before they existed (recounted once).
-        crate::domain::metrics::ensure_counters(s, rt().now());
-        let upgrade = match args {
-            None => return,
-            Some(LiVaultArgs::Upgrade(a)) => a,
+        crate::domain::metrics::ensure_counters(s, now);
+        match args {
+            None => {}
+            Some(LiVaultArgs::Upgrade(upgrade)) => {
+                let next = s.config().apply_upgrade(upgrade).unwrap_or_else(|e| {
+                    ic_cdk::trap(format!("post_upgrade: invalid arguments: {e:?}"))
+                });
+                s.set_config(next);
+            }
             Some(LiVaultArgs::Init(_)) => {
                 ic_cdk::trap("post_upgrade: expected Upgrade arguments, got Init")
             }
-        };
-        let next = s
-            .config()
-            .apply_upgrade(upgrade)
-            .unwrap_or_else(|e| ic_cdk::trap(format!("post_upgrade: invalid arguments: {e:?}")));
-        s.set_config(next);
+        }
+        // The counters since install, carried by the previous module's `pre_upgrade` (none
+        // from a module without them: they start now).
+        let mut counters = s.read_ops_snapshot().unwrap_or_default();
+        counters.upgrades += 1;
+        counters.last_upgraded_at = Some(now);
+        let upgrades = counters.upgrades;
+        ops::with(|o| *o = counters);
+        s.reserve_ops_snapshot();
+        events::emit(
+            "canister.upgraded",
+            &[
+                ("version", Val::Raw(&ops::VERSION)),
+                ("git_commit", Val::Raw(&ops::GIT_COMMIT)),
+                ("from_layout", Val::Raw(&from_layout)),
+                ("layout", Val::Raw(&LAYOUT_VERSION)),
+                ("upgrades", Val::Raw(&upgrades)),
+            ],
+        );
+        let outcome = format!(
+            "version={} git_commit={} from_layout={from_layout} upgrades={upgrades}",
+            ops::VERSION,
+            ops::GIT_COMMIT
+        );
+        admin_trail::record(s, now, caller, "upgrade", args_text, outcome);
     });
     // Timers do not survive an upgrade: arm them again (with the possibly new interval).
     super::scheduler::arm_timers();

@@ -9,15 +9,16 @@ use crate::domain::types::{Page, PageArgs, VaultId, VaultView};
 use crate::domain::{invites, recovery, unlock};
 use crate::runtime::Runtime;
 
-use super::{admit_update, read, rt, write, GlobalState, WhenPaused};
+use super::{read, rt, update, update_async, write, GlobalState, WhenPaused};
 
 // ---- invites and members
 
 #[ic_cdk::update]
 async fn generate_invite(args: GenerateInviteArgs) -> VaultResult<InviteCreated> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    invites::generate_invite(&GlobalState, &rt, args).await
+    update_async("generate_invite", WhenPaused::Refuse, |rt, _| async move {
+        invites::generate_invite(&GlobalState, &rt, args).await
+    })
+    .await
 }
 
 #[ic_cdk::query]
@@ -28,23 +29,25 @@ fn get_invite_info(token: String) -> VaultResult<InviteInfo> {
 
 #[ic_cdk::update]
 fn claim_invite(token: String) -> VaultResult<MemberView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| invites::claim_invite(s, &rt, &token))
+    update("claim_invite", WhenPaused::Refuse, |rt, _| {
+        write(|s| invites::claim_invite(s, rt, &token))
+    })
 }
 
 #[ic_cdk::update]
 fn revoke_invite(vault_id: VaultId, invite_id: u64) -> VaultResult<InviteView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| invites::revoke_invite(s, &rt, vault_id, invite_id))
+    update("revoke_invite", WhenPaused::Refuse, |rt, _| {
+        write(|s| invites::revoke_invite(s, rt, vault_id, invite_id))
+    })
 }
 
 #[ic_cdk::update]
 async fn regenerate_invite(vault_id: VaultId, invite_id: u64) -> VaultResult<InviteCreated> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    invites::regenerate_invite(&GlobalState, &rt, vault_id, invite_id).await
+    let endpoint = "regenerate_invite";
+    update_async(endpoint, WhenPaused::Refuse, |rt, _| async move {
+        invites::regenerate_invite(&GlobalState, &rt, vault_id, invite_id).await
+    })
+    .await
 }
 
 #[ic_cdk::query]
@@ -59,9 +62,9 @@ fn list_members(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<MemberVie
 
 #[ic_cdk::update]
 fn remove_member(vault_id: VaultId, member_id: u32) -> VaultResult<VaultView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| invites::remove_member(s, &rt, vault_id, member_id))
+    update("remove_member", WhenPaused::Refuse, |rt, _| {
+        write(|s| invites::remove_member(s, rt, vault_id, member_id))
+    })
 }
 
 // ---- unlock
@@ -73,23 +76,25 @@ fn get_unlock_status(vault_id: VaultId) -> VaultResult<UnlockStatus> {
 
 #[ic_cdk::update]
 fn trigger_unlock(vault_id: VaultId) -> VaultResult<UnlockStatus> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| unlock::trigger_unlock(s, &rt, vault_id))
+    update("trigger_unlock", WhenPaused::Refuse, |rt, _| {
+        write(|s| unlock::trigger_unlock(s, rt, vault_id))
+    })
 }
 
 #[ic_cdk::update]
 fn approve_unlock(vault_id: VaultId) -> VaultResult<UnlockStatus> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| unlock::approve_unlock(s, &rt, vault_id))
+    update("approve_unlock", WhenPaused::Refuse, |rt, _| {
+        write(|s| unlock::approve_unlock(s, rt, vault_id))
+    })
 }
 
 #[ic_cdk::update]
 fn approve_unlock_with_recovery(vault_id: VaultId, code: String) -> VaultResult<UnlockStatus> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| unlock::approve_unlock_with_recovery(s, &rt, vault_id, &code))
+    update(
+        "approve_unlock_with_recovery",
+        WhenPaused::Refuse,
+        |rt, _| write(|s| unlock::approve_unlock_with_recovery(s, rt, vault_id, &code)),
+    )
 }
 
 // ---- recovery code
@@ -99,21 +104,26 @@ async fn issue_recovery_code(
     vault_id: VaultId,
     bypass_quorum: bool,
 ) -> VaultResult<RecoveryCodeIssued> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    recovery::issue_recovery_code(&GlobalState, &rt, vault_id, bypass_quorum).await
+    update_async(
+        "issue_recovery_code",
+        WhenPaused::Refuse,
+        |rt, _| async move {
+            recovery::issue_recovery_code(&GlobalState, &rt, vault_id, bypass_quorum).await
+        },
+    )
+    .await
 }
 
 #[ic_cdk::update]
 fn revoke_recovery_code(vault_id: VaultId) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| recovery::revoke_recovery_code(s, &rt, vault_id))
+    update("revoke_recovery_code", WhenPaused::Refuse, |rt, _| {
+        write(|s| recovery::revoke_recovery_code(s, rt, vault_id))
+    })
 }
 
 #[ic_cdk::update]
 fn use_recovery_code(code: String) -> VaultResult<VaultView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| recovery::use_recovery_code(s, &rt, &code))
+    update("use_recovery_code", WhenPaused::Refuse, |rt, _| {
+        write(|s| recovery::use_recovery_code(s, rt, &code))
+    })
 }

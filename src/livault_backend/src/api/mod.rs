@@ -21,7 +21,9 @@ use candid::Principal;
 use ic_stable_structures::DefaultMemoryImpl;
 
 use crate::domain::error::{VaultError, VaultResult};
+use crate::domain::ops;
 use crate::domain::rate_limit::RateLimiter;
+use crate::events::{self, Val};
 use crate::runtime::{IcRuntime, Runtime};
 use crate::storage::{State, StateAccess};
 
@@ -68,7 +70,7 @@ pub enum WhenPaused {
 }
 
 /// Admission of an update call: not anonymous, not paused (unless allowed), within the
-/// caller's rate limit (admins are exempt). Returns the caller.
+/// caller's rate limit (admins are exempt; refusals are counted). Returns the caller.
 pub fn admit_update(rt: &impl Runtime, when_paused: WhenPaused) -> VaultResult<Principal> {
     let caller = rt.caller();
     if caller == Principal::anonymous() {
@@ -79,9 +81,64 @@ pub fn admit_update(rt: &impl Runtime, when_paused: WhenPaused) -> VaultResult<P
         return Err(VaultError::Paused);
     }
     if !is_admin {
-        LIMITER.with(|l| l.borrow_mut().take(caller, rt.now()))?;
+        LIMITER
+            .with(|l| l.borrow_mut().take(caller, rt.now()))
+            .inspect_err(|_| ops::with(|o| o.rate_limit_refusals += 1))?;
     }
     Ok(caller)
+}
+
+/// An update endpoint: admission ([`admit_update`]), then `f` with the runtime and the
+/// caller; the answer is counted ([`finish`]). Every update entry point goes through this
+/// or [`update_async`].
+pub fn update<T>(
+    endpoint: &'static str,
+    when_paused: WhenPaused,
+    f: impl FnOnce(&IcRuntime, Principal) -> VaultResult<T>,
+) -> VaultResult<T> {
+    let rt = rt();
+    let result = admit_update(&rt, when_paused).and_then(|caller| f(&rt, caller));
+    finish(endpoint, result)
+}
+
+/// [`update`] for endpoints that await (ledger, randomness, vetKD). The answer is counted
+/// in the message that replies.
+pub async fn update_async<T, F>(
+    endpoint: &'static str,
+    when_paused: WhenPaused,
+    f: impl FnOnce(IcRuntime, Principal) -> F,
+) -> VaultResult<T>
+where
+    F: std::future::Future<Output = VaultResult<T>>,
+{
+    let rt = rt();
+    let result = match admit_update(&rt, when_paused) {
+        Ok(caller) => f(rt, caller).await,
+        Err(e) => Err(e),
+    };
+    finish(endpoint, result)
+}
+
+/// Counts an update endpoint's answer by endpoint and error case (`domain::ops`: heap
+/// counters, so a refused call still changes no stable memory) and logs a refusal at the
+/// capacity high-water mark.
+pub fn finish<T>(endpoint: &'static str, result: VaultResult<T>) -> VaultResult<T> {
+    let error = result.as_ref().err();
+    ops::with(|o| o.record_call(endpoint, error));
+    if let Some(VaultError::PlanLimit { resource, limit }) = error {
+        if resource == "canister_storage" {
+            let used = rt().stable_memory_bytes();
+            events::emit(
+                "capacity.refused",
+                &[
+                    ("endpoint", Val::Raw(&endpoint)),
+                    ("stable_memory_bytes", Val::Raw(&used)),
+                    ("high_water_bytes", Val::Raw(limit)),
+                ],
+            );
+        }
+    }
+    result
 }
 
 /// The runtime used by every entry point.

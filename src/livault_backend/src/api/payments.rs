@@ -1,24 +1,27 @@
 //! Payment endpoints: sessions, verification against the ICP ledger, billing, refunds.
 
+use crate::domain::admin_trail;
 use crate::domain::config::Account;
 use crate::domain::error::VaultResult;
 use crate::domain::payments::{self, types::*};
 use crate::domain::types::{PageArgs, VaultId};
+use crate::runtime::Runtime;
 
-use super::{admit_update, read, rt, write, GlobalState, WhenPaused};
+use super::{admin, read, rt, update, update_async, write, GlobalState, WhenPaused};
 
 #[ic_cdk::update]
 fn init_payment(vault_id: VaultId, purpose: PaymentPurpose) -> VaultResult<PaymentSession> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| payments::init_payment(s, &rt, vault_id, purpose))
+    update("init_payment", WhenPaused::Refuse, |rt, _| {
+        write(|s| payments::init_payment(s, rt, vault_id, purpose))
+    })
 }
 
 #[ic_cdk::update]
 async fn verify_payment(session_id: SessionId) -> VaultResult<PaymentReceipt> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    payments::verify_payment(&GlobalState, &rt, session_id).await
+    update_async("verify_payment", WhenPaused::Refuse, |rt, _| async move {
+        payments::verify_payment(&GlobalState, &rt, session_id).await
+    })
+    .await
 }
 
 #[ic_cdk::query]
@@ -38,21 +41,51 @@ fn list_billing(page: PageArgs) -> VaultResult<BillingPage> {
 
 #[ic_cdk::update]
 async fn refund_session(session_id: SessionId) -> VaultResult<PaymentSession> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    payments::refund_session(&GlobalState, &rt, session_id).await
+    update_async(
+        "refund_session",
+        WhenPaused::Allow,
+        |rt, caller| async move {
+            let session = payments::refund_session(&GlobalState, &rt, session_id).await?;
+            write(|s| {
+                admin_trail::record(
+                    s,
+                    rt.now(),
+                    caller,
+                    "refund_session",
+                    admin_trail::candid_text(&session_id),
+                    format!(
+                        "status={:?} refunded_e8s={} refund_block={}",
+                        session.status,
+                        session.refunded_e8s,
+                        session
+                            .refund_block
+                            .map_or("pending".to_string(), |b| b.to_string())
+                    ),
+                )
+            });
+            Ok(session)
+        },
+    )
+    .await
+    .inspect_err(|e| admin::log_refusal("refund_session", e))
 }
 
 #[ic_cdk::update]
 fn set_refund_account(vault_id: VaultId, account: Option<Account>) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| payments::set_refund_account(s, &rt, vault_id, account))
+    update("set_refund_account", WhenPaused::Refuse, |rt, _| {
+        write(|s| payments::set_refund_account(s, rt, vault_id, account))
+    })
 }
 
 #[ic_cdk::update]
 fn set_treasury(treasury: Account) -> VaultResult<()> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    write(|s| payments::set_treasury(s, &rt, treasury))
+    update("set_treasury", WhenPaused::Allow, |rt, caller| {
+        write(|s| {
+            payments::set_treasury(s, rt, treasury.clone())?;
+            let args = admin_trail::candid_text(&treasury);
+            admin_trail::record(s, rt.now(), caller, "set_treasury", args, String::new());
+            Ok(())
+        })
+    })
+    .inspect_err(|e| admin::log_refusal("set_treasury", e))
 }

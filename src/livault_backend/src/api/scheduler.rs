@@ -25,26 +25,37 @@ use std::time::Duration;
 use candid::{CandidType, Deserialize};
 
 use crate::domain::admin::{self, RunStats};
+use crate::domain::admin_trail;
 use crate::domain::content;
 use crate::domain::error::{VaultError, VaultResult};
+use crate::domain::ops;
 use crate::domain::payments::{self, checks, types::SessionId};
 use crate::domain::scheduler::{self, QueueKey, MAX_ITEMS_PER_TICK};
 use crate::domain::types::TickReport;
+use crate::events::{self, Val};
 use crate::runtime::Runtime;
 
-use super::{admit_update, read, rt, write, GlobalState, WhenPaused};
+use super::{read, rt, update_async, write, GlobalState, WhenPaused};
 
 /// Name of the hidden batch method (also refused at ingress by `inspect_message`).
 pub const BATCH_METHOD: &str = "scheduler_run_batch";
 
 thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
-    static STATS: RefCell<RunStats> = RefCell::new(RunStats::default());
+    /// The last run's report (heap: empty after an upgrade until the next tick).
+    static LAST_RUN: RefCell<Option<TickReport>> = const { RefCell::new(None) };
 }
 
-/// Scheduler runs since the last upgrade, for metrics.
+/// The last run (since the last upgrade) and the counters since install, for metrics.
 pub fn run_stats() -> RunStats {
-    STATS.with(|s| s.borrow().clone())
+    let o = ops::snapshot();
+    RunStats {
+        last_run: LAST_RUN.with(|l| l.borrow().clone()),
+        runs: o.scheduler_runs,
+        processed_total: o.scheduler_processed,
+        failed_total: o.scheduler_failures,
+        parked_total: o.scheduler_parked,
+    }
 }
 
 /// Arms the periodic maintenance timer. Called by `init` and `post_upgrade`.
@@ -148,8 +159,13 @@ pub async fn tick(manual: bool) -> TickReport {
         };
         match run_batch_message(&keys).await {
             Ok(r) => add(&mut report, r),
-            Err(_) => {
+            Err(e) => {
                 // One entry trapped and rolled the batch back: isolate it.
+                ops::with(|o| o.scheduler_batch_traps += 1);
+                events::emit(
+                    "scheduler.batch_trapped",
+                    &[("entries", Val::Raw(&keys.len())), ("error", Val::Text(&e))],
+                );
                 for key in &keys {
                     match run_batch_message(std::slice::from_ref(key)).await {
                         Ok(r) => add(&mut report, r),
@@ -157,9 +173,20 @@ pub async fn tick(manual: bool) -> TickReport {
                             report.failed += 1;
                             let at = rt.now();
                             let parked = write(|s| scheduler::record_failure(s, *key, at));
-                            ic_cdk::println!(
-                                "scheduler: entry {key:?} failed ({e}){}",
-                                if parked { "; parked" } else { "" }
+                            ops::with(|o| {
+                                o.scheduler_failures += 1;
+                                o.scheduler_parked += u64::from(parked);
+                            });
+                            let (due, kind, id) = *key;
+                            events::emit(
+                                "scheduler.entry_failed",
+                                &[
+                                    ("kind", Val::Raw(&kind)),
+                                    ("id", Val::Raw(&id)),
+                                    ("due", Val::Raw(&due)),
+                                    ("parked", Val::Raw(&parked)),
+                                    ("error", Val::Text(&e)),
+                                ],
                             );
                         }
                     }
@@ -174,12 +201,26 @@ pub async fn tick(manual: bool) -> TickReport {
     }
     report.more_due = read(|s| scheduler::has_due(s, now) || !checks::due(s, now, 1).is_empty());
     report.instructions += rt.call_context_instructions();
-    STATS.with(|s| {
-        let mut s = s.borrow_mut();
-        s.runs += 1;
-        s.processed_total += u64::from(report.processed);
-        s.last_run = Some(report.clone());
+    ops::with(|o| {
+        o.scheduler_runs += 1;
+        o.scheduler_processed += u64::from(report.processed);
     });
+    LAST_RUN.with(|l| *l.borrow_mut() = Some(report.clone()));
+    // An idle periodic tick (every minute by default) leaves no line.
+    if manual || report.taken > 0 || report.processed > 0 || report.failed > 0 {
+        events::emit(
+            "scheduler.tick",
+            &[
+                ("manual", Val::Raw(&manual)),
+                ("taken", Val::Raw(&report.taken)),
+                ("processed", Val::Raw(&report.processed)),
+                ("applied", Val::Raw(&report.applied)),
+                ("failed", Val::Raw(&report.failed)),
+                ("more_due", Val::Raw(&report.more_due)),
+                ("instructions", Val::Raw(&report.instructions)),
+            ],
+        );
+    }
     report
 }
 
@@ -218,8 +259,33 @@ fn scheduler_run_batch(keys: Vec<QueueKey>) -> VaultResult<BatchReply> {
 /// Admins: runs one maintenance tick now and returns its report (also while paused).
 #[ic_cdk::update]
 async fn run_maintenance() -> VaultResult<TickReport> {
-    let rt = rt();
-    let caller = admit_update(&rt, WhenPaused::Allow)?;
-    read(|s| admin::require_admin(s, &caller))?;
-    Ok(tick(true).await)
+    update_async(
+        "run_maintenance",
+        WhenPaused::Allow,
+        |rt, caller| async move {
+            read(|s| admin::require_admin(s, &caller))?;
+            let report = tick(true).await;
+            write(|s| {
+                let outcome = format!(
+                    "taken={} processed={} applied={} failed={} skipped={}",
+                    report.taken,
+                    report.processed,
+                    report.applied,
+                    report.failed,
+                    report.skipped.as_deref().unwrap_or("no")
+                );
+                admin_trail::record(
+                    s,
+                    rt.now(),
+                    caller,
+                    "run_maintenance",
+                    String::new(),
+                    outcome,
+                )
+            });
+            Ok(report)
+        },
+    )
+    .await
+    .inspect_err(|e| super::admin::log_refusal("run_maintenance", e))
 }

@@ -10,13 +10,13 @@ use crate::domain::types::{
 use crate::domain::vaults;
 use crate::runtime::Runtime;
 
-use super::{admit_update, read, rt, write, WhenPaused};
+use super::{read, rt, update, write, WhenPaused};
 
 #[ic_cdk::update]
 fn create_vault(args: CreateVaultArgs) -> VaultResult<VaultView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| vaults::create_vault(s, &rt, args))
+    update("create_vault", WhenPaused::Refuse, |rt, _| {
+        write(|s| vaults::create_vault(s, rt, args))
+    })
 }
 
 #[ic_cdk::query]
@@ -31,30 +31,30 @@ fn list_my_vaults(args: PageArgs) -> VaultResult<Page<VaultSummary>> {
 
 #[ic_cdk::update]
 fn update_vault(args: UpdateVaultArgs) -> VaultResult<VaultView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| vaults::update_vault(s, &rt, args))
+    update("update_vault", WhenPaused::Refuse, |rt, _| {
+        write(|s| vaults::update_vault(s, rt, args))
+    })
 }
 
 #[ic_cdk::update]
 fn check_in(vault_id: VaultId) -> VaultResult<VaultView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Allow)?;
-    write(|s| vaults::check_in(s, &rt, vault_id))
+    update("check_in", WhenPaused::Allow, |rt, _| {
+        write(|s| vaults::check_in(s, rt, vault_id))
+    })
 }
 
 #[ic_cdk::update]
 fn finalize_setup(vault_id: VaultId) -> VaultResult<VaultView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| vaults::finalize_setup(s, &rt, vault_id))
+    update("finalize_setup", WhenPaused::Refuse, |rt, _| {
+        write(|s| vaults::finalize_setup(s, rt, vault_id))
+    })
 }
 
 #[ic_cdk::update]
 fn delete_vault(vault_id: VaultId) -> VaultResult<VaultView> {
-    let rt = rt();
-    admit_update(&rt, WhenPaused::Refuse)?;
-    write(|s| vaults::delete_vault(s, &rt, vault_id))
+    update("delete_vault", WhenPaused::Refuse, |rt, _| {
+        write(|s| vaults::delete_vault(s, rt, vault_id))
+    })
 }
 
 #[ic_cdk::query]

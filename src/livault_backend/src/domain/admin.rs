@@ -4,11 +4,12 @@ use candid::Principal;
 
 use super::config::{Pricing, MAX_ADMINS};
 use super::error::{VaultError, VaultResult};
+use super::ops::Ops;
 use super::pricing;
 use super::scheduler;
 use super::types::{
-    AdminVaultSummary, Metrics, Page, PageArgs, PlansInfo, SchedulerMetrics, StatusCount,
-    TickReport, VaultStatus,
+    AdminVaultSummary, MemoryUsage, Metrics, Page, PageArgs, PlansInfo, SchedulerMetrics,
+    StatusCount, TickReport, VaultStatus,
 };
 use super::validation;
 use crate::runtime::Runtime;
@@ -36,12 +37,15 @@ pub fn require_admin(state: &State, who: &Principal) -> VaultResult<()> {
     }
 }
 
-/// Scheduler runs since the last upgrade (kept in the heap by the API layer).
+/// Scheduler runs: the last one (since the last upgrade) and counters since install (heap,
+/// carried across upgrades: `domain::ops`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
     pub last_run: Option<TickReport>,
     pub runs: u64,
     pub processed_total: u64,
+    pub failed_total: u64,
+    pub parked_total: u64,
 }
 
 /// Most due entries `get_metrics` counts.
@@ -54,9 +58,10 @@ pub fn metrics(
     rt: &impl Runtime,
     rate_limited: u64,
     runs: &RunStats,
+    ops: &Ops,
 ) -> VaultResult<Metrics> {
     require_admin(state, &rt.caller())?;
-    Ok(collect_metrics(state, rt, rate_limited, runs))
+    Ok(collect_metrics(state, rt, rate_limited, runs, ops))
 }
 
 /// The metrics, without the caller check (for `/metrics`, which shows aggregates only).
@@ -65,6 +70,7 @@ pub fn collect_metrics(
     rt: &impl Runtime,
     rate_limited: u64,
     runs: &RunStats,
+    ops: &Ops,
 ) -> Metrics {
     let header = state.header.get();
     let vaults_by_status = VaultStatus::ALL
@@ -82,6 +88,16 @@ pub fn collect_metrics(
         vaults_by_status,
         cycles_balance: rt.cycle_balance(),
         stable_memory_bytes: rt.stable_memory_bytes(),
+        stable_memories: state
+            .memory_usage()
+            .into_iter()
+            .map(|m| MemoryUsage {
+                id: m.id,
+                name: m.name.to_string(),
+                bytes: m.pages * WASM_PAGE,
+                allocated_bytes: m.allocated_pages * WASM_PAGE,
+            })
+            .collect(),
         stable_memory_high_water_bytes: state.config().limits.high_water_bytes(),
         stable_memory_headroom_bytes: state
             .config()
@@ -95,6 +111,8 @@ pub fn collect_metrics(
             last_run: runs.last_run.clone(),
             runs: runs.runs,
             processed_total: runs.processed_total,
+            failed_total: runs.failed_total,
+            parked_total: runs.parked_total,
             queue_len: state.scheduler_queue.len(),
             due_now: scheduler::due_count(state, now, DUE_COUNT_CAP),
             parked: scheduler::parked_count(state, DUE_COUNT_CAP),
@@ -113,8 +131,12 @@ pub fn collect_metrics(
         billing_treasury_e8s: c.treasury_e8s,
         billing_refunded_e8s: c.refunded_e8s,
         vetkeys: super::keys::metrics(state),
+        ops: ops.view(super::admin_trail::total(state)),
     }
 }
+
+/// Bytes per Wasm page.
+const WASM_PAGE: u64 = 65_536;
 
 /// The metrics in the Prometheus text exposition format (`/metrics`, which anyone may read),
 /// written with `ic-metrics-encoder`. Aggregates only: no principal, vault id or user data;
@@ -136,6 +158,20 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         m.stable_memory_bytes as f64,
         "The canister's stable memory, in bytes.",
     )?;
+    let mut virt = w.gauge_vec(
+        "livault_stable_memory_virtual_bytes",
+        "Size of each virtual memory of the stable-memory layout.",
+    )?;
+    for mem in &m.stable_memories {
+        virt = virt.value(&[("memory", &mem.name)], mem.bytes as f64)?;
+    }
+    let mut alloc = w.gauge_vec(
+        "livault_stable_memory_allocated_bytes",
+        "Stable memory given to each virtual memory (whole 8 MiB buckets).",
+    )?;
+    for mem in &m.stable_memories {
+        alloc = alloc.value(&[("memory", &mem.name)], mem.allocated_bytes as f64)?;
+    }
     w.encode_gauge(
         "livault_stable_memory_headroom_bytes",
         m.stable_memory_headroom_bytes as f64,
@@ -170,12 +206,22 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
     w.encode_counter(
         "livault_scheduler_runs_total",
         s.runs as f64,
-        "Maintenance ticks since the last upgrade.",
+        "Maintenance ticks that ran, since install.",
     )?;
     w.encode_counter(
         "livault_scheduler_processed_total",
         s.processed_total as f64,
-        "Scheduler entries processed since the last upgrade.",
+        "Scheduler entries processed, since install.",
+    )?;
+    w.encode_counter(
+        "livault_scheduler_failures_total",
+        s.failed_total as f64,
+        "Scheduler entries whose processing trapped, since install.",
+    )?;
+    w.encode_counter(
+        "livault_scheduler_parked_total",
+        s.parked_total as f64,
+        "Scheduler entries parked after their last failed attempt, since install.",
     )?;
     w.encode_gauge(
         "livault_storage_committed_bytes",
@@ -236,6 +282,85 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         "livault_vetkeys_failed_total",
         m.vetkeys.failed_total as f64,
         "vetKD derivations the management canister did not complete.",
+    )?;
+    let o = &m.ops;
+    w.gauge_vec(
+        "livault_build_info",
+        "The running module: crate version and git commit (always 1).",
+    )?
+    .value(
+        &[("version", &o.version), ("git_commit", &o.git_commit)],
+        1.0,
+    )?;
+    w.encode_counter(
+        "livault_upgrades_total",
+        o.upgrades as f64,
+        "Upgrades since install.",
+    )?;
+    if let Some(t) = o.installed_at {
+        w.encode_gauge(
+            "livault_installed_timestamp_seconds",
+            (t / 1_000_000_000) as f64,
+            "When the canister was installed.",
+        )?;
+    }
+    if let Some(t) = o.last_upgraded_at {
+        w.encode_gauge(
+            "livault_last_upgrade_timestamp_seconds",
+            (t / 1_000_000_000) as f64,
+            "When the canister was last upgraded.",
+        )?;
+    }
+    let mut calls = w.counter_vec(
+        "livault_update_calls_total",
+        "Update calls by endpoint and result (ok or error), since install.",
+    )?;
+    for c in &o.update_calls {
+        for (result, n) in [("ok", c.ok), ("error", c.errors)] {
+            if n > 0 {
+                calls = calls.value(&[("endpoint", &c.endpoint), ("result", result)], n as f64)?;
+            }
+        }
+    }
+    let mut errors = w.counter_vec(
+        "livault_update_errors_total",
+        "Update calls answered Err, by endpoint and error case, since install.",
+    )?;
+    for e in &o.errors {
+        errors = errors.value(
+            &[("endpoint", &e.endpoint), ("error", &e.error)],
+            e.count as f64,
+        )?;
+    }
+    let mut ledger = w.counter_vec(
+        "livault_ledger_calls_total",
+        "ICP ledger calls by method and outcome (ok, rejected, unknown, or the ledger's error), since install.",
+    )?;
+    for l in &o.ledger_calls {
+        ledger = ledger.value(
+            &[("method", &l.method), ("outcome", &l.outcome)],
+            l.count as f64,
+        )?;
+    }
+    w.encode_counter(
+        "livault_rate_limit_refusals_total",
+        o.rate_limit_refusals as f64,
+        "Update calls refused by the per-principal rate limit, since install.",
+    )?;
+    w.encode_counter(
+        "livault_capacity_refusals_total",
+        o.capacity_refusals as f64,
+        "Calls refused at the capacity high-water mark, since install.",
+    )?;
+    w.encode_counter(
+        "livault_admin_actions_total",
+        o.admin_actions_total as f64,
+        "Admin actions recorded in the admin trail.",
+    )?;
+    w.encode_counter(
+        "livault_metrics_series_dropped_total",
+        o.series_dropped as f64,
+        "Counter series a full map turned away (0 unless something is wrong).",
     )?;
     if let Some(last) = &s.last_run {
         w.encode_gauge(

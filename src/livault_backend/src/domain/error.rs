@@ -75,6 +75,40 @@ pub enum VaultError {
 }
 
 impl VaultError {
+    /// The case name, as in the `.did` (metrics labels, log lines).
+    pub fn name(&self) -> &'static str {
+        match self {
+            VaultError::NotAuthorized => "NotAuthorized",
+            VaultError::NotFound => "NotFound",
+            VaultError::InvalidInput { .. } => "InvalidInput",
+            VaultError::InvalidState { .. } => "InvalidState",
+            VaultError::QuotaExceeded { .. } => "QuotaExceeded",
+            VaultError::PlanLimit { .. } => "PlanLimit",
+            VaultError::TokenInvalid => "TokenInvalid",
+            VaultError::TokenExpired => "TokenExpired",
+            VaultError::TokenRevoked => "TokenRevoked",
+            VaultError::TokenAlreadyClaimed => "TokenAlreadyClaimed",
+            VaultError::NotYetPaid => "NotYetPaid",
+            VaultError::Underpaid { .. } => "Underpaid",
+            VaultError::SessionExpired => "SessionExpired",
+            VaultError::SessionClosed => "SessionClosed",
+            VaultError::Busy => "Busy",
+            VaultError::LedgerUnavailable { .. } => "LedgerUnavailable",
+            VaultError::ChunkOutOfOrder { .. } => "ChunkOutOfOrder",
+            VaultError::ChecksumMismatch => "ChecksumMismatch",
+            VaultError::SizeMismatch { .. } => "SizeMismatch",
+            VaultError::UploadExpired => "UploadExpired",
+            VaultError::UnlockConditionsNotMet { .. } => "UnlockConditionsNotMet",
+            VaultError::QuorumNotMet { .. } => "QuorumNotMet",
+            VaultError::AlreadyUnlocked => "AlreadyUnlocked",
+            VaultError::RateLimited { .. } => "RateLimited",
+            VaultError::DownloadLimitReached { .. } => "DownloadLimitReached",
+            VaultError::RecoveryBlocked => "RecoveryBlocked",
+            VaultError::Paused => "Paused",
+            VaultError::KeyDerivationUnavailable { .. } => "KeyDerivationUnavailable",
+        }
+    }
+
     /// Shorthand for [`VaultError::InvalidInput`].
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
         VaultError::InvalidInput {
@@ -86,3 +120,77 @@ impl VaultError {
 
 /// Result alias used by the domain and the endpoints.
 pub type VaultResult<T> = Result<T, VaultError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `name` is the Candid case name: the label of the variant in the encoding.
+    #[test]
+    fn names_are_the_candid_case_names() {
+        let all = [
+            VaultError::NotAuthorized,
+            VaultError::NotFound,
+            VaultError::invalid("f", "r"),
+            VaultError::InvalidState {
+                current: VaultStatus::Draft,
+            },
+            VaultError::QuotaExceeded {
+                requested: 1,
+                available: 0,
+            },
+            VaultError::PlanLimit {
+                resource: "r".into(),
+                limit: 1,
+            },
+            VaultError::TokenInvalid,
+            VaultError::TokenExpired,
+            VaultError::TokenRevoked,
+            VaultError::TokenAlreadyClaimed,
+            VaultError::NotYetPaid,
+            VaultError::Underpaid {
+                paid: 1,
+                required: 2,
+            },
+            VaultError::SessionExpired,
+            VaultError::SessionClosed,
+            VaultError::Busy,
+            VaultError::LedgerUnavailable { reason: "r".into() },
+            VaultError::ChunkOutOfOrder { expected: 1 },
+            VaultError::ChecksumMismatch,
+            VaultError::SizeMismatch {
+                expected: 1,
+                actual: 2,
+            },
+            VaultError::UploadExpired,
+            VaultError::UnlockConditionsNotMet {
+                reason: "r".into(),
+                time_gate_opens_at: None,
+            },
+            VaultError::QuorumNotMet { have: 0, need: 1 },
+            VaultError::AlreadyUnlocked,
+            VaultError::RateLimited {
+                retry_after_secs: 1,
+            },
+            VaultError::DownloadLimitReached { resets_at: 1 },
+            VaultError::RecoveryBlocked,
+            VaultError::Paused,
+            VaultError::KeyDerivationUnavailable { reason: "r".into() },
+        ];
+        let candid::types::TypeInner::Variant(fields) = VaultError::ty().as_ref().clone() else {
+            panic!("VaultError is a variant");
+        };
+        assert_eq!(all.len(), fields.len(), "every case is listed here");
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &all {
+            let debug = format!("{e:?}");
+            assert!(debug.starts_with(e.name()), "{debug}");
+            assert!(
+                fields.iter().any(|f| f.id.to_string() == e.name()),
+                "{} is not a case of the Candid type",
+                e.name()
+            );
+            assert!(seen.insert(e.name()));
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod admin_trail;
 pub mod audit;
 pub mod config;
 pub mod content;
@@ -14,6 +15,7 @@ pub mod lifecycle;
 mod member_tests;
 pub mod member_types;
 pub mod metrics;
+pub mod ops;
 pub mod payments;
 pub mod pricing;
 pub mod rate_limit;

@@ -321,6 +321,9 @@ pub struct Metrics {
     pub cycles_balance: u128,
     /// The canister's stable memory (what the IC charges for).
     pub stable_memory_bytes: u64,
+    /// Where it goes: each virtual memory of the memory manager (with its 64 KiB header,
+    /// their allocated bytes add up to `stable_memory_bytes`).
+    pub stable_memories: Vec<MemoryUsage>,
     /// The capacity high-water mark (`limits.stable_memory_high_water_bytes`).
     pub stable_memory_high_water_bytes: u64,
     /// Bytes left below the mark; at 0 new vaults and uploads are refused.
@@ -352,6 +355,21 @@ pub struct Metrics {
     pub billing_refunded_e8s: u64,
     /// vetKeys key release: derivations, cycles spent, refusals.
     pub vetkeys: super::keys::VetKeyMetrics,
+    /// Build, upgrades, update calls and errors, ledger calls, refusals (since install).
+    pub ops: super::ops::OpsMetrics,
+}
+
+/// One virtual memory of the stable-memory layout (`storage::memory`).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct MemoryUsage {
+    /// Its `MemoryId`.
+    pub id: u8,
+    /// Its name in `storage::memory` (lower case; retired ones start with `retired_`).
+    pub name: String,
+    /// Size of the virtual memory.
+    pub bytes: u64,
+    /// Stable memory the memory manager gave it: whole 8 MiB buckets.
+    pub allocated_bytes: u64,
 }
 
 // ---- scheduler and admin
@@ -387,9 +405,13 @@ pub struct TickReport {
 pub struct SchedulerMetrics {
     /// The last tick that ran (heap: empty after an upgrade until the next tick).
     pub last_run: Option<TickReport>,
-    /// Ticks and processed entries since the last upgrade.
+    /// Ticks that ran and entries processed, since install.
     pub runs: u64,
     pub processed_total: u64,
+    /// Entries whose processing trapped on their own, since install.
+    pub failed_total: u64,
+    /// Of those, entries parked after their last attempt, since install.
+    pub parked_total: u64,
     /// Entries in the queue (due now or later, parked included).
     pub queue_len: u64,
     /// Entries due now (the backlog), counted up to 100 000.

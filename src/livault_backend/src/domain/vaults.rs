@@ -19,6 +19,7 @@ use super::types::{
     VaultRole, VaultStatus, VaultSummary, VaultView, NANOS_PER_DAY,
 };
 use super::validation;
+use crate::events::Val;
 use crate::runtime::Runtime;
 use crate::storage::State;
 
@@ -57,6 +58,15 @@ pub fn transition(
         format!("{} -> {} ({event:?})", from.name(), to.name()),
     );
     scheduler::schedule_for_status(state, vault, now);
+    crate::events::emit(
+        "vault.status",
+        &[
+            ("vault", Val::Raw(&vault.id)),
+            ("from", Val::Raw(&from.name())),
+            ("to", Val::Raw(&to.name())),
+            ("cause", Val::Text(&format!("{event:?}"))),
+        ],
+    );
     Ok(())
 }
 

@@ -99,41 +99,53 @@ pub const REFUND_ACCOUNTS: MemoryId = MemoryId::new(31);
 /// (reverse of [`IDEMPOTENCY`]), so both entries go when the draft is paid or erased.
 pub const IDEMPOTENCY_BY_VAULT: MemoryId = MemoryId::new(32);
 
-/// Every id above, for the layout test (no id appears twice).
-pub const ALL: [MemoryId; 33] = [
-    CONFIG,
-    HEADER,
-    VAULTS,
-    VAULTS_BY_OWNER,
-    VAULTS_BY_MEMBER,
-    MEMBERS,
-    INVITES,
-    INVITE_TOKEN_INDEX,
-    PAYMENT_SESSIONS,
-    PAYMENT_JOURNAL,
-    BILLING,
-    UPLOADS,
-    CONTENT_ITEMS,
-    CONTENT_CHUNK_INDEX,
-    CONTENT_PAGES,
-    CONTENT_FREE_PAGES,
-    AUDIT_LOG,
-    SCHEDULER_QUEUE,
-    IDEMPOTENCY,
-    DOWNLOAD_COUNTERS,
-    DOWNLOAD_TICKETS,
-    RECOVERY_CODES,
-    VETKEYS,
-    PAYMENT_SESSIONS_BY_VAULT,
-    RECORD_SLAB,
-    VAULT_DIR,
-    AUDIT_INDEX,
-    SCHEDULER_SLOTS,
-    CHUNK_DIR,
-    TICKET_DIR,
-    PAYMENT_CHECKS,
-    REFUND_ACCOUNTS,
-    IDEMPOTENCY_BY_VAULT,
+/// Raw: the operational counters' snapshot (`domain::ops`), written by `pre_upgrade` and
+/// read by `post_upgrade` (4 pages reserved at install and upgrade, so `pre_upgrade` never
+/// grows memory).
+pub const OPS_SNAPSHOT: MemoryId = MemoryId::new(33);
+/// `storage::admin_trail::AdminTrail`: the newest 2 047 admin actions (caller, time,
+/// arguments), a ring of 4 KiB slots (8 MiB at most).
+pub const ADMIN_TRAIL: MemoryId = MemoryId::new(34);
+
+/// Every id above with its number and its name in metrics
+/// (`livault_stable_memory_virtual_bytes{memory=…}`), for the layout test and the
+/// per-memory breakdown.
+pub const ALL: [(MemoryId, u8, &str); 35] = [
+    (CONFIG, 0, "config"),
+    (HEADER, 1, "header"),
+    (VAULTS, 2, "retired_vaults"),
+    (VAULTS_BY_OWNER, 3, "vaults_by_owner"),
+    (VAULTS_BY_MEMBER, 4, "vaults_by_member"),
+    (MEMBERS, 5, "members"),
+    (INVITES, 6, "invites"),
+    (INVITE_TOKEN_INDEX, 7, "invite_token_index"),
+    (PAYMENT_SESSIONS, 8, "payment_sessions"),
+    (PAYMENT_JOURNAL, 9, "payment_journal"),
+    (BILLING, 10, "billing"),
+    (UPLOADS, 11, "uploads"),
+    (CONTENT_ITEMS, 12, "content_items"),
+    (CONTENT_CHUNK_INDEX, 13, "retired_content_chunk_index"),
+    (CONTENT_PAGES, 14, "content_pages"),
+    (CONTENT_FREE_PAGES, 15, "content_free_pages"),
+    (AUDIT_LOG, 16, "retired_audit_log"),
+    (SCHEDULER_QUEUE, 17, "retired_scheduler_queue"),
+    (IDEMPOTENCY, 18, "idempotency"),
+    (DOWNLOAD_COUNTERS, 19, "download_counters"),
+    (DOWNLOAD_TICKETS, 20, "retired_download_tickets"),
+    (RECOVERY_CODES, 21, "recovery_codes"),
+    (VETKEYS, 22, "vetkeys"),
+    (PAYMENT_SESSIONS_BY_VAULT, 23, "payment_sessions_by_vault"),
+    (RECORD_SLAB, 24, "record_slab"),
+    (VAULT_DIR, 25, "vault_dir"),
+    (AUDIT_INDEX, 26, "audit_index"),
+    (SCHEDULER_SLOTS, 27, "scheduler_slots"),
+    (CHUNK_DIR, 28, "chunk_dir"),
+    (TICKET_DIR, 29, "ticket_dir"),
+    (PAYMENT_CHECKS, 30, "payment_checks"),
+    (REFUND_ACCOUNTS, 31, "refund_accounts"),
+    (IDEMPOTENCY_BY_VAULT, 32, "idempotency_by_vault"),
+    (OPS_SNAPSHOT, 33, "ops_snapshot"),
+    (ADMIN_TRAIL, 34, "admin_trail"),
 ];
 
 #[cfg(test)]
@@ -141,10 +153,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn memory_ids_are_unique() {
+    fn memory_ids_are_unique_and_named() {
         let mut seen = std::collections::BTreeSet::new();
-        for id in ALL {
+        let mut names = std::collections::BTreeSet::new();
+        for (id, n, name) in ALL {
+            assert_eq!(id, MemoryId::new(n), "{name}");
             assert!(seen.insert(id), "{id:?} listed twice");
+            assert!(names.insert(name), "{name} listed twice");
+            assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
         }
+        assert_eq!(ALL.len(), 35);
     }
 }

@@ -3,8 +3,10 @@
 //! Everything that must survive an upgrade lives here, over the memories listed in
 //! [`memory`]: `ic-stable-structures` collections opened with `init` (never `new`), and for
 //! the hot paths our own constant-cost structures ([`slab`], [`audit_log`], [`chunk_index`],
-//! [`due_queue`]). Nothing is serialized in `pre_upgrade`.
+//! [`due_queue`]). Nothing is serialized in `pre_upgrade` but the operational counters,
+//! which live in the heap (`domain::ops`) and are written there as one bounded snapshot.
 
+pub mod admin_trail;
 pub mod audit_log;
 pub mod binary;
 pub mod chunk_index;

@@ -4,6 +4,7 @@ use candid::Principal;
 use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 
+use super::admin_trail::AdminTrail;
 use super::audit_log::AuditLog;
 use super::binary;
 use super::chunk_index::ChunkIndex;
@@ -104,7 +105,29 @@ pub struct State {
     // ---- vetKeys
     /// `(tag, id) → record`: public key cache, counters (see `domain::keys`).
     pub vetkeys: StableBTreeMap<(u8, u64), KeyRecord, Mem>,
+    // ---- operations
+    /// The operational counters' snapshot (raw; see `domain::ops`).
+    pub ops_snapshot: Mem,
+    /// The newest admin actions (see `domain::admin_trail`).
+    pub admin_trail: AdminTrail<Mem>,
 }
+
+/// One virtual memory's size, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    pub id: u8,
+    pub name: &'static str,
+    /// Pages of the virtual memory.
+    pub pages: u64,
+    /// Pages of the buckets the memory manager gave it (whole buckets of
+    /// [`BUCKET_PAGES`]); what it takes of the canister's stable memory.
+    pub allocated_pages: u64,
+}
+
+/// Pages per bucket of the memory manager (its default, used by [`State::open`]).
+pub const BUCKET_PAGES: u64 = 128;
+/// Pages before the first bucket (the memory manager's header and bucket table).
+pub const MANAGER_HEADER_PAGES: u64 = 1;
 
 /// Why a stored layout cannot be opened by this code.
 #[derive(Debug, PartialEq, Eq)]
@@ -150,6 +173,8 @@ impl State {
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
             download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab),
             vetkeys: StableBTreeMap::init(mm.get(ids::VETKEYS)),
+            ops_snapshot: mm.get(ids::OPS_SNAPSHOT),
+            admin_trail: AdminTrail::init(mm.get(ids::ADMIN_TRAIL)),
             memory_manager: mm,
         }
     }
@@ -246,13 +271,70 @@ impl State {
         id
     }
 
-    /// Size of a memory in Wasm pages, for metrics.
-    pub fn stable_pages(&self) -> u64 {
+    /// Every virtual memory's size, in the order of [`ids::ALL`]. With the memory manager's
+    /// header, the allocated pages add up to the canister's stable memory.
+    pub fn memory_usage(&self) -> Vec<MemoryUse> {
         use ic_stable_structures::Memory;
         ids::ALL
             .iter()
-            .map(|id| self.memory_manager.get(*id).size())
-            .sum()
+            .map(|(id, n, name)| {
+                let pages = self.memory_manager.get(*id).size();
+                MemoryUse {
+                    id: *n,
+                    name,
+                    pages,
+                    allocated_pages: pages.div_ceil(BUCKET_PAGES) * BUCKET_PAGES,
+                }
+            })
+            .collect()
+    }
+
+    /// Sum of the virtual memories' sizes in Wasm pages.
+    pub fn stable_pages(&self) -> u64 {
+        self.memory_usage().iter().map(|m| m.pages).sum()
+    }
+
+    /// Reserves the pages of the operational counters' snapshot, so that `pre_upgrade`
+    /// writes it without growing memory. Called by `init` and `post_upgrade`.
+    pub fn reserve_ops_snapshot(&mut self) {
+        use ic_stable_structures::Memory;
+        let pages = crate::domain::ops::SNAPSHOT_BYTES.div_ceil(65_536);
+        let have = self.ops_snapshot.size();
+        if have < pages {
+            assert!(
+                self.ops_snapshot.grow(pages - have) >= 0,
+                "stable memory exhausted (ops snapshot)"
+            );
+        }
+    }
+
+    /// Writes the counters' snapshot (`pre_upgrade`). Never grows memory: the pages are
+    /// reserved ([`Self::reserve_ops_snapshot`]) and the snapshot is bounded.
+    pub fn write_ops_snapshot(&mut self, snapshot: &[u8]) {
+        use ic_stable_structures::Memory;
+        let room = self.ops_snapshot.size() * 65_536;
+        if snapshot.len() as u64 <= room {
+            self.ops_snapshot.write(0, snapshot);
+        }
+    }
+
+    /// Reads the counters' snapshot (`post_upgrade`); `None` if there is none.
+    pub fn read_ops_snapshot(&self) -> Option<crate::domain::ops::Ops> {
+        use crate::domain::ops;
+        use ic_stable_structures::Memory;
+        let room = self.ops_snapshot.size() * 65_536;
+        if room < ops::SNAPSHOT_HEADER_BYTES as u64 {
+            return None;
+        }
+        let mut head = [0u8; ops::SNAPSHOT_HEADER_BYTES];
+        self.ops_snapshot.read(0, &mut head);
+        let len = ops::snapshot_len(&head)?;
+        if len as u64 > room {
+            return None;
+        }
+        let mut bytes = vec![0u8; len];
+        self.ops_snapshot.read(0, &mut bytes);
+        ops::decode_snapshot(&bytes)
     }
 }
 

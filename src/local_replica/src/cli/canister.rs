@@ -196,6 +196,23 @@ fn read_argument_file(path: &str) -> Result<String> {
     }
 }
 
+/// `logs [--tail N]`: the canister log, one `[idx. time]: line` per line as
+/// `dfx canister logs` prints it.
+pub fn logs(ctx: &mut Context, mut args: Args) -> Result<()> {
+    let tail = match args.flag("--tail")? {
+        Some(n) => n
+            .parse::<usize>()
+            .map_err(|e| anyhow::anyhow!("--tail {n}: {e}"))?,
+        None => usize::MAX,
+    };
+    args.finish()?;
+    let lines: Vec<_> = ctx.host.canister_logs().collect();
+    for l in &lines[lines.len().saturating_sub(tail)..] {
+        println!("[{}. {}]: {}", l.idx, format_time(l.time_ns), l.content);
+    }
+    Ok(())
+}
+
 /// `status`.
 pub fn status(ctx: &mut Context, args: Args) -> Result<()> {
     args.finish()?;

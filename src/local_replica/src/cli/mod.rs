@@ -32,6 +32,8 @@ COMMANDS:
        [--type idl|raw]               raw: the argument is hex-encoded Candid bytes, sent as is
        [--output idl|raw]             raw: print the reply's Candid bytes in hex
   status
+  logs [--tail N]                       the canister log (debug_print of replicated executions),
+                                        like `dfx canister logs`
   upload [--as NAME] --vault ID FILE [--kind file|letter|password] [--to ID,ID] [--meta TEXT]
                                         chunked upload with a progress bar (the file is sent as is)
   download [--as NAME] --vault ID --item ID [--out FILE]
@@ -125,6 +127,7 @@ pub fn dispatch(ctx: &mut Context, cmd: &str, args: Args) -> Result<()> {
         "upgrade" => canister::upgrade(ctx, args),
         "call" => canister::call(ctx, args),
         "status" => canister::status(ctx, args),
+        "logs" => canister::logs(ctx, args),
         "upload" => content::upload(ctx, args),
         "download" => content::download(ctx, args),
         "sha256" => content::sha256(ctx, args),

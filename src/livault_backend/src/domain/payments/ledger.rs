@@ -43,6 +43,19 @@ pub enum TransferError {
     TxDuplicate { duplicate_of: u64 },
 }
 
+impl TransferError {
+    /// The case name (metrics labels, log lines).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TransferError::BadFee { .. } => "BadFee",
+            TransferError::InsufficientFunds { .. } => "InsufficientFunds",
+            TransferError::TxTooOld { .. } => "TxTooOld",
+            TransferError::TxCreatedInFuture => "TxCreatedInFuture",
+            TransferError::TxDuplicate { .. } => "TxDuplicate",
+        }
+    }
+}
+
 /// `AccountBalanceArgs`.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub struct AccountBalanceArgs {

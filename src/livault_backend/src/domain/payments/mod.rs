@@ -36,6 +36,7 @@ use super::records::VaultRecord;
 use super::types::{PageArgs, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use super::validation;
 use super::vaults;
+use crate::events::{self, Val};
 use crate::runtime::Runtime;
 use crate::storage::{State, StateAccess};
 
@@ -264,6 +265,15 @@ pub fn init_payment(
         format!("session={id} purpose={purpose:?} amount_e8s={amount}"),
     );
     state.vaults.insert(vault_id, vault);
+    events::emit(
+        "payment.session_opened",
+        &[
+            ("session", Val::Raw(&id)),
+            ("vault", Val::Raw(&vault_id)),
+            ("purpose", Val::Raw(&purpose_name(&purpose))),
+            ("amount_e8s", Val::Raw(&amount)),
+        ],
+    );
     Ok(session)
 }
 
@@ -632,6 +642,65 @@ fn record_confirmation(
         );
         state.vaults.insert(vault.id, vault);
     }
+    events::emit(
+        "payment.confirmed",
+        &[
+            ("session", Val::Raw(&session.id)),
+            ("vault", Val::Raw(&session.vault_id)),
+            ("purpose", Val::Raw(&purpose_name(&session.purpose))),
+            ("amount_e8s", Val::Raw(&session.amount_e8s)),
+            ("received_e8s", Val::Raw(&balance)),
+            ("billing", Val::Raw(&billing_id)),
+            ("applied", Val::Raw(&applied)),
+            ("excess_refund_e8s", Val::Raw(&refund)),
+        ],
+    );
+}
+
+/// The purpose's case name (log lines).
+fn purpose_name(purpose: &PaymentPurpose) -> &'static str {
+    match purpose {
+        PaymentPurpose::Create => "Create",
+        PaymentPurpose::Upgrade(_) => "Upgrade",
+        PaymentPurpose::Renew => "Renew",
+    }
+}
+
+/// Logs a settled transfer: where the money went, or why it did not.
+fn log_settlement(entry: &JournalEntry) {
+    let kind = match entry.kind {
+        TransferKind::Sweep => "sweep",
+        TransferKind::Refund => "excess_refund",
+        TransferKind::LateRefund => "refund",
+    };
+    match &entry.outcome {
+        Outcome::Done { block } => {
+            let event = match entry.kind {
+                TransferKind::Sweep => "payment.swept",
+                TransferKind::Refund => "payment.excess_refunded",
+                TransferKind::LateRefund => "payment.refunded",
+            };
+            let block = block.map_or("unknown".to_string(), |b| b.to_string());
+            events::emit(
+                event,
+                &[
+                    ("session", Val::Raw(&entry.session_id)),
+                    ("amount_e8s", Val::Raw(&entry.amount_e8s)),
+                    ("block", Val::Raw(&block)),
+                ],
+            );
+        }
+        Outcome::Failed { reason } => events::emit(
+            "payment.transfer_failed",
+            &[
+                ("kind", Val::Raw(&kind)),
+                ("session", Val::Raw(&entry.session_id)),
+                ("amount_e8s", Val::Raw(&entry.amount_e8s)),
+                ("reason", Val::Text(reason)),
+            ],
+        ),
+        Outcome::Pending => {}
+    }
 }
 
 /// Records a settled transfer and what follows from it (one synchronous step; nothing in it
@@ -643,9 +712,16 @@ fn record_settlement(
     now: u64,
     actor: Principal,
 ) {
+    let newly = state
+        .payment_journal
+        .get(&entry.key())
+        .is_some_and(|e| e.outcome == Outcome::Pending);
     let Some(entry) = journal::settle(state, entry.key(), outcome, now) else {
         return;
     };
+    if newly {
+        log_settlement(&entry);
+    }
     let Some(mut session) = state.payment_sessions.get(&entry.session_id) else {
         return;
     };
