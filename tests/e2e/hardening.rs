@@ -203,7 +203,7 @@ fn create_vault_costs_the_same_after_many_deleted_drafts() {
     };
     // The baseline is a warm canister (20 drafts created and deleted): the very first
     // create_vault of an empty canister is ~13% cheaper (empty maps), which is no growth.
-    let mut churn = |env: &mut TestEnv, n: usize| {
+    let churn = |env: &mut TestEnv, n: usize| {
         let mut last = 0;
         for _ in 0..n {
             env.advance(Duration::from_secs(2)); // stay inside the rate limit
