@@ -18,7 +18,12 @@ use local_replica::{Host, HostConfig, Reject};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-pub use livault_backend::domain::config::{Account, InitArgs, LiVaultArgs, UpgradeArgs};
+pub mod model;
+pub mod model_run;
+
+pub use livault_backend::domain::config::{
+    Account, Durations, InitArgs, LiVaultArgs, Limits, Pricing, UpgradeArgs,
+};
 pub use livault_backend::domain::error::VaultError;
 pub use livault_backend::domain::payments::types::*;
 pub use livault_backend::domain::types::*;

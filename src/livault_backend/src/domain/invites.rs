@@ -411,7 +411,13 @@ pub fn revoke_invite(
     let mut vault = vaults::load_owned(state, &caller, vault_id, membership_open)?;
     let mut invite = load_invite(state, vault_id, invite_id)?;
     match invite.state {
-        InviteState::Revoked { .. } => return Ok(invite_view(&invite, now)),
+        InviteState::Revoked { .. } => {
+            // Already revoked: nothing to write but the owner's activity (SPEC §4 "any
+            // authenticated owner update").
+            vaults::touch_owner(state, &mut vault, now, caller);
+            state.vaults.insert(vault_id, vault);
+            return Ok(invite_view(&invite, now));
+        }
         InviteState::Claimed { .. } => {
             return Err(VaultError::invalid(
                 "invite_id",

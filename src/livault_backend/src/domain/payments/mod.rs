@@ -219,6 +219,10 @@ pub fn init_payment(
             open.expires_at = expires_at;
             checks::schedule_first(state, &mut open, now);
         }
+        // Returning the open session is still an owner update: owner activity (SPEC §4).
+        let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
+        crate::domain::vaults::touch_owner(state, &mut vault, now, caller);
+        state.vaults.insert(vault_id, vault);
         return Ok(open);
     }
     let id = state
