@@ -147,10 +147,9 @@ fn an_idempotent_owner_update_is_owner_activity() {
 /// event its compaction chain ends (issue #12 hardening); an event appended later — an
 /// admin's `refund_session` of late funds logs `payment.refunded` on the tombstone — starts
 /// no new compaction, so the older event (`vault.deleted`) is kept past the retention
-/// forever. Low: one event per late refund. Fix: queue a compaction when an event is
-/// appended to a tombstone (e.g. `scheduler::schedule_compaction` in the refund path).
+/// forever. Low: one event per late refund. Fixed: `audit::append` queues a compaction when
+/// it adds an event to a tombstone.
 #[test]
-#[ignore = "F2: a tombstone's log keeps events past the retention after a late refund (main)"]
 fn a_late_refund_on_a_tombstone_does_not_outlive_the_retention() {
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],

@@ -159,6 +159,12 @@ pub fn append(
     );
     vault.audit_next_seq = seq + 1;
     vault.audit_head = hash.to_vec();
+    // A tombstone's compaction chain ends once its log is down to one event; an event added
+    // later (an admin's late refund) restarts it, or the older event would outlive the
+    // retention (model run finding F2). `enqueue` keeps the earliest due time.
+    if vault.status == super::types::VaultStatus::Deleted {
+        super::scheduler::schedule_compaction(state, vault, at);
+    }
 }
 
 /// Who reads a vault's log.
