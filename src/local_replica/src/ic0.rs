@@ -149,6 +149,10 @@ pub struct Env {
     pub stable_journal: Vec<(u64, Vec<u8>)>,
     /// Stable memory size (bytes) at the start of the execution.
     pub stable_len_before: usize,
+    /// When set, the 64 KiB pages (`offset / PAGE`) any execution wrote to stable memory since
+    /// the set was last taken (writes of executions that rolled back included). See
+    /// [`crate::Host::track_stable_writes`].
+    pub stable_dirty: Option<std::collections::BTreeSet<u64>>,
     /// Global timer deadline (0 = unset).
     pub global_timer: u64,
     /// Whether `accept_message` was called (inspect_message).
@@ -299,6 +303,9 @@ fn stable_write(c: &mut C, offset: u64, src: u64, size: u64) -> Result<(), Error
     let old = env.stable[r.clone()].to_vec();
     env.stable_journal.push((offset, old));
     env.stable[r].copy_from_slice(&bytes);
+    if let (Some(dirty), true) = (env.stable_dirty.as_mut(), size > 0) {
+        dirty.extend(offset / PAGE..=(offset + size - 1) / PAGE);
+    }
     Ok(())
 }
 

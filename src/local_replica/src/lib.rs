@@ -52,7 +52,8 @@ pub mod types;
 
 pub use account::AccountId;
 pub use host::{
-    CallError, CanisterStatus, ExecRecord, Host, HostConfig, HostError, MessageId, MessageStatus,
+    CallError, CanisterStatus, Checkpoint, ExecRecord, Host, HostConfig, HostError, MessageId,
+    MessageStatus,
 };
 pub use ledger::{ledger_principal, Ledger, LEDGER_ID};
 pub use types::{Reject, RejectCode, Reply, Response};
