@@ -366,3 +366,5 @@ impl TestEnv {
         }
     }
 }
+
+pub mod fuzz;
