@@ -24,7 +24,12 @@ cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked -- -D w
 cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked --features bench-seed -- -D warnings
 
 step "cargo test (unit, host semantics, end-to-end on the wasm)"
-LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked -- \
+  --skip every_endpoint_survives_a_short_fuzz_run
+
+step "fuzz every endpoint of the .did (short seeded run; the long run: docs/fuzzing.md)"
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test -p livault_tests --locked \
+  --test fuzz every_endpoint_survives_a_short_fuzz_run -- --nocapture
 
 if [ -x scripts/qa/run-local.sh ]; then
   step "QA happy path on the local runner"

@@ -62,13 +62,13 @@ pub const WRITING_REFUSALS: &[(&str, &str, &str)] = &[
 ];
 
 /// Instruction bound of one call of `method` (every execution of its call tree, inspect
-/// included). See `docs/fuzzing.md` for how the bounds were chosen.
+/// included). An ordinary call costs 1-6 M; see docs/fuzzing.md.
 pub fn instruction_bound(method: &str) -> u64 {
     match method {
-        // Byte-heavy: a 1 MiB chunk in or out (about 2.2 instructions per byte).
-        "upload_chunk" | "get_download_chunk" => 20_000_000,
-        // One maintenance tick (bounded batch of due entries) as a call.
-        "run_maintenance" => 200_000_000,
+        // A full 1 MiB chunk: 83 M, mostly the incremental SHA-256 (BENCHMARKS.md, content).
+        "upload_chunk" => 150_000_000,
+        // One maintenance tick: at most 50 due entries.
+        "run_maintenance" => 50_000_000,
         _ => 20_000_000,
     }
 }
@@ -189,14 +189,20 @@ pub struct Report {
 ///   refused the ingress message (anonymous caller, argument over the method's limit, the
 ///   internal batch method) — a trap in inspect, which the IC answers with an HTTP error before
 ///   any state exists for the message.
-/// - `decoder`: a clean decoder refusal: the method's argument decoder trapped with the
-///   Candid error it got — ic-cdk's generated decoder (`Panicked at 'called
+/// - `guard` / `guard:limit`: the argument guard of every endpoint (`api::arguments`) refused
+///   the argument before anything was decoded: a reject (`CanisterReject`) with
+///   `"<method>: argument refused: <reason>"`; `:limit` when the reason is one of the
+///   documented limits (size, type table, depth, value count, references), which may refuse
+///   valid Candid.
+/// - `decoder` / `decoder:limit`: a clean decoder refusal: the method's argument decoder
+///   trapped with the Candid error it got — ic-cdk's generated decoder (`Panicked at 'called
 ///   `Result::unwrap()` on an `Err` value: <candid error>', src/livault_backend/src/api/...`)
-///   or one of the two hand-written decoders (`<method>: bad arguments: <candid error>`) —
-///   AND the reference decoder (candid with the `.did` types and the same limits) refuses the
-///   argument too (checked by the caller).
+///   or one of the two hand-written decoders (`<method>: bad arguments: <reason>`); `:limit`
+///   for a decoder limit (candid's skipping quota, or the limits above).
+/// - For `guard` and `decoder` (not `:limit`) the reference decoder (candid with the `.did`
+///   types, no quota) must refuse the argument too; the caller checks that.
 /// - anything else (`trap`, `reject:<code>`) is a failure.
-fn classify_reject(code: RejectCode, message: &str, method: &str) -> String {
+pub fn classify_reject(code: RejectCode, message: &str, method: &str) -> String {
     if code == RejectCode::CanisterError && message.contains("(inspect_message trapped)") {
         return if message.contains("anonymous update calls are not accepted") {
             "inspect:anonymous".into()
@@ -208,6 +214,15 @@ fn classify_reject(code: RejectCode, message: &str, method: &str) -> String {
             format!("trap:inspect: {}", short(message))
         };
     }
+    if code == RejectCode::CanisterReject
+        && message.starts_with(&format!("{method}: argument refused: "))
+    {
+        return if is_limit(message) {
+            "guard:limit".into()
+        } else {
+            "guard".into()
+        };
+    }
     if code == RejectCode::CanisterError {
         let generated = message.contains(
             "trapped explicitly: Panicked at 'called `Result::unwrap()` on an `Err` value: ",
@@ -215,8 +230,8 @@ fn classify_reject(code: RejectCode, message: &str, method: &str) -> String {
         let hand = is_hand_decoded(method)
             && message.contains(&format!("trapped explicitly: {method}: bad arguments: "));
         if generated || hand {
-            return if message.contains("Skipping cost exceeds the limit") {
-                "decoder:quota".into()
+            return if is_limit(message) {
+                "decoder:limit".into()
             } else {
                 "decoder".into()
             };
@@ -226,8 +241,26 @@ fn classify_reject(code: RejectCode, message: &str, method: &str) -> String {
     format!("reject:{code:?}: {}", short(message))
 }
 
+/// Whether a refusal names one of the documented argument limits.
+fn is_limit(message: &str) -> bool {
+    [
+        "exceed the limit of",
+        "types in the type table",
+        "nested deeper than",
+        "values than allowed (at most",
+        "arguments (at most",
+        "func and service references",
+        "Skipping cost exceeds the limit",
+        "Decoding cost exceeds the limit",
+        "type table size exceeded",
+        "Type table header exceeds the limit",
+    ]
+    .iter()
+    .any(|l| message.contains(l))
+}
+
 fn is_failure_class(class: &str) -> bool {
-    !(class.starts_with("decoder") || class.starts_with("inspect:"))
+    !(class.starts_with("decoder") || class.starts_with("guard") || class.starts_with("inspect:"))
 }
 
 /// The populated canister under the oracle: [`Fuzzer::call`] makes one bracketed call.
@@ -367,7 +400,8 @@ impl<'a> Fuzzer<'a> {
                 .as_deref()
                 .is_some_and(|c| c.starts_with("inspect:"));
         if !inspect {
-            let decoder_refused = refused.as_deref() == Some("decoder");
+            // A refusal for malformed bytes (not for a documented limit).
+            let decoder_refused = matches!(refused.as_deref(), Some("decoder" | "guard"));
             match (&reference, decoder_refused) {
                 (Ok(_), true) => problems.push(format!(
                     "the canister's decoder refused an argument the .did types accept: {}",

@@ -15,26 +15,26 @@ fn get_metrics() -> VaultResult<Metrics> {
     read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_vaults(args: PageArgs) -> VaultResult<Page<AdminVaultSummary>> {
     read(|s| admin::list_vaults(s, &rt(), args))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_pricing(pricing: Pricing) -> VaultResult<()> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Allow)?;
     write(|s| admin::set_pricing(s, &rt, pricing))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_paused(paused: bool) -> VaultResult<()> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Allow)?;
     write(|s| admin::set_paused(s, &rt, paused))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_admins(admins: Vec<Principal>) -> VaultResult<()> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Allow)?;

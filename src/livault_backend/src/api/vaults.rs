@@ -12,52 +12,52 @@ use crate::runtime::Runtime;
 
 use super::{admit_update, read, rt, write, WhenPaused};
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn create_vault(args: CreateVaultArgs) -> VaultResult<VaultView> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Refuse)?;
     write(|s| vaults::create_vault(s, &rt, args))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn get_vault(vault_id: VaultId) -> VaultResult<VaultView> {
     read(|s| vaults::get_vault(s, &rt(), vault_id))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_my_vaults(args: PageArgs) -> VaultResult<Page<VaultSummary>> {
     read(|s| vaults::list_my_vaults(s, &rt(), args))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn update_vault(args: UpdateVaultArgs) -> VaultResult<VaultView> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Refuse)?;
     write(|s| vaults::update_vault(s, &rt, args))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn check_in(vault_id: VaultId) -> VaultResult<VaultView> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Allow)?;
     write(|s| vaults::check_in(s, &rt, vault_id))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn finalize_setup(vault_id: VaultId) -> VaultResult<VaultView> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Refuse)?;
     write(|s| vaults::finalize_setup(s, &rt, vault_id))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn delete_vault(vault_id: VaultId) -> VaultResult<VaultView> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Refuse)?;
     write(|s| vaults::delete_vault(s, &rt, vault_id))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn get_audit_log(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<AuditEventView>> {
     let rt = rt();
     read(|s| {
@@ -75,7 +75,7 @@ fn get_audit_log(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<AuditEve
     })
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn get_audit_head(vault_id: VaultId) -> VaultResult<AuditHead> {
     let rt = rt();
     read(|s| {
