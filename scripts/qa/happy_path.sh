@@ -3,7 +3,8 @@
 # creation payment through the ICP ledger, invites and claims (heirs bob and carol, witness
 # dave), an upload with its download compared byte for byte and by SHA-256, finalize, heirs
 # refused before the unlock, and (local runner only, see below) 31 days of time travel, an
-# unlock request, approvals -> Unlockable and the heir's download.
+# unlock request, approvals -> Unlockable and the heir's download; vetKeys answers (public key,
+# no key for heirs before the unlock or for the witness, bob's key after it).
 # The same lines run on two backends; only how a call is made, how the identity is switched,
 # how a wallet pays and how time passes differ:
 #
@@ -22,6 +23,18 @@
 #     --memo 1`) and is selected again at the end. A replica's clock cannot be advanced, so the
 #     unlock part prints "SKIPPED on dfx: needs time travel" (a documented limitation; the
 #     local runner and tests/e2e/journey.rs cover it).
+#
+#   * icp-cli local network (icp-cli is the successor of dfx; README "Deploying with icp-cli"):
+#       icp identity new qa-admin --storage plaintext && icp identity default qa-admin
+#       icp network start -d            # after creating the identity: icp-cli funds every
+#                                       # identity that exists when the network starts
+#       icp deploy livault_backend      # icp.yaml's init_args: the deploying identity is admin
+#       BACKEND=icp scripts/qa/happy_path.sh
+#     CALL defaults to "icp canister call livault_backend" (ICP overrides the `icp` command,
+#     e.g. ICP=scripts/icp.sh); `$AS NAME` creates (plaintext, test-only) and selects the icp
+#     identity NAME (`anonymous` is built in); the identity you start with is the admin and
+#     pays as a wallet with `icp token transfer ICP ACCOUNT_HEX` from the ICP the network
+#     seeded it with. Like dfx, the unlock part is skipped: the network's clock is real.
 #
 #   * local runner (embedded IC host, what scripts/test.sh runs):
 #       scripts/qa/run-local.sh
@@ -50,6 +63,13 @@ case "$BACKEND" in
     PAY=pay_dfx
     whoami() { dfx identity whoami; }
     ;;
+  icp)
+    ICP="${ICP:-icp}"
+    RAW_CALL="${CALL:-$ICP canister call livault_backend}"
+    AS=as_icp
+    PAY=pay_icp
+    whoami() { $ICP identity default; }
+    ;;
   local)
     : "${LIVAULT_LOCAL:?set LIVAULT_LOCAL, e.g. \"livault-local --state DIR\" (see run-local.sh)}"
     RAW_CALL="${CALL:-$LIVAULT_LOCAL call}"
@@ -57,12 +77,19 @@ case "$BACKEND" in
     PAY=pay_local
     whoami() { $LIVAULT_LOCAL identity whoami | cut -d' ' -f1; }
     ;;
-  *) echo "unknown BACKEND=$BACKEND (dfx or local)" >&2; exit 2 ;;
+  *) echo "unknown BACKEND=$BACKEND (dfx, icp or local)" >&2; exit 2 ;;
 esac
 
 as_dfx() {
   dfx identity new "$1" --storage-mode plaintext >/dev/null 2>&1 || true
   dfx identity use "$1" 2>/dev/null
+  echo "--- as $1"
+}
+as_icp() {
+  if [ "$1" != anonymous ]; then
+    $ICP identity new "$1" --storage plaintext >/dev/null 2>&1 || true
+  fi
+  $ICP identity default "$1" >/dev/null 2>&1
   echo "--- as $1"
 }
 as_local() {
@@ -76,15 +103,23 @@ pay_dfx() {
   echo "\$ (wallet $ADMIN) dfx ledger transfer $1 --e8s $2 --memo 1"
   dfx --identity "$ADMIN" ledger transfer "$1" --e8s "$2" --memo 1
 }
+pay_icp() {
+  local icp
+  icp=$(printf '%d.%08d' $(( $2 / 100000000 )) $(( $2 % 100000000 )))
+  echo "\$ (wallet $ADMIN) icp token transfer $icp $1"
+  $ICP token transfer "$icp" "$1" --identity "$ADMIN"
+}
 pay_local() {
   echo "\$ (wallet $ADMIN) livault-local ledger transfer --to $1 --amount $2"
   $LIVAULT_LOCAL ledger fund "$ADMIN" $(( $2 + 10000 )) >/dev/null
   $LIVAULT_LOCAL ledger transfer --as "$ADMIN" --to "$1" --amount "$2"
 }
 # Rate limit (20 updates per principal, refilled 1/s): a replica's clock runs while the calls
-# go; the local runner's clock moves 1 ms per message, so let 20 s pass there before a burst.
+# go; the local runner's clock moves 1 ms per message, so let 20 s pass there before a burst
+# (ADVANCE_CLOCK: the command that moves the clock, set for the local runner).
+if [ "$BACKEND" = local ]; then ADVANCE_CLOCK="${ADVANCE_CLOCK:-$LIVAULT_LOCAL time advance}"; fi
 breathe() {
-  if [ "$BACKEND" = local ]; then $LIVAULT_LOCAL time advance 20s >/dev/null; fi
+  if [ -n "${ADVANCE_CLOCK:-}" ]; then $ADVANCE_CLOCK 20s >/dev/null; fi
 }
 # Local runner only: move the host clock (timers fire); the clock of a dfx replica is real.
 advance_local() {
@@ -263,6 +298,7 @@ $CALL claim_invite "(\"$T_BOB\")"
 expect "variant { Ok"
 expect "role = variant { Heir }"
 BOB_MEMBER=$(nat_field member_id); need member_id "$BOB_MEMBER"
+BOB_SHARE=$(nat_field share_index); need share_index "$BOB_SHARE"
 $CALL claim_invite "(\"$T_BOB\")"
 expect "member_id = $BOB_MEMBER"
 $CALL get_vault "($V)"
@@ -323,6 +359,34 @@ expect "variant { Ok"
 expect "holds = false"
 expect "heirs_required = 1"
 
+# ---- vetKeys (SPEC §16, docs/keys.md): the public key for clients; bob gets no key before the
+# unlock, the witness never, alice her own identity (0). A shell cannot decrypt: the demo and
+# scripts/vetkeys-js.sh show the decryption; here the answers are checked. The transport key
+# is the BLS12-381 G1 generator (a valid point, fine for checking answers, useless as a secret).
+TPK=$(hex_to_escapes 97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb)
+derive() { $CALL derive_vetkey "(record { vault_id = $V; share_index = $1; transport_public_key = blob \"$2\" })"; }
+$CALL get_vetkd_public_key '()'
+expect "variant { Ok"
+expect "context = blob \"LiVault key release v1\""
+expect "public_key = blob"
+derive "$BOB_SHARE" "$TPK"
+expect "InvalidState"
+expect "variant { Active }"
+$AS dave
+derive "$BOB_SHARE" "$TPK"
+expect "NotAuthorized"
+derive 0 "$TPK"
+expect "NotAuthorized"
+$AS alice
+derive 0 "$TPK"
+expect "variant { Ok"
+expect "encrypted_key = blob"
+derive "$BOB_SHARE" "$TPK"
+expect "NotAuthorized"
+derive 0 "${TPK:3}"
+expect "transport_public_key"
+$AS bob
+
 # ---- unlock: 31 days without owner activity, request, approvals, heir download
 if [ "$BACKEND" = local ]; then
   advance_local 31d
@@ -352,6 +416,12 @@ if [ "$BACKEND" = local ]; then
   if [ "$GOT" != "$PAYLOAD" ]; then echo "FAIL: bob's download differs from the upload" >&2; exit 1; fi
   if [ "$(sha256_of_escapes "$GOT")" != "$SHA_HEX" ]; then echo "FAIL: SHA-256 of bob's download differs" >&2; exit 1; fi
   echo "heir download: 256 bytes identical, sha256 $SHA_HEX"
+  derive "$BOB_SHARE" "$TPK"
+  expect "variant { Ok"
+  expect "encrypted_key = blob"
+  $AS carol
+  derive "$BOB_SHARE" "$TPK"
+  expect "NotAuthorized"
   $AS alice
   $CALL get_audit_log "($V, record { start_after = null; limit = opt 100 })"
   expect "payment.confirmed"
@@ -360,8 +430,9 @@ if [ "$BACKEND" = local ]; then
   expect "unlock.requested"
   expect "unlock.completed"
   expect "content.download_requested"
+  expect "key.derived"
 else
-  echo "SKIPPED on dfx: needs time travel (31 days of owner inactivity, unlock request, approvals -> Unlockable, heir download); run scripts/qa/run-local.sh for this part"
+  echo "SKIPPED on $BACKEND: needs time travel (31 days of owner inactivity, unlock request, approvals -> Unlockable, heir download); run scripts/qa/run-local.sh for this part"
   $AS alice
   $CALL get_audit_log "($V, record { start_after = null; limit = opt 100 })"
   expect "payment.confirmed"

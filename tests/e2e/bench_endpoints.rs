@@ -1,5 +1,5 @@
 //! The benchmark-only endpoints of the `bench-seed` wasm (`scripts/build.sh --bench-seed`):
-//! `bench_seed_drafts` and `bench_storage_ops` admit only controllers, refuse bad input with a
+//! `bench_seed_drafts`, `bench_seed_audit` and `bench_storage_ops` admit only controllers, refuse bad input with a
 //! typed error that changes nothing, and do what the benchmarks rely on. (The shipped wasm
 //! does not export them: `wasm_imports_only_ic0_and_exports_exactly_the_did_methods`.)
 
@@ -47,6 +47,8 @@ fn only_controllers_seed_and_bad_input_changes_nothing() {
         assert_eq!(r, Err(VaultError::NotAuthorized), "{who}");
         let r: R<Vec<(String, u64)>> = env.update(who, "bench_storage_ops", (100u64,));
         assert_eq!(r, Err(VaultError::NotAuthorized), "{who}");
+        let r: R<u64> = env.update(who, "bench_seed_audit", (1u64, 5u32));
+        assert_eq!(r, Err(VaultError::NotAuthorized), "{who}");
     }
     // Anonymous updates are refused before they reach the method.
     let anon = candid::Principal::anonymous();
@@ -60,9 +62,40 @@ fn only_controllers_seed_and_bad_input_changes_nothing() {
     assert!(matches!(r, Err(VaultError::InvalidInput { .. })), "{r:?}");
     assert_eq!(vault_count(&mut env), 0);
 
+    let r: R<u64> = env.update(controller, "bench_seed_audit", (1u64, 5u32));
+    assert_eq!(r, Err(VaultError::NotFound), "no vault 1 yet");
+
     let r: R<u32> = env.update(controller, "bench_seed_drafts", (0u64, 25u32));
     assert_eq!(r, Ok(25));
     assert_eq!(vault_count(&mut env), 25);
+
+    // Audit events: bounded per call; appended to the vault's chain after `vault.created`.
+    let r: R<u64> = env.update(controller, "bench_seed_audit", (1u64, 10_001u32));
+    assert!(matches!(r, Err(VaultError::InvalidInput { .. })), "{r:?}");
+    let r: R<u64> = env.update(controller, "bench_seed_audit", (1u64, 3u32));
+    assert_eq!(r, Ok(4));
+    let head: R<AuditHead> = env.query(seed_owner(0), "get_audit_head", (1u64,));
+    let head = head.unwrap();
+    assert_eq!(head.next_seq, 4);
+    let log = env.audit_log(seed_owner(0), 1);
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "vault.created",
+            "vault.settings_changed",
+            "vault.settings_changed",
+            "vault.settings_changed"
+        ]
+    );
+    assert_eq!(log[3].hash, head.head_hash, "the chain head");
+}
+
+/// The synthetic owner of seeded draft `index` (`api::bench_seed::seed_owner`).
+fn seed_owner(index: u64) -> candid::Principal {
+    let mut bytes = b"livault-bench".to_vec();
+    bytes.extend_from_slice(&(index / 20).to_be_bytes());
+    candid::Principal::from_slice(&bytes)
 }
 
 #[test]

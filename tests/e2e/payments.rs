@@ -291,8 +291,12 @@ fn payment_after_expiry_still_confirms() {
     Books::check(&mut env);
 }
 
+/// SPEC §6: the same open (vault, purpose) returns the same session; once it expired,
+/// `init_payment` reopens it (same id and subaccount, a new expiry) as long as its frozen
+/// amount is still the price and its purpose applies, so a draft only ever has one
+/// creation session and one subaccount to watch.
 #[test]
-fn same_open_purpose_reuses_the_session_and_expired_unpaid_sessions_expire() {
+fn same_open_purpose_reuses_the_session_and_reopens_it_after_expiry() {
     let mut env = TestEnv::new();
     let owner = user("owner");
     let v = new_vault(&mut env, owner);
@@ -301,36 +305,34 @@ fn same_open_purpose_reuses_the_session_and_expired_unpaid_sessions_expire() {
     assert_eq!(a, b);
     env.advance(Duration::from_secs(3600));
     let c = init(&mut env, owner, v, PaymentPurpose::Create);
-    assert_ne!(a.id, c.id);
-    // Pay c; a is expired, empty and its purpose is gone.
+    assert_eq!((c.id, &c.subaccount), (a.id, &a.subaccount));
+    assert!(c.expires_at > a.expires_at);
+    assert!(c.expires_at > env.now() + 1790 * 1_000_000_000);
     wallet_pays(&mut env, owner, &c, c.amount_e8s);
     verify(&mut env, owner, c.id).unwrap();
-    assert_eq!(
-        verify(&mut env, owner, a.id),
-        Err(VaultError::SessionExpired)
-    );
     let page: R<PaymentSessionPage> =
         env.query(owner, "list_payment_sessions", (v, PageArgs::default()));
     let ids: Vec<u64> = page.unwrap().items.iter().map(|s| s.id).collect();
-    assert_eq!(ids, vec![a.id, c.id]);
+    assert_eq!(ids, vec![a.id]);
     Books::check(&mut env);
 }
 
+/// Late funds: a second payment into a completed session, and a payment into the session of
+/// a draft its owner deleted. Neither applies anything; an admin's `refund_session` returns
+/// each (minus the fee) to the owner.
 #[test]
 fn late_funds_for_a_purpose_gone_are_refunded_by_an_admin() {
     let mut env = TestEnv::new();
     let owner = user("owner");
     let v = new_vault(&mut env, owner);
     let a = init(&mut env, owner, v, PaymentPurpose::Create);
-    env.advance(Duration::from_secs(3600));
-    env.pay_creation(owner, v);
-    // The old session gets paid too, late.
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    verify(&mut env, owner, a.id).unwrap();
+    // The wallet pays the same session again, late.
     wallet_pays(&mut env, owner, &a, a.amount_e8s);
     assert_eq!(
         verify(&mut env, owner, a.id),
-        Err(VaultError::InvalidState {
-            current: VaultStatus::NeedSetup
-        })
+        Err(VaultError::SessionClosed)
     );
     let denied: R<PaymentSession> = env.update(owner, "refund_session", (a.id,));
     assert_eq!(denied, Err(VaultError::NotAuthorized));
@@ -338,7 +340,7 @@ fn late_funds_for_a_purpose_gone_are_refunded_by_an_admin() {
     let admin = env.admin;
     let s: R<PaymentSession> = env.update(admin, "refund_session", (a.id,));
     let s = s.unwrap();
-    assert_eq!(s.status, PaymentSessionStatus::Refunded);
+    assert_eq!(s.status, PaymentSessionStatus::Completed);
     assert_eq!(s.refunded_e8s, a.amount_e8s - LEDGER_FEE);
     assert!(s.refund_block.is_some());
     assert_eq!(
@@ -346,8 +348,25 @@ fn late_funds_for_a_purpose_gone_are_refunded_by_an_admin() {
         a.amount_e8s - LEDGER_FEE
     );
     assert_eq!(balance(&env, session_account(&env, a.id)), 0);
+
+    // A draft deleted by its owner, then its session paid.
+    let v2 = new_vault(&mut env, owner);
+    let d = init(&mut env, owner, v2, PaymentPurpose::Create);
+    let r: R<VaultView> = env.update(owner, "delete_vault", (v2,));
+    r.unwrap();
+    wallet_pays(&mut env, owner, &d, d.amount_e8s);
     assert_eq!(
-        verify(&mut env, owner, a.id),
+        verify(&mut env, owner, d.id),
+        Err(VaultError::InvalidState {
+            current: VaultStatus::Deleted
+        })
+    );
+    let s: R<PaymentSession> = env.update(admin, "refund_session", (d.id,));
+    let s = s.unwrap();
+    assert_eq!(s.status, PaymentSessionStatus::Refunded);
+    assert_eq!(s.refunded_e8s, d.amount_e8s - LEDGER_FEE);
+    assert_eq!(
+        verify(&mut env, owner, d.id),
         Err(VaultError::SessionClosed)
     );
     Books::check(&mut env);
@@ -405,18 +424,20 @@ fn last_tick(env: &mut TestEnv) -> TickReport {
     m.unwrap().scheduler.last_run.expect("a tick ran")
 }
 
-/// SPEC §6: the scheduler's balance check of an open session while a user's
-/// `verify_payment` awaits the ledger (its sweep transfer held by the host). The tick's check
-/// finds the session busy and makes no ledger call (`processed 1, applied 0`; the check is
-/// re-queued one interval later); the user's verify completes with its receipt once the
-/// ledger answers; the re-queued check then finds the session closed and is dropped. One
-/// sweep, one billing entry, one `payment.confirmed`, books balanced.
+/// SPEC §6: the scheduler's check of an open session while a user's `verify_payment` holds
+/// the vault's payment lock (its sweep transfer held by the host). The user's verify has
+/// already confirmed the payment when it saw the balance (vault `NeedSetup` before the sweep
+/// is answered); the tick's check, due two minutes after the session opened, finds the vault
+/// busy and makes no ledger call (`processed 1, applied 0`); the user's verify completes with
+/// its receipt once the ledger answers and ends the session's checks. One sweep, one billing
+/// entry, one `payment.confirmed`, books balanced.
 #[test]
 fn a_scheduler_check_during_a_user_verify_sweeps_exactly_once() {
     let mut env = TestEnv::new(); // maintenance timer every 60 s
     let owner = user("owner");
     let v = new_vault(&mut env, owner);
     let s = init(&mut env, owner, v, PaymentPurpose::Create);
+    assert_eq!(s.next_check_at, Some(s.created_at + 120 * 1_000_000_000));
     wallet_pays(&mut env, owner, &s, s.amount_e8s);
     env.host.hold_calls_to(ledger_principal());
     let user_verify =
@@ -424,27 +445,31 @@ fn a_scheduler_check_during_a_user_verify_sweeps_exactly_once() {
             .submit_update(owner, "verify_payment", candid::encode_one(s.id).unwrap());
     env.host.run_until_idle();
     assert_eq!(env.host.held_calls(), 1, "account_balance held");
-    // Let the balance through: the verify plans the sweep and its transfer is held.
+    // Let the balance through: the payment is confirmed, its sweep transfer is held.
     env.host.release_held();
     env.host.run_until_idle();
     assert_eq!(env.host.held_calls(), 1, "the sweep transfer is in flight");
     assert_eq!(canister_transfers(&env), 0);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::NeedSetup,
+        "confirmed when the balance was seen"
+    );
 
-    // The maintenance timer fires while the sweep is in flight.
-    env.advance(Duration::from_secs(61));
+    // The maintenance timer fires while the sweep is in flight, with the check due.
+    env.advance(Duration::from_secs(181));
     let tick = last_tick(&mut env);
     assert!(!tick.manual && tick.skipped.is_none(), "{tick:?}");
     assert_eq!(
         (tick.taken, tick.processed, tick.applied, tick.failed),
         (1, 1, 0, 0),
-        "the session check ran and found the session busy: {tick:?}"
+        "the session check ran and found the vault busy: {tick:?}"
     );
     assert_eq!(env.host.held_calls(), 1, "the tick made no ledger call");
     assert!(matches!(
         env.host.message_status(user_verify),
         Some(local_replica::MessageStatus::Pending)
     ));
-    assert_eq!(env.get_vault(owner, v).unwrap().status, VaultStatus::Draft);
 
     // The ledger answers: the user's verify gets its receipt.
     env.host.stop_holding(ledger_principal());
@@ -454,13 +479,12 @@ fn a_scheduler_check_during_a_user_verify_sweeps_exactly_once() {
     let receipt = reply.expect("the user's verify completes");
     assert_eq!(receipt.vault_status, VaultStatus::NeedSetup);
     assert_eq!(receipt.billing.session_id, s.id);
+    assert!(!receipt.billing.sweep_pending);
     assert_eq!(canister_transfers(&env), 1);
+    let session: R<PaymentSession> = env.query(owner, "get_payment_session", (s.id,));
+    assert_eq!(session.unwrap().next_check_at, None, "no more checks");
 
-    // The re-queued check runs one interval later: session closed, nothing more.
-    env.advance(Duration::from_secs(61));
-    let tick = last_tick(&mut env);
-    assert_eq!((tick.processed, tick.applied), (1, 0), "{tick:?}");
-    env.advance(Duration::from_secs(61));
+    env.advance(Duration::from_secs(3600));
     assert_eq!(last_tick(&mut env).taken, 0, "the check was not re-queued");
     assert_eq!(canister_transfers(&env), 1, "exactly one sweep");
     let confirmed: Vec<_> = audit_actions(&mut env, owner, v)
@@ -476,10 +500,11 @@ fn a_scheduler_check_during_a_user_verify_sweeps_exactly_once() {
     Books::check(&mut env);
 }
 
-/// The other order: an admin's `run_maintenance` checks the session first and its sweep is
-/// in flight when the owner presses "verify": the user gets `Busy` (nothing processed
-/// twice); the tick completes the payment (actor: the canister), and the user's next verify
-/// sees `SessionClosed` while `get_payment_session` shows it completed.
+/// The other order: the maintenance timer's check of the session (due two minutes after it
+/// opened) sees the payment and confirms it; its sweep is in flight when the owner presses
+/// "verify": the user gets `Busy` (nothing processed twice); the tick completes the sweep and
+/// the refund of the excess (actor: the canister), and the user's next verify sees
+/// `SessionClosed` while `get_payment_session` shows it completed.
 #[test]
 fn a_user_verify_during_a_scheduler_check_is_busy_and_the_tick_completes_it() {
     let mut env = TestEnv::new();
@@ -488,11 +513,8 @@ fn a_user_verify_during_a_scheduler_check_is_busy_and_the_tick_completes_it() {
     let s = init(&mut env, owner, v, PaymentPurpose::Create);
     wallet_pays(&mut env, owner, &s, s.amount_e8s + 500_000);
     env.host.hold_calls_to(ledger_principal());
-    let admin = env.admin;
-    let tick = env
-        .host
-        .submit_update(admin, "run_maintenance", candid::encode_args(()).unwrap());
-    env.host.run_until_idle();
+    env.advance(Duration::from_secs(181)); // the timer's tick: its balance check is held
+    assert_eq!(env.host.held_calls(), 1);
     env.host.release_held(); // account_balance
     env.host.run_until_idle();
     assert_eq!(env.host.held_calls(), 1, "the tick's sweep is in flight");
@@ -504,12 +526,11 @@ fn a_user_verify_during_a_scheduler_check_is_busy_and_the_tick_completes_it() {
     );
     env.host.stop_holding(ledger_principal());
     env.host.release_held();
-    let report: R<TickReport> =
-        candid::decode_one(&env.host.await_reply(tick).unwrap().bytes).unwrap();
-    let report = report.unwrap();
+    env.host.run_until_idle();
+    let report = last_tick(&mut env);
     assert_eq!(
         (report.manual, report.processed, report.applied),
-        (true, 1, 1),
+        (false, 1, 1),
         "{report:?}"
     );
     assert_eq!(
@@ -517,7 +538,9 @@ fn a_user_verify_during_a_scheduler_check_is_busy_and_the_tick_completes_it() {
         Err(VaultError::SessionClosed)
     );
     let session: R<PaymentSession> = env.query(owner, "get_payment_session", (s.id,));
-    assert_eq!(session.unwrap().status, PaymentSessionStatus::Completed);
+    let session = session.unwrap();
+    assert_eq!(session.status, PaymentSessionStatus::Completed);
+    assert_eq!(session.next_check_at, None);
     assert_eq!(
         env.get_vault(owner, v).unwrap().status,
         VaultStatus::NeedSetup
@@ -535,7 +558,7 @@ fn a_user_verify_during_a_scheduler_check_is_busy_and_the_tick_completes_it() {
         confirmed,
         vec![("payment.confirmed".to_string(), env.canister)]
     );
-    let bills: R<BillingPage> = env.query(admin, "list_billing", (PageArgs::default(),));
+    let bills: R<BillingPage> = env.query(env.admin, "list_billing", (PageArgs::default(),));
     let bills = bills.unwrap().items;
     assert_eq!(bills.len(), 1);
     assert_eq!(bills[0].refund_e8s, 500_000 - LEDGER_FEE);
@@ -544,6 +567,9 @@ fn a_user_verify_during_a_scheduler_check_is_busy_and_the_tick_completes_it() {
 
 // ---------------------------------------------------------------- 4. ledger failures
 
+/// A rejected balance call changes nothing (not even the session's check schedule); once the
+/// balance is seen the payment is confirmed, and a rejected sweep is sent again — by the next
+/// verify here, by the scheduler otherwise — with the same dedup key.
 #[test]
 fn ledger_rejects_leave_the_session_as_it_was_and_a_retry_succeeds() {
     let mut env = TestEnv::new();
@@ -556,6 +582,7 @@ fn ledger_rejects_leave_the_session_as_it_was_and_a_retry_succeeds() {
         h.unwrap()
     };
     let before = head(&mut env);
+    let stable = env.host.stable_memory().unwrap().to_vec();
     env.host.fail_next_calls(
         "account_balance",
         1,
@@ -567,21 +594,53 @@ fn ledger_rejects_leave_the_session_as_it_was_and_a_retry_succeeds() {
         Err(VaultError::LedgerUnavailable { .. })
     ));
     assert_eq!(head(&mut env), before, "nothing changed");
+    assert!(
+        env.host.stable_memory().unwrap() == &stable[..],
+        "stable memory unchanged"
+    );
     let session: R<PaymentSession> = env.query(owner, "get_payment_session", (s.id,));
     assert_eq!(session.unwrap(), s);
-    // The transfer itself rejected: still nothing paid, nothing applied.
+    // The sweep itself rejected: the payment is confirmed, the sweep pending.
     env.host
         .fail_next_calls("transfer", 1, RejectCode::CanisterError, "ledger trapped");
-    assert!(matches!(
-        verify(&mut env, owner, s.id),
-        Err(VaultError::LedgerUnavailable { .. })
-    ));
-    assert_eq!(head(&mut env), before);
-    assert_eq!(env.get_vault(owner, v).unwrap().status, VaultStatus::Draft);
-    assert_eq!(canister_transfers(&env), 0);
     let r = verify(&mut env, owner, s.id).unwrap();
     assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert!(r.billing.sweep_pending);
+    assert_eq!(canister_transfers(&env), 0);
+    let r = verify(&mut env, owner, s.id).unwrap();
+    assert!(!r.billing.sweep_pending);
     assert_eq!(canister_transfers(&env), 1);
+    Books::check(&mut env);
+}
+
+/// A sweep left pending by a call is finished by the scheduler without anyone verifying
+/// again (issue #12 L1), with the same dedup key, once the ledger answers.
+#[test]
+fn the_scheduler_finishes_a_pending_sweep_and_refund() {
+    let mut env = TestEnv::new();
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let s = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &s, s.amount_e8s + 300_000);
+    env.host.unknown_outcome_next_calls("transfer", 3);
+    let r = verify(&mut env, owner, s.id).unwrap();
+    assert!(r.billing.sweep_pending && r.billing.refund_pending);
+    assert_eq!(canister_transfers(&env), 1, "applied once, outcome unknown");
+    env.host
+        .fail_next_calls("transfer", 2, RejectCode::SysTransient, "down");
+    env.advance(Duration::from_secs(30 * 60));
+    let b: R<BillingPage> = env.query(env.admin, "list_billing", (PageArgs::default(),));
+    let b = &b.unwrap().items[0];
+    assert!(!b.sweep_pending && !b.refund_pending, "{b:?}");
+    assert_eq!(
+        b.sweep_block
+            .map(|i| env.host.ledger().blocks()[i as usize].memo),
+        Some(memo(s.id, 0))
+    );
+    assert!(b.refund_block.is_some());
+    assert_eq!(canister_transfers(&env), 2, "one sweep, one refund");
+    let session: R<PaymentSession> = env.query(owner, "get_payment_session", (s.id,));
+    assert_eq!(session.unwrap().next_check_at, None);
     Books::check(&mut env);
 }
 
@@ -606,20 +665,19 @@ fn unknown_sweep_outcome_is_retried_with_the_same_dedup_key() {
     );
     Books::check(&mut env);
 
-    // Unknown on every attempt of a call: LedgerUnavailable, the ledger applied it once;
-    // the next call learns the block from TxDuplicate.
+    // Unknown on every attempt of a call: the payment is confirmed (the balance was seen),
+    // the sweep pending; the ledger applied it once and the next call learns the block from
+    // TxDuplicate.
     let v2 = new_vault(&mut env, owner);
     let s2 = init(&mut env, owner, v2, PaymentPurpose::Create);
     wallet_pays(&mut env, owner, &s2, s2.amount_e8s);
     env.host.unknown_outcome_next_calls("transfer", 3);
-    assert!(matches!(
-        verify(&mut env, owner, s2.id),
-        Err(VaultError::LedgerUnavailable { .. })
-    ));
-    assert_eq!(canister_transfers(&env), 2);
-    assert_eq!(env.get_vault(owner, v2).unwrap().status, VaultStatus::Draft);
     let r = verify(&mut env, owner, s2.id).unwrap();
+    assert!(r.billing.sweep_pending);
     assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert_eq!(canister_transfers(&env), 2);
+    let r = verify(&mut env, owner, s2.id).unwrap();
+    assert!(!r.billing.sweep_pending);
     assert_eq!(canister_transfers(&env), 2, "no second sweep");
     Books::check(&mut env);
 }
@@ -635,15 +693,15 @@ fn a_trap_after_the_sweep_is_recovered_without_a_second_transfer() {
     // transfer's reply.
     env.host
         .fail_next_calls("transfer", 1, RejectCode::SysTransient, "busy");
-    assert!(verify(&mut env, owner, s.id).is_err());
+    assert!(verify(&mut env, owner, s.id).unwrap().billing.sweep_pending);
     env.host.trap_next_callbacks(1);
     let trapped = env.try_update::<_, R<PaymentReceipt>>(owner, "verify_payment", (s.id,));
     assert!(trapped.is_err(), "the reply callback trapped: {trapped:?}");
     assert_eq!(canister_transfers(&env), 1, "the ledger applied the sweep");
-    assert_eq!(env.get_vault(owner, v).unwrap().status, VaultStatus::Draft);
-    // The guard was released by the cleanup; the next call resends the same key.
+    // The lock was released by the cleanup; the next call resends the same key.
     let r = verify(&mut env, owner, s.id).unwrap();
     assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert!(!r.billing.sweep_pending);
     assert_eq!(canister_transfers(&env), 1);
     Books::check(&mut env);
 }
@@ -658,7 +716,7 @@ fn a_canister_upgrade_with_a_pending_sweep_completes_after_it() {
     let s = init(&mut env, owner, v, PaymentPurpose::Create);
     wallet_pays(&mut env, owner, &s, s.amount_e8s + 1_000_000);
     env.host.unknown_outcome_next_calls("transfer", 3);
-    assert!(verify(&mut env, owner, s.id).is_err());
+    assert!(verify(&mut env, owner, s.id).unwrap().billing.sweep_pending);
     assert_eq!(canister_transfers(&env), 1);
     env.upgrade(None).expect("upgrade");
     let r = verify(&mut env, owner, s.id).unwrap();
@@ -1001,3 +1059,258 @@ fn set_treasury_redirects_sweeps_and_billing_pages() {
         &[first, AccountId::new(&user("treasury-2"), Some([7u8; 32]))],
     );
 }
+
+// ---------------------------------------------------------------- issue #12 reproductions
+
+/// Today's prices with every storage price doubled (a price rise by an admin).
+fn doubled_prices() -> livault_backend::domain::config::Pricing {
+    let mut p = livault_backend::domain::config::Pricing::default();
+    for t in &mut p.tiers {
+        t.storage_price_e8s *= 2;
+    }
+    p
+}
+
+fn set_pricing(env: &mut TestEnv, pricing: livault_backend::domain::config::Pricing) {
+    let admin = env.admin;
+    let r: R<()> = env.update(admin, "set_pricing", (pricing,));
+    r.expect("set_pricing");
+}
+
+/// Issue #12 H2 (SPEC §6: exactly one session can apply a vault's purpose; the funds of a
+/// session whose purpose was applied meanwhile stay on its subaccount for `refund_session`,
+/// never swept). Two renewal sessions of one `GraceMaster` vault — the second opened after a
+/// price rise, so it is a new session — are both paid, and their verifications are
+/// submitted while the ledger holds every call, then released together. Exactly one renewal
+/// applies and is billed; the other session's funds are still on its subaccount, and an
+/// admin's `refund_session` returns them (minus the fee) to the owner.
+#[test]
+fn two_paid_sessions_of_one_purpose_apply_once_and_the_other_stays_refundable() {
+    let (mut env, owner, v) = active_vault(30);
+    env.advance_days(31);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
+    );
+    let a = init(&mut env, owner, v, PaymentPurpose::Renew);
+    set_pricing(&mut env, doubled_prices());
+    env.advance(Duration::from_secs(3600));
+    let b = init(&mut env, owner, v, PaymentPurpose::Renew);
+    assert_ne!(a.id, b.id, "a new price opens a new session");
+    assert!(b.amount_e8s > a.amount_e8s);
+    wallet_pays(&mut env, owner, &a, a.amount_e8s);
+    wallet_pays(&mut env, owner, &b, b.amount_e8s);
+
+    env.host.hold_calls_to(ledger_principal());
+    let va = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(a.id).unwrap());
+    let vb = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(b.id).unwrap());
+    env.host.run_until_idle();
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    let ra: R<PaymentReceipt> =
+        candid::decode_one(&env.host.await_reply(va).unwrap().bytes).unwrap();
+    let rb: R<PaymentReceipt> =
+        candid::decode_one(&env.host.await_reply(vb).unwrap().bytes).unwrap();
+    // Whichever was refused as busy is verified again, now alone.
+    let rb = if rb == Err(VaultError::Busy) {
+        verify(&mut env, owner, b.id)
+    } else {
+        rb
+    };
+    let ra = if ra == Err(VaultError::Busy) {
+        verify(&mut env, owner, a.id)
+    } else {
+        ra
+    };
+    let applied: Vec<&PaymentReceipt> = [&ra, &rb].into_iter().flatten().collect();
+    assert_eq!(
+        applied.len(),
+        1,
+        "exactly one renewal applies: {ra:?} / {rb:?}"
+    );
+    let winner = applied[0].session.id;
+    let loser = if winner == a.id { &b } else { &a };
+    let bills: R<BillingPage> = env.query(env.admin, "list_billing", (PageArgs::default(),));
+    let renewals: Vec<BillingEntry> = bills
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.purpose == PaymentPurpose::Renew)
+        .collect();
+    assert_eq!(renewals.len(), 1, "one renewal billed: {renewals:?}");
+    assert_eq!(renewals[0].session_id, winner);
+    assert_eq!(
+        balance(&env, session_account(&env, loser.id)),
+        loser.amount_e8s,
+        "the other session's funds stay on its subaccount"
+    );
+    let before = balance(&env, AccountId::new(&owner, None));
+    let admin = env.admin;
+    let refunded: R<PaymentSession> = env.update(admin, "refund_session", (loser.id,));
+    let refunded = refunded.expect("refund_session of the session that did not apply");
+    assert_eq!(refunded.refunded_e8s, loser.amount_e8s - LEDGER_FEE);
+    assert_eq!(
+        balance(&env, AccountId::new(&owner, None)) - before,
+        loser.amount_e8s - LEDGER_FEE
+    );
+    assert_eq!(env.get_vault(owner, v).unwrap().status, VaultStatus::Active);
+    Books::check(&mut env);
+}
+
+/// Issue #12 M1 (SPEC §6: a late Upgrade session still applies only if the current prorated
+/// quote is not higher and no renewal happened since). An Upgrade session opened in one
+/// validity period and paid after the vault was renewed does not apply: it is refund-only.
+#[test]
+fn a_stale_upgrade_session_paid_after_a_renewal_is_refund_only() {
+    let (mut env, owner, v) = active_vault(30);
+    env.advance_days(10);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    let up = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    env.advance_days(21);
+    assert_eq!(
+        env.get_vault(owner, v).unwrap().status,
+        VaultStatus::GraceMaster
+    );
+    let renew = init(&mut env, owner, v, PaymentPurpose::Renew);
+    wallet_pays(&mut env, owner, &renew, renew.amount_e8s);
+    assert_eq!(
+        verify(&mut env, owner, renew.id).unwrap().vault_status,
+        VaultStatus::Active
+    );
+    // The old upgrade session is paid now, late.
+    wallet_pays(&mut env, owner, &up, up.amount_e8s);
+    assert_eq!(
+        verify(&mut env, owner, up.id),
+        Err(VaultError::SessionExpired),
+        "an upgrade priced for the previous period must not apply"
+    );
+    assert_eq!(env.get_vault(owner, v).unwrap().plan, standard_plan());
+    assert_eq!(balance(&env, session_account(&env, up.id)), up.amount_e8s);
+    let admin = env.admin;
+    let refunded: R<PaymentSession> = env.update(admin, "refund_session", (up.id,));
+    assert_eq!(refunded.unwrap().refunded_e8s, up.amount_e8s - LEDGER_FEE);
+    Books::check(&mut env);
+}
+
+/// Issue #12 M1, the price variant: an expired Upgrade session whose frozen amount is below
+/// what the upgrade costs now (prices rose) does not apply at the old price.
+#[test]
+fn a_stale_upgrade_session_paid_after_a_price_rise_is_refund_only() {
+    let (mut env, owner, v) = active_vault(3650);
+    let to = PlanSelection {
+        tier: Tier::Premium,
+        heir_slots: 3,
+        witness_slot: true,
+    };
+    let up = init(&mut env, owner, v, PaymentPurpose::Upgrade(to));
+    set_pricing(&mut env, doubled_prices());
+    env.advance(Duration::from_secs(3600));
+    let quote: R<UpgradeQuote> = env.query(owner, "quote_upgrade", (v, to));
+    assert!(quote.unwrap().amount_e8s > up.amount_e8s);
+    wallet_pays(&mut env, owner, &up, up.amount_e8s);
+    assert_eq!(
+        verify(&mut env, owner, up.id),
+        Err(VaultError::SessionExpired)
+    );
+    assert_eq!(env.get_vault(owner, v).unwrap().plan, standard_plan());
+    let admin = env.admin;
+    let refunded: R<PaymentSession> = env.update(admin, "refund_session", (up.id,));
+    assert_eq!(refunded.unwrap().refunded_e8s, up.amount_e8s - LEDGER_FEE);
+    Books::check(&mut env);
+}
+
+/// Issue #12 M4: payment flows of other principals in flight (sixteen throw-away principals
+/// verifying unpaid sessions while the ledger is slow) must not make a paying user's
+/// `verify_payment` answer `Busy`: the per-vault lock serializes one vault's flows, it does
+/// not block everyone.
+#[test]
+fn throw_away_principals_in_flight_do_not_make_a_payer_busy() {
+    let mut env = TestEnv::new();
+    let mut sessions = Vec::new();
+    for i in 0..16 {
+        let p = user(&format!("throwaway-{i}"));
+        let v = new_vault(&mut env, p);
+        sessions.push((p, init(&mut env, p, v, PaymentPurpose::Create)));
+    }
+    let owner = user("owner");
+    let v = new_vault(&mut env, owner);
+    let s = init(&mut env, owner, v, PaymentPurpose::Create);
+    wallet_pays(&mut env, owner, &s, s.amount_e8s);
+    env.host.hold_calls_to(ledger_principal());
+    let pending: Vec<_> = sessions
+        .iter()
+        .map(|(p, s)| {
+            env.host
+                .submit_update(*p, "verify_payment", candid::encode_one(s.id).unwrap())
+        })
+        .collect();
+    env.host.run_until_idle();
+    assert_eq!(
+        env.host.held_calls(),
+        16,
+        "sixteen balance checks in flight"
+    );
+    let mine = env
+        .host
+        .submit_update(owner, "verify_payment", candid::encode_one(s.id).unwrap());
+    env.host.run_until_idle();
+    assert!(
+        matches!(
+            env.host.message_status(mine),
+            Some(local_replica::MessageStatus::Pending)
+        ),
+        "the payer's verify must reach the ledger, not answer Busy: {:?}",
+        env.host.message_status(mine)
+    );
+    env.host.stop_holding(ledger_principal());
+    env.host.release_held();
+    let r: R<PaymentReceipt> =
+        candid::decode_one(&env.host.await_reply(mine).unwrap().bytes).unwrap();
+    assert_eq!(r.unwrap().vault_status, VaultStatus::NeedSetup);
+    for id in pending {
+        let r: R<PaymentReceipt> =
+            candid::decode_one(&env.host.await_reply(id).unwrap().bytes).unwrap();
+        assert_eq!(r, Err(VaultError::NotYetPaid));
+    }
+    Books::check(&mut env);
+}
+
+/// Issue #12 H3 (SPEC §6: a session that never received funds is not polled after it
+/// expires; throw-away principals cannot make the canister call the ledger without limit).
+/// A draft with an unpaid session: over two days of maintenance ticks (every 60 s) the
+/// canister asks the ledger for its balance a bounded number of times, and never after the
+/// session expired.
+#[test]
+fn an_unpaid_session_is_polled_a_bounded_number_of_times_and_not_after_expiry() {
+    let mut env = TestEnv::new();
+    let p = user("throwaway");
+    let v = new_vault(&mut env, p);
+    let s = init(&mut env, p, v, PaymentPurpose::Create);
+    let calls = |env: &TestEnv| env.host.ledger().call_count("account_balance");
+    assert_eq!(calls(&env), 0);
+    env.host.set_time(s.expires_at);
+    env.advance(Duration::from_secs(120));
+    let during = calls(&env);
+    assert!(
+        (1..=MAX_CHECKS_OF_AN_UNPAID_SESSION).contains(&during),
+        "{during} balance checks during the session's 30 minutes"
+    );
+    env.advance_days(2);
+    assert_eq!(
+        calls(&env),
+        during,
+        "no balance check of a session that never saw funds after it expired"
+    );
+}
+
+/// The most balance checks the scheduler makes of a session that never receives funds
+/// (docs/security.md, cost of an unpaid session).
+const MAX_CHECKS_OF_AN_UNPAID_SESSION: u64 = 8;

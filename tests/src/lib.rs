@@ -3,6 +3,9 @@
 //! The wasm is built by `scripts/build.sh` (which `scripts/test.sh` runs first) and read once
 //! per test binary. Set `LIVAULT_WASM` to test another artifact.
 
+/// The vetKeys client of the tests and the demo (docs/keys.md).
+pub use local_replica::vetkeys_client as client;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -279,12 +282,30 @@ impl TestEnv {
         payload: &[u8],
         recipients: Option<Vec<u32>>,
     ) -> u64 {
+        self.upload_letter_with_meta(
+            owner,
+            vault_id,
+            payload,
+            b"encrypted title".to_vec(),
+            recipients,
+        )
+    }
+
+    /// [`TestEnv::upload_letter`] with `encrypted_meta` (e.g. a vetKeys envelope).
+    pub fn upload_letter_with_meta(
+        &mut self,
+        owner: Principal,
+        vault_id: VaultId,
+        payload: &[u8],
+        encrypted_meta: Vec<u8>,
+        recipients: Option<Vec<u32>>,
+    ) -> u64 {
         let args = BeginUploadArgs {
             vault_id,
             kind: ItemKind::Letter,
             size: payload.len() as u64,
             sha256: serde_bytes::ByteBuf::from(Sha256::digest(payload).to_vec()),
-            encrypted_meta: serde_bytes::ByteBuf::from(b"encrypted title".to_vec()),
+            encrypted_meta: serde_bytes::ByteBuf::from(encrypted_meta),
             recipients,
             replaces: None,
             idempotency_key: None,

@@ -5,6 +5,8 @@
 //!   map errors);
 //! - [`domain`]: pure logic with no `ic_cdk` calls, behind the [`runtime::Runtime`] trait;
 //! - [`storage`]: stable-memory layout and structures.
+//!
+//! "SPEC §n" in comments means section n of the product contract, `docs/spec.md`.
 
 pub mod api;
 pub mod domain;
@@ -19,6 +21,7 @@ mod export {
     use crate::domain::config::Account;
     use crate::domain::config::{LiVaultArgs, Pricing};
     use crate::domain::error::VaultResult;
+    use crate::domain::keys::*;
     use crate::domain::member_types::*;
     use crate::domain::payments::types::*;
     use crate::domain::types::*;

@@ -9,6 +9,7 @@ use std::future::Future;
 
 use candid::Principal;
 
+use crate::domain::keys::VetKdFailure;
 use crate::domain::payments::ledger::{
     AccountBalanceArgs, CallFailure, Tokens, TransferArgs, TransferError,
 };
@@ -25,6 +26,8 @@ pub trait Runtime {
     fn cycle_balance(&self) -> u128;
     /// Heap memory in bytes.
     fn heap_bytes(&self) -> u64;
+    /// The canister's stable memory in bytes (what the IC charges for).
+    fn stable_memory_bytes(&self) -> u64;
     /// 32 bytes from the subnet's randomness (`raw_rand`).
     fn random_bytes(&self) -> impl Future<Output = Result<[u8; 32], String>>;
     /// Instructions executed so far in the current message execution
@@ -52,6 +55,44 @@ pub trait Runtime {
         ledger: Principal,
         args: TransferArgs,
     ) -> impl Future<Output = Result<Result<u64, TransferError>, CallFailure>>;
+    /// Cycles `vetkd_derive_key` costs with master key `key_name` (`ic0.cost_vetkd_derive_key`);
+    /// `Err` for a key name the subnet does not know.
+    fn vetkd_fee(&self, key_name: &str) -> Result<u128, String> {
+        Err(format!("no vetKD key {key_name:?} in this runtime"))
+    }
+    /// `vetkd_public_key` of the management canister for this canister and `context`.
+    fn vetkd_public_key(
+        &self,
+        key_name: &str,
+        context: &[u8],
+    ) -> impl Future<Output = Result<Vec<u8>, String>> {
+        let reason = format!(
+            "no vetKD key {key_name:?} in this runtime ({} B context)",
+            context.len()
+        );
+        async move { Err(reason) }
+    }
+    /// `vetkd_derive_key` of the management canister with its fee attached: the vetKey of
+    /// `input` under `context`, encrypted for `transport_public_key`.
+    fn vetkd_derive_key(
+        &self,
+        key_name: &str,
+        context: &[u8],
+        input: &[u8],
+        transport_public_key: &[u8],
+    ) -> impl Future<Output = Result<Vec<u8>, VetKdFailure>> {
+        let _ = (context, input, transport_public_key);
+        let reason = format!("no vetKD key {key_name:?} in this runtime");
+        async move { Err(VetKdFailure::Unavailable(reason)) }
+    }
+}
+
+/// The key id of a bls12_381_g2 vetKD master key.
+fn vetkd_key_id(key_name: &str) -> ic_cdk_management_canister::VetKDKeyId {
+    ic_cdk_management_canister::VetKDKeyId {
+        curve: ic_cdk_management_canister::VetKDCurve::Bls12_381_G2,
+        name: key_name.to_string(),
+    }
 }
 
 /// Maps a failed inter-canister call; only `SysUnknown` (6) leaves the outcome unknown.
@@ -94,6 +135,10 @@ impl Runtime for IcRuntime {
         {
             0
         }
+    }
+
+    fn stable_memory_bytes(&self) -> u64 {
+        ic_cdk::stable::stable_size() * 65_536
     }
 
     fn instruction_counter(&self) -> u64 {
@@ -157,6 +202,49 @@ impl Runtime for IcRuntime {
             unknown: true,
             reason: format!("transfer reply: {e}"),
         })
+    }
+
+    fn vetkd_fee(&self, key_name: &str) -> Result<u128, String> {
+        ic_cdk::api::cost_vetkd_derive_key(key_name, 0).map_err(|e| e.to_string())
+    }
+
+    async fn vetkd_public_key(&self, key_name: &str, context: &[u8]) -> Result<Vec<u8>, String> {
+        let args = ic_cdk_management_canister::VetKDPublicKeyArgs {
+            canister_id: None,
+            context: context.to_vec(),
+            key_id: vetkd_key_id(key_name),
+        };
+        ic_cdk_management_canister::vetkd_public_key(&args)
+            .await
+            .map(|r| r.public_key)
+            .map_err(|e| format!("vetkd_public_key: {e}"))
+    }
+
+    async fn vetkd_derive_key(
+        &self,
+        key_name: &str,
+        context: &[u8],
+        input: &[u8],
+        transport_public_key: &[u8],
+    ) -> Result<Vec<u8>, VetKdFailure> {
+        use ic_cdk_management_canister::SignCallError;
+        let args = ic_cdk_management_canister::VetKDDeriveKeyArgs {
+            input: input.to_vec(),
+            context: context.to_vec(),
+            transport_public_key: transport_public_key.to_vec(),
+            key_id: vetkd_key_id(key_name),
+        };
+        match ic_cdk_management_canister::vetkd_derive_key(&args).await {
+            Ok(reply) => Ok(reply.encrypted_key),
+            Err(SignCallError::CallFailed(ic_cdk::call::CallFailed::CallRejected(r)))
+                if crate::domain::keys::is_transport_key_reject(r.reject_message()) =>
+            {
+                Err(VetKdFailure::InvalidTransportKey(
+                    r.reject_message().to_string(),
+                ))
+            }
+            Err(e) => Err(VetKdFailure::Unavailable(format!("vetkd_derive_key: {e}"))),
+        }
     }
 }
 
@@ -281,6 +369,8 @@ pub mod testing {
         pub self_id: Principal,
         /// The ledger behind `ledger_balance` / `ledger_transfer`.
         pub ledger: RefCell<MockLedger>,
+        /// What `stable_memory_bytes` reports.
+        pub stable_bytes: Cell<u64>,
     }
 
     impl MockRuntime {
@@ -293,6 +383,7 @@ pub mod testing {
                 seed: Cell::new(0),
                 self_id: Principal::from_slice(&[0xCA, 0xFE, 1, 1]),
                 ledger: RefCell::new(MockLedger::default()),
+                stable_bytes: Cell::new(0),
             }
         }
 
@@ -345,6 +436,9 @@ pub mod testing {
         }
         fn heap_bytes(&self) -> u64 {
             0
+        }
+        fn stable_memory_bytes(&self) -> u64 {
+            self.stable_bytes.get()
         }
         async fn random_bytes(&self) -> Result<[u8; 32], String> {
             let s = self.seed.get().wrapping_add(1);

@@ -412,6 +412,7 @@ impl Canister {
             env.debug.clear();
         }
         let timer_before = self.store.data().global_timer;
+        let cycles_before = self.store.data().cycles;
         let certified_before = self.store.data().certified_data.clone();
         let _ = self.store.set_fuel(req.limit);
 
@@ -449,6 +450,7 @@ impl Canister {
             let len = env.stable_len_before;
             env.stable.truncate(len);
             env.global_timer = timer_before;
+            env.cycles = cycles_before;
             env.certified_data = certified_before;
             if let Err(e) = self.restore(&heap_before) {
                 // Cannot happen for a module that instantiated before; keep going loudly.

@@ -108,6 +108,8 @@ struct Callback {
     ctx: u64,
     call: OutCall,
     made_at: u64,
+    /// Cycles of `call.cycles` the callee kept (the rest is refunded with the response).
+    kept: u128,
 }
 
 #[derive(Debug, Clone)]
@@ -341,11 +343,19 @@ impl Host {
             stable_memory_bytes: env.stable.len() as u64,
             heap_bytes: c.heap_size() as u64,
             global_timer_ns: env.global_timer,
-            cycles: self.config.cycles,
+            cycles: env.cycles,
             version: env.version,
             module_hash: hex::encode(sha2::Sha256::digest(&c.wasm)),
             controllers: self.controllers.clone(),
         })
+    }
+
+    /// The canister's cycle balance: `HostConfig::cycles` at install, less the cycles its
+    /// calls attached and the callees kept (e.g. vetKD fees).
+    pub fn cycle_balance(&self) -> u128 {
+        self.canister
+            .as_ref()
+            .map_or(self.config.cycles, |c| c.env().cycles)
     }
 
     /// Stable memory bytes.
@@ -601,6 +611,7 @@ impl Host {
         let old = self.canister.as_mut().ok_or(HostError::NotInstalled)?;
         let version = old.env().version + 1;
         let stable = old.env().stable.clone();
+        let cycles = old.env().cycles;
         let restore_old = |host: &mut Host| {
             if let Some(old) = host.canister.as_mut() {
                 let _ = old.restore(&heap_before);
@@ -608,7 +619,8 @@ impl Host {
                 old.env_mut().global_timer = timer_before;
             }
         };
-        let env = self.base_env(stable, version);
+        let mut env = self.base_env(stable, version);
+        env.cycles = cycles;
         let mut new = match Canister::new(&self.engine, wasm, env) {
             Ok(c) => c,
             Err(e) => {
@@ -1063,6 +1075,7 @@ impl Host {
                     ctx: ctx_id,
                     call,
                     made_at: self.now,
+                    kept: 0,
                 },
             );
             self.queue.push_back(Task::Request {
@@ -1226,7 +1239,11 @@ impl Host {
                 Err((code, msg)) => Response::Reject(code, msg),
             }
         } else if callee == mgmt() {
-            self.management(&cb.call.method)
+            let (response, kept) = self.management(&cb.call.method, &cb.call.arg, cb.call.cycles);
+            if let Some(c) = self.callbacks.get_mut(&cb_id) {
+                c.kept = kept;
+            }
+            response
         } else {
             Response::Reject(3, format!("Canister {callee} not found"))
         };
@@ -1249,7 +1266,7 @@ impl Host {
                 .ledger
                 .handle_call(&cid, &cb.call.method, &cb.call.arg, now);
         } else if callee == mgmt() {
-            let _ = self.management(&cb.call.method);
+            let _ = self.management(&cb.call.method, &cb.call.arg, cb.call.cycles);
         }
     }
 
@@ -1318,8 +1335,43 @@ impl Host {
         }
     }
 
-    fn management(&mut self, method: &str) -> Response {
+    /// A call to the management canister with `cycles` attached: the response and the
+    /// cycles kept (the vetKD fee; everything else is refunded).
+    fn management(&mut self, method: &str, arg: &[u8], cycles: u128) -> (Response, u128) {
+        let caller = self.config.canister_id;
+        let reject = |e: crate::vetkd::VetKdError| Response::Reject(4, e.to_string());
         match method {
+            "vetkd_public_key" => {
+                let r = crate::vetkd::handle_public_key(&caller, arg);
+                return (r.map_or_else(reject, Response::Reply), 0);
+            }
+            "vetkd_derive_key" => {
+                let fee = match crate::vetkd::derive_key_name(arg) {
+                    Ok(name) => match crate::vetkd::fee(&name) {
+                        Some(fee) => fee,
+                        None => return (reject(crate::vetkd::VetKdError::UnknownKey(name)), 0),
+                    },
+                    Err(e) => return (reject(e), 0),
+                };
+                if cycles < fee {
+                    let msg = format!(
+                        "vetkd_derive_key request sent with {cycles} cycles, but {fee} cycles \
+                         are required."
+                    );
+                    return (Response::Reject(4, msg), 0);
+                }
+                let mut seed = [0u8; 64];
+                for chunk in seed.chunks_exact_mut(8) {
+                    chunk.copy_from_slice(&self.next_rand().to_le_bytes());
+                }
+                return match crate::vetkd::handle_derive_key(&caller, arg, &seed) {
+                    Ok(bytes) => (Response::Reply(bytes), fee),
+                    Err(e) => (reject(e), 0),
+                };
+            }
+            _ => {}
+        }
+        let response = match method {
             "raw_rand" => {
                 let mut bytes = Vec::with_capacity(32);
                 for _ in 0..4 {
@@ -1336,7 +1388,8 @@ impl Host {
                     "management canister method '{method}' is not supported by the local replica"
                 ),
             ),
-        }
+        };
+        (response, 0)
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -1369,6 +1422,13 @@ impl Host {
             Some(ctx) => ctx.outstanding = ctx.outstanding.saturating_sub(1),
             None => return,
         }
+        // Unused attached cycles return to the balance with the response.
+        let refund = cb.call.cycles.saturating_sub(cb.kept);
+        if let Some(c) = self.canister.as_mut() {
+            let env = c.env_mut();
+            env.cycles = env.cycles.saturating_add(refund);
+            env.cycles_refunded = refund;
+        }
         let force_trap = if self.faults.trap_callbacks > 0 {
             self.faults.trap_callbacks -= 1;
             Some(format!(
@@ -1392,7 +1452,11 @@ impl Host {
                 Some((code, msg)),
             ),
         };
-        let Some(out) = self.exec_in_context(ctx_id, kind, entry, arg, reject, force_trap) else {
+        let out = self.exec_in_context(ctx_id, kind, entry, arg, reject, force_trap);
+        if let Some(c) = self.canister.as_mut() {
+            c.env_mut().cycles_refunded = 0;
+        }
+        let Some(out) = out else {
             return;
         };
         if out.trap.is_some() {

@@ -161,8 +161,10 @@ pub struct Env {
     pub controllers: Vec<Vec<u8>>,
     /// Canister version.
     pub version: u64,
-    /// Cycle balance reported to the canister.
+    /// The canister's cycle balance (cycles attached to calls leave it; refunds return).
     pub cycles: u128,
+    /// Cycles refunded with the response being processed (`msg_cycles_refunded128`).
+    pub cycles_refunded: u128,
     /// Certified data.
     pub certified_data: Vec<u8>,
     /// `in_replicated_execution`.
@@ -367,6 +369,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "canister_status",
     "canister_version",
     "cost_call",
+    "cost_vetkd_derive_key",
     "time",
     "global_timer_set",
     "performance_counter",
@@ -568,7 +571,8 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
                                      dst: u32|
      -> Result<(), Error> {
         enter(&mut c, "msg_cycles_refunded128", overhead::MSG_CYCLES)?;
-        write_u128(&mut c, dst as u64, 0, "msg_cycles_refunded128")
+        let v = c.data().cycles_refunded;
+        write_u128(&mut c, dst as u64, v, "msg_cycles_refunded128")
     });
     wrap!("msg_cycles_accept128", |mut c: C,
                                    _hi: u64,
@@ -658,6 +662,26 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
             cost_call(name_len, payload_len),
             "cost_call",
         )
+    });
+    wrap!("cost_vetkd_derive_key", |mut c: C,
+                                    src: u32,
+                                    size: u32,
+                                    curve: u32,
+                                    dst: u32|
+     -> Result<u32, Error> {
+        enter(&mut c, "cost_vetkd_derive_key", overhead::COST_CALL)?;
+        let name = read_heap(&c, src as u64, size as u64, "cost_vetkd_derive_key")?;
+        if curve != 0 {
+            return Ok(1);
+        }
+        let fee = std::str::from_utf8(&name).ok().and_then(crate::vetkd::fee);
+        match fee {
+            Some(fee) => {
+                write_u128(&mut c, dst as u64, fee, "cost_vetkd_derive_key")?;
+                Ok(0)
+            }
+            None => Ok(2),
+        }
     });
     wrap!("time", |mut c: C| -> Result<u64, Error> {
         enter(&mut c, "time", overhead::TIME)?;
@@ -894,9 +918,20 @@ pub fn link(linker: &mut Linker<Env>, module: &Module) -> Result<(), Error> {
                                  lo: u64|
      -> Result<(), Error> {
         enter(&mut c, "call_cycles_add128", overhead::CALL_CYCLES_ADD128)?;
-        match c.data_mut().pending_call.as_mut() {
+        let amount = ((hi as u128) << 64) | lo as u128;
+        let env = c.data_mut();
+        match env.pending_call.as_mut() {
             Some(call) => {
-                call.cycles += ((hi as u128) << 64) | lo as u128;
+                // The cycles leave the balance now (refunded when the response arrives).
+                if amount > env.cycles {
+                    return Err(trap(format!(
+                        "ic0.call_cycles_add128: the canister cannot afford {amount} cycles \
+                         (balance {})",
+                        env.cycles
+                    )));
+                }
+                env.cycles -= amount;
+                call.cycles += amount;
                 Ok(())
             }
             None => Err(trap("ic0.call_cycles_add128 called without call_new")),

@@ -1,7 +1,8 @@
 //! In-process model of the ICP ledger (`ryjl3-tyaaa-aaaaa-aaaba-cai`).
 //!
 //! This module owns balances (per account identifier), the block log, deduplication and
-//! the Candid interface subset of `shared/reference/icp_ledger_subset.did`: legacy
+//! the Candid interface of `candid/icp_ledger.did` (the official ICP ledger interface for
+//! the methods LiVault uses, checked against `candid/reference/icp_ledger.did`): legacy
 //! `transfer` / `account_balance` / `transfer_fee` / `account_identifier` and ICRC-1
 //! `icrc1_transfer` / `icrc1_balance_of` / `icrc1_fee`. An ICRC account maps to its
 //! account identifier, so both interfaces see the same balances.
@@ -221,6 +222,9 @@ pub struct Ledger {
     dedup: Vec<(DedupKey, u64)>,
     minted: u64,
     burned: u64,
+    /// Calls handled per method (for tests that bound how often the canister asks).
+    #[serde(default)]
+    calls: BTreeMap<String, u64>,
 }
 
 /// A reject from a peer: (code, message).
@@ -275,6 +279,11 @@ impl Ledger {
     /// Total fees burned.
     pub fn fees_burned(&self) -> u64 {
         self.burned
+    }
+
+    /// How many calls to `method` this ledger has handled.
+    pub fn call_count(&self, method: &str) -> u64 {
+        self.calls.get(method).copied().unwrap_or(0)
     }
 
     /// All non-zero balances.
@@ -535,6 +544,7 @@ impl Ledger {
         arg: &[u8],
         now: u64,
     ) -> Result<Vec<u8>, PeerReject> {
+        *self.calls.entry(method.to_string()).or_default() += 1;
         let enc = |r: Result<Vec<u8>, candid::Error>| {
             r.map_err(|e| (5, format!("ledger: failed to encode reply: {e}")))
         };

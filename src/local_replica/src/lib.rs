@@ -12,7 +12,9 @@
 //!   the "did not reply" rule, `inspect_message`, queries that never persist, timers on a
 //!   controlled clock, atomic install/upgrade ([`host`]);
 //! * peers: an ICP ledger model ([`ledger`]) and the management canister's `raw_rand`
-//!   (seeded, deterministic);
+//!   (seeded, deterministic), `vetkd_public_key` and `vetkd_derive_key` with fixed test
+//!   master keys and the IC's fees ([`vetkd`]);
+//! * cycles: attached cycles leave the canister's balance, unused ones are refunded;
 //! * instruction counting with the IC's cost table and limits ([`costs`]);
 //! * fault injection: rejected calls, unknown outcomes, held calls, trapping callbacks,
 //!   traps at the n-th call of an ic0 function;
@@ -49,6 +51,8 @@ pub mod ledger;
 pub mod persist;
 pub mod progress;
 pub mod types;
+pub mod vetkd;
+pub mod vetkeys_client;
 
 pub use account::AccountId;
 pub use host::{

@@ -53,6 +53,9 @@ struct CanisterFile {
     global_timer: u64,
     version: u64,
     certified_data: Vec<u8>,
+    /// Cycle balance (absent in files written before cycles were accounted: the config's).
+    #[serde(default)]
+    cycles: Option<u128>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,6 +98,7 @@ impl Host {
                     global_timer: c.env().global_timer,
                     version: c.env().version,
                     certified_data: c.env().certified_data.clone(),
+                    cycles: Some(c.env().cycles),
                 },
                 snap.memory,
                 c.env().stable.clone(),
@@ -114,6 +118,7 @@ impl Host {
                 global_timer: c.0.global_timer,
                 version: c.0.version,
                 certified_data: c.0.certified_data.clone(),
+                cycles: c.0.cycles,
             }),
             records: self.records.iter().cloned().collect(),
         };
@@ -167,6 +172,9 @@ impl Host {
             let mut env = host.base_env(stable, cf.version);
             env.global_timer = cf.global_timer;
             env.certified_data = cf.certified_data;
+            if let Some(cycles) = cf.cycles {
+                env.cycles = cycles;
+            }
             let mut c = Canister::new(&host.engine, &wasm, env)
                 .map_err(|e| PersistError::Restore(e.to_string()))?;
             c.restore(&HeapSnapshot {

@@ -4,7 +4,10 @@
 //! `bench_seed_drafts` creates many `Draft` vaults in one message through the same domain code
 //! as `create_vault` (`vaults::create_vault`: validation, pricing, per-owner limit, audit
 //! event, owner index, scheduler entries), so a benchmark can seed 100 000 vaults in minutes
-//! instead of hours of single ingress messages. `bench_storage_ops` measures the storage
+//! instead of hours of single ingress messages. `bench_seed_audit` appends many audit events to
+//! one vault through `audit::append` (the path every audit-writing call takes), so a test can
+//! bring a vault's log to 65 536+ kept events without 18 hours of rate-limited update calls.
+//! `bench_storage_ops` measures the storage
 //! structures per operation (`bench_storage`, BENCHMARKS.md "Storage layout 3"). The default
 //! build (`scripts/build.sh`) does not compile this module; its endpoint check fails if the
 //! wasm exports anything outside the `.did` and `candid/hidden_endpoints.txt`, and
@@ -14,6 +17,7 @@ use std::future::Future;
 
 use candid::Principal;
 
+use crate::domain::audit::{self, AuditAction};
 use crate::domain::error::{VaultError, VaultResult};
 use crate::domain::payments::ledger::{CallFailure, TransferArgs, TransferError};
 use crate::domain::types::{CreateVaultArgs, PlanSelection, Tier};
@@ -55,6 +59,9 @@ impl<R: Runtime> Runtime for AsCaller<'_, R> {
     }
     fn heap_bytes(&self) -> u64 {
         self.inner.heap_bytes()
+    }
+    fn stable_memory_bytes(&self) -> u64 {
+        self.inner.stable_memory_bytes()
     }
     fn random_bytes(&self) -> impl Future<Output = Result<[u8; 32], String>> {
         self.inner.random_bytes()
@@ -121,6 +128,43 @@ fn bench_seed_drafts(first: u64, count: u32) -> VaultResult<u32> {
     })
 }
 
+/// Most audit events one `bench_seed_audit` call appends (~60 000 instructions each: a few
+/// hundred million per call, far inside the instruction limit).
+pub const MAX_AUDIT_SEED_PER_CALL: u32 = 10_000;
+
+/// Controllers, benchmark builds only: appends `count` events (`vault.settings_changed` by the
+/// vault's owner, details `bench_seed_audit`, at the current time) to the log of vault
+/// `vault_id` through `audit::append`, exactly as an owner's `update_vault` would, and stores
+/// the vault's new chain head. Returns the vault's next audit seq.
+#[ic_cdk::update(hidden = true)]
+fn bench_seed_audit(vault_id: u64, count: u32) -> VaultResult<u64> {
+    let rt = rt();
+    if !rt.is_controller(&rt.caller()) {
+        return Err(VaultError::NotAuthorized);
+    }
+    if count > MAX_AUDIT_SEED_PER_CALL {
+        return Err(VaultError::invalid("count", "too many for one call"));
+    }
+    let now = rt.now();
+    write(|s| {
+        let mut vault = s.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
+        for _ in 0..count {
+            let owner = vault.owner;
+            audit::append(
+                s,
+                &mut vault,
+                now,
+                owner,
+                AuditAction::SettingsChanged,
+                "bench_seed_audit".into(),
+            );
+        }
+        let next = vault.audit_next_seq;
+        s.vaults.insert(vault_id, vault);
+        Ok(next)
+    })
+}
+
 /// Operations averaged per measurement in [`bench_storage_ops`].
 const OPS: u64 = 20;
 
@@ -154,12 +198,13 @@ fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
     };
     let counter = || ic_cdk::api::performance_counter(0);
     let mut out: Vec<(String, u64)> = vec![("records".into(), n)];
-    let mut measure = |name: &str, mut op: Box<dyn FnMut(u64) + '_>| {
+    // Mean instructions of `op(0..ops)`.
+    let mut measure_n = |name: &str, ops: u64, mut op: Box<dyn FnMut(u64) + '_>| {
         let start = counter();
-        for i in 0..OPS {
+        for i in 0..ops {
             op(i);
         }
-        out.push((name.into(), (counter() - start) / OPS));
+        out.push((name.into(), (counter() - start) / ops));
     };
     // Keys spread over the whole map.
     let spread = move |i: u64| (i * 7_919) % n;
@@ -173,28 +218,32 @@ fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
         tree.insert(id, vault.clone());
         dense.insert(id, vault.clone());
     }
-    measure(
+    measure_n(
         "btree vault get",
+        OPS,
         Box::new(|i| {
             black_box(tree.get(&spread(i)));
         }),
     );
-    measure(
+    measure_n(
         "dense vault get",
+        OPS,
         Box::new(|i| {
             black_box(dense.get(&spread(i)));
         }),
     );
     let v = vault.clone();
-    measure(
+    measure_n(
         "btree vault insert (overwrite)",
+        OPS,
         Box::new(move |i| {
             black_box(tree.insert(spread(i), v.clone()));
         }),
     );
     let v = vault.clone();
-    measure(
+    measure_n(
         "dense vault insert (overwrite)",
+        OPS,
         Box::new(move |i| {
             dense.insert(spread(i), v.clone());
         }),
@@ -211,26 +260,30 @@ fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
             queue.insert((due, kind, id), 0);
         }
     }
-    measure(
+    measure_n(
         "btree queue remove (front)",
+        OPS,
         Box::new(|i| {
             black_box(qtree.remove(&(i, 1, i)));
         }),
     );
-    measure(
+    measure_n(
         "dense queue remove (front)",
+        OPS,
         Box::new(|i| {
             black_box(queue.remove(&(i, 1, i)));
         }),
     );
-    measure(
+    measure_n(
         "btree queue insert",
+        OPS,
         Box::new(|i| {
             black_box(qtree.insert((3 * n + i, 1, i), 0));
         }),
     );
-    measure(
+    measure_n(
         "dense queue insert",
+        OPS,
         Box::new(|i| {
             black_box(queue.insert((3 * n + i, 1, i), 0));
         }),
@@ -251,16 +304,42 @@ fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
         atree.insert((id, 0), at(0));
         log.append(id, &at(0));
     }
-    measure(
+    measure_n(
         "btree audit append",
+        OPS,
         Box::new(|i| {
             black_box(atree.insert((spread(i), 1), at(1)));
         }),
     );
-    measure(
+    measure_n(
         "dense audit append",
+        OPS,
         Box::new(|i| {
             log.append(spread(i), &at(1));
+        }),
+    );
+    // One vault whose log holds n events: appends (every index move or page start
+    // included), reads, and compaction batches (up to 100, as the scheduler's).
+    let big = n;
+    measure_n(
+        "dense audit append, 1 vault (mean of n)",
+        n,
+        Box::new(|seq| log.append(big, &at(seq))),
+    );
+    measure_n(
+        "dense audit get, 1 vault of n",
+        OPS,
+        Box::new(|i| {
+            black_box(log.get(big, spread(i)));
+        }),
+    );
+    // A compaction run drops min(100, n / 40): at most half the log goes over the 20 runs.
+    let k = 100.min(n / (2 * OPS));
+    measure_n(
+        "dense audit compaction run, 1 vault of n",
+        OPS,
+        Box::new(|i| {
+            black_box(log.drop_before(big, k * (i + 1)));
         }),
     );
 

@@ -12,8 +12,8 @@ use serde_bytes::ByteBuf;
 use crate::domain::content;
 use crate::domain::error::{VaultError, VaultResult};
 use crate::domain::types::{
-    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId, UploadId,
-    UploadView, VaultId,
+    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId,
+    UpdateItemMetaArgs, UploadId, UploadView, VaultId,
 };
 use crate::runtime::Runtime;
 use crate::storage::pages::{self, ChunkLoc};
@@ -125,6 +125,13 @@ fn delete_item(vault_id: VaultId, item_id: ItemId) -> VaultResult<()> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Refuse)?;
     write(|s| content::delete_item(s, &rt, vault_id, item_id))
+}
+
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
+fn update_item_meta(args: UpdateItemMetaArgs) -> VaultResult<ItemView> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Refuse)?;
+    write(|s| content::update_item_meta(s, &rt, args))
 }
 
 #[ic_cdk::query(guard = "crate::api::arguments::within_limits")]

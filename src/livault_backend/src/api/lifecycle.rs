@@ -24,6 +24,7 @@ fn init(args: Option<LiVaultArgs>) {
     });
     super::scheduler::arm_timers();
     super::content::warm_up();
+    super::keys::arm_public_key_fetch();
 }
 
 #[ic_cdk::pre_upgrade]
@@ -56,6 +57,8 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
     // Timers do not survive an upgrade: arm them again (with the possibly new interval).
     super::scheduler::arm_timers();
     super::content::warm_up();
+    // A new key name (or a cache written before vetKeys) fetches the public key again.
+    super::keys::arm_public_key_fetch();
 }
 
 /// Candid framing around a method's payload (header, type table, ids, lengths).

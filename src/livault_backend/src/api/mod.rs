@@ -7,6 +7,7 @@ pub mod arguments;
 pub mod bench_seed;
 pub mod content;
 pub mod http;
+pub mod keys;
 pub mod lifecycle;
 pub mod members;
 pub mod payments;

@@ -44,6 +44,13 @@ async fn refund_session(session_id: SessionId) -> VaultResult<PaymentSession> {
 }
 
 #[ic_cdk::update]
+fn set_refund_account(vault_id: VaultId, account: Option<Account>) -> VaultResult<()> {
+    let rt = rt();
+    admit_update(&rt, WhenPaused::Refuse)?;
+    write(|s| payments::set_refund_account(s, &rt, vault_id, account))
+}
+
+#[ic_cdk::update]
 fn set_treasury(treasury: Account) -> VaultResult<()> {
     let rt = rt();
     admit_update(&rt, WhenPaused::Allow)?;

@@ -25,10 +25,11 @@ use std::time::Duration;
 use candid::{CandidType, Deserialize};
 
 use crate::domain::admin::{self, RunStats};
+use crate::domain::content;
 use crate::domain::error::{VaultError, VaultResult};
-use crate::domain::scheduler::{self, QueueKey, QueueKind, MAX_ITEMS_PER_TICK};
-use crate::domain::types::{TickReport, NANOS_PER_DAY};
-use crate::domain::{content, payments};
+use crate::domain::payments::{self, checks, types::SessionId};
+use crate::domain::scheduler::{self, QueueKey, MAX_ITEMS_PER_TICK};
+use crate::domain::types::TickReport;
 use crate::runtime::Runtime;
 
 use super::{admit_update, read, rt, write, GlobalState, WhenPaused};
@@ -95,35 +96,15 @@ async fn run_batch_message(keys: &[QueueKey]) -> Result<BatchReply, String> {
     reply.map_err(|e| format!("{e:?}"))
 }
 
-/// Checks one payment session's balance (the entry is removed first; an unpaid session is
-/// checked again later while it can still be paid: until one day after its expiry).
-/// Returns (applied, processed).
-async fn check_session(key: QueueKey) -> (bool, bool) {
+/// Runs the scheduler's check of one payment session (SPEC §6): its entry is first moved to
+/// a retry time (so a trap after the await loses nothing), then the verification runs with
+/// the canister as actor and schedules the next check itself. Returns (applied, processed).
+async fn check_session(session_id: SessionId, now: u64) -> (bool, bool) {
     let rt = rt();
-    let (_, _, session_id) = key;
-    if !write(|s| s.scheduler_queue.remove(&key).is_some()) {
+    if !write(|s| checks::begin(s, session_id, now)) {
         return (false, false);
     }
     let outcome = payments::verify_session(&GlobalState, &rt, session_id, rt.canister_id()).await;
-    let now = rt.now();
-    let retry = matches!(
-        outcome,
-        Err(VaultError::NotYetPaid
-            | VaultError::Underpaid { .. }
-            | VaultError::LedgerUnavailable { .. }
-            | VaultError::Busy)
-    );
-    if retry {
-        write(|s| {
-            let open_until = s
-                .payment_sessions
-                .get(&session_id)
-                .map_or(0, |p| p.expires_at.saturating_add(NANOS_PER_DAY));
-            if now < open_until {
-                scheduler::schedule_session_check(s, session_id, now, true);
-            }
-        });
-    }
     (outcome.is_ok(), true)
 }
 
@@ -144,22 +125,19 @@ pub async fn tick(manual: bool) -> TickReport {
         report.skipped = Some("busy".into());
         return report;
     };
-    let due = read(|s| scheduler::due_batch(s, now, MAX_ITEMS_PER_TICK));
-    report.taken = due.len() as u32;
-    // Payment sessions need ledger calls: checked here, one await each; the rest is
-    // processed synchronously in batch messages below.
-    let (sessions, keys): (Vec<QueueKey>, Vec<QueueKey>) = due
-        .into_iter()
-        .partition(|k| k.1 == QueueKind::SessionCheck.code());
-    for key in sessions {
-        let (applied, processed) = check_session(key).await;
-        report.processed += u32::from(processed);
-        report.applied += u32::from(applied);
-    }
-    // Stale uploads: the content's own idle index, bounded per tick.
-    let collected = write(|s| content::collect_stale_uploads(s, now, MAX_ITEMS_PER_TICK));
+    let keys = read(|s| scheduler::due_batch(s, now, MAX_ITEMS_PER_TICK));
+    let sessions = read(|s| checks::due(s, now, checks::MAX_CHECKS_PER_TICK));
+    report.taken = (keys.len() + sessions.len()) as u32;
+    // Collectors with their own indexes, bounded per tick: stale uploads, expired download
+    // tickets and past days' download counters (issue #12 L1: these were never run).
+    let collected = write(|s| {
+        content::collect_stale_uploads(s, now, MAX_ITEMS_PER_TICK)
+            + content::collect_expired_tickets(s, now, MAX_ITEMS_PER_TICK)
+    });
     report.processed += collected as u32;
     report.applied += collected as u32;
+    // Lifecycle deadlines first, in batch messages; payment checks (ledger calls) after, so
+    // no backlog of them can delay a vault's deadline.
     if !keys.is_empty() {
         let add = |report: &mut TickReport, r: BatchReply| {
             report.processed += r.processed;
@@ -188,8 +166,13 @@ pub async fn tick(manual: bool) -> TickReport {
                 }
             }
         }
-        report.more_due = read(|s| scheduler::has_due(s, now));
     }
+    for session_id in sessions {
+        let (applied, processed) = check_session(session_id, now).await;
+        report.processed += u32::from(processed);
+        report.applied += u32::from(applied);
+    }
+    report.more_due = read(|s| scheduler::has_due(s, now) || !checks::due(s, now, 1).is_empty());
     report.instructions += rt.call_context_instructions();
     STATS.with(|s| {
         let mut s = s.borrow_mut();

@@ -62,16 +62,17 @@ fn get_audit_log(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<AuditEve
     let rt = rt();
     read(|s| {
         let caller = rt.caller();
-        let (_, acc) = access::load(s, vault_id, &caller, Need::OwnerOrMember)?;
-        let everything = acc == access::Access::Owner;
-        audit::page(
-            s,
-            vault_id,
-            caller,
-            everything,
-            page.start_after,
-            page.limit,
-        )
+        let (vault, acc) = access::load(s, vault_id, &caller, Need::OwnerOrMember)?;
+        let viewer = if acc == access::Access::Owner {
+            audit::Viewer::Owner
+        } else {
+            audit::Viewer::Member {
+                principal: caller,
+                owner: vault.owner,
+                system: rt.canister_id(),
+            }
+        };
+        audit::page(s, vault_id, viewer, page.start_after, page.limit)
     })
 }
 

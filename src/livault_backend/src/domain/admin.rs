@@ -81,7 +81,13 @@ pub fn collect_metrics(
         vaults_total: header.next_vault_id - 1,
         vaults_by_status,
         cycles_balance: rt.cycle_balance(),
-        stable_memory_bytes: state.stable_pages() * 65_536,
+        stable_memory_bytes: rt.stable_memory_bytes(),
+        stable_memory_high_water_bytes: state.config().limits.high_water_bytes(),
+        stable_memory_headroom_bytes: state
+            .config()
+            .limits
+            .high_water_bytes()
+            .saturating_sub(rt.stable_memory_bytes()),
         heap_memory_bytes: rt.heap_bytes(),
         admins: state.config().admins.len() as u32,
         rate_limited_principals: rate_limited,
@@ -93,6 +99,8 @@ pub fn collect_metrics(
             due_now: scheduler::due_count(state, now, DUE_COUNT_CAP),
             parked: scheduler::parked_count(state, DUE_COUNT_CAP),
             interval_secs: state.config().durations.timer_interval_secs,
+            payment_checks_queued: state.payment_checks.len(),
+            payment_checks_due: super::payments::checks::due_count(state, now, DUE_COUNT_CAP),
         },
         storage_committed_bytes: c.storage_committed_bytes,
         storage_reserved_bytes: c.storage_reserved_bytes,
@@ -104,11 +112,14 @@ pub fn collect_metrics(
         billing_entries: c.billing_entries,
         billing_treasury_e8s: c.treasury_e8s,
         billing_refunded_e8s: c.refunded_e8s,
+        vetkeys: super::keys::metrics(state),
     }
 }
 
-/// The metrics in the Prometheus text exposition format (`/metrics`), written with
-/// `ic-metrics-encoder`. Aggregates only: no principal, vault id or user data.
+/// The metrics in the Prometheus text exposition format (`/metrics`, which anyone may read),
+/// written with `ic-metrics-encoder`. Aggregates only: no principal, vault id or user data;
+/// and no business figures: the cycle balance and the billing sums (revenue, refunds) are in
+/// the admins' `get_metrics` only (issue #12 L6).
 pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
     let mut w = ic_metrics_encoder::MetricsEncoder::new(Vec::new(), (m.now / 1_000_000) as i64);
     let mut by_status = w.gauge_vec("livault_vaults", "Vaults per lifecycle status.")?;
@@ -121,14 +132,14 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         "Vaults ever created (tombstones included).",
     )?;
     w.encode_gauge(
-        "livault_cycles_balance",
-        m.cycles_balance as f64,
-        "Cycle balance of the canister.",
-    )?;
-    w.encode_gauge(
         "livault_stable_memory_bytes",
         m.stable_memory_bytes as f64,
-        "Stable memory used, in bytes.",
+        "The canister's stable memory, in bytes.",
+    )?;
+    w.encode_gauge(
+        "livault_stable_memory_headroom_bytes",
+        m.stable_memory_headroom_bytes as f64,
+        "Bytes left below the capacity high-water mark (new vaults and uploads stop at 0).",
     )?;
     w.encode_gauge(
         "livault_heap_memory_bytes",
@@ -206,15 +217,25 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         m.billing_entries as f64,
         "Confirmed payments (billing entries).",
     )?;
-    w.encode_counter(
-        "livault_billing_treasury_e8s_total",
-        m.billing_treasury_e8s as f64,
-        "e8s swept into the treasury.",
+    w.encode_gauge(
+        "livault_payment_checks_queued",
+        s.payment_checks_queued as f64,
+        "Payment sessions the scheduler will check again.",
+    )?;
+    w.encode_gauge(
+        "livault_payment_checks_due",
+        s.payment_checks_due as f64,
+        "Payment checks due now (backlog).",
     )?;
     w.encode_counter(
-        "livault_billing_refunded_e8s_total",
-        m.billing_refunded_e8s as f64,
-        "e8s refunded to owners (excess and admin refunds).",
+        "livault_vetkeys_derived_total",
+        m.vetkeys.derived_total as f64,
+        "vetKeys handed out (key.derived).",
+    )?;
+    w.encode_counter(
+        "livault_vetkeys_failed_total",
+        m.vetkeys.failed_total as f64,
+        "vetKD derivations the management canister did not complete.",
     )?;
     if let Some(last) = &s.last_run {
         w.encode_gauge(
@@ -290,9 +311,9 @@ pub fn list_vaults(
 /// prices already frozen in vaults (and quotes frozen in payment sessions) do not change.
 pub fn set_pricing(state: &mut State, rt: &impl Runtime, pricing: Pricing) -> VaultResult<()> {
     require_admin(state, &rt.caller())?;
-    pricing.validate()?;
     let mut config = state.config().clone();
     config.pricing = pricing;
+    config.validate()?;
     state.set_config(config);
     Ok(())
 }

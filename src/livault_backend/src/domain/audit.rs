@@ -43,6 +43,8 @@ pub enum AuditAction {
     PaymentSessionOpened,
     PaymentConfirmed,
     PaymentRefunded,
+    /// The owner named (or reset) the account refunds of the vault go to.
+    RefundAccountSet,
     PlanUpgraded,
     // ---- content
     UploadBegun,
@@ -52,6 +54,9 @@ pub enum AuditAction {
     ItemReplaced,
     ItemDeleted,
     DownloadRequested,
+    ItemMetaUpdated,
+    // ---- vetKeys
+    KeyDerived,
 }
 
 impl AuditAction {
@@ -83,6 +88,7 @@ impl AuditAction {
             AuditAction::PaymentSessionOpened => "payment.session_opened",
             AuditAction::PaymentConfirmed => "payment.confirmed",
             AuditAction::PaymentRefunded => "payment.refunded",
+            AuditAction::RefundAccountSet => "payment.refund_account_set",
             AuditAction::PlanUpgraded => "vault.plan_upgraded",
             AuditAction::UploadBegun => "content.upload_begun",
             AuditAction::UploadAborted => "content.upload_aborted",
@@ -91,6 +97,8 @@ impl AuditAction {
             AuditAction::ItemReplaced => "content.item_replaced",
             AuditAction::ItemDeleted => "content.item_deleted",
             AuditAction::DownloadRequested => "content.download_requested",
+            AuditAction::ItemMetaUpdated => "content.item_meta_updated",
+            AuditAction::KeyDerived => "key.derived",
         }
     }
 
@@ -153,13 +161,28 @@ pub fn append(
     vault.audit_head = hash.to_vec();
 }
 
-/// A page of the vault's log, oldest first, after sequence `start_after`.
-/// `everything` is the owner's view; otherwise only member-visible events and the viewer's own.
+/// Who reads a vault's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// The owner: every event, as stored.
+    Owner,
+    /// A member (heir, witness): events about the vault's state and their own actions. The
+    /// actor of an event is shown when it is the viewer, the owner or the system (this
+    /// canister, or `aaaaa-aa` for lifecycle deadlines); another member's principal is shown
+    /// as the anonymous principal `2vxsx-fae`, as `list_members` hides it too (issue #12 L4).
+    /// Details name members by member id, never by principal.
+    Member {
+        principal: Principal,
+        owner: Principal,
+        system: Principal,
+    },
+}
+
+/// A page of the vault's log for `viewer`, oldest first, after sequence `start_after`.
 pub fn page(
     state: &State,
     vault_id: VaultId,
-    viewer: Principal,
-    everything: bool,
+    viewer: Viewer,
     start_after: Option<u64>,
     limit: Option<u32>,
 ) -> VaultResult<Page<AuditEventView>> {
@@ -171,18 +194,38 @@ pub fn page(
     let mut last_seen = None;
     for e in state.audit.events_from(vault_id, from).take(scan_cap) {
         last_seen = Some(e.seq);
-        if everything || e.actor == viewer || AuditAction::visible_to_members(&e.action) {
-            items.push(AuditEventView {
-                seq: e.seq,
-                at: e.at,
-                actor: e.actor,
-                action: e.action,
-                details: e.details,
-                hash: serde_bytes::ByteBuf::from(e.hash),
-            });
-            if items.len() == limit {
-                break;
+        let actor = match viewer {
+            Viewer::Owner => e.actor,
+            Viewer::Member {
+                principal,
+                owner,
+                system,
+            } => {
+                let own = e.actor == principal;
+                if !own && !AuditAction::visible_to_members(&e.action) {
+                    continue;
+                }
+                let shown = own
+                    || e.actor == owner
+                    || e.actor == system
+                    || e.actor == Principal::management_canister();
+                if shown {
+                    e.actor
+                } else {
+                    Principal::anonymous()
+                }
             }
+        };
+        items.push(AuditEventView {
+            seq: e.seq,
+            at: e.at,
+            actor,
+            action: e.action,
+            details: e.details,
+            hash: serde_bytes::ByteBuf::from(e.hash),
+        });
+        if items.len() == limit {
+            break;
         }
     }
     let next_cursor = match last_seen {

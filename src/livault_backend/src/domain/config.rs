@@ -170,7 +170,18 @@ pub struct Limits {
     pub max_items_per_vault: u32,
     /// Downloads per user per day [3]; owners are unlimited.
     pub downloads_per_day: u32,
+    /// Capacity high-water mark of the canister's stable memory, in bytes
+    /// [[`DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES`]]: at or past it `create_vault` and
+    /// `begin_upload` are refused (`PlanLimit { resource = "canister_storage" }`) while
+    /// existing vaults keep working (check-in, downloads, payments, members).
+    #[serde(default)]
+    pub stable_memory_high_water_bytes: Option<u64>,
 }
+
+/// Default capacity high-water mark: 100 GiB of the IC's 500 GiB stable-memory limit.
+pub const DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES: u64 = 100 << 30;
+/// Largest high-water mark an admin may set: the IC's stable-memory limit.
+pub const MAX_STABLE_MEMORY_BYTES: u64 = 500 << 30;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -179,7 +190,89 @@ impl Default for Limits {
             max_vaults_per_owner: 20,
             max_items_per_vault: 1000,
             downloads_per_day: 3,
+            stable_memory_high_water_bytes: None,
         }
+    }
+}
+
+/// vetKD key release (SPEC §16, docs/keys.md): the master key and the derivation limits.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub struct VetKdConfig {
+    /// vetKD master key name (curve bls12_381_g2): `key_1` (mainnet production), `test_key_1`
+    /// (mainnet test key) or a local test key (`dfx_test_key` on dfx and livault-local) [key_1].
+    pub key_name: String,
+    /// Derivations per owner, vault and UTC day [10].
+    pub owner_derivations_per_day: u32,
+    /// Derivations per heir, vault and UTC day [3] (like downloads).
+    pub heir_derivations_per_day: u32,
+    /// Derivations per vault in each 30-day budget window [60].
+    pub vault_derivations_per_window: u32,
+    /// Derivations per UTC day for all unpaid (`Draft`) vaults together [20]; 0 = none.
+    pub unpaid_derivations_per_day: u32,
+}
+
+impl Default for VetKdConfig {
+    fn default() -> Self {
+        VetKdConfig {
+            key_name: "key_1".to_string(),
+            owner_derivations_per_day: 10,
+            heir_derivations_per_day: 3,
+            vault_derivations_per_window: 60,
+            unpaid_derivations_per_day: 20,
+        }
+    }
+}
+
+/// Longest vetKD key name accepted.
+pub const MAX_KEY_NAME_CHARS: usize = 64;
+
+impl VetKdConfig {
+    /// Key name format and bounds on every limit. Whether the key exists is for the
+    /// management canister to say (an unknown name is refused at derivation).
+    pub fn validate(&self) -> VaultResult<()> {
+        let name = &self.key_name;
+        if name.is_empty()
+            || name.len() > MAX_KEY_NAME_CHARS
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(VaultError::invalid(
+                "vetkd.key_name",
+                format!("1..={MAX_KEY_NAME_CHARS} characters of A-Z a-z 0-9 _ -"),
+            ));
+        }
+        let range = |field: &str, v: u32, lo: u32, hi: u32| {
+            if v < lo || v > hi {
+                Err(VaultError::invalid(field, format!("must be {lo}..={hi}")))
+            } else {
+                Ok(())
+            }
+        };
+        range(
+            "vetkd.owner_derivations_per_day",
+            self.owner_derivations_per_day,
+            1,
+            1000,
+        )?;
+        range(
+            "vetkd.heir_derivations_per_day",
+            self.heir_derivations_per_day,
+            1,
+            1000,
+        )?;
+        range(
+            "vetkd.vault_derivations_per_window",
+            self.vault_derivations_per_window,
+            1,
+            100_000,
+        )?;
+        range(
+            "vetkd.unpaid_derivations_per_day",
+            self.unpaid_derivations_per_day,
+            0,
+            100_000,
+        )
     }
 }
 
@@ -194,6 +287,9 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub paused: bool,
+    /// vetKD key release (configurations stored before it existed read the defaults).
+    #[serde(default)]
+    pub vetkd: VetKdConfig,
 }
 
 /// Install arguments. Every field is optional: missing ones take the SPEC defaults.
@@ -208,6 +304,8 @@ pub struct InitArgs {
     pub durations: Option<Durations>,
     pub pricing: Option<Pricing>,
     pub limits: Option<Limits>,
+    /// vetKD key name and derivation limits [VetKdConfig::default].
+    pub vetkd: Option<VetKdConfig>,
 }
 
 /// Upgrade arguments: only the named fields change.
@@ -220,6 +318,8 @@ pub struct UpgradeArgs {
     pub durations: Option<Durations>,
     pub pricing: Option<Pricing>,
     pub limits: Option<Limits>,
+    /// Replaces the vetKD settings when set (a new key name refetches the public key).
+    pub vetkd: Option<VetKdConfig>,
 }
 
 /// The canister argument: `(opt LiVaultArgs)` in the `.did`.
@@ -245,7 +345,7 @@ fn validate_admins(admins: &[Principal]) -> VaultResult<()> {
     Ok(())
 }
 
-fn validate_account(field: &str, account: &Account) -> VaultResult<()> {
+pub(crate) fn validate_account(field: &str, account: &Account) -> VaultResult<()> {
     if let Some(sub) = &account.subaccount {
         if sub.len() != 32 {
             return Err(VaultError::invalid(field, "subaccount must be 32 bytes"));
@@ -346,7 +446,22 @@ impl Limits {
                 "must be 1..=1000",
             ));
         }
+        if self
+            .stable_memory_high_water_bytes
+            .is_some_and(|b| b > MAX_STABLE_MEMORY_BYTES)
+        {
+            return Err(VaultError::invalid(
+                "limits.stable_memory_high_water_bytes",
+                "at most 500 GiB (the IC's stable-memory limit)",
+            ));
+        }
         Ok(())
+    }
+
+    /// The capacity high-water mark in effect.
+    pub fn high_water_bytes(&self) -> u64 {
+        self.stable_memory_high_water_bytes
+            .unwrap_or(DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES)
     }
 }
 
@@ -382,6 +497,7 @@ impl Config {
             pricing: args.pricing.unwrap_or_default(),
             limits: args.limits.unwrap_or_default(),
             paused: false,
+            vetkd: args.vetkd.unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -408,6 +524,9 @@ impl Config {
         if let Some(l) = args.limits {
             next.limits = l;
         }
+        if let Some(v) = args.vetkd {
+            next.vetkd = v;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -419,6 +538,25 @@ impl Config {
         self.durations.validate()?;
         self.pricing.validate()?;
         self.limits.validate()?;
+        self.vetkd.validate()?;
+        // The largest item a tier allows must fit a blob's chunk index (issue #12 L6: 1 KiB
+        // chunks and a 250 MiB tier overflowed it).
+        let chunk = u64::from(self.limits.max_chunk_bytes);
+        let max_chunks = crate::storage::chunk_index::MAX_CHUNKS;
+        if let Some(t) = self
+            .pricing
+            .tiers
+            .iter()
+            .find(|t| t.storage_bytes.div_ceil(chunk) > max_chunks)
+        {
+            return Err(VaultError::invalid(
+                "limits.max_chunk_bytes",
+                format!(
+                    "{chunk}-byte chunks need more than {max_chunks} chunks for the {:?} tier's {} bytes",
+                    t.tier, t.storage_bytes
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -452,6 +590,47 @@ mod tests {
         assert_eq!(c.pricing.tier(Tier::Basic).storage_bytes, 5 * 1024 * 1024);
         assert_eq!(c.pricing.heir_slot_fee_e8s, 20_000_000);
         assert_eq!(c.pricing.witness_fee_e8s, 10_000_000);
+        assert_eq!(c.vetkd.key_name, "key_1");
+    }
+
+    #[test]
+    fn vetkd_settings_are_validated_and_upgradable() {
+        let c = Config::from_init(InitArgs::default(), p(1)).unwrap();
+        for bad in ["", "key 1", "k\u{e9}y", &"k".repeat(65)] {
+            let v = VetKdConfig {
+                key_name: bad.to_string(),
+                ..Default::default()
+            };
+            assert!(
+                c.apply_upgrade(UpgradeArgs {
+                    vetkd: Some(v),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad:?}"
+            );
+        }
+        let zero_heir = VetKdConfig {
+            heir_derivations_per_day: 0,
+            ..Default::default()
+        };
+        assert!(c
+            .apply_upgrade(UpgradeArgs {
+                vetkd: Some(zero_heir),
+                ..Default::default()
+            })
+            .is_err());
+        let next = c
+            .apply_upgrade(UpgradeArgs {
+                vetkd: Some(VetKdConfig {
+                    key_name: "test_key_1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(next.vetkd.key_name, "test_key_1");
+        assert_eq!(next.pricing, c.pricing);
     }
 
     #[test]

@@ -36,8 +36,8 @@ use super::records::{
     VaultRecord,
 };
 use super::types::{
-    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId, UploadId,
-    UploadView, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
+    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId,
+    UpdateItemMetaArgs, UploadId, UploadView, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
 };
 use super::validation;
 use super::vaults;
@@ -248,6 +248,49 @@ fn open_uploads_in(state: &State, vault_id: VaultId) -> Vec<UploadId> {
         .collect()
 }
 
+/// `encrypted_meta` is at most [`MAX_META_BYTES`].
+fn validate_meta(meta: &[u8]) -> VaultResult<()> {
+    if meta.len() > MAX_META_BYTES {
+        return Err(VaultError::invalid(
+            "encrypted_meta",
+            format!("at most {MAX_META_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Named recipients: 1..=[`MAX_RECIPIENTS`] distinct member ids of current heirs.
+fn validate_recipients(
+    state: &State,
+    vault_id: VaultId,
+    recipients: Option<&[u32]>,
+) -> VaultResult<()> {
+    let Some(recipients) = recipients else {
+        return Ok(());
+    };
+    if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
+        return Err(VaultError::invalid(
+            "recipients",
+            format!("1..={MAX_RECIPIENTS} heir member ids (omit for every heir)"),
+        ));
+    }
+    for (i, id) in recipients.iter().enumerate() {
+        if recipients[..i].contains(id) {
+            return Err(VaultError::invalid("recipients", "duplicate member id"));
+        }
+        match state.members.get(&(vault_id, *id)) {
+            Some(m) if m.role == MemberRole::Heir => {}
+            _ => {
+                return Err(VaultError::invalid(
+                    "recipients",
+                    format!("{id} is not an heir of this vault"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------ uploads
 
 /// `begin_upload`: validates, reserves quota, opens a session.
@@ -288,34 +331,8 @@ pub fn begin_upload(
     if args.sha256.len() != 32 {
         return Err(VaultError::invalid("sha256", "must be 32 bytes"));
     }
-    if args.encrypted_meta.len() > MAX_META_BYTES {
-        return Err(VaultError::invalid(
-            "encrypted_meta",
-            format!("at most {MAX_META_BYTES} bytes"),
-        ));
-    }
-    if let Some(recipients) = &args.recipients {
-        if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
-            return Err(VaultError::invalid(
-                "recipients",
-                format!("1..={MAX_RECIPIENTS} heir member ids (omit for every heir)"),
-            ));
-        }
-        for (i, id) in recipients.iter().enumerate() {
-            if recipients[..i].contains(id) {
-                return Err(VaultError::invalid("recipients", "duplicate member id"));
-            }
-            match state.members.get(&(args.vault_id, *id)) {
-                Some(m) if m.role == MemberRole::Heir => {}
-                _ => {
-                    return Err(VaultError::invalid(
-                        "recipients",
-                        format!("{id} is not an heir of this vault"),
-                    ))
-                }
-            }
-        }
-    }
+    validate_meta(&args.encrypted_meta)?;
+    validate_recipients(state, args.vault_id, args.recipients.as_deref())?;
     if let Some(item_id) = args.replaces {
         if !state.content_items.contains_key(&(args.vault_id, item_id)) {
             return Err(VaultError::NotFound);
@@ -354,6 +371,16 @@ pub fn begin_upload(
             available,
         });
     }
+    if u64::from(chunk_count(args.size, chunk_bytes)) > crate::storage::chunk_index::MAX_CHUNKS {
+        return Err(VaultError::invalid(
+            "size",
+            format!(
+                "needs more than {} chunks of {chunk_bytes} bytes",
+                crate::storage::chunk_index::MAX_CHUNKS
+            ),
+        ));
+    }
+    super::vaults::check_capacity(state, rt, args.size)?;
 
     // Everything checked: write.
     let mut header = state.header.get().clone();
@@ -607,7 +634,7 @@ pub fn finish_upload(
             item.item_id, item.kind, item.size, item.version
         ),
     );
-    vaults::refresh_setup(state, &mut vault, now, caller)?;
+    vaults::refresh_setup(state, &mut vault, now, caller);
     super::metrics::storage_changed(state, storage_before, &vault);
     state
         .content_items
@@ -765,9 +792,52 @@ pub fn delete_item(
         AuditAction::ItemDeleted,
         format!("item={item_id} size={}", item.size),
     );
-    vaults::refresh_setup(state, &mut vault, now, caller)?;
+    vaults::refresh_setup(state, &mut vault, now, caller);
     state.vaults.insert(vault.id, vault);
     Ok(())
+}
+
+/// `update_item_meta`: the owner replaces an item's `encrypted_meta` and recipients (e.g.
+/// data keys re-wrapped when heirs change) without re-uploading the payload. `recipients`
+/// replaces the old list (`None` = every heir). The payload, its SHA-256 and `version` stay;
+/// `updated_at` moves.
+pub fn update_item_meta(
+    state: &mut State,
+    rt: &impl Runtime,
+    args: UpdateItemMetaArgs,
+) -> VaultResult<ItemView> {
+    let caller = rt.caller();
+    let now = rt.now();
+    let mut vault =
+        super::vaults::load_owned(state, &caller, args.vault_id, lifecycle::content_writable)?;
+    validate_meta(&args.encrypted_meta)?;
+    validate_recipients(state, args.vault_id, args.recipients.as_deref())?;
+    let mut item = state
+        .content_items
+        .get(&(args.vault_id, args.item_id))
+        .ok_or(VaultError::NotFound)?;
+    item.encrypted_meta = args.encrypted_meta.into_vec();
+    item.recipients = args.recipients;
+    item.updated_at = now;
+    super::vaults::touch_owner(state, &mut vault, now, caller);
+    audit::append(
+        state,
+        &mut vault,
+        now,
+        caller,
+        AuditAction::ItemMetaUpdated,
+        format!(
+            "item={} meta_bytes={} recipients={}",
+            item.item_id,
+            item.encrypted_meta.len(),
+            item.recipients.as_ref().map_or(-1, |r| r.len() as i64)
+        ),
+    );
+    state
+        .content_items
+        .insert((item.vault_id, item.item_id), item.clone());
+    state.vaults.insert(vault.id, vault);
+    Ok(item_view(&item))
 }
 
 /// Whether item `item` is addressed to heir `member_id`.
@@ -1001,14 +1071,20 @@ mod tests {
         serde_bytes::ByteBuf::from(Sha256::digest(b).to_vec())
     }
 
-    /// A Basic vault (5 MiB) in NeedSetup with two heirs and a witness, 1 KiB chunks.
+    /// A Basic vault (5 MiB) in NeedSetup with two heirs and a witness, 1 KiB chunks (every
+    /// tier capped at 64 MiB, what 65 536 chunks of 1 KiB hold).
     fn env() -> Env {
         let mut s = State::open(DefaultMemoryImpl::default());
+        let mut pricing = crate::domain::config::Pricing::default();
+        for t in &mut pricing.tiers {
+            t.storage_bytes = t.storage_bytes.min(64 << 20);
+        }
         let init = InitArgs {
             limits: Some(Limits {
                 max_chunk_bytes: CHUNK,
                 ..Default::default()
             }),
+            pricing: Some(pricing),
             ..Default::default()
         };
         s.set_config(Config::from_init(init, p(9)).unwrap());

@@ -69,6 +69,9 @@ pub enum VaultError {
     RecoveryBlocked,
     /// The canister is paused by an admin: writes other than check-in and downloads wait.
     Paused,
+    /// The vetKD service (management canister) did not answer a key request or the vetKD
+    /// public key is not known yet; nothing changed, retry later.
+    KeyDerivationUnavailable { reason: String },
 }
 
 impl VaultError {

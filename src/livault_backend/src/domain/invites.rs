@@ -382,7 +382,7 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
         ),
     );
     super::recovery::on_member_joined(state, &mut vault, now, caller);
-    vaults::refresh_setup(state, &mut vault, now, caller)?;
+    vaults::refresh_setup(state, &mut vault, now, caller);
     super::metrics::invite_claimed(state, now);
     state.members.insert((vault.id, member_id), member.clone());
     state.vaults_by_member.insert((caller, vault.id), member_id);
@@ -636,7 +636,7 @@ pub fn remove_member(
         AuditAction::MemberRemoved,
         format!("member={member_id} role={:?}", member.role),
     );
-    vaults::refresh_setup(state, &mut vault, now, caller)?;
+    vaults::refresh_setup(state, &mut vault, now, caller);
     state.members.remove(&(vault_id, member_id));
     state.vaults_by_member.remove(&(member.principal, vault_id));
     state.vaults.insert(vault_id, vault.clone());

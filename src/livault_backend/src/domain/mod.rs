@@ -8,6 +8,7 @@ pub mod config;
 pub mod content;
 pub mod error;
 pub mod invites;
+pub mod keys;
 pub mod lifecycle;
 #[cfg(test)]
 mod member_tests;

@@ -23,7 +23,10 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   locations in per-vault / per-blob index records, all over one slab allocator
 ///   (`storage::slab`, `storage::audit_log`, `storage::chunk_index`); queue entries in fixed
 ///   slots with a heap index (`storage::due_queue`). `post_upgrade` moves everything over once.
-pub const LAYOUT_VERSION: u32 = 3;
+/// - 4: a vault's audit index is two levels of fixed-size pages under a root record instead of
+///   one flat record capped at 65 535 events (issue #12, H1; `storage::audit_log`);
+///   `post_upgrade` rebuilds each layout-3 record as pages (the event blocks stay).
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,12 +31,11 @@ fn precheck_issue(
     vault_id: VaultId,
 ) -> VaultResult<VaultRecord> {
     let (vault, _) = access::load(state, vault_id, caller, Need::Owner)?;
+    // Not on an unpaid draft (issue #12 M2: throw-away principals could keep records and
+    // randomness calls coming for free); the owner of a draft can simply create another.
     if !matches!(
         vault.status,
-        VaultStatus::Draft
-            | VaultStatus::NeedSetup
-            | VaultStatus::SetupComplete
-            | VaultStatus::Active
+        VaultStatus::NeedSetup | VaultStatus::SetupComplete | VaultStatus::Active
     ) {
         return Err(VaultError::InvalidState {
             current: vault.status,
@@ -63,7 +62,7 @@ pub(crate) fn on_member_joined(
         .recovery_codes
         .get(&hash)
         .is_some_and(|code| code.bypass_quorum);
-    if !bypass && revoke_active(state, vault, now, "member joined") {
+    if !bypass && revoke_active(state, vault, now, Revocation::MemberJoined) {
         audit::append(
             state,
             vault,
@@ -75,19 +74,40 @@ pub(crate) fn on_member_joined(
     }
 }
 
-/// Marks the vault's active code (if any) revoked for `reason`. The caller persists `vault`.
-fn revoke_active(state: &mut State, vault: &mut VaultRecord, now: u64, reason: &str) -> bool {
+/// Revokes the vault's active code (if any) for `reason`. The caller persists `vault`.
+///
+/// A code revoked because a member joined is kept (marked revoked) so presenting it later
+/// answers `RecoveryBlocked` (SPEC §9). A code replaced by a new one or revoked by the owner
+/// is forgotten: presenting it answers `TokenInvalid`. So a vault keeps at most its active
+/// code and the one a member's arrival revoked, however often codes are issued (issue #12
+/// M2).
+fn revoke_active(state: &mut State, vault: &mut VaultRecord, now: u64, reason: Revocation) -> bool {
     let Some(hash) = vault.membership.recovery_code_hash.take() else {
         return false;
     };
-    if let Some(mut rec) = state.recovery_codes.get(&hash) {
-        rec.state = RecoveryState::Revoked {
-            at: now,
-            reason: reason.to_string(),
-        };
-        state.recovery_codes.insert(hash, rec);
+    match reason {
+        Revocation::MemberJoined => {
+            if let Some(mut rec) = state.recovery_codes.get(&hash) {
+                rec.state = RecoveryState::Revoked {
+                    at: now,
+                    reason: "member joined".to_string(),
+                };
+                state.recovery_codes.insert(hash, rec);
+            }
+        }
+        Revocation::Replaced | Revocation::Owner => {
+            state.recovery_codes.remove(&hash);
+        }
     }
     true
+}
+
+/// Why an active recovery code stops being valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Revocation {
+    MemberJoined,
+    Replaced,
+    Owner,
 }
 
 /// `issue_recovery_code` (owner, while no member has joined). A new code replaces (revokes)
@@ -109,7 +129,7 @@ pub async fn issue_recovery_code(
         if s.recovery_codes.contains_key(&hash) {
             return Err(VaultError::Busy);
         }
-        let replaced = revoke_active(s, &mut vault, now, "replaced by a new code");
+        let replaced = revoke_active(s, &mut vault, now, Revocation::Replaced);
         vault.membership.recovery_code_hash = Some(hash);
         vaults::touch_owner(s, &mut vault, now, caller);
         audit::append(
@@ -156,7 +176,7 @@ pub fn revoke_recovery_code(
     if vault.membership.recovery_code_hash.is_none() {
         return Err(VaultError::NotFound);
     }
-    revoke_active(state, &mut vault, now, "revoked by the owner");
+    revoke_active(state, &mut vault, now, Revocation::Owner);
     vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
@@ -183,7 +203,7 @@ pub fn use_recovery_code(
         return Err(VaultError::NotAuthorized);
     }
     let hash = tokens::parse(RECOVERY_PREFIX, code)?;
-    let mut record = state
+    let record = state
         .recovery_codes
         .get(&hash)
         .ok_or(VaultError::TokenInvalid)?;
@@ -216,10 +236,6 @@ pub fn use_recovery_code(
         });
     }
     let old_owner = vault.owner;
-    record.state = RecoveryState::Used {
-        at: now,
-        by: caller,
-    };
     vault.membership.recovery_code_hash = None;
     vault.owner = caller;
     vaults::touch_owner(state, &mut vault, now, caller);
@@ -231,7 +247,8 @@ pub fn use_recovery_code(
         AuditAction::RecoveryOwnershipTransferred,
         format!("from={old_owner} to={caller}"),
     );
-    state.recovery_codes.insert(hash, record);
+    // Used up: forgotten (presenting it again answers TokenInvalid).
+    state.recovery_codes.remove(&hash);
     state.vaults_by_owner.remove(&(old_owner, vault.id));
     state.vaults_by_owner.insert((caller, vault.id), ());
     state.vaults.insert(vault.id, vault.clone());

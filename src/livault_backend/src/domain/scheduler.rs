@@ -63,9 +63,8 @@ pub enum QueueKind {
     /// `Active`: unlock when the time gate opens and the quorum holds (e.g. a pure time
     /// lock at its date); re-enqueued at the next moment the gate can open.
     UnlockCheck = 8,
-    /// An open payment session: check its subaccount balance so a payer who never presses
-    /// verify still gets the vault. Async (ledger calls): run by the tick itself, not by
-    /// [`process_entry`].
+    /// RETIRED: payment checks have their own queue (`domain::payments::checks`). An entry
+    /// of this kind written by an older version is moved there when the tick meets it.
     SessionCheck = 9,
 }
 
@@ -109,11 +108,29 @@ impl QueueKind {
     }
 }
 
-/// Puts `(due, kind, id)` in the queue (a no-op if that exact entry is already there).
+/// Queues `kind` for `id` at `due`, keeping at most one entry per (kind, id): the earliest.
+/// An earlier entry stays (processing it re-reads the vault and re-enqueues at the real
+/// deadline if it moved); a later one is replaced. So no chain of entries can multiply for a
+/// vault (issue #12 M2: each retention change used to start another compaction chain).
 pub fn enqueue(state: &mut State, due: u64, kind: QueueKind, id: u64) {
-    let key = (due.min(PARKED_DUE - 1), kind.code(), id);
-    if !state.scheduler_queue.contains_key(&key) {
-        state.scheduler_queue.insert(key, 0);
+    let due = due.min(PARKED_DUE - 1);
+    let existing: Vec<u64> = state.scheduler_queue.dues_of(kind.code(), id).collect();
+    if existing.iter().any(|d| *d <= due) {
+        return;
+    }
+    for d in existing {
+        state.scheduler_queue.remove(&(d, kind.code(), id));
+    }
+    state.scheduler_queue.insert((due, kind.code(), id), 0);
+}
+
+/// Removes every queued entry of vault `id` (an erased draft).
+pub fn unschedule_vault(state: &mut State, id: u64) {
+    for kind in QueueKind::ALL {
+        let dues: Vec<u64> = state.scheduler_queue.dues_of(kind.code(), id).collect();
+        for d in dues {
+            state.scheduler_queue.remove(&(d, kind.code(), id));
+        }
     }
 }
 
@@ -139,12 +156,17 @@ pub fn schedule_for_status(state: &mut State, vault: &VaultRecord, now: u64) {
             QueueKind::GraceMasterEnd,
             vault.id,
         ),
-        VaultStatus::GraceHeir => enqueue(
-            state,
-            now.saturating_add(days(d.grace_heir_days)),
-            QueueKind::GraceHeirEnd,
-            vault.id,
-        ),
+        VaultStatus::GraceHeir => {
+            enqueue(
+                state,
+                now.saturating_add(days(d.grace_heir_days)),
+                QueueKind::GraceHeirEnd,
+                vault.id,
+            );
+            // The time gate holds in GraceHeir (SPEC §4): a quorum already met — or none
+            // required — unlocks at the next tick without anyone calling.
+            enqueue(state, now, QueueKind::UnlockCheck, vault.id);
+        }
         VaultStatus::Unlockable => {
             enqueue(state, access_until(vault), QueueKind::AccessEnd, vault.id)
         }
@@ -175,18 +197,6 @@ pub fn schedule_unlock_check(state: &mut State, vault: &VaultRecord, now: u64) {
     } else if let Some(at) = gate.opens_at {
         enqueue(state, at.max(now), QueueKind::UnlockCheck, vault.id);
     }
-}
-
-/// Enqueues a balance check of a payment session: due at the next tick for a new session
-/// (`retry = false`), one timer interval later for a session still unpaid.
-pub fn schedule_session_check(state: &mut State, session_id: u64, now: u64, retry: bool) {
-    let interval = state.config().durations.timer_interval_secs;
-    let due = if retry {
-        now.saturating_add(interval.saturating_mul(NANOS_PER_SEC))
-    } else {
-        now
-    };
-    enqueue(state, due, QueueKind::SessionCheck, session_id);
 }
 
 /// Enqueues the deadlines of a new `Draft`: its purge and its first audit compaction.
@@ -309,12 +319,17 @@ pub fn process_batch(
 /// Processes one entry: removes it from the queue and applies its duty if it still applies.
 pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Principal) -> Outcome {
     let (due, code, id) = key;
-    if code == QueueKind::SessionCheck.code() {
-        // Async duty: the tick runs it (see `api::scheduler`); never here.
-        return Outcome::Gone;
-    }
     if due > now || state.scheduler_queue.remove(&key).is_none() {
         return Outcome::Gone;
+    }
+    if code == QueueKind::SessionCheck.code() {
+        // Written by an older version: the payment check moves to its own queue.
+        if let Some(mut session) = state.payment_sessions.get(&id) {
+            if session.next_check_at.is_none() {
+                super::payments::checks::set(state, &mut session, Some(now), 0);
+            }
+        }
+        return Outcome::NoLongerApplies;
     }
     let Some(kind) = QueueKind::from_code(code) else {
         // Unknown kind: written by newer code (upgrades refuse downgrades). Dropped.
@@ -364,7 +379,7 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
         ),
         QueueKind::AuditCompaction => return compact_audit(state, &mut vault, now, system),
         QueueKind::UnlockCheck => return check_unlock(state, vault, now, system),
-        QueueKind::SessionCheck => return Outcome::Gone,
+        QueueKind::SessionCheck => return Outcome::NoLongerApplies,
     };
     if vault.status != needs {
         return Outcome::NoLongerApplies;
@@ -375,6 +390,11 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
             enqueue(state, deadline, kind, id);
         }
         return Outcome::NoLongerApplies;
+    }
+    if kind == QueueKind::DraftPurge {
+        // An unpaid draft leaves nothing but its id.
+        vaults::erase_draft(state, &vault);
+        return Outcome::Applied;
     }
     // `transition` only fails when the table has no such move, ruled out by `needs` above.
     if vaults::transition(state, &mut vault, event, now, system).is_err() {
@@ -392,10 +412,11 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
     Outcome::Applied
 }
 
-/// Unlocks an `Active` vault whose rules hold now; otherwise waits for the next moment its
-/// time gate can open.
+/// Unlocks an `Active` or `GraceHeir` vault whose rules hold now; otherwise waits for the
+/// next moment its time gate can open (in `GraceHeir` it holds already: an approval then
+/// unlocks on its own call).
 fn check_unlock(state: &mut State, vault: VaultRecord, now: u64, system: Principal) -> Outcome {
-    if vault.status != VaultStatus::Active {
+    if !matches!(vault.status, VaultStatus::Active | VaultStatus::GraceHeir) {
         return Outcome::NoLongerApplies;
     }
     let id = vault.id;
@@ -436,7 +457,10 @@ fn compact_audit(
         state.audit.drop_before(vault.id, last + 1);
     }
     let full_batch = old.len() == MAX_EVENTS_PER_COMPACTION;
-    if let (Some((first, _)), Some((last, _))) = (old.first(), old.last()) {
+    // A tombstone's compactions are not logged (the gap in sequence numbers shows them), so
+    // its log shrinks to the newest event and the chain below ends.
+    let logged = vault.status != VaultStatus::Deleted;
+    if let (true, Some((first, _)), Some((last, _))) = (logged, old.first(), old.last()) {
         audit::append(
             state,
             vault,
@@ -450,6 +474,15 @@ fn compact_audit(
             ),
         );
         state.vaults.insert(vault.id, vault.clone());
+    }
+    // A tombstone whose log is down to its newest event has nothing left to age out: its
+    // compaction chain ends (issue #12 M2: it used to re-queue itself forever).
+    if vault.status == VaultStatus::Deleted && state.audit.bounds(vault.id).1 <= 1 {
+        return if old.is_empty() {
+            Outcome::NoLongerApplies
+        } else {
+            Outcome::Applied
+        };
     }
     // Next run: when the oldest kept event ages out, at most once a day; at once when this
     // run stopped at its batch bound.
@@ -591,28 +624,47 @@ mod tests {
     }
 
     #[test]
-    fn unpaid_draft_is_purged_after_the_ttl_only() {
+    fn unpaid_draft_is_erased_after_the_ttl_only() {
         let (mut s, rt) = setup();
         let id = create(&mut s, &rt);
         assert_eq!(drain(&mut s, T0 + days(7u64) - 1), 0);
         assert_eq!(status(&s, id), VaultStatus::Draft);
         assert_eq!(drain(&mut s, T0 + days(7u64)), 1);
-        let v = s.vaults.get(&id).unwrap();
-        assert_eq!(v.status, VaultStatus::Deleted);
-        assert_eq!(v.deleted_at, Some(T0 + days(7u64)));
-        assert_eq!(v.name, "");
-        assert_eq!(
-            last_action(&s, id),
-            (
-                "status.changed".into(),
-                "Draft -> Deleted (DraftUnpaidTimeout)".into()
-            )
-        );
+        // Erased: no record, no log, no queue entry, no index entry; the id stays used.
+        assert!(s.vaults.get(&id).is_none());
+        assert!(s.audit.last(id).is_none());
+        assert!(entries_of(&s, id).is_empty());
+        assert!(s.vaults_by_owner.is_empty());
         assert_eq!(count(&s, VaultStatus::Draft), 0);
-        assert_eq!(count(&s, VaultStatus::Deleted), 1);
-        assert!(audit::verify_chain(&s, &v));
+        assert_eq!(count(&s, VaultStatus::Deleted), 0);
+        assert_eq!(s.header.get().next_vault_id, id + 1);
         // Running the same work again does nothing.
         assert_eq!(drain(&mut s, T0 + days(8u64)), 0);
+    }
+
+    #[test]
+    fn one_entry_per_kind_and_vault_the_earliest_wins() {
+        let (mut s, rt) = setup();
+        let id = create(&mut s, &rt);
+        let compactions = |s: &State| {
+            entries_of(s, id)
+                .into_iter()
+                .filter(|((_, k, _), _)| *k == QueueKind::AuditCompaction.code())
+                .map(|((due, _, _), _)| due)
+                .collect::<Vec<_>>()
+        };
+        let first = compactions(&s);
+        assert_eq!(first.len(), 1);
+        enqueue(&mut s, first[0] + 10, QueueKind::AuditCompaction, id);
+        assert_eq!(compactions(&s), first, "a later entry is not added");
+        enqueue(&mut s, first[0] - 10, QueueKind::AuditCompaction, id);
+        assert_eq!(
+            compactions(&s),
+            vec![first[0] - 10],
+            "an earlier one replaces it"
+        );
+        unschedule_vault(&mut s, id);
+        assert!(entries_of(&s, id).is_empty());
     }
 
     #[test]
@@ -771,7 +823,10 @@ mod tests {
         }
         assert_eq!(ticks, 3);
         assert_eq!(seen.len(), 120);
-        assert!(ids.iter().all(|id| status(&s, *id) == VaultStatus::Deleted));
+        assert!(
+            ids.iter().all(|id| s.vaults.get(id).is_none()),
+            "every draft erased"
+        );
     }
 
     #[test]

@@ -164,6 +164,9 @@ pub struct VaultView {
     pub setup_missing: Vec<String>,
     /// The caller's role in this vault.
     pub my_role: VaultRole,
+    /// Owner only: where refunds of the vault's payments go (`None`: the owner's default
+    /// account).
+    pub refund_account: Option<crate::domain::config::Account>,
 }
 
 /// Role of a principal in a vault.
@@ -316,7 +319,12 @@ pub struct Metrics {
     pub vaults_total: u64,
     pub vaults_by_status: Vec<StatusCount>,
     pub cycles_balance: u128,
+    /// The canister's stable memory (what the IC charges for).
     pub stable_memory_bytes: u64,
+    /// The capacity high-water mark (`limits.stable_memory_high_water_bytes`).
+    pub stable_memory_high_water_bytes: u64,
+    /// Bytes left below the mark; at 0 new vaults and uploads are refused.
+    pub stable_memory_headroom_bytes: u64,
     pub heap_memory_bytes: u64,
     pub admins: u32,
     pub rate_limited_principals: u64,
@@ -342,6 +350,8 @@ pub struct Metrics {
     pub billing_treasury_e8s: u64,
     /// e8s returned to owners: refunded excess and admin refunds (`refund_session`).
     pub billing_refunded_e8s: u64,
+    /// vetKeys key release: derivations, cycles spent, refusals.
+    pub vetkeys: super::keys::VetKeyMetrics,
 }
 
 // ---- scheduler and admin
@@ -388,6 +398,10 @@ pub struct SchedulerMetrics {
     pub parked: u64,
     /// Period of the maintenance timer in seconds.
     pub interval_secs: u64,
+    /// Payment sessions the scheduler will check again (`domain::payments::checks`).
+    pub payment_checks_queued: u64,
+    /// Of those, due now (counted up to 100 000).
+    pub payment_checks_due: u64,
 }
 
 /// One vault as admins see it in `list_vaults`: status, plan, dates and storage numbers.
@@ -486,6 +500,17 @@ pub struct UploadView {
     pub replaces: Option<ItemId>,
     /// Collected if idle until then (ns since epoch).
     pub expires_at: u64,
+}
+
+/// `update_item_meta` arguments: the item's new encrypted metadata and recipients.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct UpdateItemMetaArgs {
+    pub vault_id: VaultId,
+    pub item_id: ItemId,
+    /// At most 4 KiB, replaces the old metadata (e.g. data keys re-wrapped for new heirs).
+    pub encrypted_meta: serde_bytes::ByteBuf,
+    /// Heir member ids; `null` = every heir. Replaces the old list.
+    pub recipients: Option<Vec<u32>>,
 }
 
 /// A committed item: metadata, never payload.

@@ -40,6 +40,14 @@ pub fn transition(
     vault.status = to;
     vault.status_changed_at = now;
     vault.updated_at = now;
+    if from == VaultStatus::Draft {
+        forget_idempotency(state, vault.id);
+    }
+    if to == VaultStatus::Deleted {
+        // Deleted vaults no longer count against the owner's limit: keep the index to live
+        // ones, so `live_vault_count` reads no tombstones (issue #12 M2).
+        state.vaults_by_owner.remove(&(vault.owner, vault.id));
+    }
     audit::append(
         state,
         vault,
@@ -68,27 +76,18 @@ pub fn setup_missing(vault: &VaultRecord) -> Vec<String> {
 }
 
 /// Moves `NeedSetup ↔ SetupComplete` to match the setup conditions (SPEC §3). Called after
-/// every change that can affect them.
-pub fn refresh_setup(
-    state: &mut State,
-    vault: &mut VaultRecord,
-    now: u64,
-    actor: Principal,
-) -> VaultResult<()> {
+/// every change that can affect them, usually after other writes: it cannot fail (both moves
+/// are in the lifecycle table for the status they start from; a refusal would be a
+/// programming error and traps, rolling the whole message back — issue #12 L5).
+pub fn refresh_setup(state: &mut State, vault: &mut VaultRecord, now: u64, actor: Principal) {
     let complete = setup_missing(vault).is_empty();
-    match (vault.status, complete) {
-        (VaultStatus::NeedSetup, true) => {
-            transition(state, vault, LifecycleEvent::SetupConditionsMet, now, actor)
-        }
-        (VaultStatus::SetupComplete, false) => transition(
-            state,
-            vault,
-            LifecycleEvent::SetupConditionsLost,
-            now,
-            actor,
-        ),
-        _ => Ok(()),
-    }
+    let event = match (vault.status, complete) {
+        (VaultStatus::NeedSetup, true) => LifecycleEvent::SetupConditionsMet,
+        (VaultStatus::SetupComplete, false) => LifecycleEvent::SetupConditionsLost,
+        _ => return,
+    };
+    transition(state, vault, event, now, actor)
+        .expect("BUG: the lifecycle table refuses a setup transition");
 }
 
 /// The API view of a vault for a viewer with `role`.
@@ -129,6 +128,11 @@ pub fn view(state: &State, vault: &VaultRecord, role: VaultRole) -> VaultView {
         } else {
             Vec::new()
         },
+        refund_account: if role == VaultRole::Owner {
+            state.refund_accounts.get(&vault.id)
+        } else {
+            None
+        },
         my_role: role,
     }
 }
@@ -142,7 +146,8 @@ fn idempotency_hash(caller: &Principal, key: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Vaults of `owner` that are not deleted.
+/// Vaults of `owner` that are not deleted. The owner index holds only live vaults (deletion
+/// removes the entry); the status filter covers entries of vaults deleted before that.
 pub fn live_vault_count(state: &State, owner: Principal) -> u64 {
     state
         .vaults_by_owner
@@ -154,6 +159,20 @@ pub fn live_vault_count(state: &State, owner: Principal) -> u64 {
                 .is_some_and(|v| v.status != VaultStatus::Deleted)
         })
         .count() as u64
+}
+
+/// Refuses new data past the capacity high-water mark (`limits.stable_memory_high_water_bytes`):
+/// `create_vault` and `begin_upload` (with the bytes it would add) call it; everything an
+/// existing vault does keeps working.
+pub fn check_capacity(state: &State, rt: &impl Runtime, adding: u64) -> VaultResult<()> {
+    let mark = state.config().limits.high_water_bytes();
+    if rt.stable_memory_bytes().saturating_add(adding) >= mark {
+        return Err(VaultError::PlanLimit {
+            resource: "canister_storage".into(),
+            limit: mark,
+        });
+    }
+    Ok(())
 }
 
 /// `create_vault`: a new `Draft` with the price quoted now and frozen in the vault.
@@ -178,8 +197,11 @@ pub fn create_vault(
         None => None,
     };
     if let Some(hash) = idem {
-        if let Some(id) = state.idempotency.get(&hash) {
-            let vault = state.vaults.get(&id).ok_or(VaultError::NotFound)?;
+        if let Some(vault) = state
+            .idempotency
+            .get(&hash)
+            .and_then(|id| state.vaults.get(&id))
+        {
             return Ok(view(state, &vault, VaultRole::Owner));
         }
     }
@@ -192,6 +214,7 @@ pub fn create_vault(
             limit: max,
         });
     }
+    check_capacity(state, rt, 0)?;
 
     let id = state.next_vault_id();
     let mut vault = VaultRecord {
@@ -241,6 +264,7 @@ pub fn create_vault(
     state.vaults_by_owner.insert((caller, id), ());
     if let Some(hash) = idem {
         state.idempotency.insert(hash, id);
+        state.idempotency_by_vault.insert(id, hash);
     }
     scheduler::schedule_new_vault(state, &vault);
     state.vaults.insert(id, vault.clone());
@@ -450,7 +474,7 @@ pub fn update_vault(
             settings.join(" "),
         );
     }
-    refresh_setup(state, &mut vault, now, caller)?;
+    refresh_setup(state, &mut vault, now, caller);
     state.vaults.insert(vault.id, vault.clone());
     Ok(view(state, &vault, VaultRole::Owner))
 }
@@ -527,6 +551,7 @@ pub fn purge_payload(state: &mut State, vault: &mut VaultRecord) {
 pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
     super::invites::purge_vault(state, vault);
     purge_payload(state, vault);
+    super::keys::forget_vault(state, vault.id);
     // A vault no member ever joined has none: skip the scan (see `invites::purge_vault`).
     let members: Vec<_> = if vault.membership.members_issued == 0 {
         Vec::new()
@@ -550,8 +575,36 @@ pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
     vault.storage_reserved_bytes = 0;
 }
 
-/// `delete_vault`: owner deletes a vault in `Draft`..`Active` (no refund); the payload is
-/// purged at once and a tombstone stays.
+/// Drops the idempotency entries of a vault that leaves `Draft` (paid or erased): a create
+/// retry only matters while the draft exists.
+fn forget_idempotency(state: &mut State, vault_id: VaultId) {
+    if let Some(hash) = state.idempotency_by_vault.remove(&vault_id) {
+        state.idempotency.remove(&hash);
+    }
+}
+
+/// Erases an unpaid `Draft` (owner deletion, or unpaid past `draft_ttl_days`): its record,
+/// audit log, queue entries, owner-index, idempotency and refund-account entries. Only its id
+/// stays used (ids come from a counter and are never reused). Payment sessions stay: funds
+/// paid to one later are refunded by an admin. A draft never held content, members,
+/// invites or recovery codes, so nothing else refers to it (issue #12 M2).
+pub fn erase_draft(state: &mut State, vault: &VaultRecord) {
+    debug_assert_eq!(vault.status, VaultStatus::Draft);
+    let mut header = state.header.get().clone();
+    header.status_counts[VaultStatus::Draft.index()] =
+        header.status_counts[VaultStatus::Draft.index()].saturating_sub(1);
+    state.header.set(header);
+    state.vaults_by_owner.remove(&(vault.owner, vault.id));
+    forget_idempotency(state, vault.id);
+    state.refund_accounts.remove(&vault.id);
+    scheduler::unschedule_vault(state, vault.id);
+    state.audit.clear(vault.id);
+    state.vaults.remove(&vault.id);
+}
+
+/// `delete_vault`: owner deletes a vault in `Draft`..`Active` (no refund). A paid vault's
+/// payload is purged at once and a tombstone stays; an unpaid draft is erased
+/// ([`erase_draft`]) and its view is returned one last time.
 pub fn delete_vault(
     state: &mut State,
     rt: &impl Runtime,
@@ -562,6 +615,14 @@ pub fn delete_vault(
     let mut vault = load_owned(state, &rt.caller(), vault_id, |s| {
         lifecycle::next_status(s, LifecycleEvent::OwnerDelete).is_ok()
     })?;
+    if vault.status == VaultStatus::Draft {
+        erase_draft(state, &vault);
+        vault.name = String::new();
+        vault.status = VaultStatus::Deleted;
+        vault.status_changed_at = now;
+        vault.deleted_at = Some(now);
+        return Ok(view(state, &vault, VaultRole::Owner));
+    }
     transition(state, &mut vault, LifecycleEvent::OwnerDelete, now, caller)?;
     audit::append(
         state,
@@ -590,7 +651,7 @@ pub fn confirm_creation_payment(
     transition(state, &mut vault, LifecycleEvent::CreationPaid, now, actor)?;
     vault.paid_at = Some(now);
     vault.expires_at = Some(now.saturating_add(validity * NANOS_PER_DAY));
-    refresh_setup(state, &mut vault, now, actor)?;
+    refresh_setup(state, &mut vault, now, actor);
     state.vaults.insert(vault.id, vault.clone());
     Ok(vault)
 }
@@ -608,6 +669,17 @@ pub fn quote_upgrade(
             VaultStatus::NeedSetup | VaultStatus::SetupComplete | VaultStatus::Active
         )
     })?;
+    upgrade_quote(state, &vault, to, rt.now())
+}
+
+/// What moving `vault` to `to` costs at `now`: `InvalidInput` when `to` is not an upgrade.
+/// The current plan is priced at today's prices too, so a price change is not billed.
+pub fn upgrade_quote(
+    state: &State,
+    vault: &VaultRecord,
+    to: PlanSelection,
+    now: u64,
+) -> VaultResult<UpgradeQuote> {
     if !pricing::is_upgrade(&vault.plan, &to) {
         return Err(VaultError::invalid(
             "plan",
@@ -616,13 +688,12 @@ pub fn quote_upgrade(
     }
     let config = state.config();
     let new = pricing::quote(&config.pricing, &to, vault.owner_age)?;
-    // Price the current plan at today's prices too, so a price change is not billed.
     let old = pricing::quote(&config.pricing, &vault.plan, vault.owner_age)?;
     let validity = config.durations.validity_days;
-    let remaining = pricing::remaining_days(rt.now(), vault.expires_at.unwrap_or(0), validity);
+    let remaining = pricing::remaining_days(now, vault.expires_at.unwrap_or(0), validity);
     let amount = pricing::prorate(old.total_e8s, new.total_e8s, remaining, validity)?;
     Ok(UpgradeQuote {
-        vault_id,
+        vault_id: vault.id,
         from: vault.plan,
         to,
         old_price_e8s: old.total_e8s,

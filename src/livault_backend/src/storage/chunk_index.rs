@@ -17,6 +17,11 @@ use super::slab::{DenseBytes, Loc, Slab};
 
 const ENTRY: u64 = Loc::BYTES as u64;
 
+/// Most chunks one blob's index record holds (one slab record of at most
+/// [`MAX_RECORD`](super::slab::MAX_RECORD) bytes). `begin_upload` refuses larger uploads and
+/// the configuration keeps every tier's storage within it (issue #12 L6).
+pub const MAX_CHUNKS: u64 = super::slab::MAX_RECORD / ENTRY;
+
 /// Chunks in a blob's index record at `record`.
 fn count_at(record: Option<Loc>) -> u32 {
     record.map_or(0, |l| (u64::from(l.len) / ENTRY) as u32)

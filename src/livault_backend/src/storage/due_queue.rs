@@ -9,11 +9,15 @@
 //! entries and more with every level. The heap copy is an index only: the slots are the
 //! truth, written in the same message, so a trap rolls both back together.
 //!
+//! A second heap index, `(kind, id, due)`, answers "which entries does this id have for this
+//! kind" without a scan, so callers can keep one entry per (kind, id) and remove a deleted
+//! vault's entries.
+//!
 //! Slot 0 is the header: magic (8 bytes), then the number of slots ever used (`u64 LE`).
 //! Slot `i ≥ 1`: `due: u64 LE, id: u64 LE, attempts: u32 LE, kind: u8, live: u8`, zero
 //! padding. Freed slots (live = 0) are reused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 
 use ic_stable_structures::Memory;
@@ -30,6 +34,8 @@ pub struct DueQueue<M: Memory> {
     mem: M,
     /// key → (attempts, slot).
     index: BTreeMap<QueueKey, (u32, u64)>,
+    /// `(kind, id, due)` of every entry.
+    by_id: BTreeSet<(u8, u64, u64)>,
     /// Slots free for reuse.
     free: Vec<u64>,
     /// Slots ever used (the next fresh one).
@@ -52,6 +58,7 @@ impl<M: Memory> DueQueue<M> {
         let mut q = DueQueue {
             mem,
             index: BTreeMap::new(),
+            by_id: BTreeSet::new(),
             free: Vec::new(),
             used: 1,
         };
@@ -89,6 +96,10 @@ impl<M: Memory> DueQueue<M> {
             }
             slot += n;
         }
+        let mut by_id: Vec<(u8, u64, u64)> =
+            entries.iter().map(|((d, k, i), _)| (*k, *i, *d)).collect();
+        by_id.sort_unstable();
+        q.by_id = by_id.into_iter().collect();
         entries.sort_unstable_by_key(|(key, _)| *key);
         q.index = entries.into_iter().collect();
         q
@@ -133,12 +144,21 @@ impl<M: Memory> DueQueue<M> {
         };
         self.mem.write(slot * SLOT, &encode(key, attempts));
         self.index.insert(key, (attempts, slot));
+        self.by_id.insert((key.1, key.2, key.0));
         None
+    }
+
+    /// Due times of the entries of `kind` for `id`, earliest first.
+    pub fn dues_of(&self, kind: u8, id: u64) -> impl Iterator<Item = u64> + '_ {
+        self.by_id
+            .range((kind, id, 0)..=(kind, id, u64::MAX))
+            .map(|(_, _, due)| *due)
     }
 
     /// Removes `key`; its attempts if it was queued.
     pub fn remove(&mut self, key: &QueueKey) -> Option<u32> {
         let (attempts, slot) = self.index.remove(key)?;
+        self.by_id.remove(&(key.1, key.2, key.0));
         self.mem.write(slot * SLOT, &[0u8; SLOT as usize]);
         self.free.push(slot);
         Some(attempts)
@@ -202,6 +222,14 @@ mod tests {
             q.keys().collect::<Vec<_>>()
         );
         assert_eq!(again.get(&(9_999, 1, 1)), Some(3));
+        assert_eq!(again.dues_of(1, 1).collect::<Vec<_>>(), vec![9_999]);
+        assert_eq!(again.dues_of(7, 7).collect::<Vec<_>>(), vec![7, 9_993]);
+        assert_eq!(again.dues_of(0, 0).count(), 0, "removed");
+        assert_eq!(
+            again.by_id.len() as u64,
+            again.len(),
+            "one by-id entry per queued entry"
+        );
         assert_eq!(again.get(&(7, 7, 7)), Some(1));
         assert_eq!(again.free.len(), q.free.len());
         assert_eq!(

@@ -60,18 +60,22 @@ pub const DOWNLOAD_TICKETS: MemoryId = MemoryId::new(20);
 /// `StableBTreeMap<[u8; 32], RecoveryCodeRecord>`: SHA-256 of a recovery code → its vault,
 /// mode and state (kept after use or revocation so later use answers `RecoveryBlocked`).
 pub const RECOVERY_CODES: MemoryId = MemoryId::new(21);
-/// Reserved for later features (e.g. vetKeys key-release records, SPEC §16).
-pub const RESERVED_22: MemoryId = MemoryId::new(22);
+/// `StableBTreeMap<(u8, u64), KeyRecord>`: vetKeys key release (SPEC §16,
+/// `domain::keys`): `(0, 0)` the cached vetKD public key, `(1, 0)` canister-wide counters,
+/// `(2, vault)` a vault's derivation counters.
+pub const VETKEYS: MemoryId = MemoryId::new(22);
 /// `StableBTreeMap<(VaultId, SessionId), ()>`: index vault → its payment sessions.
 pub const PAYMENT_SESSIONS_BY_VAULT: MemoryId = MemoryId::new(23);
 /// `storage::slab::Slab`: blocks of 64 B … 1 MiB holding vault records, audit events and
-/// audit index records (free list per size class).
+/// audit index pages (free list per size class).
 pub const RECORD_SLAB: MemoryId = MemoryId::new(24);
 /// `DenseTable<VaultRecord>` directory: vault id → its block in [`RECORD_SLAB`]; every
 /// vault, including tombstones of deleted ones.
 pub const VAULT_DIR: MemoryId = MemoryId::new(25);
-/// `storage::audit_log::AuditLog` directory: vault id → its index record (first kept seq,
-/// then one block location per event) in [`RECORD_SLAB`]; the per-vault, hash-chained log.
+/// `storage::audit_log::AuditLog` directory: vault id → its root record in [`RECORD_SLAB`]
+/// (layout 4: kept seq range and the directory pages of its leaf pages of event locations;
+/// layout 3: first kept seq, then one block location per event); the per-vault,
+/// hash-chained log.
 pub const AUDIT_INDEX: MemoryId = MemoryId::new(26);
 /// `storage::due_queue::DueQueue`: the scheduler's due queue `(due_ns, kind, id) → failed
 /// attempts`, one 32-byte slot per entry (see `domain::scheduler`).
@@ -83,8 +87,20 @@ pub const CHUNK_DIR: MemoryId = MemoryId::new(28);
 /// [`RECORD_SLAB`], until collected.
 pub const TICKET_DIR: MemoryId = MemoryId::new(29);
 
+/// `storage::due_queue::DueQueue`: the scheduler's payment checks `(due_ns, 9, session id)
+/// → consecutive retries`, at most one per session (see `domain::payments::checks`); apart
+/// from [`SCHEDULER_SLOTS`] so payment checks never delay vault deadlines.
+pub const PAYMENT_CHECKS: MemoryId = MemoryId::new(30);
+/// `StableBTreeMap<VaultId, Account>`: the account refunds of a vault's payments go to, when
+/// its owner named one (`set_refund_account`).
+pub const REFUND_ACCOUNTS: MemoryId = MemoryId::new(31);
+
+/// `StableBTreeMap<VaultId, [u8; 32]>`: the idempotency key hash a `Draft` was created with
+/// (reverse of [`IDEMPOTENCY`]), so both entries go when the draft is paid or erased.
+pub const IDEMPOTENCY_BY_VAULT: MemoryId = MemoryId::new(32);
+
 /// Every id above, for the layout test (no id appears twice).
-pub const ALL: [MemoryId; 30] = [
+pub const ALL: [MemoryId; 33] = [
     CONFIG,
     HEADER,
     VAULTS,
@@ -107,7 +123,7 @@ pub const ALL: [MemoryId; 30] = [
     DOWNLOAD_COUNTERS,
     DOWNLOAD_TICKETS,
     RECOVERY_CODES,
-    RESERVED_22,
+    VETKEYS,
     PAYMENT_SESSIONS_BY_VAULT,
     RECORD_SLAB,
     VAULT_DIR,
@@ -115,6 +131,9 @@ pub const ALL: [MemoryId; 30] = [
     SCHEDULER_SLOTS,
     CHUNK_DIR,
     TICKET_DIR,
+    PAYMENT_CHECKS,
+    REFUND_ACCOUNTS,
+    IDEMPOTENCY_BY_VAULT,
 ];
 
 #[cfg(test)]

@@ -17,8 +17,8 @@
 //!   `get` is two reads, `insert` one or two writes (in place while the record fits its
 //!   block), iteration walks the directory in id order.
 //!
-//! The byte layouts below are part of the persisted layout (`LAYOUT_VERSION` 3); change them
-//! only with a migration.
+//! The byte layouts below are part of the persisted layout (since `LAYOUT_VERSION` 3); change
+//! them only with a migration.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -192,6 +192,63 @@ impl<M: Memory> Slab<M> {
     #[cfg(test)]
     pub fn high_water(&self) -> u64 {
         read_u64(&self.mem, BUMP_AT)
+    }
+
+    /// Every block on the free lists (walks each class's list; a cycle or a block outside
+    /// the handed-out space is a corrupt list).
+    #[cfg(test)]
+    pub fn free_blocks(&self) -> Vec<Loc> {
+        let bump = read_u64(&self.mem, BUMP_AT);
+        let mut out = Vec::new();
+        for class in 0..CLASSES {
+            let mut addr = read_u64(&self.mem, HEADS_AT + 8 * u64::from(class));
+            let mut steps = 0;
+            while addr != 0 {
+                assert!(
+                    (FIRST_BLOCK..bump).contains(&addr),
+                    "free list {class} points outside the slab: {addr}"
+                );
+                steps += 1;
+                assert!(steps <= bump / MIN_BLOCK, "free list {class} has a cycle");
+                out.push(Loc {
+                    addr,
+                    len: 0,
+                    class,
+                });
+                addr = read_u64(&self.mem, addr);
+            }
+        }
+        out
+    }
+
+    /// Asserts that `used` (the blocks some structure reaches) and the free lists tile the
+    /// handed-out space exactly: no block leaked (in neither), shared or overlapping.
+    #[cfg(test)]
+    pub fn assert_accounted(&self, used: &[Loc]) {
+        let mut blocks: Vec<(u64, u64, bool)> = used
+            .iter()
+            .map(|l| (l.addr, l.capacity(), true))
+            .chain(
+                self.free_blocks()
+                    .iter()
+                    .map(|l| (l.addr, l.capacity(), false)),
+            )
+            .collect();
+        blocks.sort_unstable();
+        let mut at = FIRST_BLOCK;
+        for (addr, size, in_use) in blocks {
+            assert_eq!(
+                addr, at,
+                "slab block at {addr} (size {size}, in use: {in_use}): expected one at {at} \
+                 (a leak, or a block shared or overlapping)"
+            );
+            at += size;
+        }
+        assert_eq!(
+            at,
+            read_u64(&self.mem, BUMP_AT),
+            "space after the last block leaked"
+        );
     }
 }
 
@@ -481,6 +538,25 @@ mod tests {
         assert_eq!(u32::from_le_bytes(b), 299);
         assert!(!t.read_at(&slab, 4, 4 * 300, &mut b), "past the end");
         assert!(!t.read_at(&slab, 5, 0, &mut b), "absent record");
+    }
+
+    #[test]
+    fn accounting_finds_every_block_and_catches_a_leak() {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let (slab, _, _) = setup();
+        let blocks: Vec<Loc> = [10, 100, 3_000, 100, 64].map(|n| slab.alloc(n)).to_vec();
+        slab.free(blocks[1]);
+        slab.free(blocks[3]);
+        assert_eq!(slab.free_blocks().len(), 2);
+        slab.assert_accounted(&[blocks[0], blocks[2], blocks[4]]);
+        let leaked = catch_unwind(AssertUnwindSafe(|| {
+            slab.assert_accounted(&[blocks[0], blocks[2]])
+        }));
+        assert!(leaked.is_err(), "a block neither used nor free is a leak");
+        let shared = catch_unwind(AssertUnwindSafe(|| {
+            slab.assert_accounted(&[blocks[0], blocks[1], blocks[2], blocks[4]])
+        }));
+        assert!(shared.is_err(), "a free block in use is shared");
     }
 
     #[test]

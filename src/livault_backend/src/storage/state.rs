@@ -11,7 +11,8 @@ use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
 use super::slab::{DenseTable, Slab};
-use crate::domain::config::Config;
+use crate::domain::config::{Account, Config};
+use crate::domain::keys::KeyRecord;
 use crate::domain::payments::journal::JournalEntry;
 use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
 use crate::domain::records::{
@@ -33,8 +34,10 @@ cbor_storable!(RecoveryCodeRecord, 1);
 cbor_storable!(PaymentSession, 1);
 cbor_storable!(JournalEntry, 1);
 cbor_storable!(BillingEntry, 1);
+cbor_storable!(Account, 1);
 cbor_storable!(ItemRecord, 1);
 cbor_storable!(UploadEntry, 1);
+cbor_storable!(KeyRecord, 1);
 
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
@@ -54,8 +57,10 @@ pub struct State {
     pub members: StableBTreeMap<(VaultId, u32), MemberRecord, Mem>,
     /// Each vault's audit events by seq.
     pub audit: AuditLog<Mem>,
-    /// `sha256(caller ‖ key) → vault`.
+    /// `sha256(caller ‖ key) → vault`, while the vault is a `Draft`.
     pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
+    /// `vault → sha256(caller ‖ key)`: the reverse of `idempotency`.
+    pub idempotency_by_vault: StableBTreeMap<VaultId, [u8; 32], Mem>,
     // ---- members (invites, recovery codes)
     /// `(vault, invite id) → invite`.
     pub invites: StableBTreeMap<(VaultId, u64), InviteRecord, Mem>,
@@ -75,6 +80,10 @@ pub struct State {
     pub payment_journal: StableBTreeMap<(SessionId, u32), JournalEntry, Mem>,
     /// `billing id → confirmed payment`.
     pub billing: StableBTreeMap<BillingId, BillingEntry, Mem>,
+    /// `(due_ns, 9, session id) → consecutive retries`: the scheduler's payment checks.
+    pub payment_checks: DueQueue<Mem>,
+    /// `vault → account` refunds of the vault's payments go to (default: the owner's).
+    pub refund_accounts: StableBTreeMap<VaultId, Account, Mem>,
     // ---- content
     /// `(vault, item) → item metadata`.
     pub content_items: StableBTreeMap<(VaultId, u64), ItemRecord, Mem>,
@@ -92,6 +101,9 @@ pub struct State {
     pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
     /// `ticket → ticket`.
     pub download_tickets: DenseTable<TicketRecord, Mem>,
+    // ---- vetKeys
+    /// `(tag, id) → record`: public key cache, counters (see `domain::keys`).
+    pub vetkeys: StableBTreeMap<(u8, u64), KeyRecord, Mem>,
 }
 
 /// Why a stored layout cannot be opened by this code.
@@ -115,6 +127,7 @@ impl State {
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
             audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
+            idempotency_by_vault: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY_BY_VAULT)),
             // ---- members
             invites: StableBTreeMap::init(mm.get(ids::INVITES)),
             invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),
@@ -126,6 +139,8 @@ impl State {
             payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
             payment_journal: StableBTreeMap::init(mm.get(ids::PAYMENT_JOURNAL)),
             billing: StableBTreeMap::init(mm.get(ids::BILLING)),
+            payment_checks: DueQueue::init(mm.get(ids::PAYMENT_CHECKS)),
+            refund_accounts: StableBTreeMap::init(mm.get(ids::REFUND_ACCOUNTS)),
             // ---- content
             content_items: StableBTreeMap::init(mm.get(ids::CONTENT_ITEMS)),
             uploads: StableBTreeMap::init(mm.get(ids::UPLOADS)),
@@ -134,6 +149,7 @@ impl State {
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
             download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab),
+            vetkeys: StableBTreeMap::init(mm.get(ids::VETKEYS)),
             memory_manager: mm,
         }
     }
@@ -174,6 +190,11 @@ impl State {
         if found < 3 {
             self.migrate_to_3();
         }
+        // From layout 2, `migrate_to_3` already appended the events in the current layout;
+        // only a layout-3 audit index holds flat records.
+        if found == 3 {
+            self.audit.migrate_flat_layout_3();
+        }
         if found < LAYOUT_VERSION {
             self.stamp_layout();
         }
@@ -181,7 +202,8 @@ impl State {
     }
 
     /// Layout 3: vaults, audit events and queue entries move out of their retired
-    /// `StableBTreeMap`s (memory ids 2, 16, 17), which are then cleared.
+    /// `StableBTreeMap`s (memory ids 2, 16, 17), which are then cleared. (Audit events are
+    /// appended through the current `AuditLog`, so they land in the layout-4 pages.)
     fn migrate_to_3(&mut self) {
         let mut old_vaults: StableBTreeMap<VaultId, VaultRecord, Mem> =
             StableBTreeMap::init(self.memory_manager.get(ids::VAULTS));
@@ -453,6 +475,84 @@ mod tests {
             again.audit.event_count(),
             (1..=30u64).map(|id| id % 4).sum::<u64>()
         );
+    }
+
+    fn event(vault: VaultId, seq: u64) -> AuditEvent {
+        AuditEvent {
+            seq,
+            at: seq,
+            actor: p(1),
+            action: format!("a{vault}.{seq}"),
+            details: String::new(),
+            hash: vec![seq as u8; 32],
+        }
+    }
+
+    /// Layout 3 kept each vault's audit index as one flat record (written here by the
+    /// layout-3 code, `audit_log::layout3`) in the slab it shares with the vault records;
+    /// the upgrade to layout 4 rebuilds them as pages and leaves the vaults alone.
+    #[test]
+    fn layout_3_audit_index_migrates_to_pages() {
+        use super::super::audit_log::layout3;
+        use super::super::slab::DenseBytes;
+        let memory = DefaultMemoryImpl::default();
+        {
+            let mm = MemoryManager::init(memory.clone());
+            let slab = std::rc::Rc::new(Slab::init(mm.get(ids::RECORD_SLAB)));
+            let index = DenseBytes::init(mm.get(ids::AUDIT_INDEX));
+            let mut vaults: DenseTable<VaultRecord, Mem> =
+                DenseTable::init(mm.get(ids::VAULT_DIR), slab.clone());
+            let mut header: StableCell<StorageHeader, Mem> =
+                StableCell::init(mm.get(ids::HEADER), StorageHeader::default());
+            // Vault 1 at the layout-3 maximum, 2 compacted, 3 emptied, 4..=20 small.
+            for id in 1..=20 {
+                vaults.insert(id, vault(id));
+                let n = match id {
+                    1 => 65_535,
+                    2 | 3 => 300,
+                    _ => id,
+                };
+                for seq in 0..n {
+                    layout3::append(&index, &slab, id, &event(id, seq));
+                }
+            }
+            layout3::drop_before(&index, &slab, 2, 123);
+            layout3::drop_before(&index, &slab, 3, 300);
+            let mut h = header.get().clone();
+            h.layout_version = 3;
+            header.set(h);
+        }
+        let mut s = State::open(memory.clone());
+        assert_eq!(s.migrate(), Ok(3));
+        assert_eq!(s.header.get().layout_version, LAYOUT_VERSION);
+        let expect = |id: VaultId, seqs: std::ops::Range<u64>| -> Vec<AuditEvent> {
+            seqs.map(|q| event(id, q)).collect()
+        };
+        for id in 1..=20 {
+            assert_eq!(s.vaults.get(&id), Some(vault(id)), "vault {id} untouched");
+            let kept: Vec<AuditEvent> = s.audit.events_from(id, 0).collect();
+            let want = match id {
+                1 => 0..65_535,
+                2 => 123..300,
+                3 => 0..0,
+                _ => 0..id,
+            };
+            assert_eq!(kept, expect(id, want), "vault {id}");
+        }
+        // The capped vault grows on; the emptied one starts again at its next seq.
+        for seq in 65_535..70_000 {
+            s.audit.append(1, &event(1, seq));
+        }
+        s.audit.append(3, &event(3, 300));
+        assert_eq!(s.audit.bounds(1), (0, 70_000));
+        assert_eq!(s.audit.bounds(3), (300, 1));
+        // The next upgrade finds layout 4: nothing is migrated again.
+        drop(s);
+        let mut again = State::open(memory);
+        assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(again.audit.get(1, 69_999), Some(event(1, 69_999)));
+        assert_eq!(again.audit.first(2), Some(event(2, 123)));
+        assert_eq!(again.vaults.get(&7), Some(vault(7)));
     }
 
     #[test]

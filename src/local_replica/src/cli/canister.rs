@@ -73,16 +73,60 @@ fn report_last(ctx: &Context) {
     }
 }
 
-/// `call [--as NAME] [--query] [--candid PATH] METHOD [ARGS]`.
-pub fn call(ctx: &mut Context, mut args: Args) -> Result<()> {
+/// `call [--as NAME] [--query|--update] [--candid PATH] [--type idl|raw]
+/// [--argument-file PATH|-] [--output idl|raw] METHOD [ARGS]`, printing the reply.
+pub fn call(ctx: &mut Context, args: Args) -> Result<()> {
+    let out = call_output(ctx, args)?;
+    println!("{out}");
+    Ok(())
+}
+
+/// How `call` takes its argument and shows its reply (dfx's `--type` / `--output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Candid text, typed by the interface (`idl`, the default).
+    Idl,
+    /// Hex-encoded Candid bytes (`raw`): what a client encoded itself, e.g. with the IDL of
+    /// the TypeScript bindings, goes to the canister unchanged, and the reply comes back as
+    /// the canister's bytes.
+    Raw,
+}
+
+fn format_flag(args: &mut Args, name: &str) -> Result<Format> {
+    match args.flag(name)?.as_deref() {
+        None | Some("idl") => Ok(Format::Idl),
+        Some("raw") => Ok(Format::Raw),
+        Some(other) => bail!("unknown {name} '{other}' (idl, raw)"),
+    }
+}
+
+/// [`call`]'s work: makes the call and returns what `call` prints (Candid text, or the
+/// reply's bytes in hex with `--output raw`). A reject is an error.
+pub fn call_output(ctx: &mut Context, mut args: Args) -> Result<String> {
     let as_name = args.flag("--as")?;
     let force_query = args.switch("--query");
     let force_update = args.switch("--update");
     let (did, explicit) = interface(&mut args)?;
-    let method = args
-        .next_positional()
-        .ok_or_else(|| anyhow!("usage: call [--as NAME] [--query] METHOD '(args)'"))?;
-    let text = args.next_positional().unwrap_or_else(|| "()".into());
+    let arg_type = format_flag(&mut args, "--type")?;
+    let output = format_flag(&mut args, "--output")?;
+    let arg_file = args.flag("--argument-file")?;
+    let method = args.next_positional().ok_or_else(|| {
+        anyhow!(
+            "usage: call [--as NAME] [--query] [--type idl|raw] [--output idl|raw] METHOD '(args)'"
+        )
+    })?;
+    let text = match arg_file {
+        Some(path) => {
+            if args.next_positional().is_some() {
+                bail!("give the argument either inline or with --argument-file, not both");
+            }
+            read_argument_file(&path)?
+        }
+        None => args.next_positional().unwrap_or_else(|| match arg_type {
+            Format::Idl => "()".into(),
+            Format::Raw => hex::encode(candid::encode_args(()).expect("empty tuple")),
+        }),
+    };
     args.finish()?;
     let (_, caller) = ctx.identities.resolve(as_name.as_deref())?;
     if !ctx.host.is_installed() {
@@ -95,13 +139,17 @@ pub fn call(ctx: &mut Context, mut args: Args) -> Result<()> {
     } else {
         None
     };
-    let (bytes, rets, is_query) = match &iface {
-        Some(i) => {
-            let (arg_types, rets, q) = i.method(&method)?;
-            (i.encode(&text, &arg_types)?, Some(rets), q)
-        }
-        None => (candid_util::encode_untyped(&text)?, None, false),
+    let method_types = match &iface {
+        Some(i) => Some(i.method(&method)?),
+        None => None,
     };
+    let bytes = match (arg_type, &iface, &method_types) {
+        (Format::Raw, _, _) => hex::decode(text.trim())
+            .map_err(|e| anyhow!("--type raw takes hex-encoded Candid bytes: {e}"))?,
+        (Format::Idl, Some(i), Some((arg_types, _, _))) => i.encode(&text, arg_types)?,
+        (Format::Idl, _, _) => candid_util::encode_untyped(&text)?,
+    };
+    let is_query = method_types.as_ref().is_some_and(|(_, _, q)| *q);
     let query = (force_query || is_query) && !force_update;
     let result = if query {
         ctx.host.query(caller, &method, bytes)
@@ -116,12 +164,11 @@ pub fn call(ctx: &mut Context, mut args: Args) -> Result<()> {
                 reply.instructions,
                 reply.total_instructions
             ));
-            let out = match (&iface, &rets) {
-                (Some(i), Some(r)) => i.decode(&reply.bytes, r)?,
-                _ => candid_util::decode_untyped(&reply.bytes)?,
-            };
-            println!("{out}");
-            Ok(())
+            Ok(match (output, &iface, &method_types) {
+                (Format::Raw, _, _) => hex::encode(&reply.bytes),
+                (Format::Idl, Some(i), Some((_, rets, _))) => i.decode(&reply.bytes, rets)?,
+                (Format::Idl, _, _) => candid_util::decode_untyped(&reply.bytes)?,
+            })
         }
         Err(reject) => {
             ctx.info(format!("{} instructions", reject.total_instructions));
@@ -134,6 +181,18 @@ pub fn call(ctx: &mut Context, mut args: Args) -> Result<()> {
                 reject.message
             ))
         }
+    }
+}
+
+/// The argument text of `--argument-file PATH` (`-`: standard input), as dfx reads it.
+fn read_argument_file(path: &str) -> Result<String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading the argument from standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading the argument file {path}"))
     }
 }
 

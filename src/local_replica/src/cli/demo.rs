@@ -32,11 +32,13 @@ use super::{Args, Context};
 use crate::account::AccountId;
 use crate::host::Host;
 use crate::progress::ProgressBar;
+use crate::vetkeys_client as client;
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use livault_backend::domain::config::{Durations, InitArgs, LiVaultArgs};
 use livault_backend::domain::error::VaultError;
+use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply, VetKdPublicKey};
 use livault_backend::domain::member_types::*;
 use livault_backend::domain::payments::types::*;
 use livault_backend::domain::records::MemberRole;
@@ -95,8 +97,12 @@ pub struct Journey {
     pub members: Vec<u32>,
     /// The uploaded file: item id and payload.
     pub file: Option<(u64, Vec<u8>)>,
-    /// The letter for bob: item id and payload.
+    /// The letter for bob: item id and payload (ciphertext).
     pub letter: Option<(u64, Vec<u8>)>,
+    /// The letter's plaintext, sealed in alice's client (only its ciphertext left it).
+    pub letter_plain: Vec<u8>,
+    /// bob's share index (his vetKD identity is `vault ‖ share`).
+    pub bob_share: u8,
 }
 
 /// Result of a step: lines describing what was observed.
@@ -145,6 +151,10 @@ pub fn steps() -> Vec<Step> {
         Step::new("Unlock request by bob", trigger_unlock),
         Step::new("Approvals: bob, then dave -> Unlockable", approvals),
         Step::new("Heir downloads: bytes and SHA-256 equal", heir_download),
+        Step::new(
+            "bob's vetKey opens the letter; nobody else's does",
+            heir_decrypts,
+        ),
         Step::new("Audit log tail", audit_tail),
         Step::new("Metrics (admin)", metrics),
         Step::new("Canister status", status),
@@ -989,6 +999,25 @@ fn upload(
     recipients: Option<Vec<u32>>,
     label: &str,
 ) -> Result<(ItemView, u32)> {
+    upload_with_meta(
+        d,
+        kind,
+        payload,
+        ciphertext(96, payload.len() as u64),
+        recipients,
+        label,
+    )
+}
+
+/// [`upload`] with the given `encrypted_meta`.
+fn upload_with_meta(
+    d: &mut Demo,
+    kind: ItemKind,
+    payload: &[u8],
+    encrypted_meta: Vec<u8>,
+    recipients: Option<Vec<u32>>,
+    label: &str,
+) -> Result<(ItemView, u32)> {
     let id = d.vault()?;
     let sha = Sha256::digest(payload).to_vec();
     let r: Result<UploadView, VaultError> = d.update(
@@ -999,7 +1028,7 @@ fn upload(
             kind,
             size: payload.len() as u64,
             sha256: ByteBuf::from(sha.clone()),
-            encrypted_meta: ByteBuf::from(ciphertext(96, payload.len() as u64)),
+            encrypted_meta: ByteBuf::from(encrypted_meta),
             recipients,
             replaces: None,
             idempotency_key: None,
@@ -1071,15 +1100,40 @@ fn upload_letter(d: &mut Demo) -> StepResult {
         .members
         .first()
         .ok_or_else(|| anyhow!("bob has not joined"))?;
-    let payload = ciphertext(2_000, 0x1e77e4);
-    let (item, _) = upload(
+    // alice's client: the canister's vetKD public key, bob's identity, seal the letter.
+    let r: Result<Page<MemberView>, VaultError> =
+        d.query(d.alice, "list_members", (id, PageArgs::default()))?;
+    let bob_share = ok("list_members", r)?
+        .items
+        .iter()
+        .find(|m| m.member_id == bob)
+        .map(|m| m.share_index)
+        .ok_or_else(|| anyhow!("bob is not listed"))?;
+    let r: Result<VetKdPublicKey, VaultError> = d.query(d.alice, "get_vetkd_public_key", ())?;
+    let pk = ok("get_vetkd_public_key", r)?;
+    let dpk = ic_vetkeys::DerivedPublicKey::deserialize(&pk.public_key)
+        .map_err(|e| anyhow!("public key: {e:?}"))?;
+    let plain = LETTER.as_bytes().to_vec();
+    let sealed = client::seal_item(
+        &dpk,
+        id,
+        &[bob_share, 0],
+        &plain,
+        b"letter-to-bob.txt",
+        "demo",
+    );
+    let payload = sealed.payload.clone();
+    let (item, _) = upload_with_meta(
         d,
         ItemKind::Letter,
         &payload,
+        sealed.envelope.encode(),
         Some(vec![bob]),
         "  upload letter",
     )?;
     expect_eq("recipients", item.recipients.clone(), Some(vec![bob]))?;
+    d.journey.letter_plain = plain.clone();
+    d.journey.bob_share = bob_share;
     let v: Result<VaultView, VaultError> = d.query(d.alice, "get_vault", (id,))?;
     let v = ok("get_vault", v)?;
     expect_eq("status", v.status, VaultStatus::SetupComplete)?;
@@ -1087,7 +1141,15 @@ fn upload_letter(d: &mut Demo) -> StepResult {
     d.journey.letter = Some((item.item_id, payload));
     Ok(vec![
         format!(
-            "item #{} {:?}, {} bytes, addressed to member #{bob} (bob) only",
+            "alice's client: {} plaintext bytes -> AES-256-GCM under a random data key; the key \
+             wrapped by IBE to bob (vault {id} ‖ share {bob_share}) and to alice (share 0) with \
+             the vetKD public key ({}, {}…)",
+            plain.len(),
+            pk.key_name,
+            hex::encode(&pk.public_key[..8])
+        ),
+        format!(
+            "item #{} {:?}, {} bytes of ciphertext, addressed to member #{bob} (bob) only",
             item.item_id, item.kind, item.size
         ),
         format!("vault {:?}, {} items", v.status, v.item_count),
@@ -1128,12 +1190,30 @@ fn before_unlock(d: &mut Demo) -> StepResult {
         }) => t,
         other => bail!("bob's early approval: expected UnlockConditionsNotMet, got {other:?}"),
     };
+    let tsk = client::transport_key("demo: bob's browser");
+    let r: Result<EncryptedVetKeyReply, VaultError> = d.update(
+        d.bob,
+        "derive_vetkey",
+        (DeriveVetKeyArgs {
+            vault_id: id,
+            share_index: d.journey.bob_share,
+            transport_public_key: ByteBuf::from(tsk.public_key()),
+        },),
+    )?;
+    expect_eq(
+        "bob's derive_vetkey",
+        r.err(),
+        Some(VaultError::InvalidState {
+            current: VaultStatus::Active,
+        }),
+    )?;
     let s = d.unlock_status(d.bob)?;
     ensure!(!s.time_gate.holds, "the time gate already holds");
     expect_eq("opens at", s.time_gate.opens_at, Some(opens))?;
     expect_eq("approvals", (s.heir_approvals, s.heirs_required), (0, 1))?;
     Ok(vec![
         "bob request_download -> NotAuthorized (heirs download only once Unlockable)".into(),
+        "bob derive_vetkey     -> InvalidState { Active }: no key before the unlock".into(),
         format!(
             "bob approve_unlock   -> UnlockConditionsNotMet, opens {}",
             day(opens)
@@ -1311,6 +1391,111 @@ fn heir_download(d: &mut Demo) -> StepResult {
         ),
         format!("carol sees only the file (item #{file}); bob's letter -> {carol_err:?}"),
         "dave (witness) -> NotAuthorized: witnesses never see content".into(),
+    ])
+}
+
+/// The letter alice writes to bob (sealed in her client; the canister sees ciphertext).
+const LETTER: &str = "Dear Bob,\nthe key to the boat is with the notary; the photos are in the \
+                      attached archive. Look after your sister.\nLove, Alice";
+
+fn heir_decrypts(d: &mut Demo) -> StepResult {
+    let id = d.vault()?;
+    let (letter, _) = d
+        .journey
+        .letter
+        .clone()
+        .ok_or_else(|| anyhow!("no letter"))?;
+    let share = d.journey.bob_share;
+    let r: Result<VetKdPublicKey, VaultError> = d.query(d.bob, "get_vetkd_public_key", ())?;
+    let dpk = ic_vetkeys::DerivedPublicKey::deserialize(&ok("get_vetkd_public_key", r)?.public_key)
+        .map_err(|e| anyhow!("public key: {e:?}"))?;
+    let derive = |d: &mut Demo, who: Principal, share: u8, tsk: &ic_vetkeys::TransportSecretKey| {
+        d.update::<_, Result<EncryptedVetKeyReply, VaultError>>(
+            who,
+            "derive_vetkey",
+            (DeriveVetKeyArgs {
+                vault_id: id,
+                share_index: share,
+                transport_public_key: ByteBuf::from(tsk.public_key()),
+            },),
+        )
+    };
+    // bob's client: a transport key, his vetKey through the canister, verified.
+    let tsk = client::transport_key("demo: bob's browser");
+    let started = std::time::Instant::now();
+    let reply = ok("derive_vetkey (bob)", derive(d, d.bob, share, &tsk)?)?;
+    let took = started.elapsed();
+    let vetkey = client::open_vetkey(&tsk, &dpk, &reply.identity, &reply.encrypted_key)
+        .map_err(|e| anyhow!("bob's vetKey does not verify: {e}"))?;
+    let (_, payload) = download(d, d.bob, letter)?;
+    let r: Result<Page<ItemView>, VaultError> =
+        d.query(d.bob, "list_items", (id, PageArgs::default()))?;
+    let meta = ok("list_items (bob)", r)?
+        .items
+        .into_iter()
+        .find(|i| i.item_id == letter)
+        .ok_or_else(|| anyhow!("bob does not see the letter"))?
+        .encrypted_meta
+        .into_vec();
+    let envelope = client::Envelope::decode(&meta).map_err(|e| anyhow!(e))?;
+    let data_key = client::unwrap_key(&vetkey, &envelope, share).map_err(|e| anyhow!(e))?;
+    let plain = client::aes_decrypt(&data_key, &payload).map_err(|e| anyhow!(e))?;
+    expect_eq("the decrypted letter", &plain, &d.journey.letter_plain)?;
+    let file_name =
+        client::aes_decrypt(&data_key, &envelope.sealed_meta).map_err(|e| anyhow!(e))?;
+    // carol: her vetKey does not open bob's wrap, and she cannot ask for bob's identity.
+    let r: Result<Page<MemberView>, VaultError> =
+        d.query(d.alice, "list_members", (id, PageArgs::default()))?;
+    let members = ok("list_members", r)?.items;
+    let carol_share = members
+        .iter()
+        .find(|m| Some(m.member_id) == d.journey.members.get(1).copied())
+        .map(|m| m.share_index)
+        .ok_or_else(|| anyhow!("carol is not listed"))?;
+    let tc = client::transport_key("demo: carol's browser");
+    let carol = ok(
+        "derive_vetkey (carol)",
+        derive(d, d.carol, carol_share, &tc)?,
+    )?;
+    let carol_key = client::open_vetkey(&tc, &dpk, &carol.identity, &carol.encrypted_key)
+        .map_err(|e| anyhow!(e))?;
+    ensure!(
+        client::unwrap_key(&carol_key, &envelope, share).is_err(),
+        "carol's vetKey opened bob's wrap"
+    );
+    let r = derive(d, d.carol, share, &tc)?;
+    expect_eq(
+        "carol asks for bob's identity",
+        r.err(),
+        Some(VaultError::NotAuthorized),
+    )?;
+    let r = derive(d, d.dave, share, &tc)?;
+    expect_eq("dave (witness)", r.err(), Some(VaultError::NotAuthorized))?;
+    let first_line = String::from_utf8_lossy(&plain)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Ok(vec![
+        format!(
+            "bob's client: transport key {}…; derive_vetkey(vault {id}, share {share}) -> {} \
+             bytes encrypted for it ({} ms on this host), verified against the vetKD public key",
+            hex::encode(&tsk.public_key()[..6]),
+            reply.encrypted_key.len(),
+            took.as_millis()
+        ),
+        format!(
+            "unwrapped the data key from the letter's envelope, decrypted {} bytes of \
+             ciphertext: {:?} ({:?}, …) — identical to what alice wrote",
+            payload.len(),
+            String::from_utf8_lossy(&file_name),
+            first_line
+        ),
+        format!(
+            "carol derives her own vetKey (share {carol_share}): it does not open bob's wrap; \
+             asking for bob's identity -> NotAuthorized"
+        ),
+        "dave (witness) -> NotAuthorized: no key, ever".into(),
     ])
 }
 

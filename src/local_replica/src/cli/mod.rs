@@ -27,7 +27,10 @@ USAGE: livault-local [--state DIR] [--quiet] <command> ...
 COMMANDS:
   install --wasm PATH [--candid PATH] [--argument '(candid)'] [--mode install|reinstall|upgrade] [--as NAME]
   upgrade --wasm PATH [--candid PATH] [--argument '(candid)']
-  call [--as NAME] [--query] [--candid PATH] METHOD ['(candid args)']
+  call [--as NAME] [--query|--update] [--candid PATH] METHOD ['(candid args)']
+       [--argument-file PATH|-]       the argument from a file (- = standard input)
+       [--type idl|raw]               raw: the argument is hex-encoded Candid bytes, sent as is
+       [--output idl|raw]             raw: print the reply's Candid bytes in hex
   status
   upload [--as NAME] --vault ID FILE [--kind file|letter|password] [--to ID,ID] [--meta TEXT]
                                         chunked upload with a progress bar (the file is sent as is)

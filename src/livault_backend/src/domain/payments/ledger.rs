@@ -1,7 +1,7 @@
 //! Candid types of the ICP ledger methods the payment flow calls (`account_balance`,
 //! `transfer`). Field and case names are exactly those of the official interface
-//! (`shared/reference/icp_ledger_subset.did`), so the canister encodes what the real ledger
-//! decodes.
+//! (`candid/icp_ledger.did`, checked against `candid/reference/icp_ledger.did`), so the
+//! canister encodes what the real ledger decodes.
 
 use candid::CandidType;
 use serde::{Deserialize, Serialize};

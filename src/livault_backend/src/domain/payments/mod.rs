@@ -9,6 +9,7 @@
 //! lives across an `await`. Decisions are recorded in `docs/payments.md`.
 
 pub mod account;
+pub mod checks;
 pub mod guard;
 pub mod journal;
 pub mod ledger;
@@ -17,7 +18,7 @@ pub mod types;
 use candid::Principal;
 
 use self::account::{account_identifier, icrc1_text, session_subaccount};
-use self::guard::SessionGuard;
+use self::guard::PaymentGuard;
 use self::journal::{Attempt, Intent, JournalEntry, Outcome, TransferKind};
 use self::ledger::LEDGER_FEE_E8S;
 use self::types::{
@@ -42,18 +43,55 @@ use crate::storage::{State, StateAccess};
 pub const ATTEMPTS_PER_CALL: u32 = 3;
 /// Newest sessions of a vault scanned for an open session to reuse.
 const REUSE_SCAN: usize = 50;
+/// Most payment sessions one vault may ever have (every purpose). A draft needs one (its
+/// creation session is reused for as long as the draft exists); a paid vault needs one per
+/// renewal and one per upgrade price it was quoted.
+pub const MAX_SESSIONS_PER_VAULT: u64 = 64;
 
-/// Whether `purpose` can still be applied to `vault`.
-pub fn purpose_applies(vault: &VaultRecord, purpose: &PaymentPurpose) -> bool {
-    match purpose {
+/// Whether `vault` is still in the validity period `session` was priced for (SPEC §6: a
+/// late Renew applies to the same period only; a late Upgrade only if no renewal happened
+/// since). Sessions opened before the period was recorded are not checked.
+fn same_period(vault: &VaultRecord, session: &PaymentSession) -> bool {
+    match session.purpose {
+        PaymentPurpose::Create => true,
+        PaymentPurpose::Upgrade(_) | PaymentPurpose::Renew => session
+            .period_expires_at
+            .is_none_or(|p| vault.expires_at == Some(p)),
+    }
+}
+
+/// The amount a session must ask for a price: the sweep must leave something for the
+/// treasury after the fee.
+fn session_amount(price: u64) -> u64 {
+    price.max(LEDGER_FEE_E8S + 1)
+}
+
+/// Whether `session`'s purpose can still be applied to `vault` at `now`, at the session's
+/// frozen amount (SPEC §6): Create while the vault is an unpaid draft; Renew while it is in
+/// `GraceMaster` in the same period; Upgrade while the vault is paid and not unlocked, the
+/// plan is still an upgrade, no renewal happened since, and — once the session expired —
+/// the current prorated quote is not higher than the frozen amount.
+pub fn purpose_applies(
+    state: &State,
+    vault: &VaultRecord,
+    session: &PaymentSession,
+    now: u64,
+) -> bool {
+    match session.purpose {
         PaymentPurpose::Create => vault.status == VaultStatus::Draft,
         PaymentPurpose::Upgrade(plan) => {
             matches!(
                 vault.status,
                 VaultStatus::NeedSetup | VaultStatus::SetupComplete | VaultStatus::Active
-            ) && pricing::is_upgrade(&vault.plan, plan)
+            ) && pricing::is_upgrade(&vault.plan, &plan)
+                && same_period(vault, session)
+                && (now < session.expires_at
+                    || vaults::upgrade_quote(state, vault, plan, now)
+                        .is_ok_and(|q| session_amount(q.amount_e8s) <= session.amount_e8s))
         }
-        PaymentPurpose::Renew => vault.status == VaultStatus::GraceMaster,
+        PaymentPurpose::Renew => {
+            vault.status == VaultStatus::GraceMaster && same_period(vault, session)
+        }
     }
 }
 
@@ -78,12 +116,12 @@ pub fn expire_validity(state: &mut State, vault_id: VaultId, now: u64) -> VaultR
     Ok(true)
 }
 
-/// The price of `purpose` for `vault` now (before the minimum charge).
+/// The price of `purpose` for `vault` at `now` (before the minimum charge).
 fn price_of(
     state: &State,
-    rt: &impl Runtime,
     vault: &VaultRecord,
     purpose: &PaymentPurpose,
+    now: u64,
 ) -> VaultResult<u64> {
     let wrong_state = || VaultError::InvalidState {
         current: vault.status,
@@ -96,7 +134,13 @@ fn price_of(
             Ok(vault.price_e8s)
         }
         PaymentPurpose::Upgrade(plan) => {
-            Ok(vaults::quote_upgrade(state, rt, vault.id, *plan)?.amount_e8s)
+            if !matches!(
+                vault.status,
+                VaultStatus::NeedSetup | VaultStatus::SetupComplete | VaultStatus::Active
+            ) {
+                return Err(wrong_state());
+            }
+            Ok(vaults::upgrade_quote(state, vault, *plan, now)?.amount_e8s)
         }
         PaymentPurpose::Renew => {
             if vault.status != VaultStatus::GraceMaster {
@@ -107,26 +151,33 @@ fn price_of(
     }
 }
 
-/// An open, unexpired session of the vault for the same purpose, newest first.
+/// The newest open session of the vault for the same purpose and amount that still
+/// applies — expired or not: paying it is as good as paying a new one, and reusing it keeps
+/// a vault's sessions (and the subaccounts to watch) few.
 fn reusable_session(
     state: &State,
-    vault_id: VaultId,
+    vault: &VaultRecord,
     purpose: &PaymentPurpose,
+    amount: u64,
     now: u64,
 ) -> Option<PaymentSession> {
     state
         .payment_sessions_by_vault
-        .keys_range((vault_id, 0)..=(vault_id, u64::MAX))
+        .keys_range((vault.id, 0)..=(vault.id, u64::MAX))
         .rev()
         .take(REUSE_SCAN)
         .filter_map(|(_, id)| state.payment_sessions.get(&id))
         .find(|s| {
-            s.status == PaymentSessionStatus::Open && s.purpose == *purpose && now < s.expires_at
+            s.status == PaymentSessionStatus::Open
+                && s.purpose == *purpose
+                && s.amount_e8s == amount
+                && purpose_applies(state, vault, s, now)
         })
 }
 
 /// `init_payment` (owner): opens a session for `purpose` with the price frozen in it, or
-/// returns the open unexpired session of the same (vault, purpose).
+/// returns the vault's open session of the same purpose and amount (its expiry renewed if it
+/// had passed: same id, same subaccount).
 pub fn init_payment(
     state: &mut State,
     rt: &impl Runtime,
@@ -135,26 +186,47 @@ pub fn init_payment(
 ) -> VaultResult<PaymentSession> {
     let caller = rt.caller();
     let now = rt.now();
-    let (vault, _) = access::load(state, vault_id, &caller, Need::Owner)?;
-    if purpose == PaymentPurpose::Renew {
-        // Validity may have ended since the last scheduler tick.
+    let (mut vault, _) = access::load(state, vault_id, &caller, Need::Owner)?;
+    // Validity may have ended since the last scheduler tick: a renewal sees the vault as the
+    // scheduler would (`GraceMaster`). Decided on a copy; written only if the call succeeds.
+    let validity_ended = purpose == PaymentPurpose::Renew
+        && vault.status == VaultStatus::Active
+        && vault.expires_at.is_some_and(|at| now >= at);
+    if validity_ended {
+        vault.status = VaultStatus::GraceMaster;
+    }
+    let amount = session_amount(price_of(state, &vault, &purpose, now)?);
+    let secs = state.config().durations.payment_session_secs;
+    let expires_at = now.saturating_add(secs.saturating_mul(NANOS_PER_SEC));
+    let reuse = reusable_session(state, &vault, &purpose, amount, now);
+    let count = state
+        .payment_sessions_by_vault
+        .keys_range((vault_id, 0)..=(vault_id, u64::MAX))
+        .count() as u64;
+    if reuse.is_none() && count >= MAX_SESSIONS_PER_VAULT {
+        return Err(VaultError::PlanLimit {
+            resource: "payment_sessions_per_vault".into(),
+            limit: MAX_SESSIONS_PER_VAULT,
+        });
+    }
+    // Everything checked: write.
+    if validity_ended {
         expire_validity(state, vault_id, now)?;
     }
-    let vault = state.vaults.get(&vault_id).unwrap_or(vault);
-    let price = price_of(state, rt, &vault, &purpose)?;
-    if let Some(open) = reusable_session(state, vault_id, &purpose, now) {
+    if let Some(mut open) = reuse {
+        if now >= open.expires_at {
+            open.expires_at = expires_at;
+            checks::schedule_first(state, &mut open, now);
+        }
         return Ok(open);
     }
-    // The sweep must leave something for the treasury after the fee.
-    let amount = price.max(LEDGER_FEE_E8S + 1);
     let id = state
         .payment_sessions
         .last_key_value()
         .map_or(1, |(k, _)| k + 1);
     let sub = session_subaccount(id);
     let me = rt.canister_id();
-    let secs = state.config().durations.payment_session_secs;
-    let session = PaymentSession {
+    let mut session = PaymentSession {
         id,
         vault_id,
         owner: vault.owner,
@@ -164,18 +236,19 @@ pub fn init_payment(
         account_identifier: hex::encode(account_identifier(&me, Some(sub))),
         icrc1_account: icrc1_text(&me, Some(sub)),
         created_at: now,
-        expires_at: now.saturating_add(secs.saturating_mul(NANOS_PER_SEC)),
+        expires_at,
         status: PaymentSessionStatus::Open,
         received_e8s: 0,
         billing_id: None,
         closed_at: None,
         refunded_e8s: 0,
         refund_block: None,
+        period_expires_at: vault.expires_at,
+        next_check_at: None,
     };
-    state.payment_sessions.insert(id, session.clone());
     crate::domain::metrics::session_opened(state);
     state.payment_sessions_by_vault.insert((vault_id, id), ());
-    crate::domain::scheduler::schedule_session_check(state, id, now, false);
+    checks::schedule_first(state, &mut session, now);
     let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
     crate::domain::vaults::touch_owner(state, &mut vault, now, caller);
     audit::append(
@@ -285,20 +358,80 @@ fn unavailable(reason: impl Into<String>) -> VaultError {
     }
 }
 
-/// Applies the session's purpose to its vault; `Ok(false)` when it no longer applies.
+/// Where refunds of `session` go: the account the owner named for the vault
+/// (`set_refund_account`), else the owner's default account.
+pub fn refund_destination(state: &State, session: &PaymentSession) -> Account {
+    state
+        .refund_accounts
+        .get(&session.vault_id)
+        .unwrap_or(Account {
+            owner: session.owner,
+            subaccount: None,
+        })
+}
+
+/// `set_refund_account` (owner, any state but `Deleted`): the ICRC-1 account refunds of the
+/// vault's payments go to (an excess, late funds returned by `refund_session`); `None`
+/// restores the default (the owner's default account). Refunds already planned keep the
+/// destination frozen in their journal intent.
+pub fn set_refund_account(
+    state: &mut State,
+    rt: &impl Runtime,
+    vault_id: VaultId,
+    account: Option<Account>,
+) -> VaultResult<()> {
+    let caller = rt.caller();
+    let now = rt.now();
+    let mut vault = vaults::load_owned(state, &caller, vault_id, |s| s != VaultStatus::Deleted)?;
+    if let Some(a) = &account {
+        super::config::validate_account("account", a)?;
+        if a.owner == rt.canister_id() {
+            return Err(VaultError::invalid(
+                "account",
+                "refunds cannot go to this canister's own accounts",
+            ));
+        }
+    }
+    let details = match &account {
+        Some(a) => format!(
+            "refund_account={}",
+            icrc1_text(
+                &a.owner,
+                a.subaccount
+                    .as_ref()
+                    .and_then(|b| b.as_slice().try_into().ok())
+            )
+        ),
+        None => "refund_account=default".to_string(),
+    };
+    match account {
+        Some(a) => state.refund_accounts.insert(vault_id, a),
+        None => state.refund_accounts.remove(&vault_id),
+    };
+    vaults::touch_owner(state, &mut vault, now, caller);
+    audit::append(
+        state,
+        &mut vault,
+        now,
+        caller,
+        AuditAction::RefundAccountSet,
+        details,
+    );
+    state.vaults.insert(vault_id, vault);
+    Ok(())
+}
+
+/// Applies the session's purpose to its vault (the caller checked that it applies).
 fn apply_purpose(
     state: &mut State,
     session: &PaymentSession,
     now: u64,
     actor: Principal,
-) -> VaultResult<bool> {
+) -> VaultResult<()> {
     let mut vault = state
         .vaults
         .get(&session.vault_id)
         .ok_or(VaultError::NotFound)?;
-    if !purpose_applies(&vault, &session.purpose) {
-        return Ok(false);
-    }
     match session.purpose {
         PaymentPurpose::Create => {
             vaults::confirm_creation_payment(state, session.vault_id, now, actor)?;
@@ -332,82 +465,155 @@ fn apply_purpose(
             state.vaults.insert(vault.id, vault);
         }
     }
-    Ok(true)
+    Ok(())
 }
 
-/// After a sweep is known applied: billing entry, purpose, session completed, refund intent
-/// for the excess. One synchronous step, so it happens entirely or not at all.
-fn complete_after_sweep(
+/// What a balance means for an open session. When it pays the session and the purpose
+/// still applies, the payment is **confirmed in this one synchronous step**: the purpose is
+/// applied, the billing entry recorded (sweep pending), the session completed and the sweep
+/// intent written. The funds are on this canister's subaccount, which only this canister
+/// debits, so nothing that happens while the sweep awaits the ledger can undo the payment;
+/// and a second session of the same vault, confirmed later, finds the purpose gone and keeps
+/// its funds (refund-only). Errors change nothing.
+fn confirm(
     state: &mut State,
-    sweep: &JournalEntry,
-    block: Option<u64>,
+    session_id: SessionId,
+    balance: u64,
     now: u64,
     actor: Principal,
 ) -> VaultResult<()> {
-    let mut session = state
+    let session = state
         .payment_sessions
-        .get(&sweep.session_id)
+        .get(&session_id)
         .ok_or(VaultError::NotFound)?;
     if session.status != PaymentSessionStatus::Open {
-        return Ok(());
+        return Err(VaultError::SessionClosed);
     }
-    let received = sweep.balance_before;
-    let excess = received.saturating_sub(session.amount_e8s);
+    // An unpaid draft that was deleted leaves no record: its purpose is gone.
+    let vault = state.vaults.get(&session.vault_id);
+    let applies = vault
+        .as_ref()
+        .is_some_and(|v| purpose_applies(state, v, &session, now));
+    let current = vault.as_ref().map_or(VaultStatus::Deleted, |v| v.status);
+    let gone = || {
+        if now >= session.expires_at {
+            VaultError::SessionExpired
+        } else {
+            VaultError::InvalidState { current }
+        }
+    };
+    if balance == 0 {
+        return Err(if applies {
+            VaultError::NotYetPaid
+        } else {
+            gone()
+        });
+    }
+    if !applies {
+        // Funds arrived for a purpose that no longer applies: they stay on the subaccount
+        // and an admin's `refund_session` returns them.
+        return Err(gone());
+    }
+    if balance < session.amount_e8s {
+        return Err(VaultError::Underpaid {
+            paid: balance,
+            required: session.amount_e8s,
+        });
+    }
+    record_confirmation(state, session, balance, now, actor, SweepState::Plan);
+    Ok(())
+}
+
+/// The sweep of a payment being confirmed.
+enum SweepState {
+    /// Still to be sent: write its intent.
+    Plan,
+    /// Already known applied in this block (a sweep planned by the previous flow).
+    Done(Option<u64>),
+}
+
+/// Confirms a paid session in one step: purpose applied (when it still applies: always for
+/// [`SweepState::Plan`], checked by [`confirm`]), billing entry, session completed, sweep
+/// intent (or its known block), audit `payment.confirmed`.
+fn record_confirmation(
+    state: &mut State,
+    mut session: PaymentSession,
+    balance: u64,
+    now: u64,
+    actor: Principal,
+    sweep: SweepState,
+) {
+    let applies = state
+        .vaults
+        .get(&session.vault_id)
+        .is_some_and(|v| purpose_applies(state, &v, &session, now));
+    // `apply_purpose` fails only when the lifecycle table refuses the move, which
+    // `purpose_applies` rules out.
+    let applied = applies && apply_purpose(state, &session, now, actor).is_ok();
+    let excess = balance.saturating_sub(session.amount_e8s);
     let (refund, dust) = if excess > LEDGER_FEE_E8S {
         (excess - LEDGER_FEE_E8S, 0)
     } else {
         (0, excess)
     };
-    let applied = apply_purpose(state, &session, now, actor)?;
+    let treasury = state.config().treasury.clone();
     let billing_id: BillingId = state.billing.last_key_value().map_or(1, |(k, _)| k + 1);
-    let entry = BillingEntry {
-        id: billing_id,
-        session_id: session.id,
-        vault_id: session.vault_id,
-        owner: session.owner,
-        purpose: session.purpose,
-        amount_e8s: session.amount_e8s,
-        received_e8s: received,
-        treasury_e8s: sweep.amount_e8s,
-        sweep_block: block,
-        refund_e8s: refund,
-        refund_block: None,
-        refund_pending: refund > 0,
-        dust_e8s: dust,
-        fees_e8s: if refund > 0 {
-            2 * LEDGER_FEE_E8S
-        } else {
-            LEDGER_FEE_E8S
-        },
-        applied,
-        recorded_at: now,
+    let sweep_amount = session.amount_e8s - LEDGER_FEE_E8S;
+    let (sweep_block, sweep_pending) = match sweep {
+        SweepState::Plan => (None, true),
+        SweepState::Done(block) => (block, false),
     };
-    state.billing.insert(billing_id, entry);
-    crate::domain::metrics::payment_completed(state, sweep.amount_e8s);
+    state.billing.insert(
+        billing_id,
+        BillingEntry {
+            id: billing_id,
+            session_id: session.id,
+            vault_id: session.vault_id,
+            owner: session.owner,
+            purpose: session.purpose,
+            amount_e8s: session.amount_e8s,
+            received_e8s: balance,
+            treasury_e8s: sweep_amount,
+            sweep_block,
+            sweep_pending,
+            refund_e8s: refund,
+            refund_block: None,
+            refund_pending: refund > 0,
+            dust_e8s: dust,
+            fees_e8s: if refund > 0 {
+                2 * LEDGER_FEE_E8S
+            } else {
+                LEDGER_FEE_E8S
+            },
+            applied,
+            recorded_at: now,
+        },
+    );
+    crate::domain::metrics::payment_completed(state, sweep_amount);
     session.status = PaymentSessionStatus::Completed;
-    session.received_e8s = received;
+    session.received_e8s = balance;
     session.billing_id = Some(billing_id);
     session.closed_at = Some(now);
     state.payment_sessions.insert(session.id, session.clone());
-    if refund > 0 {
+    if sweep_pending {
         journal::write_intent(
             state,
             session.id,
             Intent {
-                kind: TransferKind::Refund,
+                kind: TransferKind::Sweep,
                 from_subaccount: session_sub(&session),
-                to: account_identifier(&session.owner, None),
-                to_owner: session.owner,
-                amount_e8s: refund,
+                to: account_id_of(&treasury),
+                to_owner: treasury.owner,
+                amount_e8s: sweep_amount,
                 fee_e8s: LEDGER_FEE_E8S,
-                balance_before: received - session.amount_e8s,
+                balance_before: balance,
             },
             now,
         );
     }
     if let Some(mut vault) = state.vaults.get(&session.vault_id) {
         if actor == vault.owner {
-            crate::domain::vaults::touch_owner(state, &mut vault, now, actor);
+            vaults::touch_owner(state, &mut vault, now, actor);
         }
         audit::append(
             state,
@@ -416,53 +622,70 @@ fn complete_after_sweep(
             actor,
             AuditAction::PaymentConfirmed,
             format!(
-                "session={} purpose={:?} amount_e8s={} received_e8s={} sweep_block={:?} billing={} applied={}",
-                session.id, session.purpose, session.amount_e8s, received, block, billing_id, applied
+                "session={} purpose={:?} amount_e8s={} received_e8s={} billing={} applied={}",
+                session.id, session.purpose, session.amount_e8s, balance, billing_id, applied
             ),
         );
         state.vaults.insert(vault.id, vault);
     }
-    Ok(())
 }
 
-/// Records a settled transfer and what follows from it.
+/// Records a settled transfer and what follows from it (one synchronous step; nothing in it
+/// can fail after a write).
 fn record_settlement(
     state: &mut State,
     entry: &JournalEntry,
     outcome: Outcome,
     now: u64,
     actor: Principal,
-) -> VaultResult<()> {
+) {
     let Some(entry) = journal::settle(state, entry.key(), outcome, now) else {
-        return Ok(());
+        return;
     };
-    let mut session = state
-        .payment_sessions
-        .get(&entry.session_id)
-        .ok_or(VaultError::NotFound)?;
-    match (&entry.kind, &entry.outcome) {
-        (TransferKind::Sweep, Outcome::Done { block }) => {
-            complete_after_sweep(state, &entry, *block, now, actor)?;
+    let Some(mut session) = state.payment_sessions.get(&entry.session_id) else {
+        return;
+    };
+    let billing = session.billing_id.and_then(|id| state.billing.get(&id));
+    match (&entry.kind, &entry.outcome, billing) {
+        (TransferKind::Sweep, Outcome::Done { block }, Some(mut b)) => {
+            b.sweep_block = *block;
+            b.sweep_pending = false;
+            state.billing.insert(b.id, b);
         }
-        (TransferKind::Sweep, _) => {}
-        (TransferKind::Refund, outcome) => {
-            if let Some(mut b) = session.billing_id.and_then(|id| state.billing.get(&id)) {
-                b.refund_pending = false;
-                match outcome {
-                    Outcome::Done { block } => {
-                        b.refund_block = *block;
-                        crate::domain::metrics::refunded(state, entry.amount_e8s);
-                    }
-                    _ => {
-                        // Not applied: the excess stays on the subaccount for refund_session.
-                        b.refund_e8s = 0;
-                        b.fees_e8s = LEDGER_FEE_E8S;
-                    }
+        (TransferKind::Sweep, Outcome::Done { block }, None)
+            if session.status == PaymentSessionStatus::Open =>
+        {
+            // A sweep planned by the previous version of this flow (which confirmed only
+            // after the sweep) is known applied: confirm the payment now.
+            record_confirmation(
+                state,
+                session,
+                entry.balance_before,
+                now,
+                actor,
+                SweepState::Done(*block),
+            );
+        }
+        // Not applied: the funds are still on the subaccount; the next call or check sends
+        // a new sweep (the purpose stays applied).
+        (TransferKind::Sweep, _, _) => {}
+        (TransferKind::Refund, outcome, Some(mut b)) => {
+            b.refund_pending = false;
+            match outcome {
+                Outcome::Done { block } => {
+                    b.refund_block = *block;
+                    crate::domain::metrics::refunded(state, entry.amount_e8s);
                 }
-                state.billing.insert(b.id, b);
+                _ => {
+                    // Not applied: the excess stays on the subaccount for refund_session.
+                    b.refund_e8s = 0;
+                    b.fees_e8s = LEDGER_FEE_E8S;
+                }
             }
+            state.billing.insert(b.id, b);
         }
-        (TransferKind::LateRefund, Outcome::Done { block }) => {
+        (TransferKind::Refund, _, None) => {}
+        (TransferKind::LateRefund, Outcome::Done { block }, _) => {
             crate::domain::metrics::refunded(state, entry.amount_e8s);
             session.refunded_e8s = session.refunded_e8s.saturating_add(entry.amount_e8s);
             session.refund_block = *block;
@@ -482,7 +705,7 @@ fn record_settlement(
                 state.vaults.insert(vault.id, vault);
             }
         }
-        (TransferKind::LateRefund, _) => {
+        (TransferKind::LateRefund, _, _) => {
             // Not applied: an open session that was marked refunded opens again.
             if session.status == PaymentSessionStatus::Refunded && session.billing_id.is_none() {
                 session.status = PaymentSessionStatus::Open;
@@ -492,7 +715,6 @@ fn record_settlement(
             }
         }
     }
-    Ok(())
 }
 
 /// How driving a pending transfer ended in this call.
@@ -504,6 +726,27 @@ enum Drive {
     Failed(String),
     /// Still unknown; retried with the same key next time.
     StillPending(String),
+}
+
+/// What a `TxTooOld` answer means for `entry` given the subaccount's balance now: the dedup
+/// key can never apply any more, and only this canister debits its subaccounts, so a lower
+/// balance than when the transfer was planned means it was applied. A higher one means
+/// funds arrived meanwhile and the outcome is ambiguous: a sweep is then taken as applied
+/// (sending it again could take the payer's later funds to the treasury; if it was not
+/// applied, its funds stay refundable on the subaccount), a refund as not applied (sending
+/// it again pays the same payer, from the funds that are there).
+fn too_old_outcome(entry: &JournalEntry, balance: u64) -> Outcome {
+    let applied = match entry.kind {
+        TransferKind::Sweep => balance != entry.balance_before,
+        TransferKind::Refund | TransferKind::LateRefund => balance < entry.balance_before,
+    };
+    if applied {
+        Outcome::Done { block: None }
+    } else {
+        Outcome::Failed {
+            reason: "the transfer left the ledger's dedup window unapplied".into(),
+        }
+    }
 }
 
 /// Sends a pending transfer (same arguments as every earlier attempt) until its outcome is
@@ -523,8 +766,6 @@ async fn drive<S: StateAccess, R: Runtime>(
             Attempt::Done(block) => Outcome::Done { block: Some(block) },
             Attempt::Failed(reason) => Outcome::Failed { reason },
             Attempt::TooOld => {
-                // The key can never be applied any more: the balance tells whether an
-                // earlier attempt was (only this canister debits its subaccounts).
                 let from = account_identifier(
                     &rt.canister_id(),
                     entry.from_subaccount.as_slice().try_into().ok(),
@@ -533,13 +774,7 @@ async fn drive<S: StateAccess, R: Runtime>(
                     .ledger_balance(ledger, from)
                     .await
                     .map_err(|f| unavailable(f.reason))?;
-                if balance < entry.balance_before {
-                    Outcome::Done { block: None }
-                } else {
-                    Outcome::Failed {
-                        reason: "the transfer left the ledger's dedup window unapplied".into(),
-                    }
-                }
+                too_old_outcome(entry, balance)
             }
             Attempt::Unknown { retry_now, reason } => {
                 last = reason;
@@ -554,7 +789,7 @@ async fn drive<S: StateAccess, R: Runtime>(
             _ => None,
         };
         let now = rt.now();
-        store.write(|s| record_settlement(s, entry, outcome, now, actor))?;
+        store.write(|s| record_settlement(s, entry, outcome, now, actor));
         return Ok(match failed {
             Some(reason) => Drive::Failed(reason),
             None => Drive::Settled,
@@ -581,59 +816,83 @@ fn receipt(state: &State, session: PaymentSession) -> VaultResult<PaymentReceipt
     })
 }
 
-/// Decides what a balance means for an open session; writes the sweep intent when paid.
-fn plan_sweep(state: &mut State, session_id: SessionId, balance: u64, now: u64) -> VaultResult<()> {
+/// The next thing a flow must do for a session, decided synchronously from stored state
+/// (writing the intent of a follow-up transfer when one is due).
+enum Step {
+    /// Send (again) this pending transfer.
+    Drive(JournalEntry),
+    /// Read the subaccount balance of an open session.
+    CheckBalance,
+    /// Nothing left to do: completed with every transfer settled, or refunded.
+    Done(PaymentSessionStatus),
+}
+
+/// See [`Step`]. A completed session whose sweep did not apply gets a new sweep intent
+/// (fresh dedup key, the same amount); one whose sweep is done and whose excess is still to
+/// be returned gets the refund intent.
+fn next_step(state: &mut State, session_id: SessionId, now: u64) -> VaultResult<Step> {
     let session = state
         .payment_sessions
         .get(&session_id)
         .ok_or(VaultError::NotFound)?;
-    if session.status != PaymentSessionStatus::Open {
-        return Err(VaultError::SessionClosed);
+    if let Some(entry) = journal::pending(state, session_id) {
+        return Ok(Step::Drive(entry));
     }
-    let vault = state
-        .vaults
-        .get(&session.vault_id)
-        .ok_or(VaultError::NotFound)?;
-    let applies = purpose_applies(&vault, &session.purpose);
-    if balance == 0 {
-        return Err(if applies {
-            VaultError::NotYetPaid
-        } else if now >= session.expires_at {
-            VaultError::SessionExpired
-        } else {
-            VaultError::InvalidState {
-                current: vault.status,
-            }
+    if session.status != PaymentSessionStatus::Completed {
+        return Ok(match session.status {
+            PaymentSessionStatus::Open => Step::CheckBalance,
+            s => Step::Done(s),
         });
     }
-    if !applies {
-        // Funds arrived for a purpose that no longer applies: an admin refunds them.
-        return Err(VaultError::InvalidState {
-            current: vault.status,
-        });
+    let Some(billing) = session.billing_id.and_then(|id| state.billing.get(&id)) else {
+        return Ok(Step::Done(session.status));
+    };
+    let last_sweep = journal::entries(state, session_id)
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == TransferKind::Sweep);
+    if billing.sweep_pending {
+        let Some(last) = last_sweep else {
+            return Ok(Step::Done(session.status));
+        };
+        let entry = journal::write_intent(
+            state,
+            session_id,
+            Intent {
+                kind: TransferKind::Sweep,
+                from_subaccount: session_sub(&session),
+                to: last.to.as_slice().try_into().unwrap_or([0; 32]),
+                to_owner: last.to_owner,
+                amount_e8s: last.amount_e8s,
+                fee_e8s: last.fee_e8s,
+                balance_before: last.balance_before,
+            },
+            now,
+        );
+        return Ok(Step::Drive(entry));
     }
-    if balance < session.amount_e8s {
-        return Err(VaultError::Underpaid {
-            paid: balance,
-            required: session.amount_e8s,
-        });
+    let refund_written = journal::entries(state, session_id)
+        .iter()
+        .any(|e| e.kind == TransferKind::Refund);
+    if billing.refund_pending && !refund_written {
+        let to = refund_destination(state, &session);
+        let entry = journal::write_intent(
+            state,
+            session_id,
+            Intent {
+                kind: TransferKind::Refund,
+                from_subaccount: session_sub(&session),
+                to: account_id_of(&to),
+                to_owner: to.owner,
+                amount_e8s: billing.refund_e8s,
+                fee_e8s: LEDGER_FEE_E8S,
+                balance_before: billing.received_e8s - billing.amount_e8s,
+            },
+            now,
+        );
+        return Ok(Step::Drive(entry));
     }
-    let treasury = state.config().treasury.clone();
-    journal::write_intent(
-        state,
-        session_id,
-        Intent {
-            kind: TransferKind::Sweep,
-            from_subaccount: session_sub(&session),
-            to: account_id_of(&treasury),
-            to_owner: treasury.owner,
-            amount_e8s: session.amount_e8s - LEDGER_FEE_E8S,
-            fee_e8s: LEDGER_FEE_E8S,
-            balance_before: balance,
-        },
-        now,
-    );
-    Ok(())
+    Ok(Step::Done(session.status))
 }
 
 /// `verify_payment` (owner): checks the caller, then runs [`verify_session`].
@@ -652,77 +911,99 @@ pub async fn verify_payment<S: StateAccess, R: Runtime>(
     verify_session(store, rt, session_id, caller).await
 }
 
-/// The verification flow, for `verify_payment` and the scheduler (which passes its own
-/// actor). The caller has checked authorization.
+/// The verification flow, for `verify_payment` and the scheduler (which passes the
+/// canister's own principal as `actor`). The caller has checked authorization.
 ///
-/// 1. Take the session guard (`Busy` if another flow holds it or too many are in flight).
-/// 2. A pending transfer of the session (unknown outcome) is sent again with the same
-///    dedup key until its outcome is known.
-/// 3. An open session with nothing pending: read the subaccount balance; paid → write the
-///    sweep intent (treasury, `amount − fee`) and send it. The sweep known applied →
-///    billing entry, purpose applied, session completed and, for an excess above one fee,
-///    a refund intent sent to the owner's default account.
+/// 1. Take the vault's payment lock (`Busy` if another flow holds it, or the caller has too
+///    many flows in flight).
+/// 2. A pending transfer of the session (unknown outcome) is sent again with the same dedup
+///    key until its outcome is known.
+/// 3. An open session: read the subaccount balance; paid and the purpose still applies →
+///    [`confirm`] (purpose applied, billing, session completed, sweep intent), then the sweep
+///    is sent; once it is known applied, an excess above one fee is refunded.
 ///
-/// Errors: `NotYetPaid`, `Underpaid`, `SessionExpired` (nothing arrived and the purpose no
-/// longer applies), `InvalidState` (funds arrived but the purpose no longer applies: an admin
-/// refunds them), `SessionClosed`, `Busy`, `LedgerUnavailable`.
+/// A completed session whose transfers still wait for the ledger returns its receipt (the
+/// scheduler keeps sending them). Errors: `NotYetPaid`, `Underpaid`, `SessionExpired` (the
+/// session expired and its purpose no longer applies: refund-only), `InvalidState` (funds
+/// arrived but the purpose no longer applies: refund-only), `SessionClosed`, `Busy`,
+/// `LedgerUnavailable`.
 pub async fn verify_session<S: StateAccess, R: Runtime>(
     store: &S,
     rt: &R,
     session_id: SessionId,
     actor: Principal,
 ) -> VaultResult<PaymentReceipt> {
-    let _guard = SessionGuard::acquire(session_id)?;
+    let vault_id = store
+        .read(|s| s.payment_sessions.get(&session_id))
+        .ok_or(VaultError::NotFound)?
+        .vault_id;
+    let caller = (actor != rt.canister_id()).then_some(actor);
+    let _guard = PaymentGuard::acquire(vault_id, caller)?;
+    let outcome = run_verification(store, rt, session_id, actor).await;
+    let now = rt.now();
+    let flow = if caller.is_some() {
+        checks::Flow::User(&outcome)
+    } else {
+        checks::Flow::Scheduled(&outcome)
+    };
+    store.write(|s| checks::after(s, session_id, flow, now));
+    outcome
+}
+
+/// [`verify_session`] under the vault's lock.
+async fn run_verification<S: StateAccess, R: Runtime>(
+    store: &S,
+    rt: &R,
+    session_id: SessionId,
+    actor: Principal,
+) -> VaultResult<PaymentReceipt> {
     let ledger = store.read(|s| s.config().ledger_canister_id);
     let mut progressed = false;
-    // Each round settles one transfer or plans one; three rounds cover sweep + refund.
-    for _ in 0..4 {
-        let session = store
-            .read(|s| s.payment_sessions.get(&session_id))
-            .ok_or(VaultError::NotFound)?;
-        if let Some(entry) = store.read(|s| journal::pending(s, session_id)) {
-            match drive(store, rt, ledger, &entry, actor).await? {
-                Drive::Settled => {
-                    progressed = true;
-                    continue;
-                }
-                Drive::Failed(reason) | Drive::StillPending(reason) => {
-                    let session = store
-                        .read(|s| s.payment_sessions.get(&session_id))
-                        .ok_or(VaultError::NotFound)?;
-                    if session.status == PaymentSessionStatus::Completed {
-                        // Paid and applied; only the refund of the excess waits.
-                        return store.read(|s| receipt(s, session));
-                    }
-                    return Err(unavailable(reason));
-                }
-            }
-        }
-        match session.status {
-            PaymentSessionStatus::Completed if progressed => {
-                return store.read(|s| receipt(s, session));
-            }
-            PaymentSessionStatus::Completed | PaymentSessionStatus::Refunded => {
-                return Err(VaultError::SessionClosed);
-            }
-            PaymentSessionStatus::Open => {}
-        }
-        let sub = session_sub(&session);
-        let balance = rt
-            .ledger_balance(ledger, account_identifier(&rt.canister_id(), Some(sub)))
-            .await
-            .map_err(|f| unavailable(f.reason))?;
+    let completed = |store: &S| -> Option<VaultResult<PaymentReceipt>> {
+        store.read(|s| {
+            let session = s.payment_sessions.get(&session_id)?;
+            (session.status == PaymentSessionStatus::Completed).then(|| receipt(s, session))
+        })
+    };
+    // Each round confirms, settles or plans one step: confirm + sweep + refund fit.
+    for _ in 0..6 {
         let now = rt.now();
-        store.write(|s| plan_sweep(s, session_id, balance, now))?;
+        match store.write(|s| next_step(s, session_id, now))? {
+            Step::Drive(entry) => match drive(store, rt, ledger, &entry, actor).await? {
+                // Known not applied: the next round plans it again (fresh key).
+                Drive::Settled | Drive::Failed(_) => progressed = true,
+                Drive::StillPending(reason) => {
+                    // A confirmed payment whose transfer waits: the receipt says so.
+                    return completed(store).unwrap_or(Err(unavailable(reason)));
+                }
+            },
+            Step::CheckBalance => {
+                let balance = rt
+                    .ledger_balance(
+                        ledger,
+                        account_identifier(&rt.canister_id(), Some(session_subaccount(session_id))),
+                    )
+                    .await
+                    .map_err(|f| unavailable(f.reason))?;
+                let now = rt.now();
+                store.write(|s| confirm(s, session_id, balance, now, actor))?;
+                progressed = true;
+            }
+            Step::Done(PaymentSessionStatus::Completed) if progressed => {
+                return completed(store).unwrap_or(Err(VaultError::SessionClosed));
+            }
+            Step::Done(_) => return Err(VaultError::SessionClosed),
+        }
     }
-    Err(unavailable("payment flow did not settle; retry"))
+    completed(store).unwrap_or(Err(unavailable("payment flow did not settle; retry")))
 }
 
 /// `refund_session` (admins): returns the session subaccount's balance (minus the fee) to
-/// the owner's default account. Allowed for a completed session (late or extra funds) and
-/// for an open one whose purpose no longer applies; an open session whose purpose applies
-/// is verified instead (`InvalidState`). If the transfer's outcome stays unknown, the session
-/// is returned with `refund_block = None` and a later call finishes it.
+/// the vault's refund destination ([`refund_destination`]). Allowed for a completed session
+/// whose transfers are settled (late or extra funds) and for an open one whose purpose no
+/// longer applies; an open session whose purpose applies is verified instead
+/// (`InvalidState`). If the transfer's outcome stays unknown, the session is returned with
+/// `refund_block = None` and a later call finishes it.
 pub async fn refund_session<S: StateAccess, R: Runtime>(
     store: &S,
     rt: &R,
@@ -730,10 +1011,25 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
 ) -> VaultResult<PaymentSession> {
     let caller = rt.caller();
     store.read(|s| require_admin(s, &caller))?;
-    store
+    let vault_id = store
         .read(|s| s.payment_sessions.get(&session_id))
-        .ok_or(VaultError::NotFound)?;
-    let _guard = SessionGuard::acquire(session_id)?;
+        .ok_or(VaultError::NotFound)?
+        .vault_id;
+    let _guard = PaymentGuard::acquire(vault_id, Some(caller))?;
+    let outcome = run_refund(store, rt, session_id, caller).await;
+    let now = rt.now();
+    // A refund whose outcome stays unknown is finished by the scheduler.
+    store.write(|s| checks::after(s, session_id, checks::Flow::Refund, now));
+    outcome
+}
+
+/// [`refund_session`] under the vault's lock.
+async fn run_refund<S: StateAccess, R: Runtime>(
+    store: &S,
+    rt: &R,
+    session_id: SessionId,
+    caller: Principal,
+) -> VaultResult<PaymentSession> {
     let ledger = store.read(|s| s.config().ledger_canister_id);
     // Settle whatever is pending first (a sweep, a refund, an earlier refund_session).
     if let Some(entry) = store.read(|s| journal::pending(s, session_id)) {
@@ -748,22 +1044,42 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
             Drive::StillPending(reason) => return Err(unavailable(reason)),
         }
     }
-    let session = store
-        .read(|s| s.payment_sessions.get(&session_id))
-        .ok_or(VaultError::NotFound)?;
-    if session.status == PaymentSessionStatus::Open {
-        let vault = store
-            .read(|s| s.vaults.get(&session.vault_id))
+    let now = rt.now();
+    store.read(|s| {
+        let session = s
+            .payment_sessions
+            .get(&session_id)
             .ok_or(VaultError::NotFound)?;
-        if purpose_applies(&vault, &session.purpose) {
-            return Err(VaultError::InvalidState {
-                current: vault.status,
-            });
+        let vault = s.vaults.get(&session.vault_id);
+        match (session.status, vault) {
+            (PaymentSessionStatus::Open, Some(vault))
+                if purpose_applies(s, &vault, &session, now) =>
+            {
+                Err(VaultError::InvalidState {
+                    current: vault.status,
+                })
+            }
+            (PaymentSessionStatus::Completed, _) => {
+                let unsettled = session
+                    .billing_id
+                    .and_then(|id| s.billing.get(&id))
+                    .is_some_and(|b| b.sweep_pending || b.refund_pending);
+                if unsettled {
+                    // The treasury's share (or the excess refund) is still on the
+                    // subaccount: verify first.
+                    Err(VaultError::Busy)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
         }
-    }
-    let sub = session_sub(&session);
+    })?;
     let balance = rt
-        .ledger_balance(ledger, account_identifier(&rt.canister_id(), Some(sub)))
+        .ledger_balance(
+            ledger,
+            account_identifier(&rt.canister_id(), Some(session_subaccount(session_id))),
+        )
         .await
         .map_err(|f| unavailable(f.reason))?;
     if balance <= LEDGER_FEE_E8S {
@@ -781,6 +1097,7 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
         if journal::pending(s, session_id).is_some() {
             return Err(VaultError::Busy);
         }
+        let to = refund_destination(s, &session);
         if session.status == PaymentSessionStatus::Open {
             session.status = PaymentSessionStatus::Refunded;
             session.closed_at = Some(now);
@@ -792,9 +1109,9 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
             session_id,
             Intent {
                 kind: TransferKind::LateRefund,
-                from_subaccount: sub,
-                to: account_identifier(&session.owner, None),
-                to_owner: session.owner,
+                from_subaccount: session_subaccount(session_id),
+                to: account_id_of(&to),
+                to_owner: to.owner,
                 amount_e8s: balance - LEDGER_FEE_E8S,
                 fee_e8s: LEDGER_FEE_E8S,
                 balance_before: balance,

@@ -233,29 +233,30 @@ fn excess_up_to_one_fee_stays_as_dust() {
 }
 
 #[test]
-fn same_open_purpose_returns_the_same_session_until_it_expires() {
+fn same_open_purpose_returns_the_same_session_and_reopens_it_after_expiry() {
     let env = Env::new();
     let a = env.init(PaymentPurpose::Create).unwrap();
     let b = env.init(PaymentPurpose::Create).unwrap();
     assert_eq!(a, b);
     env.rt.advance(31 * 60 * 1_000_000_000);
+    // Expired, same amount, purpose still applies: the same session (and subaccount) is
+    // reopened for another session lifetime instead of a new one.
     let c = env.init(PaymentPurpose::Create).unwrap();
-    assert_ne!(c.id, a.id);
-    assert_ne!(c.subaccount, a.subaccount);
-    // Late funds on the expired session still confirm while the purpose applies.
+    assert_eq!(c.id, a.id);
+    assert_eq!(c.subaccount, a.subaccount);
+    assert_eq!(c.expires_at, env.rt.now.get() + 1800 * 1_000_000_000);
+    assert!(c.next_check_at.is_some_and(|t| t > env.rt.now.get()));
     env.pay(a.id, a.amount_e8s);
     assert_eq!(
         env.verify(a.id).unwrap().vault_status,
         VaultStatus::NeedSetup
     );
-    // The other session: nothing arrived, expired? No: not expired yet, but the purpose
-    // is gone.
-    assert!(matches!(
-        env.verify(c.id),
-        Err(VaultError::InvalidState { .. })
-    ));
-    env.rt.advance(31 * 60 * 1_000_000_000);
-    assert_eq!(env.verify(c.id), Err(VaultError::SessionExpired));
+    assert_eq!(
+        env.init(PaymentPurpose::Create),
+        Err(VaultError::InvalidState {
+            current: VaultStatus::NeedSetup
+        })
+    );
     env.assert_conserved();
 }
 
@@ -313,31 +314,43 @@ fn interleaved_verifications_sweep_once() {
 }
 
 #[test]
-fn ledger_unavailable_changes_nothing_and_a_retry_succeeds() {
+fn ledger_unavailable_changes_nothing_and_a_rejected_sweep_is_sent_again() {
     let env = Env::new();
     let s = env.init(PaymentPurpose::Create).unwrap();
     env.pay(s.id, s.amount_e8s);
     env.rt.ledger.borrow_mut().fail_balance = 1;
+    let before = env.store.borrow().vaults.get(&env.vault).unwrap();
     assert!(matches!(
         env.verify(s.id),
         Err(VaultError::LedgerUnavailable { .. })
     ));
     assert!(journal::entries(&env.store.borrow(), s.id).is_empty());
-    assert_eq!(env.vault_status(), VaultStatus::Draft);
-    // A rejected transfer: the intent stays pending, the session open.
+    assert_eq!(env.store.borrow().vaults.get(&env.vault).unwrap(), before);
+    // The balance is seen: the payment is confirmed at once; the sweep is rejected by the
+    // ledger and stays pending (same key), the receipt says so.
     env.rt.ledger.borrow_mut().fail_transfer = 1;
-    assert!(matches!(
-        env.verify(s.id),
-        Err(VaultError::LedgerUnavailable { .. })
-    ));
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert!(r.billing.sweep_pending);
+    assert_eq!(r.billing.sweep_block, None);
     let entries = journal::entries(&env.store.borrow(), s.id);
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].outcome, Outcome::Pending);
-    assert_eq!(env.vault_status(), VaultStatus::Draft);
     assert_eq!(env.transfers(), 0);
+    // The scheduler will send it again; so does the next verify.
+    assert!(env
+        .store
+        .borrow()
+        .payment_sessions
+        .get(&s.id)
+        .unwrap()
+        .next_check_at
+        .is_some());
     let r = env.verify(s.id).unwrap();
-    assert_eq!(r.vault_status, VaultStatus::NeedSetup);
+    assert!(!r.billing.sweep_pending);
+    assert_eq!(r.billing.sweep_block, Some(1));
     assert_eq!(env.transfers(), 1);
+    assert_eq!(env.verify(s.id), Err(VaultError::SessionClosed));
     env.assert_conserved();
 }
 
@@ -346,16 +359,16 @@ fn unknown_outcome_is_retried_with_the_same_dedup_key() {
     let env = Env::new();
     let s = env.init(PaymentPurpose::Create).unwrap();
     env.pay(s.id, s.amount_e8s);
-    // Applied, but reported unknown on every attempt of this call.
+    // Applied, but reported unknown on every attempt of this call: the payment is
+    // confirmed, the sweep's outcome is not known yet.
     env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
-    assert!(matches!(
-        env.verify(s.id),
-        Err(VaultError::LedgerUnavailable { .. })
-    ));
+    let r = env.verify(s.id).unwrap();
+    assert!(r.billing.sweep_pending);
     assert_eq!(env.transfers(), 1, "applied once, deduplicated after");
-    assert_eq!(env.vault_status(), VaultStatus::Draft);
+    assert_eq!(env.vault_status(), VaultStatus::NeedSetup);
     let r = env.verify(s.id).unwrap();
     assert_eq!(r.billing.sweep_block, Some(1));
+    assert!(!r.billing.sweep_pending);
     assert_eq!(env.transfers(), 1);
     let sweep = &journal::entries(&env.store.borrow(), s.id)[0];
     assert_eq!(sweep.attempts, ATTEMPTS_PER_CALL + 1);
@@ -365,7 +378,7 @@ fn unknown_outcome_is_retried_with_the_same_dedup_key() {
     let s = env.init(PaymentPurpose::Create).unwrap();
     env.pay(s.id, s.amount_e8s);
     env.rt.ledger.borrow_mut().unknown_transfer = 1;
-    assert!(env.verify(s.id).is_ok());
+    assert!(!env.verify(s.id).unwrap().billing.sweep_pending);
     assert_eq!(env.transfers(), 1);
     env.assert_conserved();
 }
@@ -386,11 +399,12 @@ fn a_dropped_flow_releases_its_guard_and_the_next_call_resumes() {
     }
     assert_eq!(guard::in_flight(), 0);
     env.rt.ledger.borrow_mut().hold = false;
-    // Balance call was held: nothing planned yet. Now run until the transfer is applied but
+    // Balance call was held: nothing confirmed yet. Now run until the sweep is applied but
     // "lost" (unknown), then resume.
+    assert_eq!(env.vault_status(), VaultStatus::Draft);
     env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
-    assert!(env.verify(s.id).is_err());
-    assert!(env.verify(s.id).is_ok());
+    assert!(env.verify(s.id).unwrap().billing.sweep_pending);
+    assert!(!env.verify(s.id).unwrap().billing.sweep_pending);
     assert_eq!(env.transfers(), 1);
     env.assert_conserved();
 }
@@ -580,16 +594,18 @@ fn renew_moves_an_expired_active_vault_to_grace_first() {
 fn admin_refunds_late_funds_of_a_session_whose_purpose_is_gone() {
     let env = Env::new();
     let a = env.init(PaymentPurpose::Create).unwrap();
-    env.rt.advance(31 * 60 * 1_000_000_000);
-    let b = env.init(PaymentPurpose::Create).unwrap();
-    env.pay(b.id, b.amount_e8s);
-    env.verify(b.id).unwrap();
-    // Someone pays the old session too.
+    // The owner deletes the draft; the session is paid afterwards.
+    env.rt.as_caller(owner());
+    vaults::delete_vault(&mut env.store.borrow_mut(), &env.rt, env.vault).unwrap();
     env.pay(a.id, a.amount_e8s);
-    assert!(matches!(
+    assert_eq!(
         env.verify(a.id),
-        Err(VaultError::InvalidState { .. })
-    ));
+        Err(VaultError::InvalidState {
+            current: VaultStatus::Deleted
+        })
+    );
+    env.rt.advance(31 * 60 * 1_000_000_000);
+    assert_eq!(env.verify(a.id), Err(VaultError::SessionExpired));
     env.rt.as_caller(owner());
     assert_eq!(
         run(refund_session(&env.store, &env.rt, a.id)),
@@ -612,6 +628,73 @@ fn admin_refunds_late_funds_of_a_session_whose_purpose_is_gone() {
 }
 
 #[test]
+fn refunds_go_to_the_account_the_owner_named() {
+    let env = Env::new();
+    let wallet = crate::domain::config::Account {
+        owner: p(42),
+        subaccount: Some(serde_bytes::ByteBuf::from(vec![5u8; 32])),
+    };
+    env.rt.as_caller(p(7));
+    assert_eq!(
+        set_refund_account(
+            &mut env.store.borrow_mut(),
+            &env.rt,
+            env.vault,
+            Some(wallet.clone())
+        ),
+        Err(VaultError::NotAuthorized)
+    );
+    env.rt.as_caller(owner());
+    for bad in [
+        crate::domain::config::Account {
+            owner: Principal::anonymous(),
+            subaccount: None,
+        },
+        crate::domain::config::Account {
+            owner: p(42),
+            subaccount: Some(serde_bytes::ByteBuf::from(vec![5u8; 31])),
+        },
+        crate::domain::config::Account {
+            owner: env.rt.self_id,
+            subaccount: None,
+        },
+    ] {
+        let head = env.store.borrow().vaults.get(&env.vault).unwrap();
+        assert!(matches!(
+            set_refund_account(&mut env.store.borrow_mut(), &env.rt, env.vault, Some(bad)),
+            Err(VaultError::InvalidInput { .. })
+        ));
+        assert_eq!(env.store.borrow().vaults.get(&env.vault).unwrap(), head);
+    }
+    set_refund_account(
+        &mut env.store.borrow_mut(),
+        &env.rt,
+        env.vault,
+        Some(wallet.clone()),
+    )
+    .unwrap();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s + 30_000);
+    let r = env.verify(s.id).unwrap();
+    assert_eq!(r.billing.refund_e8s, 20_000);
+    let wallet_account = account_identifier(&p(42), Some([5u8; 32]));
+    assert_eq!(env.balance_of(wallet_account), 20_000);
+    assert_eq!(env.owner_balance(), 0);
+    // Late funds too; and back to the default after a reset.
+    env.pay(s.id, 50_000);
+    env.rt.as_caller(admin());
+    run(refund_session(&env.store, &env.rt, s.id)).unwrap();
+    assert_eq!(env.balance_of(wallet_account), 60_000);
+    env.rt.as_caller(owner());
+    set_refund_account(&mut env.store.borrow_mut(), &env.rt, env.vault, None).unwrap();
+    env.pay(s.id, 50_000);
+    env.rt.as_caller(admin());
+    run(refund_session(&env.store, &env.rt, s.id)).unwrap();
+    assert_eq!(env.owner_balance(), 40_000);
+    env.assert_conserved();
+}
+
+#[test]
 fn admin_cannot_refund_an_open_session_whose_purpose_applies() {
     let env = Env::new();
     let a = env.init(PaymentPurpose::Create).unwrap();
@@ -629,8 +712,15 @@ fn admin_cannot_refund_an_open_session_whose_purpose_applies() {
 fn listing_and_billing_pages() {
     let env = Env::new();
     let a = env.init(PaymentPurpose::Create).unwrap();
-    env.rt.advance(31 * 60 * 1_000_000_000);
-    let b = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(a.id, a.amount_e8s);
+    env.verify(a.id).unwrap();
+    let b = env
+        .init(PaymentPurpose::Upgrade(PlanSelection {
+            tier: Tier::Premium,
+            heir_slots: 2,
+            witness_slot: true,
+        }))
+        .unwrap();
     env.pay(b.id, b.amount_e8s);
     env.verify(b.id).unwrap();
     env.rt.as_caller(owner());
@@ -664,8 +754,8 @@ fn listing_and_billing_pages() {
     );
     env.rt.as_caller(admin());
     let bills = list_billing(&env.store.borrow(), &env.rt, PageArgs::default()).unwrap();
-    assert_eq!(bills.items.len(), 1);
-    assert_eq!(bills.items[0].session_id, b.id);
+    assert_eq!(bills.items.len(), 2);
+    assert_eq!(bills.items[1].session_id, b.id);
     assert_eq!(
         get_payment_session(&env.store.borrow(), &env.rt, b.id)
             .unwrap()
@@ -685,7 +775,8 @@ fn set_treasury_redirects_future_sweeps_only() {
     let s = env.init(PaymentPurpose::Create).unwrap();
     env.pay(s.id, s.amount_e8s);
     env.rt.ledger.borrow_mut().fail_transfer = 1;
-    assert!(env.verify(s.id).is_err()); // sweep intent to the old treasury, pending
+    // Confirmed; its sweep intent to the old treasury is pending.
+    assert!(env.verify(s.id).unwrap().billing.sweep_pending);
     env.rt.as_caller(admin());
     let new = crate::domain::config::Account {
         owner: p(10),
@@ -706,26 +797,22 @@ fn too_old_key_is_resolved_from_the_balance() {
     let s = env.init(PaymentPurpose::Create).unwrap();
     env.pay(s.id, s.amount_e8s);
     env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
-    assert!(env.verify(s.id).is_err());
+    assert!(env.verify(s.id).unwrap().billing.sweep_pending);
     env.rt.ledger.borrow_mut().too_old_transfer = 1;
     let r = env.verify(s.id).unwrap();
     assert_eq!(r.billing.sweep_block, None);
+    assert!(!r.billing.sweep_pending);
     assert_eq!(r.vault_status, VaultStatus::NeedSetup);
     assert_eq!(env.transfers(), 1);
     env.assert_conserved();
 
-    // Never applied, then the key left the window: failed, re-planned with a fresh key.
+    // Never applied, then the key left the window: failed, sent again with a fresh key.
     let env = Env::new();
     let s = env.init(PaymentPurpose::Create).unwrap();
     env.pay(s.id, s.amount_e8s);
     env.rt.ledger.borrow_mut().fail_transfer = 1;
-    assert!(env.verify(s.id).is_err());
+    assert!(env.verify(s.id).unwrap().billing.sweep_pending);
     env.rt.ledger.borrow_mut().too_old_transfer = 1;
-    assert!(matches!(
-        env.verify(s.id),
-        Err(VaultError::LedgerUnavailable { .. })
-    ));
-    assert_eq!(env.vault_status(), VaultStatus::Draft);
     let r = env.verify(s.id).unwrap();
     assert!(r.billing.sweep_block.is_some());
     let entries = journal::entries(&env.store.borrow(), s.id);
@@ -739,6 +826,66 @@ fn too_old_key_is_resolved_from_the_balance() {
     assert_ne!(entries[0].memo, entries[1].memo);
     assert_eq!(env.transfers(), 1);
     env.assert_conserved();
+
+    // Issue #12 L3: applied earlier, and the payer topped the subaccount up meanwhile, so the
+    // balance is not lower than when the sweep was planned. The outcome is ambiguous: taken
+    // as applied (a second sweep could take the payer's later funds); the top-up stays
+    // refundable.
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
+    assert!(env.verify(s.id).unwrap().billing.sweep_pending);
+    env.pay(s.id, s.amount_e8s + 5_000);
+    env.rt.ledger.borrow_mut().too_old_transfer = 1;
+    let r = env.verify(s.id).unwrap();
+    assert!(!r.billing.sweep_pending);
+    assert_eq!(env.transfers(), 1, "no second sweep");
+    assert_eq!(env.treasury_balance(), s.amount_e8s - FEE);
+    env.rt.as_caller(admin());
+    let refunded = run(refund_session(&env.store, &env.rt, s.id)).unwrap();
+    assert_eq!(refunded.refunded_e8s, s.amount_e8s + 5_000 - FEE);
+    env.assert_conserved();
+}
+
+#[test]
+fn too_old_outcome_resolves_ambiguity_in_the_payers_favour() {
+    let entry = |kind| JournalEntry {
+        session_id: 1,
+        seq: 0,
+        kind,
+        from_subaccount: vec![0; 32],
+        to: vec![0; 32],
+        to_owner: p(1),
+        amount_e8s: 90,
+        fee_e8s: 10,
+        memo: 0,
+        created_at_time: 0,
+        balance_before: 100,
+        attempts: 1,
+        outcome: Outcome::Pending,
+        written_at: 0,
+        settled_at: None,
+    };
+    let applied = |kind, balance| {
+        matches!(
+            too_old_outcome(&entry(kind), balance),
+            Outcome::Done { block: None }
+        )
+    };
+    // Lower: applied, whatever the kind. Equal: not applied.
+    for kind in [
+        TransferKind::Sweep,
+        TransferKind::Refund,
+        TransferKind::LateRefund,
+    ] {
+        assert!(applied(kind, 0));
+        assert!(!applied(kind, 100));
+    }
+    // Higher (funds arrived): a sweep counts as applied, a refund as not.
+    assert!(applied(TransferKind::Sweep, 150));
+    assert!(!applied(TransferKind::Refund, 150));
+    assert!(!applied(TransferKind::LateRefund, 150));
 }
 
 #[test]

@@ -68,6 +68,16 @@ pub struct PaymentSession {
     /// Ledger block of the `refund_session` transfer.
     #[serde(default)]
     pub refund_block: Option<u64>,
+    /// The vault's `expires_at` when the session was opened: the validity period an
+    /// `Upgrade` or `Renew` session was priced for. A late session of either purpose applies
+    /// only while the vault is still in that period (SPEC §6); `null` for sessions opened
+    /// before this field existed.
+    #[serde(default)]
+    pub period_expires_at: Option<u64>,
+    /// When the scheduler checks the session next (balance, or a transfer still awaiting
+    /// its outcome); `null` when it will not check it again.
+    #[serde(default)]
+    pub next_check_at: Option<u64>,
 }
 
 /// One confirmed payment (admin `list_billing`).
@@ -84,22 +94,28 @@ pub struct BillingEntry {
     pub received_e8s: u64,
     /// Sent to the treasury: `amount_e8s − fee`.
     pub treasury_e8s: u64,
-    /// Ledger block of the sweep (`None` only when the sweep was recovered after the
-    /// ledger's 24 h deduplication window, see docs/payments.md).
+    /// Ledger block of the sweep (`None` while `sweep_pending`, or when the sweep was
+    /// resolved after the ledger's 24 h deduplication window, see docs/payments.md).
     pub sweep_block: Option<u64>,
+    /// Whether the sweep to the treasury still awaits a known outcome. The payment is
+    /// confirmed (purpose applied) as soon as the balance is seen; the canister keeps
+    /// sending the sweep with the same dedup key until the ledger answers.
+    #[serde(default)]
+    pub sweep_pending: bool,
     /// Excess returned to the owner (`received − amount − fee`), 0 when none.
     pub refund_e8s: u64,
     /// Ledger block of that refund.
     pub refund_block: Option<u64>,
     /// Whether the refund transfer still awaits a known outcome (retried by the next
-    /// `verify_payment`).
+    /// `verify_payment` and by the scheduler).
     pub refund_pending: bool,
     /// Excess of at most one fee left on the session subaccount (not worth a transfer).
     pub dust_e8s: u64,
     /// Ledger fees paid by the canister for this payment (sweep and refund).
     pub fees_e8s: u64,
-    /// Whether the purpose was applied (false only if the vault changed state while the
-    /// sweep was in flight; see docs/payments.md).
+    /// Whether the purpose was applied. Always `true` for entries recorded since the
+    /// purpose is applied in the same step that confirms the payment (docs/payments.md);
+    /// `false` only in entries written by older versions.
     pub applied: bool,
     pub recorded_at: u64,
 }
