@@ -3,7 +3,8 @@
 //! trap. Each test reproduces a finding of the endpoint fuzzer (docs/fuzzing.md).
 
 use candid::Principal;
-use livault_tests::fuzz::gen::{nested, with_deep_extra};
+use livault_tests::fuzz::gen::{nested, recursive_opt, with_deep_extra};
+use livault_tests::fuzz::interface::Interface;
 use livault_tests::fuzz::runner::classify_reject;
 use livault_tests::*;
 use local_replica::Reject;
@@ -16,13 +17,24 @@ fn caller() -> Principal {
     user("decoding-caller")
 }
 
-/// Calls `method` (query or update) with raw argument bytes; it must be rejected.
+/// Calls `method` (query or update) with raw argument bytes; it must be rejected without
+/// writing a byte of stable memory (the host records every page an execution writes).
 fn refused(env: &mut TestEnv, method: &str, query: bool, arg: Vec<u8>) -> Reject {
+    // Timers due before the call (e.g. the key fetch after install) run first.
+    env.host.run_until_idle();
+    env.host.track_stable_writes();
+    let len = env.host.stable_memory().map(<[u8]>::len);
     let r = if query {
         env.host.query(caller(), method, arg)
     } else {
         env.host.update(caller(), method, arg)
     };
+    let written = env.host.take_stable_dirty_pages().expect("tracking");
+    assert!(
+        written.is_empty(),
+        "{method}: the refused call wrote stable pages {written:?}"
+    );
+    assert_eq!(env.host.stable_memory().map(<[u8]>::len), len, "{method}");
     match r {
         Ok(reply) => panic!(
             "{method}: the argument was accepted ({} instructions)",
@@ -227,4 +239,94 @@ fn extra_arguments_over_a_limit_are_refused_naming_it() {
         let v: Result<VaultView, VaultError> = candid::decode_one(&r.bytes).unwrap();
         assert_eq!(v, Err(VaultError::NotFound));
     }
+}
+
+/// A valid argument with an extra value of the recursive type `t = opt t` nested 3 000 deep
+/// (3 kB, under every size limit): every endpoint trapped with `call stack exhausted` (candid
+/// skips extra values recursively, with no depth limit on wasm). Fuzzer: `with_deep_extra`.
+#[test]
+fn a_deeply_nested_extra_value_is_refused_without_exhausting_the_stack() {
+    let mut env = TestEnv::new();
+    for (method, query, arg) in [
+        ("get_vault", true, candid::encode_one(1u64).unwrap()),
+        ("check_in", false, candid::encode_one(1u64).unwrap()),
+        (
+            "list_my_vaults",
+            true,
+            candid::encode_one(PageArgs::default()).unwrap(),
+        ),
+        (
+            "get_download_chunk",
+            true,
+            candid::encode_args((1u64, 0u32)).unwrap(),
+        ),
+    ] {
+        let deep = with_deep_extra(&arg, 3_000).expect("a simple type table");
+        let r = refused(&mut env, method, query, deep);
+        assert_cheap(method, &r);
+        assert_decoder_refusal(method, &r);
+        // Not deep: the extra value is skipped and the call answers.
+        let shallow = with_deep_extra(&arg, 10).unwrap();
+        let ok = if query {
+            env.host.query(caller(), method, shallow)
+        } else {
+            env.host.update(caller(), method, shallow)
+        };
+        assert!(ok.is_ok(), "{method}: {ok:?}");
+    }
+}
+
+/// The same on the payments endpoints.
+#[test]
+fn a_deeply_nested_extra_value_is_refused_by_the_payments_endpoints() {
+    let mut env = TestEnv::new();
+    for (method, query) in [("get_payment_session", true), ("verify_payment", false)] {
+        let deep = with_deep_extra(&candid::encode_one(1u64).unwrap(), 3_000).unwrap();
+        let r = refused(&mut env, method, query, deep);
+        assert_cheap(method, &r);
+        assert_decoder_refusal(method, &r);
+    }
+}
+
+/// Every method of the `.did` that takes arguments (read from the file, so a new endpoint is
+/// covered without editing this test) refuses deep nesting, a recursive value and, for
+/// queries (no ingress inspection), an oversized argument: cheaply, cleanly, writing nothing.
+#[test]
+fn every_endpoint_with_parameters_refuses_adversarial_arguments_cheaply() {
+    let iface = Interface::load();
+    let mut env = TestEnv::new();
+    let mut checked = 0;
+    for m in iface.methods.iter().filter(|m| !m.args.is_empty()) {
+        let mut args = vec![
+            ("nested opt", nested(1_000, 0)),
+            ("nested vec", nested(1_000, 1)),
+            ("nested record", nested(1_000, 2)),
+            ("recursive opt", recursive_opt(10_000)),
+        ];
+        if m.query {
+            args.push(("10 000 nested records", nested(10_000, 2)));
+            args.push((
+                "17 KiB text",
+                candid::encode_one("x".repeat(17 * 1024)).unwrap(),
+            ));
+        }
+        for (what, arg) in args {
+            let r = refused(&mut env, &m.name, m.query, arg);
+            assert!(
+                r.total_instructions <= REFUSAL_BUDGET,
+                "{} ({what}): {} instructions",
+                m.name,
+                r.total_instructions
+            );
+            let class = classify_reject(r.code, &r.message, &m.name);
+            assert!(
+                class.starts_with("guard") || class.starts_with("decoder"),
+                "{} ({what}): not a clean refusal ({class}): {}",
+                m.name,
+                r.message
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} methods with parameters");
 }

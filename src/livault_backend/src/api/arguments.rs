@@ -212,21 +212,28 @@ fn walk(arg: &[u8]) -> Result<(), String> {
     if args > MAX_ARGS {
         return Err(format!("{args} arguments (at most {MAX_ARGS})"));
     }
+    // Every value is counted when it is pushed, so the stack never holds more than
+    // MAX_VALUES entries (a vector of 1 000 vectors of 1 000 elements is refused at once).
     let mut stack: Vec<(Ty, usize)> = Vec::new();
+    let mut push =
+        |stack: &mut Vec<(Ty, usize)>, n: u64, items: &mut dyn Iterator<Item = (Ty, usize)>| {
+            count = count.saturating_add(n);
+            if count > MAX_VALUES {
+                return Err(too_many());
+            }
+            stack.extend(items);
+            Ok(())
+        };
     let mut arg_types = Vec::new();
     for _ in 0..args {
-        count += 1;
-        if count > MAX_VALUES {
-            return Err(too_many());
-        }
         arg_types.push(r.ty(table_len)?);
     }
-    stack.extend(arg_types.into_iter().rev().map(|t| (t, 0)));
+    push(
+        &mut stack,
+        args,
+        &mut arg_types.into_iter().rev().map(|t| (t, 0)),
+    )?;
     while let Some((ty, depth)) = stack.pop() {
-        count += 1;
-        if count > MAX_VALUES {
-            return Err(too_many());
-        }
         if depth > MAX_DEPTH {
             return Err(format!("values nested deeper than {MAX_DEPTH} levels"));
         }
@@ -259,41 +266,40 @@ fn walk(arg: &[u8]) -> Result<(), String> {
         match entry {
             Entry::Opt(t) => match r.byte()? {
                 0 => {}
-                1 => stack.push((*t, child)),
+                1 => push(&mut stack, 1, &mut std::iter::once((*t, child)))?,
                 b => return Err(format!("invalid opt tag {b}")),
             },
             Entry::Vec(t) => {
                 let n = r.leb()?;
                 match *t {
+                    // Numbers (and null, reserved): their bytes are skipped at once, null and
+                    // reserved elements (no bytes) are counted.
                     Ty::Prim(code) if fixed_size(code).is_some() => {
                         let size = fixed_size(code).unwrap_or(0);
                         if size == 0 {
-                            count = count.saturating_add(n);
-                            if count > MAX_VALUES {
-                                return Err(too_many());
-                            }
+                            push(&mut stack, n, &mut std::iter::empty())?;
                         } else {
                             r.skip(n.checked_mul(size).ok_or("vector too long")?)?;
                         }
                     }
                     t => {
-                        // Each element takes at least one byte unless its type is empty-sized
-                        // (counted one by one against MAX_VALUES).
-                        if n > MAX_VALUES {
-                            return Err(too_many());
-                        }
-                        stack.extend(std::iter::repeat_n((t, child), n as usize));
+                        let n_usize = usize::try_from(n).map_err(|_| too_many())?;
+                        push(&mut stack, n, &mut std::iter::repeat_n((t, child), n_usize))?;
                     }
                 }
             }
-            Entry::Record(fields) => stack.extend(fields.iter().rev().map(|t| (*t, child))),
+            Entry::Record(fields) => push(
+                &mut stack,
+                fields.len() as u64,
+                &mut fields.iter().rev().map(|t| (*t, child)),
+            )?,
             Entry::Variant(fields) => {
                 let i = r.leb()?;
                 let t = usize::try_from(i)
                     .ok()
                     .and_then(|i| fields.get(i))
                     .ok_or_else(|| format!("variant index {i} out of range"))?;
-                stack.push((*t, child));
+                push(&mut stack, 1, &mut std::iter::once((*t, child)))?;
             }
         }
     }
