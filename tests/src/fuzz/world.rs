@@ -235,8 +235,9 @@ impl World {
         ids.extend([d, session.id]);
 
         refill(&mut env);
-        // X: deleted (tombstone).
+        // X: deleted (tombstone; a deleted Draft is erased, a paid vault leaves one).
         let x = env.create_vault(owner, "Gone").id;
+        env.pay_creation(owner, x);
         let r: R<VaultView> = env.update(owner, "delete_vault", (x,));
         assert_eq!(r.expect("delete X").status, VaultStatus::Deleted);
         ids.push(x);
