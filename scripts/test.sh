@@ -36,8 +36,10 @@ LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace
   --skip every_endpoint_survives_a_short_fuzz_run
 
 step "fuzz every endpoint of the .did (short seeded run; the long run: docs/fuzzing.md)"
+fuzz_start=$SECONDS
 LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test -p livault_tests --locked \
   --test fuzz every_endpoint_survives_a_short_fuzz_run -- --nocapture
+echo "short fuzz run: $((SECONDS - fuzz_start)) s"
 
 step "vetKeys JavaScript client (@dfinity/vetkeys in node) on the canister's bytes"
 scripts/vetkeys-js.sh

@@ -400,6 +400,18 @@ mod tests {
         assert!(check("get_vault", &v)
             .unwrap_err()
             .contains("values than allowed (at most 1000)"));
+        // Values are counted when pushed: 998 empty vectors pass, 1 000 do not (with the
+        // argument itself and the type table's fields nothing else counts here).
+        let vecs = |n: u16| {
+            let mut b = b"DIDL\x02\x6d\x01\x6d\x7f\x01\x00".to_vec();
+            b.extend([(n & 0x7f) as u8 | 0x80, (n >> 7) as u8]);
+            b.extend(std::iter::repeat_n(0u8, n as usize));
+            b
+        };
+        assert!(ok(&vecs(998)), "{:?}", check("get_vault", &vecs(998)));
+        assert!(check("get_vault", &vecs(1_000))
+            .unwrap_err()
+            .contains("values than allowed"));
         // Size.
         let big = candid::encode_one("x".repeat(20_000)).unwrap();
         assert!(check("get_vault", &big)
