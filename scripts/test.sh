@@ -34,7 +34,8 @@ cargo clippy -p livault_backend --target wasm32-unknown-unknown --locked --featu
 step "cargo test (unit, host semantics, end-to-end on the wasm)"
 # The long-running explorations are the next steps, each with its numbers printed.
 LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test --workspace --locked \
-  -- --skip every_interleaving_of_the_payment_flows --skip model_run_seed
+  -- --skip every_interleaving_of_the_payment_flows --skip model_run_seed \
+  --skip every_endpoint_survives_a_short_fuzz_run
 
 step "payment interleavings, bounded run (docs/interleavings.md)"
 start=$(date +%s)
@@ -46,6 +47,12 @@ step "randomized model run (issue #12 item 7): seed, steps, upgrades (>= 100), d
 model_run_started=$(date +%s)
 LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test -p livault_tests --locked --test model_run -- --nocapture
 echo "model run step: $(( $(date +%s) - model_run_started )) s"
+
+step "fuzz every endpoint of the .did (short seeded run; the long run: docs/fuzzing.md)"
+fuzz_start=$SECONDS
+LIVAULT_WASM="$(pwd)/target/livault/livault_backend.wasm" cargo test -p livault_tests --locked \
+  --test fuzz every_endpoint_survives_a_short_fuzz_run -- --nocapture
+echo "short fuzz run: $((SECONDS - fuzz_start)) s"
 
 step "vetKeys JavaScript client (@dfinity/vetkeys in node) on the canister's bytes"
 scripts/vetkeys-js.sh

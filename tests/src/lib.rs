@@ -394,3 +394,5 @@ impl TestEnv {
         }
     }
 }
+
+pub mod fuzz;

@@ -273,6 +273,22 @@ pub struct CanisterStatus {
     pub controllers: Vec<Principal>,
 }
 
+/// A saved host state (see [`Host::checkpoint`]).
+#[derive(Clone)]
+pub struct Checkpoint {
+    now: u64,
+    rng_state: u64,
+    next_id: u64,
+    ledger: Ledger,
+    controllers: Vec<Principal>,
+    wasm: Vec<u8>,
+    heap: canister::HeapSnapshot,
+    stable: Vec<u8>,
+    global_timer: u64,
+    certified_data: Vec<u8>,
+    version: u64,
+}
+
 /// The embedded IC host. See the crate docs for an example.
 pub struct Host {
     pub(crate) config: HostConfig,
@@ -426,6 +442,99 @@ impl Host {
     /// Stable memory bytes.
     pub fn stable_memory(&self) -> Option<&[u8]> {
         self.canister.as_ref().map(|c| &c.env().stable[..])
+    }
+
+    /// The canister's global timer deadline (ns; 0 = none). Cheaper than [`Host::status`].
+    pub fn global_timer(&self) -> u64 {
+        self.canister.as_ref().map_or(0, |c| c.env().global_timer)
+    }
+
+    /// Starts recording which 64 KiB pages of stable memory executions write (see
+    /// [`Host::take_stable_dirty_pages`]); restarts with an empty record if already on. Lets a
+    /// test check that a call left stable memory byte-identical by comparing only the pages
+    /// written instead of the whole memory. Growth is not recorded (compare the length).
+    /// The record belongs to the instance: an upgrade or reinstall stops it.
+    pub fn track_stable_writes(&mut self) {
+        if let Some(c) = self.canister.as_mut() {
+            c.env_mut().written_pages = Some(BTreeSet::new());
+        }
+    }
+
+    /// The pages (index = byte offset / 65 536, ascending) written since tracking started or
+    /// since the last call, including writes of executions that trapped or were queries (their
+    /// bytes were rolled back, so the pages may be unchanged); resets the record. `None` when
+    /// not tracking.
+    pub fn take_stable_dirty_pages(&mut self) -> Option<Vec<u64>> {
+        let env = self.canister.as_mut()?.env_mut();
+        let dirty = env.written_pages.as_mut()?;
+        Some(std::mem::take(dirty).into_iter().collect())
+    }
+
+    /// An in-memory copy of the quiescent host (clock, randomness, ledger, controllers, heap,
+    /// stable memory, timer) to return to with [`Host::restore_checkpoint`]: e.g. to run many
+    /// call sequences from one populated state without building it again.
+    pub fn checkpoint(&self) -> Result<Checkpoint, HostError> {
+        if !self.queue.is_empty() || !self.contexts.is_empty() || !self.held.is_empty() {
+            return Err(HostError::Busy(self.contexts.len()));
+        }
+        let c = self.canister.as_ref().ok_or(HostError::NotInstalled)?;
+        Ok(Checkpoint {
+            now: self.now,
+            rng_state: self.rng_state,
+            next_id: self.next_id,
+            ledger: self.ledger.clone(),
+            controllers: self.controllers.clone(),
+            wasm: c.wasm.clone(),
+            heap: c.snapshot(),
+            stable: c.env().stable.clone(),
+            global_timer: c.env().global_timer,
+            certified_data: c.env().certified_data.clone(),
+            version: c.env().version,
+        })
+    }
+
+    /// Returns to `cp` (taken by [`Host::checkpoint`] of this host, with the same module
+    /// installed): the state listed there is restored, messages, call contexts and held calls
+    /// are dropped. Fault settings and stable-write tracking stay (the tracking record is
+    /// emptied: every page may have changed).
+    pub fn restore_checkpoint(&mut self, cp: &Checkpoint) -> Result<(), HostError> {
+        let c = self.canister.as_mut().ok_or(HostError::NotInstalled)?;
+        if c.wasm != cp.wasm {
+            return Err(HostError::Trapped(
+                "restore_checkpoint: another module is installed".into(),
+            ));
+        }
+        c.restore(&cp.heap)?;
+        let env = c.env_mut();
+        if env.stable.len() == cp.stable.len() {
+            env.stable.copy_from_slice(&cp.stable);
+        } else {
+            env.stable = cp.stable.clone();
+        }
+        env.global_timer = cp.global_timer;
+        env.certified_data = cp.certified_data.clone();
+        env.version = cp.version;
+        if let Some(dirty) = env.written_pages.as_mut() {
+            dirty.clear();
+        }
+        // Stable memory no longer derives from a `HostSnapshot` base: its next restore copies
+        // everything.
+        env.stable_base = None;
+        env.snapshot_dirty.clear();
+        self.now = cp.now;
+        self.rng_state = cp.rng_state;
+        self.next_id = cp.next_id;
+        self.ledger = cp.ledger.clone();
+        self.controllers = cp.controllers.clone();
+        self.queue.clear();
+        self.held.clear();
+        self.contexts.clear();
+        self.callbacks.clear();
+        self.messages.clear();
+        self.timer_task_queued = false;
+        self.pending_unknown.clear();
+        self.expired.clear();
+        Ok(())
     }
 
     fn fresh_id(&mut self) -> u64 {
@@ -758,7 +867,13 @@ impl Host {
         arg: Vec<u8>,
     ) -> Result<Reply, Reject> {
         let id = self.submit_update(caller, method, arg);
-        self.await_reply(id)
+        let result = self.await_reply(id);
+        // Nobody else knows the id: keep no record (and no copy of the argument) once the
+        // message is answered, so long runs of calls do not accumulate them.
+        if matches!(self.messages.get(&id), Some(m) if m.status != MessageStatus::Pending) {
+            self.messages.remove(&id);
+        }
+        result
     }
 
     /// Query call: runs `canister_query <method>`; never persists anything.

@@ -154,6 +154,10 @@ pub struct Env {
     pub snapshot_dirty: std::collections::BTreeSet<u64>,
     /// Id of the snapshot the stable memory was last restored from (`None`: unknown base).
     pub stable_base: Option<u64>,
+    /// When set, the 64 KiB pages (`offset / PAGE`) any execution wrote to stable memory since
+    /// the set was last taken (writes of executions that rolled back included). See
+    /// [`crate::Host::track_stable_writes`].
+    pub written_pages: Option<std::collections::BTreeSet<u64>>,
     /// Global timer deadline (0 = unset).
     pub global_timer: u64,
     /// Whether `accept_message` was called (inspect_message).
@@ -364,6 +368,9 @@ fn stable_write(c: &mut C, offset: u64, src: u64, size: u64) -> Result<(), Error
     let old = env.stable[r.clone()].to_vec();
     env.stable_journal.push((offset, old));
     env.stable[r].copy_from_slice(&bytes);
+    if let (Some(dirty), true) = (env.written_pages.as_mut(), size > 0) {
+        dirty.extend(offset / PAGE..=(offset + size - 1) / PAGE);
+    }
     Ok(())
 }
 

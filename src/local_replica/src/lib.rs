@@ -60,8 +60,8 @@ pub mod vetkeys_client;
 
 pub use account::AccountId;
 pub use host::{
-    CallError, CanisterStatus, ExecRecord, HeldCall, HeldOutcome, Host, HostConfig, HostError,
-    LogRecord, MessageId, MessageStatus, ReleaseError,
+    CallError, CanisterStatus, Checkpoint, ExecRecord, HeldCall, HeldOutcome, Host, HostConfig,
+    HostError, LogRecord, MessageId, MessageStatus, ReleaseError,
 };
 pub use ledger::LedgerCall;
 pub use ledger::{ledger_principal, Ledger, LEDGER_ID};

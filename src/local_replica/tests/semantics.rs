@@ -433,3 +433,73 @@ fn held_best_effort_call_times_out_with_sys_unknown() {
     assert_eq!(h.held_calls(), 0);
     assert_eq!(qry(&mut h, "get"), 41, "no reply callback ran");
 }
+
+#[test]
+fn stable_write_tracking_records_written_pages() {
+    let mut h = host();
+    assert_eq!(h.take_stable_dirty_pages(), None, "off until asked for");
+    h.track_stable_writes();
+    assert_eq!(upd(&mut h, "stable_put", 5), 0);
+    assert_eq!(h.take_stable_dirty_pages(), Some(vec![0]));
+    assert_eq!(h.take_stable_dirty_pages(), Some(vec![]), "taking resets");
+    // A query and a trapping update write too (then roll back): their pages are recorded.
+    h.update(alice(), "inc_then_trap", vec![]).unwrap_err();
+    assert_eq!(h.take_stable_dirty_pages(), Some(vec![0]));
+    assert_eq!(qry(&mut h, "stable_get"), 5);
+    assert_eq!(
+        h.take_stable_dirty_pages(),
+        Some(vec![]),
+        "reads are not writes"
+    );
+}
+
+#[test]
+fn checkpoint_restores_state_clock_and_ledger() {
+    let mut h = host();
+    h.track_stable_writes();
+    upd(&mut h, "stable_put", 9);
+    let cp = h.checkpoint().expect("quiescent");
+    let (t0, acct) = (h.now(), AccountId::new(&alice(), None));
+    h.fund(acct, 500);
+    assert_eq!(upd(&mut h, "inc", 0), 42);
+    upd(&mut h, "stable_put", 10);
+    h.advance_time(Duration::from_secs(60));
+    h.restore_checkpoint(&cp).expect("restore");
+    assert_eq!(h.now(), t0);
+    assert_eq!(h.ledger().balance(&acct), 0);
+    assert_eq!(qry(&mut h, "get"), 41, "heap global back");
+    assert_eq!(qry(&mut h, "stable_get"), 9, "stable back");
+    assert_eq!(
+        h.take_stable_dirty_pages(),
+        Some(vec![]),
+        "tracking stays on, emptied"
+    );
+    // The host keeps working from the checkpoint, and can go back again.
+    assert_eq!(upd(&mut h, "inc", 0), 42);
+    h.restore_checkpoint(&cp).expect("restore again");
+    assert_eq!(qry(&mut h, "get"), 41);
+}
+
+#[test]
+fn answered_update_messages_are_not_kept() {
+    let mut h = host();
+    let first = h.submit_update(alice(), "echo", vec![1]);
+    h.run_until_idle();
+    // `update` answers with the result; its message is not kept (its id is internal).
+    h.update(alice(), "echo", vec![2; 1000]).expect("echo");
+    let last = h.submit_update(alice(), "echo", vec![3]);
+    h.run_until_idle();
+    for id in [first, last] {
+        assert!(
+            matches!(
+                h.message_status(id),
+                Some(local_replica::MessageStatus::Done(_))
+            ),
+            "submitted messages stay queryable"
+        );
+    }
+    assert!(last > first + 1);
+    for id in first + 1..last {
+        assert_eq!(h.message_status(id), None, "id {id}");
+    }
+}

@@ -37,18 +37,18 @@ fn get_metrics() -> VaultResult<Metrics> {
     read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats, &ops))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_vaults(args: PageArgs) -> VaultResult<Page<AdminVaultSummary>> {
     read(|s| admin::list_vaults(s, &rt(), args))
 }
 
 /// Admins: the admin trail, oldest kept entry first (see `domain::admin_trail`).
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_admin_trail(args: PageArgs) -> VaultResult<Page<AdminTrailEntry>> {
     read(|s| admin_trail::list(s, &rt(), args))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_pricing(pricing: Pricing) -> VaultResult<()> {
     update("set_pricing", WhenPaused::Allow, |rt, caller| {
         write(|s| {
@@ -61,7 +61,7 @@ fn set_pricing(pricing: Pricing) -> VaultResult<()> {
     .inspect_err(|e| log_refusal("set_pricing", e))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_paused(paused: bool) -> VaultResult<()> {
     update("set_paused", WhenPaused::Allow, |rt, caller| {
         write(|s| {
@@ -76,7 +76,7 @@ fn set_paused(paused: bool) -> VaultResult<()> {
     .inspect_err(|e| log_refusal("set_paused", e))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_admins(admins: Vec<Principal>) -> VaultResult<()> {
     update("set_admins", WhenPaused::Allow, |rt, caller| {
         write(|s| {

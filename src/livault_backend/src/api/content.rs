@@ -20,7 +20,7 @@ use crate::storage::pages::{self, ChunkLoc};
 
 use super::{read, reply, rt, update, write, WhenPaused};
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn begin_upload(args: BeginUploadArgs) -> VaultResult<UploadView> {
     update("begin_upload", WhenPaused::Refuse, |rt, _| {
         write(|s| content::begin_upload(s, rt, args))
@@ -52,21 +52,26 @@ fn arg_data() -> Vec<u8> {
     buf
 }
 
-/// The decoder limits of the hand-decoded endpoints: a skipping quota bounds the work spent on
-/// values a caller adds beyond the declared arguments.
-fn decoder_config() -> candid::DecoderConfig {
+/// Decodes the arguments of a hand-decoded endpoint: first the limits every endpoint applies
+/// ([`super::arguments::check`]: size, type table, depth, value count), then candid with a
+/// skipping quota for values beyond the declared ones, as ic-cdk's generated decoders do.
+/// Malformed or over-limit arguments trap with the reason, like the generated decoders do.
+fn decode<'a, T: candid::utils::ArgumentDecoder<'a>>(method: &str, buf: &'a [u8]) -> T {
     let mut config = candid::DecoderConfig::new();
     config.set_skipping_quota(10_000);
-    config
+    super::arguments::check(method, buf)
+        .and_then(|()| {
+            candid::utils::decode_args_with_config(buf, &config).map_err(|e| format!("{e:#}"))
+        })
+        .unwrap_or_else(|e| ic_cdk::trap(format!("{method}: bad arguments: {e}")))
 }
 
-/// Decodes `(nat64, nat32, blob)` with the blob borrowed from the argument buffer. Malformed
-/// arguments trap, like the generated decoders do.
+/// Decodes `(nat64, nat32, blob)` with the blob borrowed from the argument buffer (see
+/// [`decode`]).
 pub fn decode_chunk_args(buf: Vec<u8>) -> (UploadId, u32, ChunkBytes) {
     let (upload_id, index, start, end) = {
         let (upload_id, index, bytes): (u64, u32, &serde_bytes::Bytes) =
-            candid::utils::decode_args_with_config(&buf, &decoder_config())
-                .unwrap_or_else(|e| ic_cdk::trap(format!("upload_chunk: bad arguments: {e}")));
+            decode("upload_chunk", &buf);
         let start = bytes.as_ptr() as usize - buf.as_ptr() as usize;
         (upload_id, index, start, start + bytes.len())
     };
@@ -101,40 +106,40 @@ fn upload_chunk() -> VaultResult<UploadView> {
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn finish_upload(upload_id: UploadId) -> VaultResult<ItemView> {
     update("finish_upload", WhenPaused::Refuse, |rt, _| {
         write(|s| content::finish_upload(s, rt, upload_id))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn abort_upload(upload_id: UploadId) -> VaultResult<()> {
     update("abort_upload", WhenPaused::Allow, |rt, _| {
         write(|s| content::abort_upload(s, rt, upload_id))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn delete_item(vault_id: VaultId, item_id: ItemId) -> VaultResult<()> {
     update("delete_item", WhenPaused::Refuse, |rt, _| {
         write(|s| content::delete_item(s, rt, vault_id, item_id))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn update_item_meta(args: UpdateItemMetaArgs) -> VaultResult<ItemView> {
     update("update_item_meta", WhenPaused::Refuse, |rt, _| {
         write(|s| content::update_item_meta(s, rt, args))
     })
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_items(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<ItemView>> {
     read(|s| content::list_items(s, &rt(), vault_id, page))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn request_download(vault_id: VaultId, item_id: ItemId) -> VaultResult<DownloadTicket> {
     update("request_download", WhenPaused::Allow, |rt, _| {
         write(|s| content::request_download(s, rt, vault_id, item_id))
@@ -225,16 +230,16 @@ const DOWNLOAD_ARGS_HEAD: &[u8; 8] = b"DIDL\x00\x02\x78\x79";
 
 /// Decodes `get_download_chunk`'s `(ticket_id : nat64, index : nat32)`. The encoding every
 /// agent produces (20 bytes) is read directly; the generic Candid decoder (~40 000
-/// instructions, 2% of a 1 MiB chunk's cost) handles any other valid encoding. Malformed
-/// arguments trap, like the generated decoders do.
+/// instructions, 2% of a 1 MiB chunk's cost) handles any other valid encoding, within the
+/// limits of every endpoint ([`decode`]). Malformed or over-limit arguments trap, like the
+/// generated decoders do.
 pub fn decode_download_args(buf: &[u8]) -> (TicketId, u32) {
     if buf.len() == 20 && buf.starts_with(DOWNLOAD_ARGS_HEAD) {
         let ticket = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
         let index = u32::from_le_bytes(buf[16..].try_into().expect("4 bytes"));
         return (ticket, index);
     }
-    candid::utils::decode_args_with_config(buf, &decoder_config())
-        .unwrap_or_else(|e| ic_cdk::trap(format!("get_download_chunk: bad arguments: {e}")))
+    decode("get_download_chunk", buf)
 }
 
 // `hidden`: see `upload_chunk`; declared by `interface::get_download_chunk`. The argument is

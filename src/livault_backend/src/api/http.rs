@@ -41,7 +41,7 @@ pub fn handle(req: &HttpRequest) -> HttpResponse {
     }
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn http_request(req: HttpRequest) -> HttpResponse {
     handle(&req)
 }

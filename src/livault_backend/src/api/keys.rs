@@ -75,7 +75,11 @@ fn get_vetkd_public_key() -> VaultResult<VetKdPublicKey> {
 }
 
 // Allowed while paused: like downloads, key release is read access for heirs.
-#[ic_cdk::update(encode_with = "encode_derive_reply", hidden = true)]
+#[ic_cdk::update(
+    guard = "crate::api::arguments::within_limits",
+    encode_with = "encode_derive_reply",
+    hidden = true
+)]
 async fn derive_vetkey(args: DeriveVetKeyArgs) -> VaultResult<EncryptedVetKeyReply> {
     update_async("derive_vetkey", WhenPaused::Allow, |rt, _| async move {
         keys::derive_vetkey(&GlobalState, &rt, args).await

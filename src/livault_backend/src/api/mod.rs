@@ -2,6 +2,7 @@
 //! the result. No business rule lives here.
 
 pub mod admin;
+pub mod arguments;
 #[cfg(feature = "bench-seed")]
 pub mod bench_seed;
 pub mod content;

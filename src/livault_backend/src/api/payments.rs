@@ -9,14 +9,14 @@ use crate::runtime::Runtime;
 
 use super::{admin, read, rt, update, update_async, write, GlobalState, WhenPaused};
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn init_payment(vault_id: VaultId, purpose: PaymentPurpose) -> VaultResult<PaymentSession> {
     update("init_payment", WhenPaused::Refuse, |rt, _| {
         write(|s| payments::init_payment(s, rt, vault_id, purpose))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 async fn verify_payment(session_id: SessionId) -> VaultResult<PaymentReceipt> {
     update_async("verify_payment", WhenPaused::Refuse, |rt, _| async move {
         payments::verify_payment(&GlobalState, &rt, session_id).await
@@ -24,22 +24,22 @@ async fn verify_payment(session_id: SessionId) -> VaultResult<PaymentReceipt> {
     .await
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn get_payment_session(session_id: SessionId) -> VaultResult<PaymentSession> {
     read(|s| payments::get_payment_session(s, &rt(), session_id))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_payment_sessions(vault_id: VaultId, page: PageArgs) -> VaultResult<PaymentSessionPage> {
     read(|s| payments::list_payment_sessions(s, &rt(), vault_id, page))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_billing(page: PageArgs) -> VaultResult<BillingPage> {
     read(|s| payments::list_billing(s, &rt(), page))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 async fn refund_session(session_id: SessionId) -> VaultResult<PaymentSession> {
     update_async(
         "refund_session",
@@ -70,14 +70,14 @@ async fn refund_session(session_id: SessionId) -> VaultResult<PaymentSession> {
     .inspect_err(|e| admin::log_refusal("refund_session", e))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_refund_account(vault_id: VaultId, account: Option<Account>) -> VaultResult<()> {
     update("set_refund_account", WhenPaused::Refuse, |rt, _| {
         write(|s| payments::set_refund_account(s, rt, vault_id, account))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn set_treasury(treasury: Account) -> VaultResult<()> {
     update("set_treasury", WhenPaused::Allow, |rt, caller| {
         write(|s| {

@@ -13,13 +13,13 @@ fn get_plans() -> PlansInfo {
 }
 
 /// Price of a new vault with this plan and owner age.
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn quote(args: QuoteArgs) -> VaultResult<Quote> {
     read(|s| pricing::quote(&s.config().pricing, &args.plan, args.owner_age))
 }
 
 /// Prorated price to move an owned, paid vault to a bigger plan.
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn quote_upgrade(vault_id: VaultId, to: PlanSelection) -> VaultResult<UpgradeQuote> {
     read(|s| vaults::quote_upgrade(s, &rt(), vault_id, to))
 }

@@ -225,8 +225,9 @@ pub async fn tick(manual: bool) -> TickReport {
 }
 
 /// Internal: processes due queue entries in this message. Only the canister itself may call
-/// it (from [`tick`]); it is not part of the `.did`.
-#[ic_cdk::update(hidden = true)]
+/// it (from [`tick`]); it is not part of the `.did`. The guard bounds what another canister's
+/// argument costs to decode before the caller check.
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits", hidden = true)]
 fn scheduler_run_batch(keys: Vec<QueueKey>) -> VaultResult<BatchReply> {
     let rt = rt();
     if rt.caller() != rt.canister_id() {

@@ -12,52 +12,52 @@ use crate::runtime::Runtime;
 
 use super::{read, rt, update, write, WhenPaused};
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn create_vault(args: CreateVaultArgs) -> VaultResult<VaultView> {
     update("create_vault", WhenPaused::Refuse, |rt, _| {
         write(|s| vaults::create_vault(s, rt, args))
     })
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn get_vault(vault_id: VaultId) -> VaultResult<VaultView> {
     read(|s| vaults::get_vault(s, &rt(), vault_id))
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn list_my_vaults(args: PageArgs) -> VaultResult<Page<VaultSummary>> {
     read(|s| vaults::list_my_vaults(s, &rt(), args))
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn update_vault(args: UpdateVaultArgs) -> VaultResult<VaultView> {
     update("update_vault", WhenPaused::Refuse, |rt, _| {
         write(|s| vaults::update_vault(s, rt, args))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn check_in(vault_id: VaultId) -> VaultResult<VaultView> {
     update("check_in", WhenPaused::Allow, |rt, _| {
         write(|s| vaults::check_in(s, rt, vault_id))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn finalize_setup(vault_id: VaultId) -> VaultResult<VaultView> {
     update("finalize_setup", WhenPaused::Refuse, |rt, _| {
         write(|s| vaults::finalize_setup(s, rt, vault_id))
     })
 }
 
-#[ic_cdk::update]
+#[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn delete_vault(vault_id: VaultId) -> VaultResult<VaultView> {
     update("delete_vault", WhenPaused::Refuse, |rt, _| {
         write(|s| vaults::delete_vault(s, rt, vault_id))
     })
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn get_audit_log(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<AuditEventView>> {
     let rt = rt();
     read(|s| {
@@ -76,7 +76,7 @@ fn get_audit_log(vault_id: VaultId, page: PageArgs) -> VaultResult<Page<AuditEve
     })
 }
 
-#[ic_cdk::query]
+#[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
 fn get_audit_head(vault_id: VaultId) -> VaultResult<AuditHead> {
     let rt = rt();
     read(|s| {
