@@ -224,6 +224,8 @@ pub struct Host {
     timer_task_queued: bool,
     pending_unknown: BTreeSet<u64>,
     expired: BTreeMap<u64, Callback>,
+    /// Calls the canister made to the management canister, per method.
+    management_calls: BTreeMap<String, u64>,
 }
 
 const MAX_RECORDS: usize = 1_000;
@@ -254,7 +256,14 @@ impl Host {
             timer_task_queued: false,
             pending_unknown: BTreeSet::new(),
             expired: BTreeMap::new(),
+            management_calls: BTreeMap::new(),
         }
+    }
+
+    /// How many calls to the management canister's `method` (`raw_rand`, `vetkd_derive_key`,
+    /// `vetkd_public_key`, ...) reached it, like [`Ledger::call_count`] for the ledger.
+    pub fn management_call_count(&self, method: &str) -> u64 {
+        self.management_calls.get(method).copied().unwrap_or(0)
     }
 
     /// The configuration.
@@ -1227,6 +1236,7 @@ impl Host {
     /// A call to the management canister with `cycles` attached: the response and the
     /// cycles kept (the vetKD fee; everything else is refunded).
     fn management(&mut self, method: &str, arg: &[u8], cycles: u128) -> (Response, u128) {
+        *self.management_calls.entry(method.to_string()).or_default() += 1;
         let caller = self.config.canister_id;
         let reject = |e: crate::vetkd::VetKdError| Response::Reject(4, e.to_string());
         match method {

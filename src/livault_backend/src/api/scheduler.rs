@@ -30,6 +30,7 @@ use crate::domain::error::{VaultError, VaultResult};
 use crate::domain::payments::{self, checks, types::SessionId};
 use crate::domain::scheduler::{self, QueueKey, MAX_ITEMS_PER_TICK};
 use crate::domain::types::TickReport;
+use crate::domain::vaults;
 use crate::runtime::Runtime;
 
 use super::{admit_update, read, rt, write, GlobalState, WhenPaused};
@@ -129,10 +130,12 @@ pub async fn tick(manual: bool) -> TickReport {
     let sessions = read(|s| checks::due(s, now, checks::MAX_CHECKS_PER_TICK));
     report.taken = (keys.len() + sessions.len()) as u32;
     // Collectors with their own indexes, bounded per tick: stale uploads, expired download
-    // tickets and past days' download counters (issue #12 L1: these were never run).
+    // tickets and past days' download counters (issue #12 L1: these were never run), past
+    // days' vault creation counters.
     let collected = write(|s| {
         content::collect_stale_uploads(s, now, MAX_ITEMS_PER_TICK)
             + content::collect_expired_tickets(s, now, MAX_ITEMS_PER_TICK)
+            + vaults::collect_creation_counters(s, now, MAX_ITEMS_PER_TICK)
     });
     report.processed += collected as u32;
     report.applied += collected as u32;

@@ -99,8 +99,13 @@ pub const REFUND_ACCOUNTS: MemoryId = MemoryId::new(31);
 /// (reverse of [`IDEMPOTENCY`]), so both entries go when the draft is paid or erased.
 pub const IDEMPOTENCY_BY_VAULT: MemoryId = MemoryId::new(32);
 
+/// `StableBTreeMap<(day, Principal), u32>`: vaults each principal created per UTC day (at
+/// most `vaults::MAX_VAULT_CREATIONS_PER_DAY`); past days are collected by the scheduler's
+/// ticks (the day comes first, so they are a prefix).
+pub const VAULT_CREATIONS: MemoryId = MemoryId::new(33);
+
 /// Every id above, for the layout test (no id appears twice).
-pub const ALL: [MemoryId; 33] = [
+pub const ALL: [MemoryId; 34] = [
     CONFIG,
     HEADER,
     VAULTS,
@@ -134,6 +139,7 @@ pub const ALL: [MemoryId; 33] = [
     PAYMENT_CHECKS,
     REFUND_ACCOUNTS,
     IDEMPOTENCY_BY_VAULT,
+    VAULT_CREATIONS,
 ];
 
 #[cfg(test)]
