@@ -7,6 +7,7 @@
 pub use local_replica::vetkeys_client as client;
 
 pub mod attack;
+pub mod soak;
 pub mod stable_usage;
 
 use std::path::PathBuf;
