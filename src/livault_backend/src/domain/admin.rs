@@ -233,11 +233,6 @@ pub fn prometheus_text(m: &Metrics) -> std::io::Result<String> {
         "vetKeys handed out (key.derived).",
     )?;
     w.encode_counter(
-        "livault_vetkeys_cycles_spent_total",
-        m.vetkeys.cycles_spent as f64,
-        "Cycles attached to vetKD derivations (fees).",
-    )?;
-    w.encode_counter(
         "livault_vetkeys_failed_total",
         m.vetkeys.failed_total as f64,
         "vetKD derivations the management canister did not complete.",
