@@ -702,7 +702,7 @@ fn calls(lab: &mut Lab, r: &Row) -> Vec<(&'static str, Vec<u8>)> {
             };
             (0..n)
                 .map(|i| {
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         (m, enc(("x".repeat(UPDATE_ARG_BYTES),)))
                     } else {
                         (m, enc((unknown_secret(prefix, i),)))
@@ -805,7 +805,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);

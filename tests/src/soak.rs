@@ -316,9 +316,9 @@ impl SoakReport {
             thousands(self.baseline.rate_limited_principals),
             thousands(self.after.rate_limited_principals)
         ));
-        s.push_str(&format!(
-            "\n| stable memory (live bytes) | before | after | growth | bound |\n|---|---:|---:|---:|---|\n"
-        ));
+        s.push_str(
+            "\n| stable memory (live bytes) | before | after | growth | bound |\n|---|---:|---:|---:|---|\n",
+        );
         for (c, growth, bound, why) in self.bounds() {
             s.push_str(&format!(
                 "| {} | {} | {} | {} | ≤ {} ({why}) |\n",
@@ -425,7 +425,7 @@ impl Soak {
     }
 
     /// Advances to the next midnight, an hour at a time.
-    fn to_next_day(&mut self) {
+    fn advance_to_next_day(&mut self) {
         let next = (self.env.now() / DAY_NS + 1) * DAY_NS;
         while self.env.now() < next {
             let step = (next - self.env.now()).min(3_600 * 1_000_000_000);
@@ -532,7 +532,7 @@ impl Soak {
         let r: R<VaultView> = s.call(owner, "finalize_setup", (v,));
         assert_eq!(r.expect("finalize_setup").status, VaultStatus::Active);
         s.vault = v;
-        s.to_next_day();
+        s.advance_to_next_day();
         s.report.baseline = s.queues();
         s.report.usage_before = s.usage();
         s.report.ledger_calls = s.ledger_calls();
@@ -617,7 +617,7 @@ impl Soak {
                 },),
             );
             let d = r.expect("a throw-away principal's draft").id;
-            if c % 2 == 0 {
+            if c.is_multiple_of(2) {
                 let r: R<PaymentSession> =
                     self.call(p, "init_payment", (d, PaymentPurpose::Create));
                 r.expect("init_payment");
@@ -657,7 +657,7 @@ pub fn run(cfg: SoakConfig, mut progress: impl FnMut(u64, &SoakReport)) -> SoakR
         s.chatty_day(day);
         s.heirs_day(day);
         s.churn_day(day, &mut next_cycle);
-        s.to_next_day();
+        s.advance_to_next_day();
         s.report.peak_used = s.report.peak_used.max(s.usage().used());
         s.report.days = day + 1;
         progress(day, &s.report);
@@ -667,7 +667,7 @@ pub fn run(cfg: SoakConfig, mut progress: impl FnMut(u64, &SoakReport)) -> SoakR
     for _ in 0..cfg.settle_days {
         let r: R<VaultView> = s.call(owner, "check_in", (v,));
         r.expect("check_in");
-        s.to_next_day();
+        s.advance_to_next_day();
         s.report.peak_used = s.report.peak_used.max(s.usage().used());
     }
     let head: R<AuditHead> = s.env.query(owner, "get_audit_head", (v,));
