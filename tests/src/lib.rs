@@ -8,6 +8,10 @@ pub mod interleave;
 /// The vetKeys client of the tests and the demo (docs/keys.md).
 pub use local_replica::vetkeys_client as client;
 
+pub mod attack;
+pub mod soak;
+pub mod stable_usage;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -315,6 +315,8 @@ pub struct Host {
     pub(crate) forced: BTreeMap<u64, HeldOutcome>,
     /// Callbacks whose response execution must trap (outcome `AppliedThenTrap`).
     pub(crate) trap_callback_of: BTreeSet<u64>,
+    /// Calls the canister made to the management canister, per method.
+    pub(crate) management_calls: BTreeMap<String, u64>,
 }
 
 const MAX_RECORDS: usize = 1_000;
@@ -351,7 +353,14 @@ impl Host {
             expired: BTreeMap::new(),
             forced: BTreeMap::new(),
             trap_callback_of: BTreeSet::new(),
+            management_calls: BTreeMap::new(),
         }
+    }
+
+    /// How many calls to the management canister's `method` (`raw_rand`, `vetkd_derive_key`,
+    /// `vetkd_public_key`, ...) reached it, like [`Ledger::call_count`] for the ledger.
+    pub fn management_call_count(&self, method: &str) -> u64 {
+        self.management_calls.get(method).copied().unwrap_or(0)
     }
 
     /// The configuration.
@@ -1458,6 +1467,7 @@ impl Host {
     /// A call to the management canister with `cycles` attached: the response and the
     /// cycles kept (the vetKD fee; everything else is refunded).
     fn management(&mut self, method: &str, arg: &[u8], cycles: u128) -> (Response, u128) {
+        *self.management_calls.entry(method.to_string()).or_default() += 1;
         let caller = self.config.canister_id;
         let reject = |e: crate::vetkd::VetKdError| Response::Reject(4, e.to_string());
         match method {

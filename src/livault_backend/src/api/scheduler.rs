@@ -32,6 +32,7 @@ use crate::domain::ops;
 use crate::domain::payments::{self, checks, types::SessionId};
 use crate::domain::scheduler::{self, QueueKey, MAX_ITEMS_PER_TICK};
 use crate::domain::types::TickReport;
+use crate::domain::vaults;
 use crate::events::{self, Val};
 use crate::runtime::Runtime;
 
@@ -140,8 +141,12 @@ pub async fn tick(manual: bool) -> TickReport {
     let sessions = read(|s| checks::due(s, now, checks::MAX_CHECKS_PER_TICK));
     report.taken = (keys.len() + sessions.len()) as u32;
     // Collectors with their own indexes, bounded per tick: stale uploads, expired download
-    // tickets and past days' download counters (issue #12 L1: these were never run).
+    // tickets and past days' download counters (issue #12 L1: these were never run). Past
+    // days' vault creation counters (rate-limit bookkeeping, like the heap rate limiter)
+    // are dropped too, without counting in the report: every create leaves one, so
+    // counting them would make every tick after a day with a new vault look busy.
     let collected = write(|s| {
+        vaults::collect_creation_counters(s, now, MAX_ITEMS_PER_TICK);
         content::collect_stale_uploads(s, now, MAX_ITEMS_PER_TICK)
             + content::collect_expired_tickets(s, now, MAX_ITEMS_PER_TICK)
     });

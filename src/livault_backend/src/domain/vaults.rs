@@ -171,6 +171,61 @@ pub fn live_vault_count(state: &State, owner: Principal) -> u64 {
         .count() as u64
 }
 
+/// Vaults one principal may create per UTC day, deleted ones included (issue #12 item 2):
+/// deleting an unpaid draft frees its place among the owner's live vaults at once, and each
+/// create / delete cycle leaves its vault id's directory entry and, once `init_payment` ran,
+/// a payment session (financial records are never erased), so without this bound one
+/// principal could leave megabytes a day behind at its rate limit.
+pub const MAX_VAULT_CREATIONS_PER_DAY: u64 = 20;
+
+/// Most audit events an unpaid `Draft` keeps from its owner's settings (`update_vault`,
+/// `set_refund_account`; issue #12 item 2). An owner write that would append more answers
+/// `PlanLimit { resource = "draft_audit_events" }`. Payment sessions (at most one per price,
+/// `init_payment` reuses it) and vetKD derivations (a canister-wide daily cap for drafts)
+/// still log: they are bounded elsewhere, and a capped draft must still be payable. A paid
+/// vault's log is bounded by its retention (compaction).
+pub const MAX_DRAFT_AUDIT_EVENTS: u64 = 64;
+
+/// Refuses an owner write that would append `adding` events to an unpaid draft's log past
+/// [`MAX_DRAFT_AUDIT_EVENTS`]; anything else passes.
+pub fn check_draft_audit_room(vault: &VaultRecord, adding: u64) -> VaultResult<()> {
+    if vault.status == VaultStatus::Draft
+        && adding > 0
+        && vault.audit_next_seq.saturating_add(adding) > MAX_DRAFT_AUDIT_EVENTS
+    {
+        return Err(VaultError::PlanLimit {
+            resource: "draft_audit_events".into(),
+            limit: MAX_DRAFT_AUDIT_EVENTS,
+        });
+    }
+    Ok(())
+}
+
+/// Vaults `who` created on the UTC day of `now`.
+fn creations_today(state: &State, who: Principal, now: u64) -> u64 {
+    u64::from(
+        state
+            .vault_creations
+            .get(&(now / NANOS_PER_DAY, who))
+            .unwrap_or(0),
+    )
+}
+
+/// Drops at most `max` creation counters of days before `now`'s (they are a prefix of the
+/// map: the day comes first). Returns how many went. Run by every scheduler tick.
+pub fn collect_creation_counters(state: &mut State, now: u64, max: usize) -> usize {
+    let today = now / NANOS_PER_DAY;
+    let old: Vec<(u64, Principal)> = state
+        .vault_creations
+        .keys_range(..(today, Principal::management_canister()))
+        .take(max)
+        .collect();
+    for key in &old {
+        state.vault_creations.remove(key);
+    }
+    old.len()
+}
+
 /// Refuses new data past the capacity high-water mark (`limits.stable_memory_high_water_bytes`):
 /// `create_vault` and `begin_upload` (with the bytes it would add) call it; everything an
 /// existing vault does keeps working.
@@ -224,6 +279,13 @@ pub fn create_vault(
             limit: max,
         });
     }
+    let created = creations_today(state, caller, now);
+    if created >= MAX_VAULT_CREATIONS_PER_DAY {
+        return Err(VaultError::PlanLimit {
+            resource: "vault_creations_per_day".into(),
+            limit: MAX_VAULT_CREATIONS_PER_DAY,
+        });
+    }
     check_capacity(state, rt, 0)?;
 
     let id = state.next_vault_id();
@@ -272,6 +334,9 @@ pub fn create_vault(
         ),
     );
     state.vaults_by_owner.insert((caller, id), ());
+    state
+        .vault_creations
+        .insert((now / NANOS_PER_DAY, caller), created as u32 + 1);
     if let Some(hash) = idem {
         state.idempotency.insert(hash, id);
         state.idempotency_by_vault.insert(id, hash);
@@ -417,6 +482,25 @@ pub fn update_vault(
     if let Some(days) = args.audit_retention_days {
         validation::audit_retention_days(days)?;
     }
+    let renamed = args
+        .name
+        .as_ref()
+        .is_some_and(|n| n.trim() != vault.name.as_str());
+    let rules_changed = args
+        .unlock_rules
+        .as_ref()
+        .is_some_and(|r| vault.unlock_rules.as_ref() != Some(r));
+    let settings_changed = args
+        .post_unlock_days
+        .is_some_and(|d| d != vault.post_unlock_days)
+        || args
+            .audit_retention_days
+            .is_some_and(|d| d != vault.audit_retention_days);
+    let events = [renamed, rules_changed, settings_changed]
+        .iter()
+        .filter(|b| **b)
+        .count() as u64;
+    check_draft_audit_room(&vault, events)?;
 
     touch_owner(state, &mut vault, now, caller);
     if let Some(name) = args.name {
@@ -594,7 +678,8 @@ fn forget_idempotency(state: &mut State, vault_id: VaultId) {
 }
 
 /// Erases an unpaid `Draft` (owner deletion, or unpaid past `draft_ttl_days`): its record,
-/// audit log, queue entries, owner-index, idempotency and refund-account entries. Only its id
+/// audit log, queue entries, owner-index, idempotency, refund-account and vetKeys-counter
+/// entries. Only its id
 /// stays used (ids come from a counter and are never reused). Payment sessions stay: funds
 /// paid to one later are refunded by an admin. A draft never held content, members,
 /// invites or recovery codes, so nothing else refers to it (issue #12 M2).
@@ -608,6 +693,7 @@ pub fn erase_draft(state: &mut State, vault: &VaultRecord) {
     forget_idempotency(state, vault.id);
     state.refund_accounts.remove(&vault.id);
     scheduler::unschedule_vault(state, vault.id);
+    super::keys::forget_vault(state, vault.id);
     state.audit.clear(vault.id);
     state.vaults.remove(&vault.id);
 }

@@ -106,11 +106,15 @@ pub const OPS_SNAPSHOT: MemoryId = MemoryId::new(33);
 /// `storage::admin_trail::AdminTrail`: the newest 2 047 admin actions (caller, time,
 /// arguments), a ring of 4 KiB slots (8 MiB at most).
 pub const ADMIN_TRAIL: MemoryId = MemoryId::new(34);
+/// `StableBTreeMap<(day, Principal), u32>`: vaults each principal created per UTC day (at
+/// most `vaults::MAX_VAULT_CREATIONS_PER_DAY`); past days are collected by the scheduler's
+/// ticks (the day comes first, so they are a prefix).
+pub const VAULT_CREATIONS: MemoryId = MemoryId::new(35);
 
 /// Every id above with its number and its name in metrics
 /// (`livault_stable_memory_virtual_bytes{memory=…}`), for the layout test and the
 /// per-memory breakdown.
-pub const ALL: [(MemoryId, u8, &str); 35] = [
+pub const ALL: [(MemoryId, u8, &str); 36] = [
     (CONFIG, 0, "config"),
     (HEADER, 1, "header"),
     (VAULTS, 2, "retired_vaults"),
@@ -146,6 +150,7 @@ pub const ALL: [(MemoryId, u8, &str); 35] = [
     (IDEMPOTENCY_BY_VAULT, 32, "idempotency_by_vault"),
     (OPS_SNAPSHOT, 33, "ops_snapshot"),
     (ADMIN_TRAIL, 34, "admin_trail"),
+    (VAULT_CREATIONS, 35, "vault_creations"),
 ];
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ pub struct State {
     pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
     /// `vault → sha256(caller ‖ key)`: the reverse of `idempotency`.
     pub idempotency_by_vault: StableBTreeMap<VaultId, [u8; 32], Mem>,
+    /// `(UTC day, principal) → vaults it created that day` (today's, until collected).
+    pub vault_creations: StableBTreeMap<(u64, Principal), u32, Mem>,
     // ---- members (invites, recovery codes)
     /// `(vault, invite id) → invite`.
     pub invites: StableBTreeMap<(VaultId, u64), InviteRecord, Mem>,
@@ -151,6 +153,7 @@ impl State {
             audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
             idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
             idempotency_by_vault: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY_BY_VAULT)),
+            vault_creations: StableBTreeMap::init(mm.get(ids::VAULT_CREATIONS)),
             // ---- members
             invites: StableBTreeMap::init(mm.get(ids::INVITES)),
             invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),

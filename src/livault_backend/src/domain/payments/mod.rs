@@ -406,6 +406,7 @@ pub fn set_refund_account(
             ));
         }
     }
+    vaults::check_draft_audit_room(&vault, 1)?;
     let details = match &account {
         Some(a) => format!(
             "refund_account={}",
