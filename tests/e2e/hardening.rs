@@ -209,7 +209,7 @@ fn create_vault_costs_the_same_after_many_deleted_drafts() {
         for _ in 0..n {
             // Stay inside the rate limit and the 20 vault creations a principal makes a day.
             created += 1;
-            if created % 19 == 0 {
+            if created.is_multiple_of(19) {
                 env.advance_days(1);
             }
             env.advance(Duration::from_secs(2));
