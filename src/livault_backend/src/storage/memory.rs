@@ -167,6 +167,6 @@ mod tests {
             assert!(names.insert(name), "{name} listed twice");
             assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
         }
-        assert_eq!(ALL.len(), 35);
+        assert_eq!(ALL.len(), 36);
     }
 }
