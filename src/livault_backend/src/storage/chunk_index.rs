@@ -106,7 +106,7 @@ impl<M: Memory> ChunkIndex<M> {
         let mut blocks = self.blobs.check_invariants(&self.slab)?;
         for blob in self.blobs.ids_from(0) {
             let record = self.blobs.get(&self.slab, blob).expect("listed");
-            if record.is_empty() || record.len() % Loc::BYTES != 0 {
+            if record.is_empty() || !record.len().is_multiple_of(Loc::BYTES) {
                 return Err(format!(
                     "chunk index: blob {blob} record of {} bytes",
                     record.len()
@@ -117,7 +117,7 @@ impl<M: Memory> ChunkIndex<M> {
                     .filter(|l| l.class < super::slab::CLASSES && u64::from(l.len) <= l.capacity())
                     .ok_or_else(|| format!("chunk index: blob {blob} chunk {i}: bad entry"))?;
                 let bytes = self.slab.read_all(loc);
-                if bytes.len() < 4 || (bytes.len() - 4) % 16 != 0 {
+                if bytes.len() < 4 || !(bytes.len() - 4).is_multiple_of(16) {
                     return Err(format!("chunk index: blob {blob} chunk {i}: malformed"));
                 }
                 let chunk = ChunkLoc::from_bytes(Cow::Owned(bytes));

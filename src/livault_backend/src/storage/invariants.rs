@@ -316,12 +316,12 @@ mod tests {
         let v = any::<usize>();
         prop_oneof![
             3 => (1u8..4, prop::option::of(0u8..3)).prop_map(|(owner, key)| Op::Create { owner, key }),
-            3 => v.clone().prop_map(|v| Op::Pay { v }),
-            1 => v.clone().prop_map(|v| Op::Rename { v }),
-            1 => v.clone().prop_map(|v| Op::CheckIn { v }),
-            1 => v.clone().prop_map(|v| Op::Delete { v }),
-            1 => v.clone().prop_map(|v| Op::EraseDraft { v }),
-            4 => (v.clone(), 1u64..6_000, prop::bool::weighted(0.8))
+            3 => v.prop_map(|v| Op::Pay { v }),
+            1 => v.prop_map(|v| Op::Rename { v }),
+            1 => v.prop_map(|v| Op::CheckIn { v }),
+            1 => v.prop_map(|v| Op::Delete { v }),
+            1 => v.prop_map(|v| Op::EraseDraft { v }),
+            4 => (v, 1u64..6_000, prop::bool::weighted(0.8))
                 .prop_map(|(v, size, finish)| Op::Upload { v, size, finish }),
             2 => (v, any::<usize>()).prop_map(|(v, i)| Op::DeleteItem { v, i }),
             2 => (1u64..120).prop_map(|days| Op::Tick { days }),
