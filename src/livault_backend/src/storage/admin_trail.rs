@@ -120,6 +120,56 @@ impl<M: Memory> AdminTrail<M> {
     }
 }
 
+impl<M: Memory> AdminTrail<M> {
+    /// The ring's shape: empty memory, or a header that is all zero (next = 1) or holds the
+    /// magic and the same next number as the heap copy; the memory no larger than the slots
+    /// the entries so far needed (at most `capacity + 1`); every kept entry's length fits
+    /// its slot.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.next == 0 {
+            return Err("admin trail: entry numbers start at 1".into());
+        }
+        if self.mem.size() == 0 {
+            return match self.next {
+                1 => Ok(()),
+                n => Err(format!("admin trail: next entry {n} with no memory")),
+            };
+        }
+        let mut head = [0u8; 16];
+        self.mem.read(0, &mut head);
+        let stored = if &head[..8] == MAGIC {
+            u64::from_le_bytes(head[8..].try_into().expect("8 bytes"))
+        } else if head == [0; 16] {
+            1
+        } else {
+            return Err("admin trail: unknown header".into());
+        };
+        if stored != self.next {
+            return Err(format!(
+                "admin trail: next entry {stored} stored, {} in the heap",
+                self.next
+            ));
+        }
+        let slots = 1 + (self.next - 1).min(self.capacity);
+        let pages = (slots * SLOT).div_ceil(WASM_PAGE);
+        if self.mem.size() > pages.max(1) {
+            return Err(format!(
+                "admin trail: {} pages for {slots} slots",
+                self.mem.size()
+            ));
+        }
+        for seq in self.first_seq()..self.next {
+            let mut len = [0u8; 4];
+            self.mem.read(self.offset(seq), &mut len);
+            let len = u32::from_le_bytes(len) as usize;
+            if len > MAX_RECORD_BYTES {
+                return Err(format!("admin trail: entry {seq} claims {len} bytes"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +235,95 @@ mod tests {
     fn an_oversized_record_is_a_programming_error() {
         let mut t = AdminTrail::init(VectorMemory::default());
         t.append(&vec![0; MAX_RECORD_BYTES + 1]);
+    }
+
+    // ------------------------------------------------------------ randomized model test
+
+    use crate::storage::model_test::{cases, ok};
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Append {
+            len: usize,
+        },
+        /// Entry `first_seq + delta` (may be before the first or past the newest).
+        Get {
+            delta: i64,
+        },
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => prop_oneof![4 => 0usize..300, 1 => Just(MAX_RECORD_BYTES)]
+                .prop_map(|len| Op::Append { len }),
+            3 => (-3i64..12).prop_map(|delta| Op::Get { delta }),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    fn run(cap: u64, ops: Vec<Op>) {
+        let mem = VectorMemory::default();
+        let mut t = AdminTrail::init_with_capacity(mem.clone(), cap);
+        // The model: the numbers handed out and the newest `cap` records.
+        let mut next = 1u64;
+        let mut kept: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+        for op in ops {
+            match op {
+                Op::Append { len } => {
+                    let r: Vec<u8> = (0..len).map(|i| (i as u64 + next) as u8).collect();
+                    assert_eq!(t.append(&r), next);
+                    kept.push_back((next, r));
+                    if kept.len() as u64 > cap {
+                        kept.pop_front();
+                    }
+                    next += 1;
+                }
+                Op::Get { delta } => {
+                    let Some(seq) = t.first_seq().checked_add_signed(delta) else {
+                        continue;
+                    };
+                    let want = kept.iter().find(|(s, _)| *s == seq).map(|(_, r)| r.clone());
+                    assert_eq!(t.get(seq), want, "entry {seq}");
+                }
+                Op::Reopen => {
+                    drop(t);
+                    t = AdminTrail::init_with_capacity(mem.clone(), cap);
+                }
+            }
+            ok(t.check_invariants());
+            assert_eq!(t.next_seq(), next);
+            assert_eq!(t.first_seq(), kept.front().map_or(next, |(s, _)| *s));
+            for (seq, r) in &kept {
+                assert_eq!(t.get(*seq).as_ref(), Some(r), "entry {seq}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases(128)))]
+        #[test]
+        fn random_operations_match_a_model(
+            cap in 1u64..7,
+            ops in prop::collection::vec(op(), 1..60),
+        ) {
+            run(cap, ops);
+        }
+    }
+
+    #[test]
+    fn the_walk_catches_a_header_out_of_step_and_a_bad_length() {
+        let mem = VectorMemory::default();
+        let mut t = AdminTrail::init_with_capacity(mem.clone(), 3);
+        assert_eq!(t.check_invariants(), Ok(()));
+        t.append(b"one");
+        t.append(b"two");
+        assert_eq!(t.check_invariants(), Ok(()));
+        mem.write(SLOT, &u32::MAX.to_le_bytes());
+        assert!(t.check_invariants().unwrap_err().contains("entry 1 claims"));
+        mem.write(8, &7u64.to_le_bytes());
+        assert!(t.check_invariants().unwrap_err().contains("next entry 7"));
     }
 }

@@ -138,6 +138,11 @@ impl<M: Memory> AuditLog<M> {
         self.read_entry(dir, (leaf % p) * ENTRY)
     }
 
+    /// The vaults with a log (at least one kept event), ascending.
+    pub fn vaults(&self) -> impl Iterator<Item = VaultId> + '_ {
+        self.index.ids_from(0)
+    }
+
     /// `(first kept seq, number kept)` of the vault's log.
     pub fn bounds(&self, vault: VaultId) -> (u64, u64) {
         self.root(vault)
@@ -403,39 +408,55 @@ impl<M: Memory> AuditLog<M> {
         }
         vaults.len() as u64
     }
-
-    /// Events kept for all vaults (walks every index).
-    #[cfg(test)]
-    pub fn event_count(&self) -> u64 {
-        self.index.ids_from(0).map(|v| self.bounds(v).1).sum()
-    }
 }
 
-/// Test-only walkers and the layout-3 writer.
-#[cfg(test)]
+/// Fails the walk with a message unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+/// The invariant walks.
 impl<M: Memory> AuditLog<M> {
-    /// Walks every vault's index and checks its shape: `origin ≤ first < end`; the listed
-    /// directories are exactly those from `origin`'s up to the newest event's, none wholly
-    /// before `first`; the tail is the newest leaf as listed; every page block is large
-    /// enough for its used slots; every kept event reads back with its own seq. Returns every
-    /// block reached (roots, directories, leaves holding kept events, kept events), for
-    /// [`Slab::assert_accounted`].
-    pub fn check_invariants(&self) -> Vec<Loc> {
+    /// Walks every vault's index and checks its shape: the directory entries are well formed;
+    /// `origin ≤ first < end`; the listed directories are exactly those from `origin`'s up to
+    /// the newest event's, none wholly before `first`; the tail is the newest leaf as listed;
+    /// every page block is large enough for its used slots; every kept event reads back with
+    /// its own seq (the kept seqs are contiguous). Returns every block reached (roots,
+    /// directories, leaves holding kept events, kept events), for [`Slab::check_accounted`].
+    /// (The hash chain is the domain's: the state's walk checks it.)
+    pub fn reachable_blocks(&self) -> Result<Vec<Loc>, String> {
         let p = self.page;
         let mut blocks = Vec::new();
+        self.index.check_invariants(&self.slab)?;
         for vault in self.index.ids_from(0) {
             let r = self.root(vault).expect("listed");
-            assert!(r.first < r.end, "vault {vault}: an empty log keeps no root");
-            assert!(r.origin <= r.first, "vault {vault}: origin after first");
-            assert!(
+            ensure!(
+                u64::from(r.loc.len) >= HEAD && (u64::from(r.loc.len) - HEAD).is_multiple_of(ENTRY),
+                "audit log: vault {vault}: root record of {} bytes",
+                r.loc.len
+            );
+            ensure!(
+                r.first < r.end,
+                "audit log: vault {vault}: an empty log keeps no root"
+            );
+            ensure!(
+                r.origin <= r.first,
+                "audit log: vault {vault}: origin after first"
+            );
+            ensure!(
                 r.first - r.origin < p * p,
-                "vault {vault}: a directory wholly before first is still listed"
+                "audit log: vault {vault}: a directory wholly before first is still listed"
             );
             let (first_leaf, last_leaf) = ((r.first - r.origin) / p, (r.end - 1 - r.origin) / p);
-            assert_eq!(
+            ensure!(
+                r.dirs() == last_leaf / p + 1,
+                "audit log: vault {vault}: {} directories listed, {} expected",
                 r.dirs(),
-                last_leaf / p + 1,
-                "vault {vault}: directories listed"
+                last_leaf / p + 1
             );
             blocks.push(r.loc);
             for d in 0..r.dirs() {
@@ -445,43 +466,65 @@ impl<M: Memory> AuditLog<M> {
                 } else {
                     p
                 };
-                assert!(
+                ensure!(
                     used * ENTRY <= dir.capacity(),
-                    "vault {vault}: directory {d} too small"
+                    "audit log: vault {vault}: directory {d} too small"
                 );
-                assert!(dir.capacity() <= (p * ENTRY).max(64).next_power_of_two());
+                ensure!(
+                    dir.capacity() <= (p * ENTRY).max(64).next_power_of_two(),
+                    "audit log: vault {vault}: directory {d} larger than a full page"
+                );
                 blocks.push(dir);
             }
             for leaf in first_leaf..=last_leaf {
                 let dir = self.dir_loc(&r, leaf / p);
                 let loc = self.read_entry(dir, (leaf % p) * ENTRY);
-                if leaf == last_leaf {
-                    assert_eq!(loc, r.tail, "vault {vault}: the tail leaf as listed");
-                }
+                ensure!(
+                    leaf != last_leaf || loc == r.tail,
+                    "audit log: vault {vault}: the tail leaf is not the one listed"
+                );
                 let used = if leaf == last_leaf {
                     (r.end - 1 - r.origin) % p + 1
                 } else {
                     p
                 };
-                assert!(
+                ensure!(
                     used * ENTRY <= loc.capacity(),
-                    "vault {vault}: leaf {leaf} too small"
+                    "audit log: vault {vault}: leaf {leaf} too small"
                 );
                 blocks.push(loc);
             }
             for seq in r.first..r.end {
                 let loc = self.event_loc(&r, seq).expect("kept");
-                assert_eq!(self.read(loc).seq, seq, "vault {vault}: event {seq}");
+                let found = self.read(loc).seq;
+                ensure!(
+                    found == seq,
+                    "audit log: vault {vault}: event {seq} reads back as {found}"
+                );
                 blocks.push(loc);
             }
         }
-        blocks
+        Ok(blocks)
     }
 
-    /// [`Self::check_invariants`], and the slab (used by this log only) holds exactly the
+    /// [`Self::reachable_blocks`] without the blocks.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.reachable_blocks().map(|_| ())
+    }
+
+    /// Events kept for all vaults (walks every index).
+    #[cfg(test)]
+    pub fn event_count(&self) -> u64 {
+        self.index.ids_from(0).map(|v| self.bounds(v).1).sum()
+    }
+
+    /// [`Self::reachable_blocks`], and the slab (used by this log only) holds exactly the
     /// blocks it reaches plus its free lists.
+    #[cfg(test)]
     pub fn assert_consistent(&self) {
-        self.slab.assert_accounted(&self.check_invariants());
+        let blocks = crate::storage::model_test::ok(self.reachable_blocks());
+        crate::storage::model_test::ok(self.slab.check_invariants());
+        crate::storage::model_test::ok(self.slab.check_accounted(&blocks));
     }
 }
 
@@ -630,7 +673,7 @@ mod tests {
         assert_eq!(log.bounds(1), (0, 0));
         assert_eq!((log.first(1), log.last(1)), (None, None));
         log.assert_consistent();
-        assert_eq!(log.check_invariants(), vec![], "nothing reachable");
+        assert_eq!(log.reachable_blocks(), Ok(vec![]), "nothing reachable");
         // Like layout 3: an empty log starts again at the next event's seq.
         log.append(1, &ev(45));
         assert_eq!(log.bounds(1), (45, 1));
@@ -839,7 +882,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig::with_cases(crate::storage::model_test::cases(100)))]
         #[test]
         fn random_operations_match_a_model(
             page in prop::sample::select(vec![2u64, 3, 4, 5, 8, 13]),

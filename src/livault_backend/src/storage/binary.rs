@@ -777,4 +777,202 @@ mod tests {
         bytes[0] = 3;
         let _ = VaultRecord::from_bytes(Cow::Owned(bytes));
     }
+
+    // ------------------------------------------------------------ randomized round trips
+
+    use crate::storage::model_test::cases;
+    use proptest::prelude::*;
+
+    fn principal() -> impl Strategy<Value = Principal> {
+        prop::collection::vec(any::<u8>(), 0..=29).prop_map(|b| Principal::from_slice(&b))
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![Just(String::new()), ".{0,40}"]
+    }
+
+    prop_compose! {
+        fn membership()(
+            invites_issued in any::<u64>(),
+            members_issued in any::<u32>(),
+            share_indices_used in any::<u16>(),
+            unlock_request in prop::option::of((principal(), any::<u32>(), any::<u64>())),
+            approvals in prop::collection::vec((any::<u32>(), any::<u64>()), 0..4),
+            failed in prop::collection::vec((principal(), any::<u64>()), 0..3),
+            recovery_code_hash in prop::option::of(any::<[u8; 32]>()),
+            open_invites in prop::collection::vec((any::<u64>(), any::<bool>(), any::<u64>()), 0..3),
+        ) -> VaultMembership {
+            VaultMembership {
+                invites_issued,
+                members_issued,
+                share_indices_used,
+                unlock_request: unlock_request.map(|(opened_by, member_id, opened_at)| {
+                    UnlockRequestRecord { opened_by, member_id, opened_at }
+                }),
+                approvals: approvals
+                    .into_iter()
+                    .map(|(member_id, at)| ApprovalRecord { member_id, at })
+                    .collect(),
+                failed_attempts: failed
+                    .into_iter()
+                    .map(|(principal, at)| FailedAttempt { principal, at })
+                    .collect(),
+                recovery_code_hash,
+                open_invites: open_invites
+                    .into_iter()
+                    .map(|(invite_id, witness, expires_at)| OpenInvite {
+                        invite_id,
+                        role: if witness { MemberRole::Witness } else { MemberRole::Heir },
+                        expires_at,
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    prop_compose! {
+        fn vault()(
+            (id, owner, name, status, tier, heir_slots, witness_slot, owner_age) in (
+                any::<u64>(), principal(), text(), prop::sample::select(VaultStatus::ALL.to_vec()),
+                prop::sample::select(Tier::ALL.to_vec()), any::<u8>(), any::<bool>(), any::<u8>(),
+            ),
+            (price_e8s, rules, post_unlock_days, audit_retention_days) in (
+                any::<u64>(),
+                prop::option::of((
+                    prop::option::of(any::<u64>()), prop::option::of(any::<u32>()),
+                    any::<u32>(), any::<u8>(), any::<bool>(),
+                )),
+                any::<u16>(),
+                any::<u16>(),
+            ),
+            times in any::<[u64; 4]>(),
+            optional in any::<[Option<u64>; 6]>(),
+            (committed, reserved, item_count, heir_count, witness_joined, audit_next_seq) in (
+                any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>(), any::<bool>(), any::<u64>(),
+            ),
+            audit_head in prop::collection::vec(any::<u8>(), 0..40),
+            membership in membership(),
+        ) -> VaultRecord {
+            VaultRecord {
+                id,
+                owner,
+                name,
+                status,
+                plan: PlanSelection { tier, heir_slots, witness_slot },
+                owner_age,
+                price_e8s,
+                unlock_rules: rules.map(|(unlock_after, inactivity_days, request_wait_days, required_heirs, required_witness)| {
+                    UnlockRules { unlock_after, inactivity_days, request_wait_days, required_heirs, required_witness }
+                }),
+                post_unlock_days,
+                audit_retention_days,
+                created_at: times[0],
+                updated_at: times[1],
+                status_changed_at: times[2],
+                paid_at: optional[0],
+                expires_at: optional[1],
+                activated_at: optional[2],
+                unlocked_at: optional[3],
+                access_until: optional[4],
+                deleted_at: optional[5],
+                last_owner_activity: times[3],
+                storage_committed_bytes: committed,
+                storage_reserved_bytes: reserved,
+                item_count,
+                heir_count,
+                witness_joined,
+                audit_next_seq,
+                audit_head,
+                membership,
+            }
+        }
+    }
+
+    prop_compose! {
+        fn audit_event()(
+            seq in any::<u64>(), at in any::<u64>(), actor in principal(),
+            action in text(), details in ".{0,300}", hash in prop::collection::vec(any::<u8>(), 0..40),
+        ) -> AuditEvent {
+            AuditEvent { seq, at, actor, action, details, hash }
+        }
+    }
+
+    prop_compose! {
+        fn storage_header()(
+            ids in any::<[u64; 8]>(),
+            layout_version in any::<u32>(),
+            status_counts in prop::collection::vec(any::<u64>(), 0..12),
+            c in any::<[u64; 11]>(),
+            counters_version in any::<u32>(),
+        ) -> StorageHeader {
+            StorageHeader {
+                layout_version,
+                next_vault_id: ids[0],
+                status_counts,
+                next_upload_id: ids[1],
+                next_item_id: ids[2],
+                next_blob_id: ids[3],
+                next_ticket_id: ids[4],
+                content_pages_hwm: ids[5],
+                content_free_pages: ids[6],
+                counters: MetricsCounters {
+                    storage_committed_bytes: c[0],
+                    storage_reserved_bytes: c[1],
+                    invites_day: c[2],
+                    invites_issued_today: c[3],
+                    invites_claimed_today: c[4],
+                    invites_issued_total: c[5],
+                    invites_claimed_total: c[6],
+                    open_sessions: c[7],
+                    billing_entries: c[8],
+                    treasury_e8s: c[9],
+                    refunded_e8s: c[10],
+                },
+                counters_version,
+                tickets_collected_below: ids[7],
+            }
+        }
+    }
+
+    prop_compose! {
+        fn ticket()(ids in any::<[u64; 5]>(), holder in principal(), chunk_count in any::<u32>()) -> TicketRecord {
+            TicketRecord {
+                ticket_id: ids[0],
+                vault_id: ids[1],
+                item_id: ids[2],
+                blob_id: ids[3],
+                holder,
+                expires_at: ids[4],
+                chunk_count,
+            }
+        }
+    }
+
+    /// The record survives its encoding, through `Storable` and through the body decoder.
+    fn round_trips<T: Storable + PartialEq + std::fmt::Debug>(
+        value: T,
+        decode: fn(&[u8]) -> Option<T>,
+    ) {
+        let bytes = value.to_bytes().into_owned();
+        assert_eq!(bytes[0], BINARY_VERSION);
+        assert_eq!(T::from_bytes(Cow::Owned(bytes.clone())), value);
+        assert_eq!(decode(&bytes[1..]).as_ref(), Some(&value));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases(256)))]
+        #[test]
+        fn random_vaults_round_trip(v in vault()) {
+            round_trips(v, decode_vault);
+        }
+
+        #[test]
+        fn random_events_headers_and_tickets_round_trip(
+            e in audit_event(), h in storage_header(), t in ticket(),
+        ) {
+            round_trips(e, decode_audit);
+            round_trips(h, decode_header);
+            round_trips(t, decode_ticket);
+        }
+    }
 }

@@ -43,7 +43,6 @@ impl<M: Memory> ChunkIndex<M> {
     }
 
     /// Chunks recorded for `blob`.
-    #[cfg(test)]
     pub fn chunk_count(&self, blob: u64) -> u32 {
         count_at(self.blobs.loc(blob))
     }
@@ -91,11 +90,49 @@ impl<M: Memory> ChunkIndex<M> {
     }
 
     /// Every `(blob, index, chunk)`, in order (walks the directory).
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (u64, u32, ChunkLoc)> + '_ {
         self.blobs.ids_from(0).flat_map(move |blob| {
             (0..self.chunk_count(blob)).filter_map(move |i| self.get(blob, i).map(|c| (blob, i, c)))
         })
+    }
+
+    /// Walks every blob's record: a whole number of entries, at least one (a blob without
+    /// chunks keeps no record), each naming a slab block of the right size class inside the
+    /// slab holding a well-formed [`ChunkLoc`]: page runs of at least one page whose total is
+    /// exactly the pages of its length. Returns every block reached (records and chunk
+    /// blocks, for [`Slab::check_accounted`]); where the page runs lie is checked against the
+    /// page space by the state's walk.
+    pub fn check_invariants(&self) -> Result<Vec<Loc>, String> {
+        let mut blocks = self.blobs.check_invariants(&self.slab)?;
+        for blob in self.blobs.ids_from(0) {
+            let record = self.blobs.get(&self.slab, blob).expect("listed");
+            if record.is_empty() || !record.len().is_multiple_of(Loc::BYTES) {
+                return Err(format!(
+                    "chunk index: blob {blob} record of {} bytes",
+                    record.len()
+                ));
+            }
+            for (i, e) in record.chunks_exact(Loc::BYTES).enumerate() {
+                let loc = Loc::decode(e)
+                    .filter(|l| l.class < super::slab::CLASSES && u64::from(l.len) <= l.capacity())
+                    .ok_or_else(|| format!("chunk index: blob {blob} chunk {i}: bad entry"))?;
+                let bytes = self.slab.read_all(loc);
+                if bytes.len() < 4 || !(bytes.len() - 4).is_multiple_of(16) {
+                    return Err(format!("chunk index: blob {blob} chunk {i}: malformed"));
+                }
+                let chunk = ChunkLoc::from_bytes(Cow::Owned(bytes));
+                let pages: u64 = chunk.extents.iter().map(|e| e.pages).sum();
+                if chunk.extents.iter().any(|e| e.pages == 0)
+                    || pages != super::pages::pages_for(u64::from(chunk.len))
+                {
+                    return Err(format!(
+                        "chunk index: blob {blob} chunk {i}: {chunk:?} does not hold its length"
+                    ));
+                }
+                blocks.push(loc);
+            }
+        }
+        Ok(blocks)
     }
 
     /// Whether no blob has a recorded chunk.
@@ -157,5 +194,127 @@ mod tests {
             Rc::new(Slab::init(VectorMemory::default())),
         );
         ix.push(1, 1, &chunk(1));
+    }
+
+    // ------------------------------------------------------------ randomized model test
+
+    use crate::storage::model_test::{cases, ok};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Appends chunk `n` (its shape derived from `n`) to `blob`.
+        Push {
+            blob: u64,
+            n: u64,
+        },
+        Get {
+            blob: u64,
+            index: u32,
+        },
+        RemoveBlob {
+            blob: u64,
+        },
+        Reopen,
+    }
+
+    /// A chunk whose length its page runs hold exactly (one to four runs).
+    fn chunk_of(n: u64) -> ChunkLoc {
+        let runs = n % 4 + 1;
+        let extents: Vec<Extent> = (0..runs)
+            .map(|i| Extent {
+                start: n * 1_000 + i * 10,
+                pages: (n + i) % 3 + 1,
+            })
+            .collect();
+        let pages: u64 = extents.iter().map(|e| e.pages).sum();
+        ChunkLoc {
+            len: ((pages - 1) * super::super::pages::PAGE_BYTES + 1 + n % 4_000) as u32,
+            extents,
+        }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u64..5, 0u64..1_000).prop_map(|(blob, n)| Op::Push { blob, n }),
+            3 => (0u64..5, 0u32..30).prop_map(|(blob, index)| Op::Get { blob, index }),
+            1 => (0u64..5).prop_map(|blob| Op::RemoveBlob { blob }),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    fn run(ops: Vec<Op>) {
+        let data = VectorMemory::default();
+        let dir = VectorMemory::default();
+        let open = || {
+            let slab = Rc::new(Slab::init(data.clone()));
+            (ChunkIndex::init(dir.clone(), slab.clone()), slab)
+        };
+        let (mut ix, mut slab) = open();
+        let mut model: BTreeMap<u64, Vec<ChunkLoc>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Push { blob, n } => {
+                    let chunks = model.entry(blob).or_default();
+                    ix.push(blob, chunks.len() as u32, &chunk_of(n));
+                    chunks.push(chunk_of(n));
+                }
+                Op::Get { blob, index } => {
+                    let want = model
+                        .get(&blob)
+                        .and_then(|c| c.get(index as usize))
+                        .cloned();
+                    assert_eq!(ix.get(blob, index), want, "get({blob}, {index})");
+                }
+                Op::RemoveBlob { blob } => {
+                    assert_eq!(
+                        ix.remove_blob(blob),
+                        model.remove(&blob).unwrap_or_default()
+                    );
+                }
+                Op::Reopen => {
+                    drop((ix, slab));
+                    (ix, slab) = open();
+                }
+            }
+            let blocks = ok(ix.check_invariants());
+            ok(slab.check_invariants());
+            ok(slab.check_accounted(&blocks));
+            let want: Vec<(u64, u32, ChunkLoc)> = model
+                .iter()
+                .flat_map(|(b, c)| c.iter().enumerate().map(|(i, c)| (*b, i as u32, c.clone())))
+                .collect();
+            assert_eq!(ix.iter().collect::<Vec<_>>(), want);
+            assert_eq!(ix.is_empty(), model.is_empty());
+            for (blob, chunks) in &model {
+                assert_eq!(ix.chunk_count(*blob), chunks.len() as u32);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases(128)))]
+        #[test]
+        fn random_operations_match_a_model(ops in prop::collection::vec(op(), 1..120)) {
+            run(ops);
+        }
+    }
+
+    #[test]
+    fn the_walk_catches_a_chunk_that_does_not_hold_its_length() {
+        let mut ix = ChunkIndex::init(
+            VectorMemory::default(),
+            Rc::new(Slab::init(VectorMemory::default())),
+        );
+        ix.push(1, 0, &chunk_of(7));
+        assert!(ix.check_invariants().is_ok());
+        let mut short = chunk_of(8);
+        short.len += (super::super::pages::PAGE_BYTES * 5) as u32;
+        ix.push(1, 1, &short);
+        assert!(ix
+            .check_invariants()
+            .unwrap_err()
+            .contains("blob 1 chunk 1"));
     }
 }

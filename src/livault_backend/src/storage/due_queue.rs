@@ -191,6 +191,72 @@ impl<M: Memory> DueQueue<M> {
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
+
+    /// Walks every slot against the heap indexes: the header holds the magic and the slots
+    /// ever used, inside the memory; each live slot's entry is in the index with that slot and
+    /// attempts, and the index holds nothing else (so no key twice and no slot twice); the
+    /// by-id index mirrors the index; the free slots are exactly the dead ones (all zero),
+    /// each listed once.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut head = [0u8; 16];
+        self.mem.read(0, &mut head);
+        if &head[..8] != MAGIC {
+            return Err("due queue: unknown magic".into());
+        }
+        let used = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+        if used != self.used || used == 0 || used * SLOT > self.mem.size() * WASM_PAGE {
+            return Err(format!(
+                "due queue: {used} slots used in the header, {} in the heap, {} pages",
+                self.used,
+                self.mem.size()
+            ));
+        }
+        let mut live = 0u64;
+        let mut dead = BTreeSet::new();
+        let mut s = [0u8; SLOT as usize];
+        for slot in 1..used {
+            self.mem.read(slot * SLOT, &mut s);
+            match s[21] {
+                0 if s.iter().all(|b| *b == 0) => {
+                    dead.insert(slot);
+                }
+                1 if s[22..].iter().all(|b| *b == 0) => {
+                    let u64_at =
+                        |at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+                    let key = (u64_at(0), s[20], u64_at(8));
+                    let attempts = u32::from_le_bytes(s[16..20].try_into().expect("4 bytes"));
+                    if self.index.get(&key) != Some(&(attempts, slot)) {
+                        return Err(format!(
+                            "due queue: slot {slot} holds {key:?} ({attempts} attempts), the \
+                             index says {:?}",
+                            self.index.get(&key)
+                        ));
+                    }
+                    live += 1;
+                }
+                _ => return Err(format!("due queue: slot {slot} is malformed: {s:?}")),
+            }
+        }
+        if live != self.index.len() as u64 {
+            return Err(format!(
+                "due queue: {live} live slots, {} indexed entries",
+                self.index.len()
+            ));
+        }
+        let by_id: BTreeSet<(u8, u64, u64)> =
+            self.index.keys().map(|(d, k, i)| (*k, *i, *d)).collect();
+        if by_id != self.by_id {
+            return Err("due queue: the by-id index differs from the index".into());
+        }
+        let free: BTreeSet<u64> = self.free.iter().copied().collect();
+        if free.len() != self.free.len() || free != dead {
+            return Err(format!(
+                "due queue: free slots {:?}, dead slots {dead:?}",
+                self.free
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -245,5 +311,113 @@ mod tests {
         m.grow(1);
         m.write(0, b"not a queue");
         let _ = DueQueue::init(m);
+    }
+
+    // ------------------------------------------------------------ randomized model test
+
+    use crate::storage::model_test::{cases, ok};
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert { key: QueueKey, attempts: u32 },
+        Remove { key: QueueKey },
+        Get { key: QueueKey },
+        DuesOf { kind: u8, id: u64 },
+        Range { lo: QueueKey, hi: QueueKey },
+        Reopen,
+    }
+
+    /// Small domains, so inserts collide with queued keys and removals hit.
+    fn key() -> impl Strategy<Value = QueueKey> {
+        (0u64..12, 0u8..3, 0u64..5)
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (key(), 0u32..4).prop_map(|(key, attempts)| Op::Insert { key, attempts }),
+            4 => key().prop_map(|key| Op::Remove { key }),
+            2 => key().prop_map(|key| Op::Get { key }),
+            1 => (0u8..3, 0u64..5).prop_map(|(kind, id)| Op::DuesOf { kind, id }),
+            1 => (key(), key()).prop_map(|(lo, hi)| Op::Range { lo, hi }),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    fn run(ops: Vec<Op>) {
+        let mem = VectorMemory::default();
+        let mut q = DueQueue::init(mem.clone());
+        let mut model: BTreeMap<QueueKey, u32> = BTreeMap::new();
+        let mut peak = 0;
+        for op in ops {
+            match op {
+                Op::Insert { key, attempts } => {
+                    assert_eq!(q.insert(key, attempts), model.insert(key, attempts));
+                }
+                Op::Remove { key } => assert_eq!(q.remove(&key), model.remove(&key)),
+                Op::Get { key } => {
+                    assert_eq!(q.get(&key), model.get(&key).copied());
+                    assert_eq!(q.contains_key(&key), model.contains_key(&key));
+                }
+                Op::DuesOf { kind, id } => {
+                    let want: Vec<u64> = model
+                        .keys()
+                        .filter(|(_, k, i)| (*k, *i) == (kind, id))
+                        .map(|(d, _, _)| *d)
+                        .collect();
+                    assert_eq!(q.dues_of(kind, id).collect::<Vec<_>>(), want);
+                }
+                Op::Range { lo, hi } => {
+                    let (lo, hi) = (lo.min(hi), lo.max(hi));
+                    let want: Vec<QueueKey> = model.range(lo..=hi).map(|(k, _)| *k).collect();
+                    assert_eq!(q.keys_range(lo..=hi).collect::<Vec<_>>(), want);
+                }
+                Op::Reopen => {
+                    drop(q);
+                    q = DueQueue::init(mem.clone());
+                }
+            }
+            ok(q.check_invariants());
+            assert_eq!(
+                q.iter().collect::<Vec<_>>(),
+                model.clone().into_iter().collect::<Vec<_>>()
+            );
+            assert_eq!(q.keys().count(), model.len());
+            assert_eq!(
+                (q.len(), q.is_empty()),
+                (model.len() as u64, model.is_empty())
+            );
+            // Freed slots are reused: never more slots than the most entries ever queued.
+            peak = peak.max(model.len() as u64);
+            assert!(
+                q.used - 1 <= peak,
+                "{} slots for at most {peak} entries",
+                q.used - 1
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases(128)))]
+        #[test]
+        fn random_operations_match_a_model(ops in prop::collection::vec(op(), 1..120)) {
+            run(ops);
+        }
+    }
+
+    #[test]
+    fn the_walk_catches_a_slot_the_index_does_not_know() {
+        let mem = VectorMemory::default();
+        let mut q = DueQueue::init(mem.clone());
+        q.insert((5, 1, 2), 0);
+        q.insert((6, 1, 2), 0);
+        assert_eq!(q.check_invariants(), Ok(()));
+        // Slot 2 rewritten behind the index's back.
+        mem.write(2 * SLOT, &encode((9, 9, 9), 0));
+        assert!(q.check_invariants().unwrap_err().contains("slot 2"));
+        q.remove(&(5, 1, 2));
+        let mut q = DueQueue::init(mem);
+        q.free.push(1);
+        assert!(q.check_invariants().unwrap_err().contains("free slots"));
     }
 }

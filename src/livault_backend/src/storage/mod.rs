@@ -39,3 +39,24 @@ impl StateAccess for RefCell<State> {
         f(&mut self.borrow_mut())
     }
 }
+
+/// Shared by the storage structures' randomized model tests.
+#[cfg(test)]
+pub(crate) mod model_test {
+    /// Cases per model test: `default` (sized so the unit test run stays short), or
+    /// `LIVAULT_STORAGE_MODEL_CASES` for a longer run (see docs/fuzzing.md).
+    pub fn cases(default: u32) -> u32 {
+        match std::env::var("LIVAULT_STORAGE_MODEL_CASES") {
+            Ok(v) => v
+                .parse()
+                .expect("LIVAULT_STORAGE_MODEL_CASES must be a number of cases"),
+            Err(_) => default,
+        }
+    }
+
+    /// Panics with `what`'s invariant violation, if any.
+    #[track_caller]
+    pub fn ok<T>(what: Result<T, String>) -> T {
+        what.unwrap_or_else(|e| panic!("invariant violated: {e}"))
+    }
+}

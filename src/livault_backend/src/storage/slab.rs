@@ -189,27 +189,30 @@ impl<M: Memory> Slab<M> {
     }
 
     /// Bytes of slab memory in use by blocks handed out or freed (the high-water mark).
-    #[cfg(test)]
     pub fn high_water(&self) -> u64 {
         read_u64(&self.mem, BUMP_AT)
     }
 
-    /// Every block on the free lists (walks each class's list; a cycle or a block outside
-    /// the handed-out space is a corrupt list).
-    #[cfg(test)]
-    pub fn free_blocks(&self) -> Vec<Loc> {
-        let bump = read_u64(&self.mem, BUMP_AT);
+    /// Every block on the free lists, walking each class's list. An error if a list leaves
+    /// the handed-out space, has a cycle, or two free blocks overlap.
+    pub fn free_blocks(&self) -> Result<Vec<Loc>, String> {
+        let bump = self.high_water();
         let mut out = Vec::new();
         for class in 0..CLASSES {
+            let size = MIN_BLOCK << class;
             let mut addr = read_u64(&self.mem, HEADS_AT + 8 * u64::from(class));
             let mut steps = 0;
             while addr != 0 {
-                assert!(
-                    (FIRST_BLOCK..bump).contains(&addr),
-                    "free list {class} points outside the slab: {addr}"
-                );
+                if addr < FIRST_BLOCK || addr.saturating_add(size) > bump {
+                    return Err(format!(
+                        "slab: free list {class} holds block {addr} (size {size}) outside the \
+                         handed-out space {FIRST_BLOCK}..{bump}"
+                    ));
+                }
                 steps += 1;
-                assert!(steps <= bump / MIN_BLOCK, "free list {class} has a cycle");
+                if steps > bump / MIN_BLOCK {
+                    return Err(format!("slab: free list {class} has a cycle"));
+                }
                 out.push(Loc {
                     addr,
                     len: 0,
@@ -218,18 +221,47 @@ impl<M: Memory> Slab<M> {
                 addr = read_u64(&self.mem, addr);
             }
         }
-        out
+        out.sort_unstable_by_key(|l| l.addr);
+        for w in out.windows(2) {
+            if w[0].addr + w[0].capacity() > w[1].addr {
+                return Err(format!(
+                    "slab: free blocks {:?} and {:?} overlap (a block freed twice?)",
+                    w[0], w[1]
+                ));
+            }
+        }
+        Ok(out)
     }
 
-    /// Asserts that `used` (the blocks some structure reaches) and the free lists tile the
-    /// handed-out space exactly: no block leaked (in neither), shared or overlapping.
-    #[cfg(test)]
-    pub fn assert_accounted(&self, used: &[Loc]) {
+    /// The slab's own shape: its magic, a bump pointer inside its memory, and free lists that
+    /// stay inside the handed-out space, are acyclic and never share or overlap a block
+    /// ([`Self::free_blocks`]). Which blocks are live is known only to the structures that
+    /// use the slab: [`Self::check_accounted`].
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut magic = [0u8; 8];
+        self.mem.read(0, &mut magic);
+        if &magic != SLAB_MAGIC {
+            return Err("slab: unknown magic".into());
+        }
+        let bump = self.high_water();
+        if bump < FIRST_BLOCK || bump > self.mem.size() * WASM_PAGE {
+            return Err(format!(
+                "slab: bump pointer {bump} outside {FIRST_BLOCK}..={}",
+                self.mem.size() * WASM_PAGE
+            ));
+        }
+        self.free_blocks().map(|_| ())
+    }
+
+    /// Whether `used` (the blocks the slab's users reach) and the free lists tile the
+    /// handed-out space exactly: every block in exactly one of them, no block leaked (in
+    /// neither), shared (in both, or twice) or overlapping another.
+    pub fn check_accounted(&self, used: &[Loc]) -> Result<(), String> {
         let mut blocks: Vec<(u64, u64, bool)> = used
             .iter()
             .map(|l| (l.addr, l.capacity(), true))
             .chain(
-                self.free_blocks()
+                self.free_blocks()?
                     .iter()
                     .map(|l| (l.addr, l.capacity(), false)),
             )
@@ -237,18 +269,29 @@ impl<M: Memory> Slab<M> {
         blocks.sort_unstable();
         let mut at = FIRST_BLOCK;
         for (addr, size, in_use) in blocks {
-            assert_eq!(
-                addr, at,
-                "slab block at {addr} (size {size}, in use: {in_use}): expected one at {at} \
-                 (a leak, or a block shared or overlapping)"
-            );
+            if addr != at {
+                return Err(format!(
+                    "slab: block at {addr} (size {size}, in use: {in_use}): expected one at \
+                     {at} (a leak, or a block shared or overlapping)"
+                ));
+            }
             at += size;
         }
-        assert_eq!(
-            at,
-            read_u64(&self.mem, BUMP_AT),
-            "space after the last block leaked"
-        );
+        let bump = self.high_water();
+        if at != bump {
+            return Err(format!(
+                "slab: space {at}..{bump} after the last block leaked"
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Self::check_accounted`], panicking with its message (tests).
+    #[cfg(test)]
+    pub fn assert_accounted(&self, used: &[Loc]) {
+        if let Err(e) = self.check_accounted(used) {
+            panic!("{e}");
+        }
     }
 }
 
@@ -393,6 +436,47 @@ impl<M: Memory> DenseBytes<M> {
     }
 }
 
+impl<M: Memory> DenseBytes<M> {
+    /// Walks the whole directory: an absent entry is all zero; a present one names a block of
+    /// a real class inside `slab`'s handed-out space, with the record's length within the
+    /// block. Returns every present record's block (for [`Slab::check_accounted`]).
+    pub fn check_invariants(&self, slab: &Slab<M>) -> Result<Vec<Loc>, String> {
+        let bump = slab.high_water();
+        let cap = self.id_capacity();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 256 * Loc::BYTES];
+        let mut id = 0;
+        while id < cap {
+            let n = 256.min(cap - id);
+            let bytes = &mut buf[..n as usize * Loc::BYTES];
+            self.dir.read(id * Loc::BYTES as u64, bytes);
+            for (i, e) in bytes.chunks_exact(Loc::BYTES).enumerate() {
+                let at = id + i as u64;
+                match e[13] {
+                    0 if e == [0u8; Loc::BYTES] => {}
+                    1 if e[14..].iter().all(|b| *b == 0) => {
+                        let loc = Loc::decode(e).expect("present");
+                        if loc.class >= CLASSES
+                            || u64::from(loc.len) > loc.capacity()
+                            || loc.addr < FIRST_BLOCK
+                            || loc.addr.saturating_add(loc.capacity()) > bump
+                        {
+                            return Err(format!(
+                                "dense directory: entry {at} names an impossible block {loc:?} \
+                                 (slab space {FIRST_BLOCK}..{bump})"
+                            ));
+                        }
+                        out.push(loc);
+                    }
+                    _ => return Err(format!("dense directory: entry {at} is malformed: {e:?}")),
+                }
+            }
+            id += n;
+        }
+        Ok(out)
+    }
+}
+
 /// Typed id → record table: [`DenseBytes`] with [`Storable`] records. The ids are the
 /// record's own dense ids (never reused); the API mirrors the `StableBTreeMap` calls the
 /// domain code uses.
@@ -444,6 +528,16 @@ impl<T: Storable, M: Memory> DenseTable<T, M> {
     /// Every record, ascending by id.
     pub fn iter(&self) -> impl Iterator<Item = (u64, T)> + '_ {
         self.range_from(0)
+    }
+
+    /// The slab the records live in.
+    pub fn slab(&self) -> &Slab<M> {
+        &self.slab
+    }
+
+    /// [`DenseBytes::check_invariants`] of the directory; every record's block.
+    pub fn check_invariants(&self) -> Result<Vec<Loc>, String> {
+        self.bytes.check_invariants(&self.slab)
     }
 
     /// Number of records (walks the directory).
@@ -547,7 +641,7 @@ mod tests {
         let blocks: Vec<Loc> = [10, 100, 3_000, 100, 64].map(|n| slab.alloc(n)).to_vec();
         slab.free(blocks[1]);
         slab.free(blocks[3]);
-        assert_eq!(slab.free_blocks().len(), 2);
+        assert_eq!(slab.free_blocks().unwrap().len(), 2);
         slab.assert_accounted(&[blocks[0], blocks[2], blocks[4]]);
         let leaked = catch_unwind(AssertUnwindSafe(|| {
             slab.assert_accounted(&[blocks[0], blocks[2]])
@@ -566,5 +660,234 @@ mod tests {
         m.grow(1);
         m.write(0, b"something else");
         let _ = Slab::init(m);
+    }
+
+    // ------------------------------------------------------------ randomized model test
+
+    use crate::storage::model_test::{cases, ok};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Tables over one slab: 0 and 1 raw [`DenseBytes`] (puts and appends), 2 a typed
+    /// [`DenseTable`].
+    const TABLES: usize = 3;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put {
+            t: usize,
+            id: u64,
+            len: usize,
+        },
+        Append {
+            t: usize,
+            id: u64,
+            len: usize,
+        },
+        Remove {
+            t: usize,
+            id: u64,
+        },
+        Get {
+            t: usize,
+            id: u64,
+        },
+        ReadAt {
+            t: usize,
+            id: u64,
+            offset: u64,
+            len: usize,
+        },
+        IdsFrom {
+            t: usize,
+            from: u64,
+        },
+        /// Every handle dropped and opened again over the same memories (an upgrade).
+        Reopen,
+    }
+
+    /// Record lengths: mostly small, some in the middle classes, a few near the top.
+    fn len() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            6 => 0usize..200,
+            3 => 200usize..9_000,
+            1 => 60_000usize..300_000,
+        ]
+    }
+
+    /// Ids: dense small ones (collisions), and a few far ones (the directory grows).
+    fn id() -> impl Strategy<Value = u64> {
+        prop_oneof![9 => 0u64..24, 1 => 4_000u64..9_000]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let t = 0..TABLES;
+        prop_oneof![
+            5 => (t.clone(), id(), len()).prop_map(|(t, id, len)| Op::Put { t, id, len }),
+            3 => (0..2usize, id(), 0usize..3_000).prop_map(|(t, id, len)| Op::Append { t, id, len }),
+            3 => (t.clone(), id()).prop_map(|(t, id)| Op::Remove { t, id }),
+            2 => (t.clone(), id()).prop_map(|(t, id)| Op::Get { t, id }),
+            2 => (t.clone(), id(), 0u64..5_000, 0usize..300)
+                .prop_map(|(t, id, offset, len)| Op::ReadAt { t, id, offset, len }),
+            1 => (t, 0u64..30).prop_map(|(t, from)| Op::IdsFrom { t, from }),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    struct Opened {
+        slab: Rc<Slab<VectorMemory>>,
+        raw: [DenseBytes<VectorMemory>; 2],
+        typed: DenseTable<Vec<u8>, VectorMemory>,
+    }
+
+    fn open(data: &VectorMemory, dirs: &[VectorMemory; TABLES]) -> Opened {
+        let slab = Rc::new(Slab::init(data.clone()));
+        Opened {
+            raw: [
+                DenseBytes::init(dirs[0].clone()),
+                DenseBytes::init(dirs[1].clone()),
+            ],
+            typed: DenseTable::init(dirs[2].clone(), slab.clone()),
+            slab,
+        }
+    }
+
+    impl Opened {
+        fn get(&self, t: usize, id: u64) -> Option<Vec<u8>> {
+            match t {
+                2 => self.typed.get(&id),
+                _ => self.raw[t].get(&self.slab, id),
+            }
+        }
+        fn ids_from(&self, t: usize, from: u64) -> Vec<u64> {
+            match t {
+                2 => self.typed.range_from(from).map(|(id, _)| id).collect(),
+                _ => self.raw[t].ids_from(from).collect(),
+            }
+        }
+        /// Every invariant, and the slab's blocks are exactly the tables' plus its free lists.
+        fn check(&self) {
+            ok(self.slab.check_invariants());
+            let mut used = ok(self.typed.check_invariants());
+            for raw in &self.raw {
+                used.extend(ok(raw.check_invariants(&self.slab)));
+            }
+            ok(self.slab.check_accounted(&used));
+        }
+    }
+
+    /// Bytes that differ by step and id, so a stale or misplaced block shows.
+    fn bytes(step: usize, id: u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u64 * 31 + id * 7 + step as u64 * 13) as u8)
+            .collect()
+    }
+
+    fn run(ops: Vec<Op>) {
+        let data = VectorMemory::default();
+        let dirs: [VectorMemory; TABLES] = Default::default();
+        let mut s = open(&data, &dirs);
+        let mut model: [BTreeMap<u64, Vec<u8>>; TABLES] = Default::default();
+        for (step, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::Put { t, id, len } => {
+                    let b = bytes(step, id, len);
+                    match t {
+                        2 => s.typed.insert(id, b.clone()),
+                        _ => s.raw[t].put(&s.slab, id, &b),
+                    }
+                    model[t].insert(id, b);
+                }
+                Op::Append { t, id, len } => {
+                    let b = bytes(step, id, len);
+                    s.raw[t].append(&s.slab, id, s.raw[t].loc(id), &b);
+                    model[t].entry(id).or_default().extend_from_slice(&b);
+                }
+                Op::Remove { t, id } => {
+                    let removed = match t {
+                        2 => s.typed.remove(&id),
+                        _ => s.raw[t].remove(&s.slab, id),
+                    };
+                    assert_eq!(removed, model[t].remove(&id).is_some(), "remove {t}/{id}");
+                }
+                Op::Get { t, id } => {
+                    assert_eq!(s.get(t, id), model[t].get(&id).cloned(), "get {t}/{id}");
+                    assert_eq!(
+                        t == 2 && s.typed.contains_key(&id),
+                        t == 2 && model[t].contains_key(&id)
+                    );
+                }
+                Op::ReadAt { t, id, offset, len } => {
+                    let mut dst = vec![0u8; len];
+                    let found = match t {
+                        2 => s.typed.bytes.read_at(&s.slab, id, offset, &mut dst),
+                        _ => s.raw[t].read_at(&s.slab, id, offset, &mut dst),
+                    };
+                    let want = model[t]
+                        .get(&id)
+                        .and_then(|r| r.get(offset as usize..offset as usize + len));
+                    assert_eq!(found, want.is_some(), "read_at {t}/{id}@{offset}+{len}");
+                    if let Some(want) = want {
+                        assert_eq!(dst, want);
+                    }
+                }
+                Op::IdsFrom { t, from } => {
+                    let want: Vec<u64> = model[t].range(from..).map(|(id, _)| *id).collect();
+                    assert_eq!(s.ids_from(t, from), want);
+                }
+                Op::Reopen => {
+                    drop(s);
+                    s = open(&data, &dirs);
+                }
+            }
+            s.check();
+            for (t, m) in model.iter().enumerate() {
+                for (id, want) in m {
+                    assert_eq!(s.get(t, *id).as_ref(), Some(want), "table {t} record {id}");
+                }
+                assert_eq!(s.ids_from(t, 0).len(), m.len(), "table {t}: record count");
+            }
+            assert_eq!(s.typed.count(), model[2].len() as u64);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases(64)))]
+        #[test]
+        fn random_operations_match_a_model(ops in prop::collection::vec(op(), 1..80)) {
+            run(ops);
+        }
+    }
+
+    #[test]
+    fn the_walks_catch_a_double_free_and_a_corrupt_directory_entry() {
+        let (slab, _, dir) = setup();
+        let t = DenseBytes::init(dir.clone());
+        t.put(&slab, 1, &[1; 100]);
+        t.put(&slab, 2, &[2; 100]);
+        let loc = t.loc(1).unwrap();
+        assert_eq!(t.check_invariants(&slab), Ok(vec![loc, t.loc(2).unwrap()]));
+        // A block freed twice is on its free list twice: a cycle.
+        slab.free(loc);
+        slab.free(loc);
+        assert!(slab.check_invariants().unwrap_err().contains("cycle"));
+        // A directory entry pointing past the slab's handed-out space.
+        let (slab, _, dir) = setup();
+        let t = DenseBytes::init(dir.clone());
+        t.put(&slab, 0, &[0; 10]);
+        let mut bad = t.loc(0).unwrap();
+        bad.addr = slab.high_water();
+        dir.write(0, &bad.encode());
+        assert!(t
+            .check_invariants(&slab)
+            .unwrap_err()
+            .contains("impossible block"));
+        // A used block also on a free list is shared.
+        let (slab, _, dir) = setup();
+        let t = DenseBytes::init(dir);
+        t.put(&slab, 0, &[0; 10]);
+        let used = t.check_invariants(&slab).unwrap();
+        slab.free(used[0]);
+        assert!(slab.check_accounted(&used).is_err());
     }
 }

@@ -40,6 +40,10 @@ cbor_storable!(ItemRecord, 1);
 cbor_storable!(UploadEntry, 1);
 cbor_storable!(KeyRecord, 1);
 
+// The whole storage's invariant walk (`State::check_invariants`), in its own file.
+#[path = "invariants.rs"]
+mod invariants;
+
 /// A virtual memory of the canister's stable memory.
 pub type Mem = VirtualMemory<DefaultMemoryImpl>;
 
