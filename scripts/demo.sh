@@ -18,7 +18,7 @@ fi
 echo "==> build the canister wasm"
 scripts/build.sh
 echo "==> build livault-local"
-cargo build --quiet --locked -p local_replica --bin livault-local
+cargo build --quiet --locked -p livault_local --bin livault-local
 
 if [ -n "$KEEP" ]; then
   STATE="$KEEP"

@@ -64,7 +64,7 @@ step "tsc --strict: bindings and the client module (browser libraries only)"
 
 # 5. Round trip through the wasm.
 step "round trip: generated IDL in Node <-> the real wasm on livault-local"
-cargo build --quiet --locked -p local_replica --bin livault-local
+cargo build --quiet --locked -p livault_local --bin livault-local
 (cd "$CLIENT" && npx --no-install tsc -p tsconfig.test.json)
 (cd "$CLIENT" && LIVAULT_LOCAL_BIN="$ROOT/target/debug/livault-local" LIVAULT_WASM="$WASM" \
   node --import ./test/register-resolver.mjs --test dist/test/)

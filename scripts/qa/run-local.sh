@@ -14,7 +14,7 @@ if [ ! -f "$WASM" ]; then
   echo "error: $WASM not found; run scripts/build.sh first" >&2
   exit 1
 fi
-cargo build --quiet --locked -p local_replica --bin livault-local
+cargo build --quiet --locked -p livault_local --bin livault-local
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -3,9 +3,9 @@
 //! state directory, and the typed flows refuse what the canister refuses.
 
 use livault_backend::domain::types::ItemKind;
+use livault_local::cli::content::{download_bytes, upload_bytes};
+use livault_local::cli::identity::principal_of;
 use livault_tests::*;
-use local_replica::cli::content::{download_bytes, upload_bytes};
-use local_replica::cli::identity::principal_of;
 use local_replica::Host;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ fn cli(dir: &Path, args: &[&str]) -> Result<(), String> {
         "--quiet".into(),
     ];
     argv.extend(args.iter().map(|s| s.to_string()));
-    local_replica::cli::run(argv).map_err(|e| format!("{e:#}"))
+    livault_local::cli::run(argv).map_err(|e| format!("{e:#}"))
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -196,9 +196,9 @@ fn call_output(dir: &Path, args: &[&str]) -> Result<String, String> {
     let did = concat!(env!("CARGO_MANIFEST_DIR"), "/../candid/livault_backend.did");
     let mut argv = vec!["--candid".to_string(), did.to_string()];
     argv.extend(args.iter().map(|s| s.to_string()));
-    let mut ctx = local_replica::cli::Context::open(dir.to_path_buf(), true).unwrap();
+    let mut ctx = livault_local::cli::Context::open(dir.to_path_buf(), true).unwrap();
     let out =
-        local_replica::cli::canister::call_output(&mut ctx, local_replica::cli::Args::new(argv))
+        livault_local::cli::canister::call_output(&mut ctx, livault_local::cli::Args::new(argv))
             .map_err(|e| format!("{e:#}"));
     ctx.save().unwrap();
     out

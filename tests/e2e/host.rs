@@ -136,7 +136,7 @@ fn the_demo_passes() {
         "--wasm",
         wasm.to_str().unwrap(),
     ];
-    let result = local_replica::cli::run(argv.iter().map(|s| s.to_string()).collect());
+    let result = livault_local::cli::run(argv.iter().map(|s| s.to_string()).collect());
     let _ = std::fs::remove_dir_all(&dir);
     result.expect("every demo step passes");
 }

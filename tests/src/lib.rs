@@ -6,7 +6,7 @@
 pub mod interleave;
 
 /// The vetKeys client of the tests and the demo (docs/keys.md).
-pub use local_replica::vetkeys_client as client;
+pub use livault_local::vetkeys_client as client;
 
 pub mod attack;
 pub mod soak;
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
-use local_replica::{Host, HostConfig, Reject};
+use local_replica::{CallError, CallKind, Host, HostConfig, Reject};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -147,10 +147,23 @@ impl TestEnv {
         method: &str,
         args: A,
     ) -> Result<R, Reject> {
-        let bytes = candid::encode_args(args).expect("encode args");
-        let reply = self.host.update(who, method, bytes)?;
-        Ok(candid::decode_one(&reply.bytes)
-            .unwrap_or_else(|e| panic!("{method}: cannot decode the reply: {e}")))
+        self.try_call(CallKind::Update, who, method, args)
+    }
+
+    /// A typed call of the host's typed call API: a reject is `Err`, a Candid failure (the
+    /// arguments do not encode, the reply does not decode) a panic.
+    fn try_call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        kind: CallKind,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, Reject> {
+        match self.host.call_typed(kind, who, method, args) {
+            Ok(typed) => Ok(typed.value),
+            Err(CallError::Reject(r)) => Err(r),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// Update call that must not be rejected by the system.
@@ -171,10 +184,7 @@ impl TestEnv {
         method: &str,
         args: A,
     ) -> Result<R, Reject> {
-        let bytes = candid::encode_args(args).expect("encode args");
-        let reply = self.host.query(who, method, bytes)?;
-        Ok(candid::decode_one(&reply.bytes)
-            .unwrap_or_else(|e| panic!("{method}: cannot decode the reply: {e}")))
+        self.try_call(CallKind::Query, who, method, args)
     }
 
     /// Query call that must not be rejected by the system.

@@ -6,15 +6,13 @@
 //! canister itself or to a peer, callbacks and cleanups, the "did not reply" rule,
 //! timers driven by the controlled clock, install/upgrade atomicity, and the test API.
 
-use crate::account::AccountId;
 use crate::canister::{self, Canister, Entry, ExecOutcome, ExecRequest, LoadError};
 use crate::costs;
 use crate::ic0::{Env, ExecKind, Ic0Fault};
 use crate::ledger::{ledger_principal, Ledger};
 use crate::types::{OutCall, Reject, RejectCode, Reply, Response};
-use candid::utils::{ArgumentDecoder, ArgumentEncoder};
-use candid::{CandidType, Principal};
-use serde::de::DeserializeOwned;
+use candid::Principal;
+use icp_ledger_types::AccountId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -167,17 +165,6 @@ pub enum HostError {
     Busy(usize),
 }
 
-/// Error of the typed Candid helpers.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The call was rejected.
-    #[error(transparent)]
-    Reject(#[from] Reject),
-    /// Encoding the argument or decoding the reply failed.
-    #[error("candid: {0}")]
-    Candid(String),
-}
-
 pub use crate::ledger::LedgerCall;
 
 /// A call held by the host ([`Host::hold_calls_to`]), as listed by [`Host::list_held_calls`].
@@ -271,22 +258,6 @@ pub struct CanisterStatus {
     pub module_hash: String,
     /// Controllers.
     pub controllers: Vec<Principal>,
-}
-
-/// A saved host state (see [`Host::checkpoint`]).
-#[derive(Clone)]
-pub struct Checkpoint {
-    now: u64,
-    rng_state: u64,
-    next_id: u64,
-    ledger: Ledger,
-    controllers: Vec<Principal>,
-    wasm: Vec<u8>,
-    heap: canister::HeapSnapshot,
-    stable: Vec<u8>,
-    global_timer: u64,
-    certified_data: Vec<u8>,
-    version: u64,
 }
 
 /// The embedded IC host. See the crate docs for an example.
@@ -477,73 +448,6 @@ impl Host {
         let env = self.canister.as_mut()?.env_mut();
         let dirty = env.written_pages.as_mut()?;
         Some(std::mem::take(dirty).into_iter().collect())
-    }
-
-    /// An in-memory copy of the quiescent host (clock, randomness, ledger, controllers, heap,
-    /// stable memory, timer) to return to with [`Host::restore_checkpoint`]: e.g. to run many
-    /// call sequences from one populated state without building it again.
-    pub fn checkpoint(&self) -> Result<Checkpoint, HostError> {
-        if !self.queue.is_empty() || !self.contexts.is_empty() || !self.held.is_empty() {
-            return Err(HostError::Busy(self.contexts.len()));
-        }
-        let c = self.canister.as_ref().ok_or(HostError::NotInstalled)?;
-        Ok(Checkpoint {
-            now: self.now,
-            rng_state: self.rng_state,
-            next_id: self.next_id,
-            ledger: self.ledger.clone(),
-            controllers: self.controllers.clone(),
-            wasm: c.wasm.clone(),
-            heap: c.snapshot(),
-            stable: c.env().stable.clone(),
-            global_timer: c.env().global_timer,
-            certified_data: c.env().certified_data.clone(),
-            version: c.env().version,
-        })
-    }
-
-    /// Returns to `cp` (taken by [`Host::checkpoint`] of this host, with the same module
-    /// installed): the state listed there is restored, messages, call contexts and held calls
-    /// are dropped. Fault settings and stable-write tracking stay (the tracking record is
-    /// emptied: every page may have changed).
-    pub fn restore_checkpoint(&mut self, cp: &Checkpoint) -> Result<(), HostError> {
-        let c = self.canister.as_mut().ok_or(HostError::NotInstalled)?;
-        if c.wasm != cp.wasm {
-            return Err(HostError::Trapped(
-                "restore_checkpoint: another module is installed".into(),
-            ));
-        }
-        c.restore(&cp.heap)?;
-        let env = c.env_mut();
-        if env.stable.len() == cp.stable.len() {
-            env.stable.copy_from_slice(&cp.stable);
-        } else {
-            env.stable = cp.stable.clone();
-        }
-        env.global_timer = cp.global_timer;
-        env.certified_data = cp.certified_data.clone();
-        env.version = cp.version;
-        if let Some(dirty) = env.written_pages.as_mut() {
-            dirty.clear();
-        }
-        // Stable memory no longer derives from a `HostSnapshot` base: its next restore copies
-        // everything.
-        env.stable_base = None;
-        env.snapshot_dirty.clear();
-        self.now = cp.now;
-        self.rng_state = cp.rng_state;
-        self.next_id = cp.next_id;
-        self.ledger = cp.ledger.clone();
-        self.controllers = cp.controllers.clone();
-        self.queue.clear();
-        self.held.clear();
-        self.contexts.clear();
-        self.callbacks.clear();
-        self.messages.clear();
-        self.timer_task_queued = false;
-        self.pending_unknown.clear();
-        self.expired.clear();
-        Ok(())
     }
 
     fn fresh_id(&mut self) -> u64 {
@@ -948,42 +852,6 @@ impl Host {
                 format!("Canister {id} did not produce a response"),
             )),
         }
-    }
-
-    /// Typed update: encodes `args` with Candid, decodes one return value.
-    pub fn update_candid<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-        &mut self,
-        caller: Principal,
-        method: &str,
-        args: A,
-    ) -> Result<R, CallError> {
-        let bytes = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let r = self.update(caller, method, bytes)?;
-        candid::decode_one(&r.bytes).map_err(|e| CallError::Candid(e.to_string()))
-    }
-
-    /// Typed query: encodes `args` with Candid, decodes one return value.
-    pub fn query_candid<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-        &mut self,
-        caller: Principal,
-        method: &str,
-        args: A,
-    ) -> Result<R, CallError> {
-        let bytes = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let r = self.query(caller, method, bytes)?;
-        candid::decode_one(&r.bytes).map_err(|e| CallError::Candid(e.to_string()))
-    }
-
-    /// Typed update decoding several return values as a tuple.
-    pub fn update_candid_tuple<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
-        &mut self,
-        caller: Principal,
-        method: &str,
-        args: A,
-    ) -> Result<R, CallError> {
-        let bytes = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let r = self.update(caller, method, bytes)?;
-        candid::decode_args(&r.bytes).map_err(|e| CallError::Candid(e.to_string()))
     }
 
     // ---------------------------------------------------------------- scheduler

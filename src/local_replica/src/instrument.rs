@@ -50,13 +50,13 @@ use wasm_encoder::{Instruction, SectionId, ValType};
 use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef};
 
 /// Name under which table 0 is exported by the rewrite.
-pub const TABLE_EXPORT: &str = "__livault_table0";
+pub const TABLE_EXPORT: &str = "__local_replica_table0";
 /// Prefix of the exports of mutable globals (followed by the global index).
-pub const GLOBAL_EXPORT_PREFIX: &str = "__livault_global_";
+pub const GLOBAL_EXPORT_PREFIX: &str = "__local_replica_global_";
 /// Name under which the instruction counter global is exported.
-pub const COUNTER_EXPORT: &str = "__livault_instructions";
+pub const COUNTER_EXPORT: &str = "__local_replica_instructions";
 /// Import module of the function called when the counter goes below zero.
-pub const METER_MODULE: &str = "__livault";
+pub const METER_MODULE: &str = "__local_replica";
 /// Import name of the function called when the counter goes below zero.
 pub const OUT_OF_INSTRUCTIONS: &str = "out_of_instructions";
 /// Initial value of the counter global: the budget of the module's start function (which

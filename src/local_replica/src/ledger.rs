@@ -2,20 +2,25 @@
 //!
 //! This module owns balances (per account identifier), the block log, deduplication and
 //! the Candid interface of `candid/icp_ledger.did` (the official ICP ledger interface for
-//! the methods LiVault uses, checked against `candid/reference/icp_ledger.did`): legacy
-//! `transfer` / `account_balance` / `transfer_fee` / `account_identifier` and ICRC-1
-//! `icrc1_transfer` / `icrc1_balance_of` / `icrc1_fee`. An ICRC account maps to its
-//! account identifier, so both interfaces see the same balances.
+//! the methods a canister taking ICP payments uses, checked against
+//! `candid/reference/icp_ledger.did`; the types come from the shared crate
+//! `icp_ledger_types`): legacy `transfer` / `account_balance` / `transfer_fee` /
+//! `account_identifier` and ICRC-1 `icrc1_transfer` / `icrc1_balance_of` / `icrc1_fee`. An
+//! ICRC account maps to its account identifier, so both interfaces see the same balances.
 
-use crate::account::{subaccount, AccountId};
 use candid::{CandidType, Decode, Encode, Nat, Principal};
+use icp_ledger_types::{subaccount, AccountId};
+pub use icp_ledger_types::{
+    Account, AccountBalanceArgs, Icrc1TransferArg, Icrc1TransferError, TimeStamp, Tokens,
+    TransferArgs, TransferError, TransferResult,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The ledger canister id.
 pub const LEDGER_ID: &str = "ryjl3-tyaaa-aaaaa-aaaba-cai";
 /// Transfer fee in e8s.
-pub const FEE: u64 = 10_000;
+pub const FEE: u64 = icp_ledger_types::LEDGER_FEE_E8S;
 /// Deduplication window (24 h).
 pub const TX_WINDOW_NS: u64 = 24 * 3600 * 1_000_000_000;
 /// Permitted clock drift (60 s).
@@ -24,141 +29,6 @@ pub const PERMITTED_DRIFT_NS: u64 = 60 * 1_000_000_000;
 /// The ledger's principal.
 pub fn ledger_principal() -> Principal {
     Principal::from_text(LEDGER_ID).expect("valid ledger id")
-}
-
-/// `Tokens` of the ledger interface.
-#[derive(CandidType, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tokens {
-    /// Amount in e8s.
-    pub e8s: u64,
-}
-
-/// `TimeStamp` of the ledger interface.
-#[derive(CandidType, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeStamp {
-    /// Nanoseconds since the epoch.
-    pub timestamp_nanos: u64,
-}
-
-/// Legacy `TransferArgs`.
-#[derive(CandidType, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct TransferArgs {
-    /// Memo.
-    pub memo: u64,
-    /// Amount.
-    pub amount: Tokens,
-    /// Fee (must be 10_000 e8s).
-    pub fee: Tokens,
-    /// Sender subaccount.
-    pub from_subaccount: Option<serde_bytes::ByteBuf>,
-    /// Destination account identifier (32 bytes).
-    pub to: serde_bytes::ByteBuf,
-    /// Creation time (dedup key).
-    pub created_at_time: Option<TimeStamp>,
-}
-
-/// Legacy `TransferError`.
-#[derive(CandidType, Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
-pub enum TransferError {
-    /// Wrong fee.
-    BadFee {
-        /// The fee to use.
-        expected_fee: Tokens,
-    },
-    /// Balance too low for amount + fee.
-    InsufficientFunds {
-        /// Current balance.
-        balance: Tokens,
-    },
-    /// `created_at_time` older than the window.
-    TxTooOld {
-        /// The window.
-        allowed_window_nanos: u64,
-    },
-    /// `created_at_time` in the future.
-    TxCreatedInFuture,
-    /// Same transaction already in the log.
-    TxDuplicate {
-        /// The original block.
-        duplicate_of: u64,
-    },
-}
-
-/// Legacy `TransferResult`.
-pub type TransferResult = Result<u64, TransferError>;
-
-/// `AccountBalanceArgs`.
-#[derive(CandidType, Deserialize, Debug, Clone)]
-pub struct AccountBalanceArgs {
-    /// The account identifier.
-    pub account: serde_bytes::ByteBuf,
-}
-
-/// ICRC-1 `Account`.
-#[derive(CandidType, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Owner.
-    pub owner: Principal,
-    /// Subaccount.
-    pub subaccount: Option<serde_bytes::ByteBuf>,
-}
-
-/// ICRC-1 `TransferArg`.
-#[derive(CandidType, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Icrc1TransferArg {
-    /// Sender subaccount.
-    pub from_subaccount: Option<serde_bytes::ByteBuf>,
-    /// Destination.
-    pub to: Account,
-    /// Amount.
-    pub amount: Nat,
-    /// Fee.
-    pub fee: Option<Nat>,
-    /// Memo.
-    pub memo: Option<serde_bytes::ByteBuf>,
-    /// Creation time.
-    pub created_at_time: Option<u64>,
-}
-
-/// ICRC-1 transfer errors.
-#[derive(CandidType, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum Icrc1TransferError {
-    /// Wrong fee.
-    BadFee {
-        /// Expected fee.
-        expected_fee: Nat,
-    },
-    /// Burn too small.
-    BadBurn {
-        /// Minimum.
-        min_burn_amount: Nat,
-    },
-    /// Insufficient funds.
-    InsufficientFunds {
-        /// Balance.
-        balance: Nat,
-    },
-    /// Too old.
-    TooOld,
-    /// In the future.
-    CreatedInFuture {
-        /// Ledger time.
-        ledger_time: u64,
-    },
-    /// Temporarily unavailable.
-    TemporarilyUnavailable,
-    /// Duplicate.
-    Duplicate {
-        /// Original block.
-        duplicate_of: Nat,
-    },
-    /// Generic error.
-    GenericError {
-        /// Code.
-        error_code: Nat,
-        /// Message.
-        message: String,
-    },
 }
 
 /// A decoded request to the ledger (for naming held calls, see

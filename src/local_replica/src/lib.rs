@@ -1,8 +1,8 @@
-//! # local_replica — an embedded Internet Computer host for LiVault
+//! # local_replica — an embedded Internet Computer host
 //!
 //! Runs a compiled canister wasm (`wasm32-unknown-unknown`) in-process with the IC's
-//! execution semantics, so end-to-end tests and the `livault-local` CLI need neither
-//! dfx nor PocketIC:
+//! execution semantics, so end-to-end tests and local runners built on it need neither
+//! dfx nor PocketIC. It knows nothing of any particular canister:
 //!
 //! * the `ic0` system API used by ic-cdk 0.20, ic-cdk-timers 1.x and
 //!   ic-stable-structures 0.7 ([`ic0`]); any other import is a trapping stub;
@@ -20,14 +20,20 @@
 //!   traps at the n-th call of an ic0 function;
 //! * held calls listed and released one at a time with a chosen outcome (delivered,
 //!   rejected, applied with an unknown outcome, applied then the callback traps, too old);
-//! * persistence of the whole host to a directory for the CLI, and in-memory snapshots of
-//!   a quiescent host for fast restarts ([`persist`]).
+//! * persistence of the whole host to a directory (for command-line runners), and in-memory
+//!   snapshots of a quiescent host to return to ([`persist`]: [`Host::snapshot`],
+//!   [`Host::restore`]);
+//! * one typed call API: Candid arguments in, a decoded reply or a typed error out
+//!   ([`typed`]: [`Host::call_typed`], [`Host::update_candid`], [`Host::query_candid`]).
+//!
+//! The ICP ledger's types and account identifiers come from the crate shared with
+//! canisters, `icp_ledger_types` (re-exported as [`ledger_types`]).
 //!
 //! ```no_run
 //! use local_replica::{Host, HostConfig, AccountId};
 //! use candid::Principal;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let wasm = std::fs::read("target/wasm32-unknown-unknown/release/livault_backend.wasm")?;
+//! let wasm = std::fs::read("counter.wasm")?;
 //! let controller = Principal::from_slice(&[1; 29]);
 //! let mut host = Host::new(HostConfig::default());
 //! let id = host.install(&wasm, candid::encode_args(())?, controller)?;
@@ -44,26 +50,25 @@
 
 #![warn(missing_docs)]
 
-pub mod account;
 pub mod canister;
-pub mod cli;
 pub mod costs;
 pub mod host;
 pub mod ic0;
 pub mod instrument;
 pub mod ledger;
 pub mod persist;
-pub mod progress;
+pub mod typed;
 pub mod types;
 pub mod vetkd;
-pub mod vetkeys_client;
 
-pub use account::AccountId;
 pub use host::{
-    CallError, CanisterStatus, Checkpoint, ExecRecord, HeldCall, HeldOutcome, Host, HostConfig,
-    HostError, LogRecord, MessageId, MessageStatus, ReleaseError,
+    CanisterStatus, ExecRecord, HeldCall, HeldOutcome, Host, HostConfig, HostError, LogRecord,
+    MessageId, MessageStatus, ReleaseError,
 };
+pub use icp_ledger_types as ledger_types;
+pub use icp_ledger_types::AccountId;
 pub use ledger::LedgerCall;
 pub use ledger::{ledger_principal, Ledger, LEDGER_ID};
-pub use persist::HostSnapshot;
+pub use persist::{HostSnapshot, PersistError};
+pub use typed::{CallError, CallKind, Typed};
 pub use types::{Reject, RejectCode, Reply, Response};

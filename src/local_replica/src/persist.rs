@@ -187,11 +187,14 @@ impl Host {
 
     /// Puts this host back in the state of `snap` (taken from this host or another one):
     /// whatever is in flight now (queued work, open call contexts, held calls, released
-    /// calls' outcomes) is dropped. The canister instance is reused when it runs the same
-    /// wasm (memories overwritten in place), otherwise a new instance is made from the
-    /// compilation cache. Restoring the same snapshot again copies only the stable memory
-    /// written since the previous restore (4 KiB chunks tracked by the host); the heap is
-    /// copied whole.
+    /// calls' outcomes) is dropped; fault settings are those of the snapshot. The canister
+    /// instance is reused when it runs the same wasm (memories overwritten in place),
+    /// otherwise a new instance is made from the compilation cache. Restoring the same
+    /// snapshot again copies only the stable memory written since the previous restore
+    /// (4 KiB chunks tracked by the host, valid while the instance's stable memory derives
+    /// from that snapshot: `Env::stable_base`); the heap is copied whole. Stable-write
+    /// tracking ([`Host::track_stable_writes`]) stays on when the instance is reused, its
+    /// record emptied; a new instance starts without it (as after an upgrade).
     pub fn restore(&mut self, snap: &HostSnapshot) -> Result<(), PersistError> {
         self.config = snap.config.clone();
         self.now = snap.now;
@@ -260,6 +263,11 @@ impl Host {
         }
         env.snapshot_dirty.clear();
         env.stable_base = Some(cs.id);
+        // Stable-write tracking (`Host::track_stable_writes`) stays on, emptied: every page
+        // may have changed, a caller comparing pages re-reads the whole memory.
+        if let Some(written) = env.written_pages.as_mut() {
+            written.clear();
+        }
         env.global_timer = cs.global_timer;
         env.version = cs.version;
         env.certified_data.clone_from(&cs.certified_data);

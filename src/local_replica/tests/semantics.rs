@@ -454,17 +454,17 @@ fn stable_write_tracking_records_written_pages() {
 }
 
 #[test]
-fn checkpoint_restores_state_clock_and_ledger() {
+fn snapshot_restores_state_clock_and_ledger_and_keeps_write_tracking() {
     let mut h = host();
     h.track_stable_writes();
     upd(&mut h, "stable_put", 9);
-    let cp = h.checkpoint().expect("quiescent");
+    let snap = h.snapshot().expect("quiescent");
     let (t0, acct) = (h.now(), AccountId::new(&alice(), None));
     h.fund(acct, 500);
     assert_eq!(upd(&mut h, "inc", 0), 42);
     upd(&mut h, "stable_put", 10);
     h.advance_time(Duration::from_secs(60));
-    h.restore_checkpoint(&cp).expect("restore");
+    h.restore(&snap).expect("restore");
     assert_eq!(h.now(), t0);
     assert_eq!(h.ledger().balance(&acct), 0);
     assert_eq!(qry(&mut h, "get"), 41, "heap global back");
@@ -474,10 +474,19 @@ fn checkpoint_restores_state_clock_and_ledger() {
         Some(vec![]),
         "tracking stays on, emptied"
     );
-    // The host keeps working from the checkpoint, and can go back again.
+    // The host keeps working from the snapshot, records its writes, and can go back again
+    // (the second restore copies back only what was written since the first).
     assert_eq!(upd(&mut h, "inc", 0), 42);
-    h.restore_checkpoint(&cp).expect("restore again");
+    upd(&mut h, "stable_put", 11);
+    assert_eq!(h.take_stable_dirty_pages(), Some(vec![0]));
+    h.restore(&snap).expect("restore again");
     assert_eq!(qry(&mut h, "get"), 41);
+    assert_eq!(
+        qry(&mut h, "stable_get"),
+        9,
+        "stable back after an incremental restore"
+    );
+    assert_eq!(h.take_stable_dirty_pages(), Some(vec![]));
 }
 
 #[test]

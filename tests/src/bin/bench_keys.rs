@@ -74,7 +74,7 @@ fn main() {
     env.update::<_, R<VaultView>>(alice, "finalize_setup", (v,))
         .unwrap();
     env.advance_days(3);
-    let tsk = local_replica::vetkeys_client::transport_key("bench");
+    let tsk = livault_local::vetkeys_client::transport_key("bench");
     let arg = |share: u8| {
         candid::encode_one(DeriveVetKeyArgs {
             vault_id: v,

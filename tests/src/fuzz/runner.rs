@@ -83,7 +83,7 @@ pub struct Config {
     pub seed: u64,
     /// Calls per endpoint of the `.did`.
     pub calls_per_endpoint: u64,
-    /// Calls between two returns to the populated checkpoint.
+    /// Calls between two returns to the populated snapshot.
     pub epoch_calls: u64,
     /// Print progress to stderr every this many calls (0 = never).
     pub progress_every: u64,
@@ -270,7 +270,7 @@ pub struct Fuzzer<'a> {
     /// Stable memory as it was after the last bracket (kept equal to the canister's between
     /// calls: see [`Fuzzer::sync`]).
     shadow: Vec<u8>,
-    checkpoint: local_replica::Checkpoint,
+    snapshot: local_replica::HostSnapshot,
     tick_ns: u64,
     /// Allow the refusals of [`WRITING_REFUSALS`] to write (true; false only to check that the
     /// oracle sees those writes).
@@ -306,16 +306,14 @@ impl<'a> Fuzzer<'a> {
         let mut world = World::build();
         let host = &mut world.env.host;
         host.track_stable_writes();
-        let checkpoint = host
-            .checkpoint()
-            .expect("checkpoint of the populated canister");
+        let snapshot = host.snapshot().expect("snapshot of the populated canister");
         let shadow = host.stable_memory().expect("installed").to_vec();
         let tick_ns = host.config().tick_ns;
         Fuzzer {
             iface,
             world,
             shadow,
-            checkpoint,
+            snapshot,
             tick_ns,
             exempt_writing_refusals: true,
             full_checks: 0,
@@ -323,13 +321,15 @@ impl<'a> Fuzzer<'a> {
     }
 
     /// Checks the whole stable memory against the shadow (the page tracking missed no write)
-    /// and returns to the populated checkpoint.
+    /// and returns to the populated snapshot.
     pub fn restore(&mut self) {
         self.full_check();
         let host = &mut self.world.env.host;
-        host.restore_checkpoint(&self.checkpoint).expect("restore");
+        host.restore(&self.snapshot).expect("restore");
+        // The restore empties the page record: the shadow takes the whole memory again.
+        self.shadow.clear();
         self.shadow
-            .copy_from_slice(host.stable_memory().expect("installed"));
+            .extend_from_slice(host.stable_memory().expect("installed"));
     }
 
     /// The whole stable memory equals the shadow once the pages written since the last

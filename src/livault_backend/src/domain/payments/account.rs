@@ -6,9 +6,6 @@
 //! so every session has its own subaccount and none is the default (all-zero) subaccount.
 //! Other tags stay free for future uses of this canister's subaccounts.
 
-use candid::Principal;
-use sha2::{Digest, Sha224};
-
 /// Tag byte (index 23) of payment-session subaccounts.
 pub const SESSION_SUBACCOUNT_TAG: u8 = 0x01;
 
@@ -31,158 +28,17 @@ pub fn session_of_subaccount(sub: &[u8; 32]) -> Option<u64> {
     }
 }
 
-/// The legacy account identifier of `(owner, subaccount)` (`None` = default subaccount):
-/// `crc32(h) ‖ h` with `h = sha224("\x0Aaccount-id" ‖ owner ‖ subaccount)`.
-///
-/// Computed here rather than with `ic-ledger-types` (which pulls a second `ic-cdk` into every
-/// build); the unit test below checks it against `ic-ledger-types` and the payments E2E
-/// against `@dfinity/ledger-icp`'s vector.
-pub fn account_identifier(owner: &Principal, subaccount: Option<[u8; 32]>) -> [u8; 32] {
-    let mut hasher = Sha224::new();
-    hasher.update(b"\x0Aaccount-id");
-    hasher.update(owner.as_slice());
-    hasher.update(subaccount.unwrap_or([0; 32]));
-    let hash = hasher.finalize();
-    let mut out = [0u8; 32];
-    out[..4].copy_from_slice(&crc32(&hash).to_be_bytes());
-    out[4..].copy_from_slice(&hash);
-    out
-}
-
-/// CRC-32 (IEEE 802.3, as used by principals and account identifiers).
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for byte in data {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-/// RFC 4648 base32, lowercase, without padding.
-fn base32(data: &[u8]) -> String {
-    let mut out = String::new();
-    let mut buffer: u32 = 0;
-    let mut bits = 0;
-    for byte in data {
-        buffer = (buffer << 8) | u32::from(*byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((buffer >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-/// The ICRC-1 checksum of an account: base32 of the big-endian CRC-32 of
-/// `owner bytes ‖ subaccount` (7 characters).
-fn icrc1_checksum(owner: &Principal, sub: &[u8; 32]) -> String {
-    let mut data = owner.as_slice().to_vec();
-    data.extend_from_slice(sub);
-    base32(&crc32(&data).to_be_bytes())
-}
-
-/// ICRC-1 textual encoding of an account: the owner's text alone for the default
-/// subaccount, otherwise `<owner>-<checksum>.<subaccount hex without leading zeros>`.
-pub fn icrc1_text(owner: &Principal, subaccount: Option<[u8; 32]>) -> String {
-    let sub = subaccount.unwrap_or([0; 32]);
-    if sub == [0; 32] {
-        return owner.to_text();
-    }
-    let hex = hex::encode(sub);
-    let trimmed = hex.trim_start_matches('0');
-    format!(
-        "{}-{}.{}",
-        owner.to_text(),
-        icrc1_checksum(owner, &sub),
-        trimmed
-    )
-}
-
-/// Decodes an ICRC-1 textual account, checking every rule of the encoding (checksum, no
-/// leading zeros, non-default subaccount after a `.`). Returns `(owner, subaccount)`.
-pub fn icrc1_decode(text: &str) -> Result<(Principal, Option<[u8; 32]>), String> {
-    let Some((head, sub_hex)) = text.split_once('.') else {
-        let owner = Principal::from_text(text).map_err(|e| format!("bad principal: {e}"))?;
-        return Ok((owner, None));
-    };
-    if sub_hex.is_empty() || sub_hex.len() > 64 {
-        return Err("subaccount must be 1..=64 hex digits".into());
-    }
-    if sub_hex.starts_with('0') {
-        return Err("subaccount must not have leading zeros".into());
-    }
-    if !sub_hex
-        .bytes()
-        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
-        return Err("subaccount must be lowercase hex".into());
-    }
-    let (owner_text, checksum) = head
-        .rsplit_once('-')
-        .ok_or_else(|| "missing checksum".to_string())?;
-    let owner = Principal::from_text(owner_text).map_err(|e| format!("bad principal: {e}"))?;
-    let padded = format!("{sub_hex:0>64}");
-    let bytes = hex::decode(&padded).map_err(|e| format!("bad hex: {e}"))?;
-    let mut sub = [0u8; 32];
-    sub.copy_from_slice(&bytes);
-    if checksum != icrc1_checksum(&owner, &sub) {
-        return Err("checksum mismatch".into());
-    }
-    Ok((owner, Some(sub)))
-}
+// Account identifiers, CRC-32 and the ICRC-1 textual encoding come from the crate shared
+// with the embedded host (`icp_ledger_types`, no ic-cdk; its tests check the identifiers
+// against `ic-ledger-types`).
+pub use icp_ledger_types::{account_identifier, crc32, icrc1_decode, icrc1_text};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candid::Principal;
 
     const SPEC_OWNER: &str = "k2t6j-2nvnp-4zjm3-25dtz-6xhaa-c7boj-5gayf-oj3xs-i43lp-teztq-6ae";
-
-    fn spec_sub() -> [u8; 32] {
-        let mut s = [0u8; 32];
-        for (i, b) in s.iter_mut().enumerate() {
-            *b = i as u8 + 1;
-        }
-        s
-    }
-
-    #[test]
-    fn account_identifier_equals_ic_ledger_types() {
-        use ic_ledger_types::{AccountIdentifier, Subaccount};
-        let owners = [
-            Principal::from_text(SPEC_OWNER).unwrap(),
-            Principal::anonymous(),
-            Principal::management_canister(),
-            Principal::from_text("ryjl3-tyaaa-aaaaa-aaaba-cai").unwrap(),
-        ];
-        for owner in owners {
-            for sub in [
-                None,
-                Some([0; 32]),
-                Some(spec_sub()),
-                Some(session_subaccount(7)),
-            ] {
-                let theirs =
-                    *AccountIdentifier::new(&owner, &Subaccount(sub.unwrap_or([0; 32]))).as_bytes();
-                assert_eq!(account_identifier(&owner, sub), theirs, "{owner} {sub:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn crc32_known_value() {
-        // The standard check value of CRC-32/ISO-HDLC.
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-    }
 
     #[test]
     fn subaccounts_are_unique_tagged_and_reversible() {
@@ -199,26 +55,6 @@ mod tests {
             assert_eq!(session_of_subaccount(&s), Some(id));
         }
         assert_eq!(session_of_subaccount(&[0; 32]), None);
-    }
-
-    #[test]
-    fn icrc1_encoding_matches_the_standard_examples() {
-        let owner = Principal::from_text(SPEC_OWNER).unwrap();
-        // Examples of the ICRC-1 textual encoding specification.
-        assert_eq!(icrc1_text(&owner, None), SPEC_OWNER);
-        assert_eq!(icrc1_text(&owner, Some([0; 32])), SPEC_OWNER);
-        assert_eq!(
-            icrc1_text(&owner, Some(spec_sub())),
-            format!(
-                "{SPEC_OWNER}-dfxgiyy.102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"
-            )
-        );
-        let mut one = [0u8; 32];
-        one[31] = 1;
-        assert_eq!(
-            icrc1_text(&owner, Some(one)),
-            format!("{SPEC_OWNER}-6cc627i.1")
-        );
     }
 
     #[test]

@@ -29,8 +29,6 @@
 
 use super::identity::principal_of;
 use super::{Args, Context};
-use crate::account::AccountId;
-use crate::host::Host;
 use crate::progress::ProgressBar;
 use crate::vetkeys_client as client;
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
@@ -43,6 +41,9 @@ use livault_backend::domain::member_types::*;
 use livault_backend::domain::payments::types::*;
 use livault_backend::domain::records::MemberRole;
 use livault_backend::domain::types::*;
+use local_replica::host::Host;
+use local_replica::AccountId;
+use local_replica::CallKind;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -58,7 +59,7 @@ const TIMER_SECS: u64 = 86_400;
 /// Size of the demo's file: a few MiB, uploaded in the canister's chunk size (1 MiB).
 const FILE_BYTES: usize = 3 * 1024 * 1024 + 123_456;
 /// The ICP ledger fee.
-const FEE: u64 = crate::ledger::FEE;
+const FEE: u64 = local_replica::ledger::FEE;
 
 /// Everything the steps share: the host, the wasm, identities and what earlier steps found.
 pub struct Demo<'a> {
@@ -174,14 +175,7 @@ impl Demo<'_> {
         method: &str,
         args: A,
     ) -> Result<R> {
-        let bytes = candid::encode_args(args)?;
-        let reply = self
-            .host
-            .update(who, method, bytes)
-            .map_err(|r| anyhow!("{method} was rejected: {:?}: {}", r.code, r.message))?;
-        self.instructions += reply.total_instructions;
-        self.messages += 1;
-        candid::decode_one(&reply.bytes).with_context(|| format!("decoding {method}'s reply"))
+        self.call(CallKind::Update, who, method, args)
     }
 
     /// Typed query call; a system reject is an error.
@@ -191,14 +185,21 @@ impl Demo<'_> {
         method: &str,
         args: A,
     ) -> Result<R> {
-        let bytes = candid::encode_args(args)?;
-        let reply = self
-            .host
-            .query(who, method, bytes)
-            .map_err(|r| anyhow!("{method} was rejected: {:?}: {}", r.code, r.message))?;
+        self.call(CallKind::Query, who, method, args)
+    }
+
+    /// A typed call (the host's typed call API) counted in the step's figures.
+    fn call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        kind: CallKind,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R> {
+        let reply = super::call_typed(self.host, kind, who, method, args)?;
         self.instructions += reply.total_instructions;
         self.messages += 1;
-        candid::decode_one(&reply.bytes).with_context(|| format!("decoding {method}'s reply"))
+        Ok(reply.value)
     }
 
     /// Advances the host clock by `days`; the maintenance timer fires on the way. Adds the
@@ -211,7 +212,7 @@ impl Demo<'_> {
         for r in self.host.executions().filter(|r| r.time_ns > before) {
             self.instructions += r.instructions;
             self.messages += 1;
-            if r.kind == crate::ic0::ExecKind::Timer {
+            if r.kind == local_replica::ic0::ExecKind::Timer {
                 timers += 1;
             }
         }
@@ -323,7 +324,7 @@ fn ok<T: std::fmt::Debug>(what: &str, r: Result<T, VaultError>) -> Result<T> {
 fn install(d: &mut Demo) -> StepResult {
     let args = Some(LiVaultArgs::Init(InitArgs {
         admins: vec![d.admin],
-        ledger_canister_id: Some(crate::ledger_principal()),
+        ledger_canister_id: Some(local_replica::ledger_principal()),
         durations: Some(Durations {
             timer_interval_secs: TIMER_SECS,
             ..Durations::default()
@@ -343,7 +344,7 @@ fn install(d: &mut Demo) -> StepResult {
         format!("admin = {} (also the controller)", d.admin),
         format!(
             "ledger = {} (the host's ICP ledger model), treasury = the admin's account",
-            crate::LEDGER_ID
+            local_replica::LEDGER_ID
         ),
         format!(
             "maintenance timer every {} h (default 60 s; daily keeps 6 months of time travel fast)",

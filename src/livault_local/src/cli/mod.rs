@@ -13,9 +13,13 @@ pub mod identity;
 pub mod ledger;
 pub mod time;
 
-use crate::host::{Host, HostConfig};
-use anyhow::{Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 pub use args::Args;
+use candid::utils::ArgumentEncoder;
+use candid::{CandidType, Principal};
+use local_replica::host::{Host, HostConfig};
+use local_replica::{CallError, CallKind, Typed};
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
 /// Usage text.
@@ -97,6 +101,22 @@ impl Context {
             eprintln!("{}", msg.as_ref());
         }
     }
+}
+
+/// A typed call through the host's typed call API, its errors as `anyhow` errors naming the
+/// method (a reject with its code and message, a reply that does not decode).
+pub fn call_typed<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+    host: &mut Host,
+    kind: CallKind,
+    who: Principal,
+    method: &str,
+    args: A,
+) -> Result<Typed<R>> {
+    host.call_typed(kind, who, method, args)
+        .map_err(|e| match e {
+            CallError::Reject(r) => anyhow!("{method} was rejected: {:?}: {}", r.code, r.message),
+            other => anyhow!("{other}"),
+        })
 }
 
 /// Entry point: parses `argv` (without the program name) and runs the command.

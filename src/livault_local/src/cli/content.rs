@@ -14,13 +14,14 @@
 //! [`upload_bytes`] and [`download_bytes`] are the typed flows, usable on any [`Host`].
 
 use super::{Args, Context};
-use crate::host::Host;
 use crate::progress::ProgressBar;
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use livault_backend::domain::error::VaultError;
 use livault_backend::domain::types::*;
+use local_replica::host::Host;
+use local_replica::CallKind;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -57,18 +58,16 @@ impl Caller<'_> {
         method: &str,
         args: A,
     ) -> Result<R> {
-        let bytes = candid::encode_args(args)?;
-        let reply = if query {
-            self.host.query(self.who, method, bytes)
+        let kind = if query {
+            CallKind::Query
         } else {
-            self.host.update(self.who, method, bytes)
-        }
-        .map_err(|r| anyhow!("{method} was rejected: {:?}: {}", r.code, r.message))?;
+            CallKind::Update
+        };
+        let reply =
+            super::call_typed::<_, Result<R, VaultError>>(self.host, kind, self.who, method, args)?;
         self.calls += 1;
         self.instructions += reply.total_instructions;
-        let r: Result<R, VaultError> = candid::decode_one(&reply.bytes)
-            .with_context(|| format!("decoding {method}'s reply"))?;
-        r.map_err(|e| anyhow!("{method}: {e:?}"))
+        reply.value.map_err(|e| anyhow!("{method}: {e:?}"))
     }
 }
 

@@ -1,7 +1,7 @@
 //! A minimal text progress bar on stderr for long CLI operations (e.g. large uploads).
 //!
 //! ```
-//! let mut bar = local_replica::progress::ProgressBar::new("upload", 10);
+//! let mut bar = livault_local::progress::ProgressBar::new("upload", 10);
 //! for _ in 0..10 { bar.inc(1); }
 //! bar.finish();
 //! ```

@@ -1,7 +1,7 @@
 //! The CLI's commands, run in-process against a temporary state directory: state must
 //! persist between invocations.
 
-use local_replica::cli;
+use livault_local::cli;
 use local_replica::Host;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,7 @@ fn state_persists_between_invocations() {
     let wasm = dir.join("c.wasm");
     std::fs::write(
         &wasm,
-        wat::parse_str(include_str!("semantics.wat")).unwrap(),
+        wat::parse_str(include_str!("../../local_replica/tests/semantics.wat")).unwrap(),
     )
     .unwrap();
     let wasm = wasm.display().to_string();

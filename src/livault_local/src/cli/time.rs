@@ -65,7 +65,7 @@ pub fn run(ctx: &mut Context, mut args: Args) -> Result<()> {
                 .host
                 .executions()
                 .skip(before)
-                .filter(|r| r.kind == crate::ic0::ExecKind::Timer)
+                .filter(|r| r.kind == local_replica::ic0::ExecKind::Timer)
                 .count();
             ctx.info(format!("timer executions: {fired}"));
         }
@@ -88,7 +88,7 @@ mod tests {
         assert!(parse_duration("3x").is_err());
         assert!(parse_duration("").is_err());
         assert_eq!(
-            format_time(crate::host::DEFAULT_START_TIME_NS),
+            format_time(local_replica::host::DEFAULT_START_TIME_NS),
             "2026-01-01T00:00:00Z"
         );
     }

@@ -1,8 +1,8 @@
 //! `ledger balance|transfer|fund|account-id` against the host's ICP ledger model.
 
 use super::{identity, Args, Context};
-use crate::account::AccountId;
 use anyhow::{anyhow, bail, Result};
+use local_replica::AccountId;
 
 fn format_icp(e8s: u64) -> String {
     format!("{}.{:08} ICP", e8s / 100_000_000, e8s % 100_000_000)
