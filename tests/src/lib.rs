@@ -9,6 +9,7 @@ pub mod interleave;
 pub use local_replica::vetkeys_client as client;
 
 pub mod attack;
+pub mod legacy_image;
 pub mod soak;
 pub mod stable_usage;
 
