@@ -9,6 +9,7 @@ pub mod interleave;
 pub use livault_local::vetkeys_client as client;
 
 pub mod attack;
+pub mod legacy_image;
 pub mod soak;
 pub mod stable_usage;
 

@@ -341,7 +341,7 @@ impl SoakReport {
             bytes(self.peak_used as i64)
         ));
         s.push_str(&format!(
-            "\nPhysical stable memory: {} before, {} after (grows in 8 MiB buckets).\n",
+            "\nPhysical stable memory: {} before, {} after (grows in whole memory-manager buckets).\n",
             bytes(self.usage_before.physical as i64),
             bytes(self.usage_after.physical as i64)
         ));

@@ -4,7 +4,8 @@
 //!
 //! Two measures per virtual memory (`livault_backend::storage::memory`):
 //! - `pages`: what the `MemoryManager` handed the memory (64 KiB Wasm pages). The physical
-//!   stable memory grows by 8 MiB buckets, so neither says what one call adds.
+//!   stable memory grows by whole buckets (1 MiB; 8 MiB before the bucket migration), so
+//!   neither says what one call adds.
 //! - `used`: the bytes the memory's structure holds for live data, at the granularity of its
 //!   own allocation unit:
 //!   - `StableBTreeMap`: allocated node chunks × chunk size (its allocator's header);
@@ -273,6 +274,30 @@ impl StableUsage {
         }
         out
     }
+}
+
+/// The bytes of virtual memory `id` (empty if it has none), read through the
+/// `MemoryManager`'s bucket table of a copy of the stable memory (any bucket size).
+pub fn virtual_memory(stable: &[u8], id: u8) -> Vec<u8> {
+    if stable.len() < BUCKET_TABLE + MAX_BUCKETS || &stable[..3] != b"MGR" {
+        return Vec::new();
+    }
+    let mem = Manager::new(stable).memory(id);
+    let mut out = vec![0u8; mem.size() as usize];
+    mem.read(0, &mut out);
+    out
+}
+
+/// The `MemoryManager`'s bucket size in Wasm pages and its count of allocated buckets
+/// (`None` without a manager).
+pub fn buckets(stable: &[u8]) -> Option<(u16, u16)> {
+    if stable.len() < BUCKET_TABLE + MAX_BUCKETS || &stable[..3] != b"MGR" {
+        return None;
+    }
+    Some((
+        u16::from_le_bytes([stable[6], stable[7]]),
+        u16::from_le_bytes([stable[4], stable[5]]),
+    ))
 }
 
 /// Difference `after − before` per category (negative: freed).

@@ -163,6 +163,9 @@ pub enum HostError {
     /// Upgrade refused while calls are outstanding (the IC requires a stopped canister).
     #[error("the canister has {0} open call contexts; run the host to quiescence first")]
     Busy(usize),
+    /// A stable memory image that is not a whole number of 64 KiB pages.
+    #[error("a stable memory image of {0} bytes is not a whole number of 64 KiB pages")]
+    StableImage(usize),
 }
 
 pub use crate::ledger::LedgerCall;
@@ -422,6 +425,34 @@ impl Host {
     /// Stable memory bytes.
     pub fn stable_memory(&self) -> Option<&[u8]> {
         self.canister.as_ref().map(|c| &c.env().stable[..])
+    }
+
+    /// Replaces the installed canister's stable memory with `image` (a whole number of
+    /// 64 KiB pages), like loading a canister snapshot's stable memory on the IC: e.g. to
+    /// upgrade a module over a memory image written elsewhere. The heap stays as it is, so
+    /// a module that caches anything of stable memory in its heap should be upgraded (or
+    /// hold nothing) before it runs again. Refused while calls are open; stops neither
+    /// write tracking (its record is emptied: every page may have changed).
+    pub fn set_stable_memory(&mut self, image: Vec<u8>) -> Result<(), HostError> {
+        if !self.contexts.is_empty() {
+            return Err(HostError::Busy(self.contexts.len()));
+        }
+        if image.len() % 65_536 != 0 {
+            return Err(HostError::StableImage(image.len()));
+        }
+        let env = self
+            .canister
+            .as_mut()
+            .ok_or(HostError::NotInstalled)?
+            .env_mut();
+        env.stable = image;
+        if let Some(dirty) = env.written_pages.as_mut() {
+            dirty.clear();
+        }
+        // No longer derived from a `HostSnapshot` base: its next restore copies everything.
+        env.stable_base = None;
+        env.snapshot_dirty.clear();
+        Ok(())
     }
 
     /// The canister's global timer deadline (ns; 0 = none). Cheaper than [`Host::status`].

@@ -50,6 +50,8 @@ pub type Mem = VirtualMemory<DefaultMemoryImpl>;
 /// Every persistent structure.
 pub struct State {
     memory_manager: MemoryManager<DefaultMemoryImpl>,
+    /// Buckets of memories migrated from 8 MiB buckets beyond their size (see `memory`).
+    bucket_slack: ids::BucketSlack,
     pub config: StableCell<ConfigCell, Mem>,
     pub header: StableCell<StorageHeader, Mem>,
     /// `vault id → vault`, tombstones included.
@@ -126,14 +128,9 @@ pub struct MemoryUse {
     /// Pages of the virtual memory.
     pub pages: u64,
     /// Pages of the buckets the memory manager gave it (whole buckets of
-    /// [`BUCKET_PAGES`]); what it takes of the canister's stable memory.
+    /// [`ids::BUCKET_PAGES`]); what it takes of the canister's stable memory.
     pub allocated_pages: u64,
 }
-
-/// Pages per bucket of the memory manager (its default, used by [`State::open`]).
-pub const BUCKET_PAGES: u64 = 128;
-/// Pages before the first bucket (the memory manager's header and bucket table).
-pub const MANAGER_HEADER_PAGES: u64 = 1;
 
 /// Why a stored layout cannot be opened by this code.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,9 +140,10 @@ pub enum LayoutError {
 }
 
 impl State {
-    /// Opens (or creates, on empty memory) every structure over `memory`.
+    /// Opens (or creates, on empty memory) every structure over `memory`; an 8 MiB-bucket
+    /// layout is first converted to 1 MiB buckets (traps on an unknown one: see `memory`).
     pub fn open(memory: DefaultMemoryImpl) -> State {
-        let mm = MemoryManager::init(memory);
+        let (mm, bucket_slack) = ids::open_manager(memory);
         let slab = std::rc::Rc::new(Slab::init(mm.get(ids::RECORD_SLAB)));
         State {
             config: StableCell::init(mm.get(ids::CONFIG), ConfigCell::default()),
@@ -183,6 +181,7 @@ impl State {
             ops_snapshot: mm.get(ids::OPS_SNAPSHOT),
             admin_trail: AdminTrail::init(mm.get(ids::ADMIN_TRAIL)),
             memory_manager: mm,
+            bucket_slack,
         }
     }
 
@@ -290,7 +289,7 @@ impl State {
                     id: *n,
                     name,
                     pages,
-                    allocated_pages: pages.div_ceil(BUCKET_PAGES) * BUCKET_PAGES,
+                    allocated_pages: self.bucket_slack.allocated_pages(*n, pages),
                 }
             })
             .collect()
