@@ -1,11 +1,22 @@
 //! The small runtime interface the domain needs from the Internet Computer.
 //!
-//! The domain never calls `ic_cdk` directly: it asks a [`Runtime`] for the time, the caller,
-//! controller status, randomness and ICP ledger calls. [`IcRuntime`] implements it on the IC;
-//! tests use [`testing::MockRuntime`] (with an in-memory ledger and fault injection). Timers
-//! join this trait with the scheduler feature.
+//! The domain never calls `ic_cdk` directly: it asks a [`Runtime`] for
+//! - the message's context: the time, the caller, whether a principal is a controller, this
+//!   canister's id;
+//! - resources: the cycle balance, heap and stable memory sizes, the instruction counters of
+//!   the message and of the call context;
+//! - calls: the subnet's randomness, the ICP ledger (`account_balance`, `transfer`), vetKD
+//!   (fee, public key, key derivation) and calls to this canister itself (a separate message,
+//!   so that a trap there rolls back only that message);
+//! - timers: a periodic job, each run in its own message.
+//!
+//! [`IcRuntime`] implements it with `ic_cdk` and `ic_cdk_timers`; native tests use
+//! [`testing::MockRuntime`]: a clock the test sets, an in-memory ledger with fault injection,
+//! a counter for randomness, and queues of armed timers and pending self-calls that the test
+//! fires and answers itself (see `domain::maintenance`'s tests).
 
 use std::future::Future;
+use std::time::Duration;
 
 use candid::Principal;
 
@@ -42,6 +53,36 @@ pub trait Runtime {
     }
     /// This canister's principal (also the actor of audit events the scheduler writes).
     fn canister_id(&self) -> Principal;
+    /// Runs `job` every `interval` (first one interval from now), each run in its own
+    /// message, until the canister is upgraded or reinstalled: timers are heap state, so
+    /// `init` and `post_upgrade` arm them. On the IC a run that traps does not stop the next
+    /// ones (ic-cdk-timers starts each run in a self-call).
+    ///
+    /// Runtimes without timers (a wrapper that serves one call) keep this default, which
+    /// traps: arming a timer there is a programming error.
+    fn set_timer_interval<F, Fut>(&self, interval: Duration, job: F)
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let _ = job;
+        panic!("this runtime has no timers (asked for one every {interval:?})");
+    }
+    /// Calls `method` of this canister with the Candid-encoded `arg`, as a separate message
+    /// (it commits or rolls back on its own; the caller's changes before the await are
+    /// committed). `Ok(reply bytes)`, or `Err` when that message trapped or the call was
+    /// refused (e.g. while the canister is stopping).
+    fn call_self(
+        &self,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, String>> {
+        let reason = format!(
+            "no self-calls in this runtime ({method}, {} B argument)",
+            arg.len()
+        );
+        async move { Err(reason) }
+    }
     /// `account_balance` of a 32-byte account identifier on the ICP ledger `ledger`.
     fn ledger_balance(
         &self,
@@ -194,6 +235,22 @@ impl Runtime for IcRuntime {
         ic_cdk::api::canister_self()
     }
 
+    fn set_timer_interval<F, Fut>(&self, interval: Duration, job: F)
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        ic_cdk_timers::set_timer_interval(interval, job);
+    }
+
+    async fn call_self(&self, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, String> {
+        let response = ic_cdk::call::Call::unbounded_wait(ic_cdk::api::canister_self(), method)
+            .with_raw_args(&arg)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(response.into_bytes())
+    }
+
     async fn ledger_balance(
         &self,
         ledger: Principal,
@@ -294,6 +351,9 @@ impl Runtime for IcRuntime {
 pub mod testing {
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
 
     use super::*;
     use crate::domain::payments::account::account_identifier;
@@ -399,8 +459,48 @@ pub mod testing {
         }
     }
 
+    /// A run of a timer's job, started by [`MockRuntime::fire_due_timers`]: the test polls it
+    /// (see [`MockRuntime::run_jobs`]).
+    pub type Job = Pin<Box<dyn Future<Output = ()>>>;
+
+    /// A timer armed through [`Runtime::set_timer_interval`].
+    struct MockTimer {
+        /// Next run (ns).
+        at: u64,
+        interval: u64,
+        job: Box<dyn FnMut() -> Job>,
+    }
+
+    impl std::fmt::Debug for MockTimer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("MockTimer")
+                .field("at", &self.at)
+                .field("interval", &self.interval)
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// The reply slot of a self-call: `None` until the test answers.
+    type ReplySlot = Rc<RefCell<Option<Result<Vec<u8>, String>>>>;
+
+    /// A call of the canister to itself ([`Runtime::call_self`]) that the test has not
+    /// answered yet: the caller's future waits until [`PendingSelfCall::answer`].
+    #[derive(Debug)]
+    pub struct PendingSelfCall {
+        pub method: String,
+        pub arg: Vec<u8>,
+        slot: ReplySlot,
+    }
+
+    impl PendingSelfCall {
+        /// Delivers the reply (`Err`: the message trapped or was refused).
+        pub fn answer(self, reply: Result<Vec<u8>, String>) {
+            *self.slot.borrow_mut() = Some(reply);
+        }
+    }
+
     /// Time and caller are set by the test; randomness is a counter; the ledger is a
-    /// [`MockLedger`].
+    /// [`MockLedger`]; timers and self-calls wait in queues the test drives.
     #[derive(Debug)]
     pub struct MockRuntime {
         pub now: Cell<u64>,
@@ -413,6 +513,14 @@ pub mod testing {
         pub ledger: RefCell<MockLedger>,
         /// What `stable_memory_bytes` reports.
         pub stable_bytes: Cell<u64>,
+        /// What the instruction counters report; every `instruction_counter` read first adds
+        /// `instructions_per_read` (a fake meter: 0 by default).
+        pub instructions: Cell<u64>,
+        pub instructions_per_read: Cell<u64>,
+        /// Armed timers (cleared by [`MockRuntime::clear_timers`], as by an upgrade).
+        timers: RefCell<Vec<MockTimer>>,
+        /// Self-calls not answered yet, oldest first.
+        self_calls: RefCell<Vec<PendingSelfCall>>,
     }
 
     impl MockRuntime {
@@ -426,6 +534,80 @@ pub mod testing {
                 self_id: Principal::from_slice(&[0xCA, 0xFE, 1, 1]),
                 ledger: RefCell::new(MockLedger::default()),
                 stable_bytes: Cell::new(0),
+                instructions: Cell::new(0),
+                instructions_per_read: Cell::new(0),
+                timers: RefCell::new(Vec::new()),
+                self_calls: RefCell::new(Vec::new()),
+            }
+        }
+
+        /// The armed timers as (next run, interval) in ns, soonest first.
+        pub fn timers(&self) -> Vec<(u64, u64)> {
+            let mut t: Vec<(u64, u64)> = self
+                .timers
+                .borrow()
+                .iter()
+                .map(|t| (t.at, t.interval))
+                .collect();
+            t.sort_unstable();
+            t
+        }
+
+        /// Drops every timer (an upgrade does: timers are heap state).
+        pub fn clear_timers(&self) {
+            self.timers.borrow_mut().clear();
+        }
+
+        /// Starts the job of every timer due at the current time, soonest first; like
+        /// ic-cdk-timers, each timer is first re-armed one interval after the time it was
+        /// due. Returns the started runs for the test to poll.
+        pub fn fire_due_timers(&self) -> Vec<Job> {
+            let now = self.now.get();
+            let mut timers = std::mem::take(&mut *self.timers.borrow_mut());
+            timers.sort_by_key(|t| t.at);
+            let mut started = Vec::new();
+            for t in timers.iter_mut().filter(|t| t.at <= now) {
+                t.at = t.at.saturating_add(t.interval);
+                started.push((t.job)());
+            }
+            // Timers armed by the jobs' creation (none today) are kept too.
+            self.timers.borrow_mut().extend(timers);
+            started
+        }
+
+        /// Takes the self-calls made and not answered yet, oldest first.
+        pub fn take_self_calls(&self) -> Vec<PendingSelfCall> {
+            std::mem::take(&mut *self.self_calls.borrow_mut())
+        }
+
+        /// Self-calls waiting for an answer.
+        pub fn pending_self_calls(&self) -> usize {
+            self.self_calls.borrow().len()
+        }
+
+        /// Polls `jobs` and answers every self-call they make with `answer(method, arg)`, in
+        /// the order they were made, until all jobs have finished. Panics if they stall
+        /// (waiting for something else than a self-call, e.g. a held ledger).
+        pub fn run_jobs(
+            &self,
+            mut jobs: Vec<Job>,
+            mut answer: impl FnMut(&str, &[u8]) -> Result<Vec<u8>, String>,
+        ) {
+            loop {
+                jobs.retain_mut(|job| poll_once(job.as_mut()).is_pending());
+                if jobs.is_empty() {
+                    return;
+                }
+                let calls = self.take_self_calls();
+                assert!(
+                    !calls.is_empty(),
+                    "run_jobs: {} job(s) wait for something else than a self-call",
+                    jobs.len()
+                );
+                for call in calls {
+                    let reply = answer(&call.method, &call.arg);
+                    call.answer(reply);
+                }
             }
         }
 
@@ -451,6 +633,11 @@ pub mod testing {
             })
             .await
         }
+    }
+
+    /// Polls `fut` once (a no-op waker: the tests' futures are polled again by hand).
+    pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(Waker::noop()))
     }
 
     /// Drives a future whose awaits complete at once (MockRuntime's randomness) to its end.
@@ -489,6 +676,42 @@ pub mod testing {
         }
         fn canister_id(&self) -> Principal {
             self.self_id
+        }
+        fn instruction_counter(&self) -> u64 {
+            let c = self
+                .instructions
+                .get()
+                .saturating_add(self.instructions_per_read.get());
+            self.instructions.set(c);
+            c
+        }
+        fn call_context_instructions(&self) -> u64 {
+            self.instructions.get()
+        }
+        fn set_timer_interval<F, Fut>(&self, interval: Duration, mut job: F)
+        where
+            F: FnMut() -> Fut + 'static,
+            Fut: Future<Output = ()> + 'static,
+        {
+            let interval = u64::try_from(interval.as_nanos()).expect("interval fits in u64 ns");
+            self.timers.borrow_mut().push(MockTimer {
+                at: self.now.get().saturating_add(interval),
+                interval,
+                job: Box::new(move || Box::pin(job()) as Job),
+            });
+        }
+        async fn call_self(&self, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, String> {
+            let slot = ReplySlot::default();
+            self.self_calls.borrow_mut().push(PendingSelfCall {
+                method: method.to_string(),
+                arg,
+                slot: slot.clone(),
+            });
+            std::future::poll_fn(|_| match slot.borrow_mut().take() {
+                Some(reply) => Poll::Ready(reply),
+                None => Poll::Pending,
+            })
+            .await
         }
         async fn ledger_balance(
             &self,
@@ -546,6 +769,88 @@ pub mod testing {
                 });
             }
             Ok(result)
+        }
+    }
+
+    /// A shared runtime is the runtime it points to (tests hand `Rc<MockRuntime>` to timer
+    /// jobs, which must be `'static`).
+    impl<T: Runtime> Runtime for Rc<T> {
+        fn now(&self) -> u64 {
+            (**self).now()
+        }
+        fn caller(&self) -> Principal {
+            (**self).caller()
+        }
+        fn is_controller(&self, p: &Principal) -> bool {
+            (**self).is_controller(p)
+        }
+        fn cycle_balance(&self) -> u128 {
+            (**self).cycle_balance()
+        }
+        fn heap_bytes(&self) -> u64 {
+            (**self).heap_bytes()
+        }
+        fn stable_memory_bytes(&self) -> u64 {
+            (**self).stable_memory_bytes()
+        }
+        fn random_bytes(&self) -> impl Future<Output = Result<[u8; 32], String>> {
+            (**self).random_bytes()
+        }
+        fn instruction_counter(&self) -> u64 {
+            (**self).instruction_counter()
+        }
+        fn call_context_instructions(&self) -> u64 {
+            (**self).call_context_instructions()
+        }
+        fn canister_id(&self) -> Principal {
+            (**self).canister_id()
+        }
+        fn set_timer_interval<F, Fut>(&self, interval: Duration, job: F)
+        where
+            F: FnMut() -> Fut + 'static,
+            Fut: Future<Output = ()> + 'static,
+        {
+            (**self).set_timer_interval(interval, job)
+        }
+        fn call_self(
+            &self,
+            method: &str,
+            arg: Vec<u8>,
+        ) -> impl Future<Output = Result<Vec<u8>, String>> {
+            (**self).call_self(method, arg)
+        }
+        fn ledger_balance(
+            &self,
+            ledger: Principal,
+            account: [u8; 32],
+        ) -> impl Future<Output = Result<u64, CallFailure>> {
+            (**self).ledger_balance(ledger, account)
+        }
+        fn ledger_transfer(
+            &self,
+            ledger: Principal,
+            args: TransferArgs,
+        ) -> impl Future<Output = Result<Result<u64, TransferError>, CallFailure>> {
+            (**self).ledger_transfer(ledger, args)
+        }
+        fn vetkd_fee(&self, key_name: &str) -> Result<u128, String> {
+            (**self).vetkd_fee(key_name)
+        }
+        fn vetkd_public_key(
+            &self,
+            key_name: &str,
+            context: &[u8],
+        ) -> impl Future<Output = Result<Vec<u8>, String>> {
+            (**self).vetkd_public_key(key_name, context)
+        }
+        fn vetkd_derive_key(
+            &self,
+            key_name: &str,
+            context: &[u8],
+            input: &[u8],
+            transport_public_key: &[u8],
+        ) -> impl Future<Output = Result<Vec<u8>, VetKdFailure>> {
+            (**self).vetkd_derive_key(key_name, context, input, transport_public_key)
         }
     }
 }

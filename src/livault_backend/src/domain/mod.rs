@@ -11,6 +11,7 @@ pub mod error;
 pub mod invites;
 pub mod keys;
 pub mod lifecycle;
+pub mod maintenance;
 #[cfg(test)]
 mod member_tests;
 pub mod member_types;

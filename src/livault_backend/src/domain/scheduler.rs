@@ -11,8 +11,9 @@
 //! renewal, a changed setting) it re-enqueues itself at the new deadline. An entry's removal
 //! and its effect happen in the same message, so they commit (or roll back) together.
 //!
-//! The timer wiring (one tick at a time, each batch in its own message so a trap cannot lose
-//! or roll back others' work) is in `api::scheduler`.
+//! The tick that takes due entries (one at a time, each batch in its own message so a trap
+//! cannot lose or roll back others' work) is in `domain::maintenance`, generic over the
+//! runtime.
 
 use candid::Principal;
 
