@@ -11,6 +11,9 @@ use crate::runtime::Runtime;
 
 use super::{read, rt, update, update_async, write, GlobalState, WhenPaused};
 
+/// The reply type of `get_unlock_status`.
+pub type GetUnlockStatusReply = VaultResult<UnlockStatus>;
+
 // ---- invites and members
 
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]

@@ -12,6 +12,13 @@ use crate::runtime::Runtime;
 
 use super::{read, rt, update, write, WhenPaused};
 
+/// The reply type of `get_vault`.
+pub type GetVaultReply = VaultResult<VaultView>;
+/// The reply type of `list_my_vaults`.
+pub type ListMyVaultsReply = VaultResult<Page<VaultSummary>>;
+/// The reply type of `update_vault`.
+pub type UpdateVaultReply = VaultResult<VaultView>;
+
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn create_vault(args: CreateVaultArgs) -> VaultResult<VaultView> {
     update("create_vault", WhenPaused::Refuse, |rt, _| {
