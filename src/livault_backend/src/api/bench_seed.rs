@@ -422,7 +422,7 @@ fn bench_reply_parts(vault_id: u64, viewer: Principal) -> VaultResult<Vec<(Strin
             measure(format!("{} domain", $method), &mut || {
                 result = Some(super::read(|s| $call(s)));
             });
-            let result: $reply = result.expect("ran").map_err(Into::into);
+            let result: $reply = super::errors::public($method, result.expect("ran"));
             for n in ["encode", "encode again"] {
                 measure(format!("{} {n}", $method), &mut || {
                     black_box(candid::encode_one(&result).expect("encode"));
@@ -457,7 +457,7 @@ fn bench_reply_parts(vault_id: u64, viewer: Principal) -> VaultResult<Vec<(Strin
     );
     // The reply of update_vault, check_in and create_vault (a `VaultView`): encoding only.
     let view: crate::api::vaults::UpdateVaultReply =
-        read_view(&as_viewer, vault_id).map_err(Into::into);
+        super::errors::public("update_vault", read_view(&as_viewer, vault_id));
     for n in ["encode", "encode again"] {
         measure(format!("update_vault {n}"), &mut || {
             black_box(candid::encode_one(&view).expect("encode"));
