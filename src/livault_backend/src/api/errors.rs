@@ -358,7 +358,13 @@ mod tests {
         let prog: IDLProg = crate::export::interface().parse().unwrap();
         let mut env = TypeEnv::new();
         let actor = candid_parser::check_prog(&mut env, &prog).unwrap().unwrap();
-        let TypeInner::Service(methods) = env.trace_type(&actor).unwrap().as_ref().clone() else {
+        // `service : (init args) -> { ... }` is a class: its service is the second part.
+        let actor = env.trace_type(&actor).unwrap();
+        let service = match actor.as_ref() {
+            TypeInner::Class(_, service) => env.trace_type(service).unwrap(),
+            _ => actor.clone(),
+        };
+        let TypeInner::Service(methods) = service.as_ref().clone() else {
             panic!("no service");
         };
         let table: std::collections::BTreeMap<&str, &str> =
