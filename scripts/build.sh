@@ -4,7 +4,7 @@
 #   scripts/build.sh              -> target/livault/livault_backend.wasm (+ .wasm.gz)
 #   scripts/build.sh --bench-seed -> target/livault-bench/livault_backend.wasm: the same canister
 #                                    plus the benchmark-only `bench_seed_drafts`,
-#                                    `bench_seed_audit` and `bench_storage_ops` endpoints (cargo
+#                                    `bench_seed_audit`, `bench_storage_ops` and `bench_reply_parts` endpoints (cargo
 #                                    feature `bench-seed`); never deploy it. The default build's
 #                                    endpoint check guarantees the shipped wasm lacks it.
 #
@@ -29,7 +29,7 @@ case "${1:-}" in
     OUT="$ROOT/target/livault-bench"
     FEATURES=(--features bench-seed)
     mkdir -p "$OUT"
-    { cat "$HIDDEN"; echo "canister_update:bench_seed_drafts"; echo "canister_update:bench_seed_audit"; echo "canister_update:bench_storage_ops"; } > "$OUT/hidden_endpoints.txt"
+    { cat "$HIDDEN"; echo "canister_update:bench_seed_drafts"; echo "canister_update:bench_seed_audit"; echo "canister_update:bench_storage_ops"; echo "canister_update:bench_reply_parts"; } > "$OUT/hidden_endpoints.txt"
     HIDDEN="$OUT/hidden_endpoints.txt"
     ;;
   *) echo "usage: $0 [--bench-seed]" >&2; exit 2 ;;

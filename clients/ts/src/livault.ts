@@ -39,7 +39,11 @@ export type { CreateVaultArgs, ItemView, PaymentReceipt, VaultError, VaultView }
 /** The typed bindings of one LiVault canister. */
 export type LiVault = Livault_backend;
 
-/** A refused call: `error` is the canister's typed `VaultError` (nothing changed). */
+/**
+ * A refused call (nothing changed). `error` is the endpoint's own small error type (e.g.
+ * `ReadError` for queries, `VaultsError` for vault updates); every one is a subset of the
+ * `VaultError` union, so one `switch (error.__kind__)` on the case name handles them all.
+ */
 export class LiVaultError extends Error {
   constructor(
     readonly method: string,
@@ -57,6 +61,7 @@ function describe(error: VaultError): string {
     : JSON.stringify(detail, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
 }
 
+// Any reply: its `Err` type is a subset of `VaultError` (see candid/livault_backend.did).
 type Result<T> = { __kind__: "Ok"; Ok: T } | { __kind__: "Err"; Err: VaultError };
 
 /** The `Ok` value of a reply, or a thrown `LiVaultError`. */

@@ -2,7 +2,8 @@
 //!
 //! Layers, top to bottom:
 //! - [`api`]: thin `#[update]` / `#[query]` entry points (check caller, decode, delegate,
-//!   map errors);
+//!   map the domain's error into the endpoint's public error type);
+//! - [`model`]: public types of the interface (the per-feature error types);
 //! - [`domain`]: pure logic with no `ic_cdk` calls, behind the [`runtime::Runtime`] trait;
 //! - [`storage`]: stable-memory layout and structures;
 //! - beside them, [`events`]: the canister log (one structured line per notable event).
@@ -12,6 +13,7 @@
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod model;
 pub mod runtime;
 pub mod storage;
 
@@ -28,6 +30,7 @@ mod export {
     use crate::domain::member_types::*;
     use crate::domain::payments::types::*;
     use crate::domain::types::*;
+    use crate::model::errors::*;
     use candid::Principal;
 
     candid::export_service!();

@@ -8,6 +8,12 @@
 //! approves the unlock (`approve_unlock`). The queries run on the resulting state.
 //!
 //! `cargo run -p livault_tests --bin bench_endpoints_cost` (after `scripts/build.sh`)
+//!
+//! With `--parts` the journey runs on the benchmark wasm (`scripts/build.sh --bench-seed`)
+//! and then prints where the instructions of the metadata queries go (`bench_reply_parts`:
+//! argument guard, decoding, domain call, reply encoding, and the reply encoded with a
+//! one-case error type for comparison), as Alice on her vault. `LIVAULT_WASM` overrides the
+//! wasm in both modes.
 
 use candid::utils::ArgumentEncoder;
 use candid::Principal;
@@ -56,15 +62,25 @@ fn call<A: ArgumentEncoder, T: candid::CandidType + serde::de::DeserializeOwned>
 }
 
 fn main() {
-    let mut env = TestEnv::with_init(InitArgs {
-        admins: vec![user("admin")],
-        ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(Durations {
-            timer_interval_secs: 86_400,
-            ..Durations::default()
-        }),
-        ..Default::default()
-    });
+    let parts = std::env::args().any(|a| a == "--parts");
+    // `LIVAULT_WASM` chooses the wasm in both modes (e.g. a benchmark wasm of another commit).
+    let wasm = if parts && std::env::var_os("LIVAULT_WASM").is_none() {
+        bench_wasm()
+    } else {
+        wasm()
+    };
+    let mut env = TestEnv::with_wasm(
+        wasm,
+        InitArgs {
+            admins: vec![user("admin")],
+            ledger_canister_id: Some(local_replica::ledger_principal()),
+            durations: Some(Durations {
+                timer_interval_secs: 86_400,
+                ..Durations::default()
+            }),
+            ..Default::default()
+        },
+    );
     let (alice, bob) = (user("alice"), user("bob"));
     let mut rows = Vec::new();
     let rows = &mut rows;
@@ -189,5 +205,14 @@ fn main() {
             "{:<20} {:<7} {:>14} {:>14} {:>12}",
             r.name, r.kind, r.instructions, r.total, r.reply_bytes
         );
+    }
+    if parts {
+        let controller = env.controller;
+        let r: R<Vec<(String, u64)>> = env.update(controller, "bench_reply_parts", (v, alice));
+        println!();
+        println!("{:<40} {:>14}", "part (as alice)", "instructions");
+        for (name, n) in r.expect("bench_reply_parts") {
+            println!("{name:<40} {n:>14}");
+        }
     }
 }

@@ -8,13 +8,15 @@ use candid::Principal;
 use crate::domain::admin;
 use crate::domain::admin_trail::{self, AdminTrailEntry};
 use crate::domain::config::Pricing;
-use crate::domain::error::{VaultError, VaultResult};
+use crate::domain::error::VaultError;
 use crate::domain::ops;
 use crate::domain::types::{AdminVaultSummary, Metrics, Page, PageArgs};
 use crate::events::{self, Val};
 use crate::runtime::Runtime;
 
+use super::errors::public;
 use super::{rate_limited_principals, read, rt, scheduler, update, write, WhenPaused};
+use crate::model::errors::{AdminError, ReadError};
 
 /// Logs a refused admin or controller action with its caller (operators want to know who
 /// tries; the refusal itself changes nothing).
@@ -31,69 +33,83 @@ pub fn log_refusal(action: &str, error: &VaultError) {
 }
 
 #[ic_cdk::query]
-fn get_metrics() -> VaultResult<Metrics> {
-    let stats = scheduler::run_stats();
-    let ops = ops::snapshot();
-    read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats, &ops))
+fn get_metrics() -> Result<Metrics, ReadError> {
+    public("get_metrics", {
+        let stats = scheduler::run_stats();
+        let ops = ops::snapshot();
+        read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats, &ops))
+    })
 }
 
 #[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
-fn list_vaults(args: PageArgs) -> VaultResult<Page<AdminVaultSummary>> {
-    read(|s| admin::list_vaults(s, &rt(), args))
+fn list_vaults(args: PageArgs) -> Result<Page<AdminVaultSummary>, ReadError> {
+    public("list_vaults", {
+        read(|s| admin::list_vaults(s, &rt(), args))
+    })
 }
 
 /// Admins: the admin trail, oldest kept entry first (see `domain::admin_trail`).
 #[ic_cdk::query(guard = "crate::api::arguments::within_limits")]
-fn list_admin_trail(args: PageArgs) -> VaultResult<Page<AdminTrailEntry>> {
-    read(|s| admin_trail::list(s, &rt(), args))
+fn list_admin_trail(args: PageArgs) -> Result<Page<AdminTrailEntry>, ReadError> {
+    public("list_admin_trail", {
+        read(|s| admin_trail::list(s, &rt(), args))
+    })
 }
 
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
-fn set_pricing(pricing: Pricing) -> VaultResult<()> {
-    update("set_pricing", WhenPaused::Allow, |rt, caller| {
-        write(|s| {
-            admin::set_pricing(s, rt, pricing.clone())?;
-            let args = admin_trail::candid_text(&pricing);
-            admin_trail::record(s, rt.now(), caller, "set_pricing", args, String::new());
-            Ok(())
+fn set_pricing(pricing: Pricing) -> Result<(), AdminError> {
+    public("set_pricing", {
+        update("set_pricing", WhenPaused::Allow, |rt, caller| {
+            write(|s| {
+                admin::set_pricing(s, rt, pricing.clone())?;
+                let args = admin_trail::candid_text(&pricing);
+                admin_trail::record(s, rt.now(), caller, "set_pricing", args, String::new());
+                Ok(())
+            })
         })
+        .inspect_err(|e| log_refusal("set_pricing", e))
     })
-    .inspect_err(|e| log_refusal("set_pricing", e))
 }
 
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
-fn set_paused(paused: bool) -> VaultResult<()> {
-    update("set_paused", WhenPaused::Allow, |rt, caller| {
-        write(|s| {
-            let before = s.config().paused;
-            admin::set_paused(s, rt, paused)?;
-            let args = admin_trail::candid_text(&paused);
-            let outcome = format!("was_paused={before}");
-            admin_trail::record(s, rt.now(), caller, "set_paused", args, outcome);
-            Ok(())
+fn set_paused(paused: bool) -> Result<(), AdminError> {
+    public("set_paused", {
+        update("set_paused", WhenPaused::Allow, |rt, caller| {
+            write(|s| {
+                let before = s.config().paused;
+                admin::set_paused(s, rt, paused)?;
+                let args = admin_trail::candid_text(&paused);
+                let outcome = format!("was_paused={before}");
+                admin_trail::record(s, rt.now(), caller, "set_paused", args, outcome);
+                Ok(())
+            })
         })
+        .inspect_err(|e| log_refusal("set_paused", e))
     })
-    .inspect_err(|e| log_refusal("set_paused", e))
 }
 
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
-fn set_admins(admins: Vec<Principal>) -> VaultResult<()> {
-    update("set_admins", WhenPaused::Allow, |rt, caller| {
-        write(|s| {
-            admin::set_admins(s, rt, admins.clone())?;
-            let args = admin_trail::candid_text(&admins);
-            admin_trail::record(s, rt.now(), caller, "set_admins", args, String::new());
-            Ok(())
+fn set_admins(admins: Vec<Principal>) -> Result<(), AdminError> {
+    public("set_admins", {
+        update("set_admins", WhenPaused::Allow, |rt, caller| {
+            write(|s| {
+                admin::set_admins(s, rt, admins.clone())?;
+                let args = admin_trail::candid_text(&admins);
+                admin_trail::record(s, rt.now(), caller, "set_admins", args, String::new());
+                Ok(())
+            })
         })
+        .inspect_err(|e| log_refusal("set_admins", e))
     })
-    .inspect_err(|e| log_refusal("set_admins", e))
 }
 
 #[ic_cdk::query]
-fn list_admins() -> VaultResult<Vec<Principal>> {
-    let rt = rt();
-    read(|s| {
-        admin::require_admin(s, &rt.caller())?;
-        Ok(s.config().admins.clone())
+fn list_admins() -> Result<Vec<Principal>, ReadError> {
+    public("list_admins", {
+        let rt = rt();
+        read(|s| {
+            admin::require_admin(s, &rt.caller())?;
+            Ok(s.config().admins.clone())
+        })
     })
 }

@@ -368,3 +368,104 @@ fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
     ));
     Ok(out)
 }
+
+fn read_view(rt: &impl Runtime, vault_id: u64) -> VaultResult<crate::domain::types::VaultView> {
+    super::read(|s| vaults::get_vault(s, rt, vault_id))
+}
+
+/// A one-case error type: the smallest `Err` a reply variant can carry (the floor the
+/// per-endpoint error types are compared against in [`bench_reply_parts`]).
+#[derive(candid::CandidType)]
+enum TinyError {
+    NotFound,
+}
+
+/// Controllers, benchmark builds only: where the instructions of the metadata queries go
+/// (BENCHMARKS.md "Endpoint costs"). For `get_vault`, `list_my_vaults` and
+/// `get_unlock_status` of vault `vault_id` as seen by `viewer`, and for the `VaultView` reply
+/// `update_vault` and `check_in` share, it measures with the performance counter: the argument
+/// guard (`arguments::check`), decoding the argument, the domain call, encoding the reply as
+/// the endpoint's reply type (`encode_one`, first time in the message and again), and encoding
+/// the same value with a one-case error type instead. Reads only; returns `(metric, value)`.
+#[ic_cdk::update(hidden = true)]
+fn bench_reply_parts(vault_id: u64, viewer: Principal) -> VaultResult<Vec<(String, u64)>> {
+    use crate::domain::{types::PageArgs, unlock};
+    use std::hint::black_box;
+
+    let rt = rt();
+    if !rt.is_controller(&rt.caller()) {
+        return Err(VaultError::NotAuthorized);
+    }
+    let as_viewer = AsCaller {
+        inner: &rt,
+        caller: viewer,
+    };
+    let counter = || ic_cdk::api::performance_counter(0);
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let mut measure = |name: String, f: &mut dyn FnMut()| {
+        let start = counter();
+        f();
+        out.push((name, counter() - start));
+    };
+
+    /// Guard, decode, domain, encode (twice) and encode with [`TinyError`] of one endpoint.
+    macro_rules! parts {
+        ($method:literal, $arg:expr, $argty:ty, $call:expr, $reply:ty) => {{
+            let arg = candid::encode_one($arg).expect("encode bench argument");
+            measure(format!("{} guard", $method), &mut || {
+                black_box(super::arguments::check($method, &arg)).expect("within limits");
+            });
+            measure(format!("{} decode", $method), &mut || {
+                black_box(candid::decode_one::<$argty>(&arg).expect("decode"));
+            });
+            let mut result = None;
+            measure(format!("{} domain", $method), &mut || {
+                result = Some(super::read(|s| $call(s)));
+            });
+            let result: $reply = super::errors::public($method, result.expect("ran"));
+            for n in ["encode", "encode again"] {
+                measure(format!("{} {n}", $method), &mut || {
+                    black_box(candid::encode_one(&result).expect("encode"));
+                });
+            }
+            let tiny = result.as_ref().map_err(|_| TinyError::NotFound);
+            measure(format!("{} encode tiny error", $method), &mut || {
+                black_box(candid::encode_one(&tiny).expect("encode"));
+            });
+        }};
+    }
+    parts!(
+        "get_vault",
+        vault_id,
+        u64,
+        |s| vaults::get_vault(s, &as_viewer, vault_id),
+        crate::api::vaults::GetVaultReply
+    );
+    parts!(
+        "list_my_vaults",
+        PageArgs::default(),
+        PageArgs,
+        |s| vaults::list_my_vaults(s, &as_viewer, PageArgs::default()),
+        crate::api::vaults::ListMyVaultsReply
+    );
+    parts!(
+        "get_unlock_status",
+        vault_id,
+        u64,
+        |s| unlock::get_unlock_status(s, &as_viewer, vault_id),
+        crate::api::members::GetUnlockStatusReply
+    );
+    // The reply of update_vault, check_in and create_vault (a `VaultView`): encoding only.
+    let view: crate::api::vaults::UpdateVaultReply =
+        super::errors::public("update_vault", read_view(&as_viewer, vault_id));
+    for n in ["encode", "encode again"] {
+        measure(format!("update_vault {n}"), &mut || {
+            black_box(candid::encode_one(&view).expect("encode"));
+        });
+    }
+    let tiny = view.as_ref().map_err(|_| TinyError::NotFound);
+    measure("update_vault encode tiny error".into(), &mut || {
+        black_box(candid::encode_one(&tiny).expect("encode"));
+    });
+    Ok(out)
+}

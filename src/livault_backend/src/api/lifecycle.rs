@@ -47,7 +47,6 @@ fn init(args: Option<LiVaultArgs>) {
         admin_trail::record(s, now, installer, "install", args_text, outcome);
     });
     super::scheduler::arm_timers();
-    super::content::warm_up();
     super::keys::arm_public_key_fetch();
 }
 
@@ -113,7 +112,6 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
     });
     // Timers do not survive an upgrade: arm them again (with the possibly new interval).
     super::scheduler::arm_timers();
-    super::content::warm_up();
     // A new key name (or a cache written before vetKeys) fetches the public key again.
     super::keys::arm_public_key_fetch();
 }

@@ -6,13 +6,13 @@ pub mod arguments;
 #[cfg(feature = "bench-seed")]
 pub mod bench_seed;
 pub mod content;
+pub mod errors;
 pub mod http;
 pub mod keys;
 pub mod lifecycle;
 pub mod members;
 pub mod payments;
 pub mod plans;
-pub mod reply;
 pub mod scheduler;
 pub mod vaults;
 

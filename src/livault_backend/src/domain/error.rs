@@ -1,4 +1,6 @@
-//! The one error type every endpoint returns (`VaultError` in the `.did`).
+//! The domain's error: every case any call can return (`VaultError` in the `.did`, the
+//! catalogue of all cases). The endpoints answer with a small per-feature subset of it
+//! (`model::errors`; the mapping is `api::errors`).
 //!
 //! Case names are part of the public API: frontends match on them. A call that returns an
 //! error has changed nothing.
