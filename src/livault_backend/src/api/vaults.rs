@@ -84,7 +84,7 @@ fn get_audit_head(vault_id: VaultId) -> VaultResult<AuditHead> {
         Ok(AuditHead {
             vault_id,
             next_seq: vault.audit_next_seq,
-            head_hash: serde_bytes::ByteBuf::from(vault.audit_head),
+            head_hash: serde_bytes::ByteBuf::from(vault.into_record().audit_head),
         })
     })
 }

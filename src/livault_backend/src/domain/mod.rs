@@ -26,4 +26,5 @@ pub mod tokens;
 pub mod types;
 pub mod unlock;
 pub mod validation;
+pub mod vault_core;
 pub mod vaults;
