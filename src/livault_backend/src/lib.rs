@@ -6,6 +6,8 @@
 //! - [`model`]: public types of the interface (the per-feature error types);
 //! - [`domain`]: pure logic with no `ic_cdk` calls, behind the [`runtime::Runtime`] trait;
 //! - [`storage`]: stable-memory layout and structures;
+//! - [`model`]: the records, views and statuses every layer shares; it imports nothing of
+//!   the crate;
 //! - beside them, [`events`]: the canister log (one structured line per notable event).
 //!
 //! "SPEC §n" in comments means section n of the product contract, `docs/spec.md`.

@@ -147,7 +147,7 @@ fn bench_seed_audit(vault_id: u64, count: u32) -> VaultResult<u64> {
     }
     let now = rt.now();
     write(|s| {
-        let mut vault = s.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
+        let mut vault = s.vaults.load(vault_id).ok_or(VaultError::NotFound)?;
         for _ in 0..count {
             let owner = vault.owner;
             audit::append(
@@ -160,7 +160,7 @@ fn bench_seed_audit(vault_id: u64, count: u32) -> VaultResult<u64> {
             );
         }
         let next = vault.audit_next_seq;
-        s.vaults.insert(vault_id, vault);
+        s.save_vault(&mut vault);
         Ok(next)
     })
 }
@@ -353,13 +353,13 @@ fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
     });
     let count = ids.len() as u64;
     let start = counter();
-    let records: Vec<VaultRecord> =
-        write(|s| ids.iter().filter_map(|id| s.vaults.get(id)).collect());
+    let records: Vec<crate::storage::LoadedVault> =
+        write(|s| ids.iter().filter_map(|id| s.vaults.load(*id)).collect());
     out.push(("stable dense vault get".into(), (counter() - start) / count));
     let start = counter();
     write(|s| {
-        for r in records {
-            s.vaults.insert(r.id, r);
+        for mut r in records {
+            s.save_vault(&mut r);
         }
     });
     out.push((

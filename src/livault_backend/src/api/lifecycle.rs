@@ -34,7 +34,7 @@ fn init(args: Option<LiVaultArgs>) {
     write(|s| {
         s.stamp_layout();
         s.set_config(config);
-        s.reserve_ops_snapshot();
+        ops::reserve_snapshot(s);
         events::emit(
             "canister.installed",
             &[
@@ -87,12 +87,12 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
         }
         // The counters since install, carried by the previous module's `pre_upgrade` (none
         // from a module without them: they start now).
-        let mut counters = s.read_ops_snapshot().unwrap_or_default();
+        let mut counters = ops::read_snapshot(s).unwrap_or_default();
         counters.upgrades += 1;
         counters.last_upgraded_at = Some(now);
         let upgrades = counters.upgrades;
         ops::with(|o| *o = counters);
-        s.reserve_ops_snapshot();
+        ops::reserve_snapshot(s);
         events::emit(
             "canister.upgraded",
             &[

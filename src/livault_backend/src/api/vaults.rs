@@ -109,7 +109,7 @@ fn get_audit_head(vault_id: VaultId) -> Result<AuditHead, ReadError> {
             Ok(AuditHead {
                 vault_id,
                 next_seq: vault.audit_next_seq,
-                head_hash: serde_bytes::ByteBuf::from(vault.audit_head),
+                head_hash: serde_bytes::ByteBuf::from(vault.into_record().audit_head),
             })
         })
     })

@@ -8,7 +8,7 @@ use candid::Principal;
 use super::error::{VaultError, VaultResult};
 use super::records::{MemberRole, VaultRecord};
 use super::types::{VaultId, VaultRole};
-use crate::storage::State;
+use crate::storage::{LoadedVault, State};
 
 /// The caller's relation to a vault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,8 +72,8 @@ pub fn load(
     vault_id: VaultId,
     caller: &Principal,
     need: Need,
-) -> VaultResult<(VaultRecord, Access)> {
-    let vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
+) -> VaultResult<(LoadedVault, Access)> {
+    let vault = state.vaults.load(vault_id).ok_or(VaultError::NotFound)?;
     let access = role_of(state, &vault, caller);
     require(access, need)?;
     Ok((vault, access))
@@ -86,6 +86,15 @@ pub fn require(access: Access, need: Need) -> VaultResult<()> {
         Need::OwnerOrMember => access != Access::Outsider,
     };
     if ok {
+        Ok(())
+    } else {
+        Err(VaultError::NotAuthorized)
+    }
+}
+
+/// Fails with `NotAuthorized` unless `who` is an admin.
+pub fn require_admin(state: &State, who: &Principal) -> VaultResult<()> {
+    if state.config().is_admin(who) {
         Ok(())
     } else {
         Err(VaultError::NotAuthorized)

@@ -15,6 +15,9 @@ use super::validation;
 use crate::runtime::Runtime;
 use crate::storage::State;
 
+/// Moved to `access` (issue #14): the check every admin endpoint makes.
+pub use super::access::require_admin;
+
 /// `get_plans`: the current tiers, fees and age brackets.
 pub fn plans(state: &State) -> PlansInfo {
     let config = state.config();
@@ -25,15 +28,6 @@ pub fn plans(state: &State) -> PlansInfo {
         max_witnesses: 1,
         validity_days: config.durations.validity_days,
         age_uplift: pricing::age_brackets(),
-    }
-}
-
-/// Fails with `NotAuthorized` unless `who` is an admin.
-pub fn require_admin(state: &State, who: &Principal) -> VaultResult<()> {
-    if state.config().is_admin(who) {
-        Ok(())
-    } else {
-        Err(VaultError::NotAuthorized)
     }
 }
 

@@ -15,7 +15,7 @@
 use candid::{CandidType, Deserialize, Principal};
 use serde::Serialize;
 
-use super::admin::require_admin;
+use super::access::require_admin;
 use super::error::VaultResult;
 use super::types::{Page, PageArgs};
 use super::validation;

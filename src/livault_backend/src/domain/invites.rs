@@ -12,7 +12,6 @@
 use candid::Principal;
 
 use super::access::{self, Access, Need};
-use super::audit::{self, AuditAction};
 use super::error::{VaultError, VaultResult};
 use super::member_types::{
     GenerateInviteArgs, InviteCreated, InviteInfo, InviteStatus, InviteView, MemberView,
@@ -23,9 +22,10 @@ use super::records::{
 use super::tokens::{self, INVITE_PREFIX};
 use super::types::{Page, PageArgs, VaultId, VaultRole, VaultStatus, VaultView, NANOS_PER_SEC};
 use super::validation;
-use super::vaults;
+use super::vault_core;
+use super::vault_core::audit::{self, AuditAction};
 use crate::runtime::Runtime;
-use crate::storage::{State, StateAccess};
+use crate::storage::{LoadedVault, State, StateAccess};
 
 /// Highest share index (shares are numbered 1..=255 per vault).
 pub const MAX_SHARE_INDEX: u16 = 255;
@@ -48,12 +48,7 @@ pub fn membership_open(status: VaultStatus) -> bool {
 
 /// The API status of an invite at `now`.
 pub fn status_of(invite: &InviteRecord, now: u64) -> InviteStatus {
-    match invite.state {
-        InviteState::Claimed { .. } => InviteStatus::Claimed,
-        InviteState::Revoked { .. } => InviteStatus::Revoked,
-        InviteState::Open if now >= invite.expires_at => InviteStatus::Expired,
-        InviteState::Open => InviteStatus::Open,
-    }
+    invite.status_at(now)
 }
 
 /// Drops expired entries from the vault's open-invite list.
@@ -121,8 +116,8 @@ fn precheck_generate(
     caller: &Principal,
     args: &GenerateInviteArgs,
     now: u64,
-) -> VaultResult<VaultRecord> {
-    let vault = vaults::load_owned(state, caller, args.vault_id, membership_open)?;
+) -> VaultResult<LoadedVault> {
+    let vault = vault_core::load_owned(state, caller, args.vault_id, membership_open)?;
     check_caps(&vault, args.role, now)?;
     if vault.membership.share_indices_used >= MAX_SHARE_INDEX {
         return Err(VaultError::PlanLimit {
@@ -138,7 +133,7 @@ fn precheck_generate(
 #[allow(clippy::too_many_arguments)]
 fn insert_invite(
     state: &mut State,
-    vault: &mut VaultRecord,
+    vault: &mut LoadedVault,
     template: &InviteRecord,
     share_index: u8,
     random: &[u8; 32],
@@ -172,7 +167,7 @@ fn insert_invite(
         role: invite.role,
         expires_at,
     });
-    vaults::touch_owner(state, vault, now, actor);
+    vault_core::touch_owner(state, vault, now, actor);
     audit::append(
         state,
         vault,
@@ -189,7 +184,7 @@ fn insert_invite(
         .invite_tokens
         .insert(token_hash, (vault.id, invite_id));
     state.invites.insert((vault.id, invite_id), invite.clone());
-    state.vaults.insert(vault.id, vault.clone());
+    state.save_vault(vault);
     Ok(InviteCreated {
         vault_id: vault.id,
         invite_id,
@@ -287,7 +282,7 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
     let mut invite = find_by_token(state, token)?;
     let mut vault = state
         .vaults
-        .get(&invite.vault_id)
+        .load(invite.vault_id)
         .ok_or(VaultError::TokenInvalid)?;
     match &invite.state {
         InviteState::Claimed { by, member_id, .. } => {
@@ -382,12 +377,12 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
         ),
     );
     super::recovery::on_member_joined(state, &mut vault, now, caller);
-    vaults::refresh_setup(state, &mut vault, now, caller);
+    vault_core::refresh_setup(state, &mut vault, now, caller);
     super::metrics::invite_claimed(state, now);
     state.members.insert((vault.id, member_id), member.clone());
     state.vaults_by_member.insert((caller, vault.id), member_id);
     state.invites.insert((vault.id, invite_id), invite);
-    state.vaults.insert(vault.id, vault.clone());
+    state.save_vault(&mut vault);
     Ok(member_view(&vault, &member, true))
 }
 
@@ -408,14 +403,14 @@ pub fn revoke_invite(
 ) -> VaultResult<InviteView> {
     let caller = rt.caller();
     let now = rt.now();
-    let mut vault = vaults::load_owned(state, &caller, vault_id, membership_open)?;
+    let mut vault = vault_core::load_owned(state, &caller, vault_id, membership_open)?;
     let mut invite = load_invite(state, vault_id, invite_id)?;
     match invite.state {
         InviteState::Revoked { .. } => {
             // Already revoked: nothing to write but the owner's activity (SPEC §4 "any
             // authenticated owner update").
-            vaults::touch_owner(state, &mut vault, now, caller);
-            state.vaults.insert(vault_id, vault);
+            vault_core::touch_owner(state, &mut vault, now, caller);
+            state.save_vault(&mut vault);
             return Ok(invite_view(&invite, now));
         }
         InviteState::Claimed { .. } => {
@@ -437,7 +432,7 @@ pub fn revoke_invite(
         .membership
         .open_invites
         .retain(|o| o.invite_id != invite_id && o.expires_at > now);
-    vaults::touch_owner(state, &mut vault, now, caller);
+    vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -447,7 +442,7 @@ pub fn revoke_invite(
         format!("invite={invite_id}"),
     );
     state.invites.insert((vault_id, invite_id), invite.clone());
-    state.vaults.insert(vault_id, vault);
+    state.save_vault(&mut vault);
     Ok(invite_view(&invite, now))
 }
 
@@ -457,8 +452,8 @@ fn precheck_regenerate(
     vault_id: VaultId,
     invite_id: u64,
     now: u64,
-) -> VaultResult<(VaultRecord, InviteRecord)> {
-    let vault = vaults::load_owned(state, caller, vault_id, membership_open)?;
+) -> VaultResult<(LoadedVault, InviteRecord)> {
+    let vault = vault_core::load_owned(state, caller, vault_id, membership_open)?;
     let old = load_invite(state, vault_id, invite_id)?;
     if old.replaced_by.is_some() {
         return Err(VaultError::invalid(
@@ -620,7 +615,7 @@ pub fn remove_member(
 ) -> VaultResult<VaultView> {
     let caller = rt.caller();
     let now = rt.now();
-    let mut vault = vaults::load_owned(state, &caller, vault_id, membership_open)?;
+    let mut vault = vault_core::load_owned(state, &caller, vault_id, membership_open)?;
     let member = state
         .members
         .get(&(vault_id, member_id))
@@ -633,7 +628,7 @@ pub fn remove_member(
         .membership
         .approvals
         .retain(|a| a.member_id != member_id);
-    vaults::touch_owner(state, &mut vault, now, caller);
+    vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -642,11 +637,11 @@ pub fn remove_member(
         AuditAction::MemberRemoved,
         format!("member={member_id} role={:?}", member.role),
     );
-    vaults::refresh_setup(state, &mut vault, now, caller);
+    vault_core::refresh_setup(state, &mut vault, now, caller);
     state.members.remove(&(vault_id, member_id));
     state.vaults_by_member.remove(&(member.principal, vault_id));
-    state.vaults.insert(vault_id, vault.clone());
-    Ok(vaults::view(state, &vault, VaultRole::Owner))
+    state.save_vault(&mut vault);
+    Ok(vault_core::view(state, &vault, VaultRole::Owner))
 }
 
 /// Removes a vault's invites, token index entries and recovery codes (tombstoning).

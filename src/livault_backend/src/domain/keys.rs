@@ -21,16 +21,17 @@
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::access::{self, Access};
-use super::audit::{self, AuditAction};
 use super::config::VetKdConfig;
 use super::error::{VaultError, VaultResult};
 use super::records::{MemberRole, VaultRecord};
 use super::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
+use super::vault_core;
+use super::vault_core::audit::{self, AuditAction};
 use crate::runtime::Runtime;
-use crate::storage::{State, StateAccess};
+use crate::storage::{LoadedVault, State, StateAccess};
 
 /// The vetKD derivation context of LiVault: names the application and the version of the
 /// identity scheme. Part of the public key; a new version would be a new key space.
@@ -93,38 +94,9 @@ pub struct EncryptedVetKeyReply {
     pub key_name: String,
 }
 
-/// The vetKD public key of this canister and LiVault's context.
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
-pub struct VetKdPublicKey {
-    pub key_name: String,
-    /// [`CONTEXT`].
-    #[serde(with = "serde_bytes")]
-    pub context: Vec<u8>,
-    /// Compressed BLS12-381 G2 point (96 bytes).
-    #[serde(with = "serde_bytes")]
-    pub public_key: Vec<u8>,
-    /// When the canister fetched it from the management canister.
-    pub fetched_at: u64,
-}
-
-/// vetKeys part of `get_metrics`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
-pub struct VetKeyMetrics {
-    /// The configured master key name.
-    pub key_name: String,
-    /// Whether the public key of that key is cached.
-    pub public_key_cached: bool,
-    /// vetKeys handed out (`key.derived`), in total.
-    pub derived_total: u64,
-    /// Cycles attached to those derivations (the vetKD fees).
-    pub cycles_spent: u128,
-    /// Derivations the management canister did not complete (released, not counted above).
-    pub failed_total: u64,
-    /// Since the last upgrade: refusals for the per-caller daily limit or the unpaid-vault cap.
-    pub rate_limited: u64,
-    /// Since the last upgrade: refusals for the per-vault budget.
-    pub budget_exhausted: u64,
-}
+pub use crate::model::keys::{
+    CallerDay, KeyRecord, KeyTotals, VaultKeyUsage, VetKdPublicKey, VetKeyMetrics,
+};
 
 // ------------------------------------------------------------------ stored records
 
@@ -132,46 +104,6 @@ pub struct VetKeyMetrics {
 const TAG_PUBLIC_KEY: u8 = 0;
 const TAG_TOTALS: u8 = 1;
 const TAG_USAGE: u8 = 2;
-
-/// One entry of the vetKeys map (`storage::State::vetkeys`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KeyRecord {
-    /// `(0, 0)`: the cached public key.
-    PublicKey(VetKdPublicKey),
-    /// `(1, 0)`: canister-wide counters.
-    Totals(KeyTotals),
-    /// `(2, vault id)`: a vault's derivation counters.
-    Usage(VaultKeyUsage),
-}
-
-/// Canister-wide vetKeys counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyTotals {
-    pub derived: u64,
-    pub cycles: u128,
-    pub failed: u64,
-    /// UTC day of `unpaid_count`.
-    pub unpaid_day: u64,
-    /// Derivations (reserved or done) for `Draft` vaults on `unpaid_day`.
-    pub unpaid_count: u32,
-}
-
-/// One caller's derivations on one UTC day.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallerDay {
-    pub principal: Principal,
-    pub day: u64,
-    pub count: u32,
-}
-
-/// A vault's derivation counters: the current budget window and today's per-caller counts
-/// (older days are dropped on every write, so the list holds at most the owner and heirs).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VaultKeyUsage {
-    pub window_start: u64,
-    pub window_count: u32,
-    pub callers: Vec<CallerDay>,
-}
 
 thread_local! {
     /// Refusals since the last upgrade: (rate limited, budget exhausted). A refused call
@@ -335,8 +267,8 @@ fn right(
     vault_id: VaultId,
     share_index: u8,
     now: u64,
-) -> VaultResult<(VaultRecord, Deriver)> {
-    let vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
+) -> VaultResult<(LoadedVault, Deriver)> {
+    let vault = state.vaults.load(vault_id).ok_or(VaultError::NotFound)?;
     let acc = access::role_of(state, &vault, caller);
     let member_share = match acc {
         Access::Member { member_id, .. } => state
@@ -538,7 +470,7 @@ pub async fn derive_vetkey(
         set_totals(s, t);
         let (mut vault, who) = right(s, &caller, args.vault_id, args.share_index, now)?;
         if who == Deriver::Owner {
-            super::vaults::touch_owner(s, &mut vault, now, caller);
+            vault_core::touch_owner(s, &mut vault, now, caller);
         }
         audit::append(
             s,
@@ -551,7 +483,7 @@ pub async fn derive_vetkey(
                 args.share_index, reservation.key_name
             ),
         );
-        s.vaults.insert(vault.id, vault);
+        s.save_vault(&mut vault);
         Ok(EncryptedVetKeyReply {
             vault_id: args.vault_id,
             share_index: args.share_index,

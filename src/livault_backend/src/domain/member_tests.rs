@@ -19,6 +19,7 @@ use super::types::{
     VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
 };
 use super::unlock;
+use super::vault_core;
 use super::vaults;
 use crate::runtime::testing::{block_on, MockRuntime};
 use crate::runtime::Runtime;
@@ -80,7 +81,7 @@ impl Fx {
             },
         )
         .unwrap();
-        vaults::confirm_creation_payment(&mut s, v.id, T0, owner()).unwrap();
+        vault_core::confirm_creation_payment(&mut s, v.id, T0, owner()).unwrap();
         vaults::update_vault(
             &mut s,
             &rt,
@@ -140,13 +141,18 @@ impl Fx {
         self.st.borrow().vaults.get(&self.vault).unwrap()
     }
 
+    /// The vault, loaded to be changed and saved.
+    fn loaded(&self) -> crate::storage::LoadedVault {
+        self.st.borrow().vaults.load(self.vault).unwrap()
+    }
+
     /// Sets the content count directly (content is another feature) and refreshes setup.
     fn set_items(&self, n: u32) {
         let mut s = self.st.borrow_mut();
-        let mut v = s.vaults.get(&self.vault).unwrap();
+        let mut v = s.vaults.load(self.vault).unwrap();
         v.item_count = n;
-        vaults::refresh_setup(&mut s, &mut v, self.rt.now(), owner());
-        s.vaults.insert(v.id, v);
+        vault_core::refresh_setup(&mut s, &mut v, self.rt.now(), owner());
+        s.save_vault(&mut v);
     }
 
     fn finalize(&self) {
@@ -206,8 +212,8 @@ fn snapshot(s: &State) -> String {
     for e in s.vaults_by_member.iter() {
         out += &format!("{:?}", e.into_pair());
     }
-    for e in s.vaults_by_owner.iter() {
-        out += &format!("{:?}", e.into_pair());
+    for e in s.vaults.owner_index() {
+        out += &format!("{e:?}");
     }
     for e in s.invites.iter() {
         out += &format!("{:?}", e.into_pair());
@@ -315,7 +321,7 @@ fn witness_needs_its_slot_and_draft_vaults_issue_nothing() {
             current: VaultStatus::Draft
         })
     );
-    vaults::confirm_creation_payment(&mut fx.st.borrow_mut(), draft.id, T0, owner()).unwrap();
+    vault_core::confirm_creation_payment(&mut fx.st.borrow_mut(), draft.id, T0, owner()).unwrap();
     assert_eq!(
         block_on(invites::generate_invite(
             &fx.st,
@@ -523,7 +529,7 @@ fn journey_inactivity_request_wait_approvals_unlock() {
     assert_eq!(
         fx.approve(p(10)).unwrap_err(),
         VaultError::UnlockConditionsNotMet {
-            reason: unlock::time_gate(&fx.vault(), fx.rt.now()).reason,
+            reason: vault_core::time_gate(&fx.vault(), fx.rt.now()).reason,
             time_gate_opens_at: Some(opens),
         }
     );
@@ -677,7 +683,7 @@ fn pure_time_lock_unlocks_on_a_tick_at_its_date() {
     let eval = unlock::evaluate_unlock(&fx.st.borrow(), &fx.vault(), date - 1);
     assert!(eval.quorum_met && !eval.time_gate.holds && eval.event.is_none());
     assert_eq!(eval.time_gate.opens_at, Some(date));
-    let v = fx.vault();
+    let v = fx.loaded();
     assert_eq!(
         unlock::unlock_if_due(&mut fx.st.borrow_mut(), v, date - 1, p(200))
             .map(|e| e.event.is_some()),
@@ -685,7 +691,7 @@ fn pure_time_lock_unlocks_on_a_tick_at_its_date() {
     );
     let eval = unlock::evaluate_unlock(&fx.st.borrow(), &fx.vault(), date);
     assert_eq!(eval.event, Some(LifecycleEvent::UnlockRulesMet));
-    let v = fx.vault();
+    let v = fx.loaded();
     assert_eq!(
         unlock::unlock_if_due(&mut fx.st.borrow_mut(), v, date, p(200)).map(|e| e.event.is_some()),
         Ok(true)
@@ -693,7 +699,7 @@ fn pure_time_lock_unlocks_on_a_tick_at_its_date() {
     assert_eq!(fx.vault().status, VaultStatus::Unlockable);
     assert_eq!(fx.vault().unlocked_at, Some(date));
     // A second tick does nothing.
-    let v = fx.vault();
+    let v = fx.loaded();
     assert_eq!(
         unlock::unlock_if_due(&mut fx.st.borrow_mut(), v, date + 1, p(200))
             .map(|e| e.event.is_some()),
@@ -707,10 +713,10 @@ fn grace_heir_needs_only_the_quorum() {
     fx.active_with_two_heirs();
     {
         let mut s = fx.st.borrow_mut();
-        let mut v = s.vaults.get(&fx.vault).unwrap();
+        let mut v = s.vaults.load(fx.vault).unwrap();
         let now = fx.rt.now();
-        vaults::transition(&mut s, &mut v, LifecycleEvent::ValidityEnded, now, p(200)).unwrap();
-        vaults::transition(
+        vault_core::transition(&mut s, &mut v, LifecycleEvent::ValidityEnded, now, p(200)).unwrap();
+        vault_core::transition(
             &mut s,
             &mut v,
             LifecycleEvent::GraceMasterElapsed,
@@ -718,7 +724,7 @@ fn grace_heir_needs_only_the_quorum() {
             p(200),
         )
         .unwrap();
-        s.vaults.insert(v.id, v);
+        s.save_vault(&mut v);
     }
     fx.approve(p(10)).unwrap();
     let st = fx.approve(p(11)).unwrap();
@@ -741,8 +747,8 @@ fn recovery_code_transfers_ownership_before_any_member() {
     let v = recovery::use_recovery_code(&mut fx.st.borrow_mut(), rt, &code).unwrap();
     assert_eq!(v.owner, p(50));
     let s = fx.st.borrow();
-    assert!(s.vaults_by_owner.contains_key(&(p(50), fx.vault)));
-    assert!(!s.vaults_by_owner.contains_key(&(owner(), fx.vault)));
+    assert!(s.vaults.owned_by(p(50), 0).any(|id| id == fx.vault));
+    assert!(!s.vaults.owned_by(owner(), 0).any(|id| id == fx.vault));
     drop(s);
     // Used up, and forgotten: no record stays behind.
     let rt = fx.as_(p(51));
@@ -940,7 +946,7 @@ mod prop {
         if v.status == VaultStatus::Unlockable {
             assert_eq!(*unlock_ok_at, Some(true), "Unlockable without its rules");
         }
-        assert!(super::super::audit::verify_chain(&s, &v));
+        assert!(super::vault_core::audit::verify_chain(&s, &v));
     }
 
     proptest! {

@@ -10,7 +10,6 @@
 //! "Today" is the current UTC day (`now / 1 day`): the `*_today` counters start again at 0
 //! with the first event of a new day, and `get_metrics` reports 0 for a day without events.
 
-use super::invites::status_of;
 use super::member_types::InviteStatus;
 use super::payments::types::PaymentSessionStatus;
 use super::records::{InviteState, MetricsCounters, VaultRecord, COUNTERS_VERSION};
@@ -19,9 +18,7 @@ use crate::storage::State;
 
 /// Applies `f` to the stored counters.
 fn update(state: &mut State, f: impl FnOnce(&mut MetricsCounters)) {
-    let mut header = state.header.get().clone();
-    f(&mut header.counters);
-    state.header.set(header);
+    state.header.update_counters(f);
 }
 
 /// Starts the `*_today` counters again when `now` is in a later UTC day.
@@ -129,7 +126,7 @@ pub fn recount(state: &State, now: u64) -> MetricsCounters {
         let i = i.value();
         c.invites_issued_total += 1;
         c.invites_issued_today += u64::from(in_today(i.created_at));
-        if status_of(&i, now) == InviteStatus::Claimed {
+        if i.status_at(now) == InviteStatus::Claimed {
             c.invites_claimed_total += 1;
             if let InviteState::Claimed { at, .. } = i.state {
                 c.invites_claimed_today += u64::from(in_today(at));
@@ -159,10 +156,7 @@ pub fn ensure_counters(state: &mut State, now: u64) -> bool {
         return false;
     }
     let counters = recount(state, now);
-    let mut header = state.header.get().clone();
-    header.counters = counters;
-    header.counters_version = COUNTERS_VERSION;
-    state.header.set(header);
+    state.header.replace_counters(counters, COUNTERS_VERSION);
     true
 }
 
@@ -178,7 +172,7 @@ mod tests {
     const T0: u64 = 1_767_225_600_000_000_000; // 2026-01-01 00:00 UTC
 
     /// A stored vault (Draft) of a fresh state.
-    fn with_vault(s: &mut State) -> VaultRecord {
+    fn with_vault(s: &mut State) -> crate::storage::LoadedVault {
         let rt = MockRuntime::new(T0, Principal::from_slice(&[2; 29]));
         let v = crate::domain::vaults::create_vault(
             s,
@@ -195,7 +189,7 @@ mod tests {
             },
         )
         .unwrap();
-        s.vaults.get(&v.id).unwrap()
+        s.vaults.load(v.id).unwrap()
     }
 
     fn state() -> State {
@@ -284,12 +278,9 @@ mod tests {
         let mut v = with_vault(&mut s);
         v.storage_committed_bytes = 1234;
         v.storage_reserved_bytes = 5;
-        s.vaults.insert(v.id, v);
+        s.save_vault(&mut v);
         // Simulate a header written by the previous code: no counters (serde default).
-        let mut h = s.header.get().clone();
-        h.counters = MetricsCounters::default();
-        h.counters_version = 0;
-        s.header.set(h);
+        s.header.replace_counters(MetricsCounters::default(), 0);
         assert!(ensure_counters(&mut s, T0));
         let c = current(&s, T0);
         assert_eq!(

@@ -27,4 +27,5 @@ pub mod tokens;
 pub mod types;
 pub mod unlock;
 pub mod validation;
+pub mod vault_core;
 pub mod vaults;

@@ -25,7 +25,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use candid::{CandidType, Deserialize};
 use serde::Serialize;
 
 use super::error::VaultError;
@@ -253,56 +252,21 @@ pub fn snapshot_len(head: &[u8]) -> Option<usize> {
 /// Size of a snapshot's header.
 pub const SNAPSHOT_HEADER_BYTES: usize = HEADER_BYTES;
 
+/// Reserves the snapshot's pages ([`SNAPSHOT_BYTES`]) in stable memory (`init`, `post_upgrade`).
+pub fn reserve_snapshot(state: &mut crate::storage::State) {
+    state.reserve_ops_snapshot(SNAPSHOT_BYTES);
+}
+
+/// The counters of the stored snapshot (`post_upgrade`); `None` if there is none or this
+/// code cannot read it.
+pub fn read_snapshot(state: &crate::storage::State) -> Option<Ops> {
+    let bytes = state.read_ops_snapshot(SNAPSHOT_HEADER_BYTES, snapshot_len)?;
+    decode_snapshot(&bytes)
+}
+
 // ------------------------------------------------------------------ metrics view
 
-/// One update endpoint's outcomes (`get_metrics`).
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-pub struct EndpointCalls {
-    pub endpoint: String,
-    pub ok: u64,
-    pub errors: u64,
-}
-
-/// Errors of one case from one endpoint (`get_metrics`).
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-pub struct ErrorCount {
-    pub endpoint: String,
-    pub error: String,
-    pub count: u64,
-}
-
-/// ICP ledger calls with one outcome (`get_metrics`).
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-pub struct LedgerCallCount {
-    pub method: String,
-    pub outcome: String,
-    pub count: u64,
-}
-
-/// The operational part of `get_metrics` (see the module docs: update calls only, since
-/// install).
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-pub struct OpsMetrics {
-    /// Crate version of the running module.
-    pub version: String,
-    /// Git commit the running module was built from (`unknown` without git).
-    pub git_commit: String,
-    pub installed_at: Option<u64>,
-    pub upgrades: u64,
-    pub last_upgraded_at: Option<u64>,
-    /// Update calls by endpoint (`Ok` and `Err` answers), endpoints in name order.
-    pub update_calls: Vec<EndpointCalls>,
-    /// `Err` answers of update calls by endpoint and error case.
-    pub errors: Vec<ErrorCount>,
-    /// ICP ledger calls by method and outcome.
-    pub ledger_calls: Vec<LedgerCallCount>,
-    pub rate_limit_refusals: u64,
-    pub capacity_refusals: u64,
-    /// Series a full counter map turned away (0 unless something is wrong).
-    pub series_dropped: u64,
-    /// Admin actions ever recorded in the admin trail (the newest entry's number).
-    pub admin_actions_total: u64,
-}
+pub use crate::model::ops::{EndpointCalls, ErrorCount, LedgerCallCount, OpsMetrics};
 
 impl Ops {
     /// The `get_metrics` view.

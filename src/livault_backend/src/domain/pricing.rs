@@ -6,7 +6,9 @@
 
 use super::config::Pricing;
 use super::error::{VaultError, VaultResult};
-use super::types::{AgeBracket, PlanSelection, Quote, NANOS_PER_DAY};
+use super::records::VaultRecord;
+use super::types::{AgeBracket, PlanSelection, Quote, UpgradeQuote, NANOS_PER_DAY};
+use crate::storage::State;
 
 /// Youngest and oldest accepted owner age.
 pub const MIN_AGE: u8 = 18;
@@ -130,6 +132,37 @@ pub fn prorate(
         .ok_or_else(overflow)?;
     let amount = num.div_ceil(u128::from(validity_days));
     u64::try_from(amount).map_err(|_| overflow())
+}
+
+/// What moving `vault` to `to` costs at `now`: `InvalidInput` when `to` is not an upgrade.
+/// The current plan is priced at today's prices too, so a price change is not billed.
+pub fn upgrade_quote(
+    state: &State,
+    vault: &VaultRecord,
+    to: PlanSelection,
+    now: u64,
+) -> VaultResult<UpgradeQuote> {
+    if !is_upgrade(&vault.plan, &to) {
+        return Err(VaultError::invalid(
+            "plan",
+            "an upgrade needs a higher tier or more slots, and never fewer",
+        ));
+    }
+    let config = state.config();
+    let new = quote(&config.pricing, &to, vault.owner_age)?;
+    let old = quote(&config.pricing, &vault.plan, vault.owner_age)?;
+    let validity = config.durations.validity_days;
+    let remaining = remaining_days(now, vault.expires_at.unwrap_or(0), validity);
+    let amount = prorate(old.total_e8s, new.total_e8s, remaining, validity)?;
+    Ok(UpgradeQuote {
+        vault_id: vault.id,
+        from: vault.plan,
+        to,
+        old_price_e8s: old.total_e8s,
+        new_price_e8s: new.total_e8s,
+        remaining_days: remaining,
+        amount_e8s: amount,
+    })
 }
 
 #[cfg(test)]

@@ -10,16 +10,16 @@
 use candid::Principal;
 
 use super::access::{self, Need};
-use super::audit::{self, AuditAction};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle;
 use super::member_types::RecoveryCodeIssued;
 use super::records::{RecoveryCodeRecord, RecoveryState, VaultRecord};
 use super::tokens::{self, RECOVERY_PREFIX};
 use super::types::{VaultId, VaultRole, VaultStatus, VaultView};
-use super::vaults;
+use super::vault_core;
+use super::vault_core::audit::{self, AuditAction};
 use crate::runtime::Runtime;
-use crate::storage::{State, StateAccess};
+use crate::storage::{LoadedVault, State, StateAccess};
 
 fn has_members(vault: &VaultRecord) -> bool {
     vault.heir_count > 0 || vault.witness_joined
@@ -29,7 +29,7 @@ fn precheck_issue(
     state: &State,
     caller: &Principal,
     vault_id: VaultId,
-) -> VaultResult<VaultRecord> {
+) -> VaultResult<LoadedVault> {
     let (vault, _) = access::load(state, vault_id, caller, Need::Owner)?;
     // Not on an unpaid draft (issue #12 M2: throw-away principals could keep records and
     // randomness calls coming for free); the owner of a draft can simply create another.
@@ -131,7 +131,7 @@ pub async fn issue_recovery_code(
         }
         let replaced = revoke_active(s, &mut vault, now, Revocation::Replaced);
         vault.membership.recovery_code_hash = Some(hash);
-        vaults::touch_owner(s, &mut vault, now, caller);
+        vault_core::touch_owner(s, &mut vault, now, caller);
         audit::append(
             s,
             &mut vault,
@@ -149,7 +149,7 @@ pub async fn issue_recovery_code(
                 state: RecoveryState::Active,
             },
         );
-        s.vaults.insert(vault_id, vault);
+        s.save_vault(&mut vault);
         Ok(RecoveryCodeIssued {
             vault_id,
             code,
@@ -165,29 +165,25 @@ pub fn revoke_recovery_code(
     rt: &impl Runtime,
     vault_id: VaultId,
 ) -> VaultResult<()> {
-    let caller = rt.caller();
-    let now = rt.now();
-    let (mut vault, _) = access::load(state, vault_id, &caller, Need::Owner)?;
-    if lifecycle::is_terminal(vault.status) {
-        return Err(VaultError::InvalidState {
-            current: vault.status,
-        });
-    }
-    if vault.membership.recovery_code_hash.is_none() {
-        return Err(VaultError::NotFound);
-    }
-    revoke_active(state, &mut vault, now, Revocation::Owner);
-    vaults::touch_owner(state, &mut vault, now, caller);
-    audit::append(
-        state,
-        &mut vault,
-        now,
-        caller,
-        AuditAction::RecoveryRevoked,
-        "reason=owner".into(),
-    );
-    state.vaults.insert(vault_id, vault);
-    Ok(())
+    let (caller, now) = (rt.caller(), rt.now());
+    let allowed = |s| !lifecycle::is_terminal(s);
+    vault_core::owner_change(state, caller, vault_id, allowed, |state, vault| {
+        if vault.membership.recovery_code_hash.is_none() {
+            return Err(VaultError::NotFound);
+        }
+        revoke_active(state, vault, now, Revocation::Owner);
+        vault_core::touch_owner(state, vault, now, caller);
+        let reason = "reason=owner".to_string();
+        audit::append(
+            state,
+            vault,
+            now,
+            caller,
+            AuditAction::RecoveryRevoked,
+            reason,
+        );
+        Ok(())
+    })
 }
 
 /// `use_recovery_code`: the caller becomes the owner of the code's vault (before any member
@@ -212,7 +208,7 @@ pub fn use_recovery_code(
     }
     let mut vault = state
         .vaults
-        .get(&record.vault_id)
+        .load(record.vault_id)
         .ok_or(VaultError::TokenInvalid)?;
     if has_members(&vault) {
         return Err(VaultError::RecoveryBlocked);
@@ -229,7 +225,7 @@ pub fn use_recovery_code(
         ));
     }
     let max = u64::from(state.config().limits.max_vaults_per_owner);
-    if vaults::live_vault_count(state, caller) >= max {
+    if vault_core::live_vault_count(state, caller) >= max {
         return Err(VaultError::PlanLimit {
             resource: "vaults_per_owner".into(),
             limit: max,
@@ -238,7 +234,7 @@ pub fn use_recovery_code(
     let old_owner = vault.owner;
     vault.membership.recovery_code_hash = None;
     vault.owner = caller;
-    vaults::touch_owner(state, &mut vault, now, caller);
+    vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -249,8 +245,7 @@ pub fn use_recovery_code(
     );
     // Used up: forgotten (presenting it again answers TokenInvalid).
     state.recovery_codes.remove(&hash);
-    state.vaults_by_owner.remove(&(old_owner, vault.id));
-    state.vaults_by_owner.insert((caller, vault.id), ());
-    state.vaults.insert(vault.id, vault.clone());
-    Ok(vaults::view(state, &vault, VaultRole::Owner))
+    // `save_vault` moves the owner-index entry (the owner changed since the load).
+    state.save_vault(&mut vault);
+    Ok(vault_core::view(state, &vault, VaultRole::Owner))
 }

@@ -3,8 +3,8 @@
 //! Owns the time-ordered queue in stable memory (`SCHEDULER_QUEUE`): one entry per deadline,
 //! keyed `(due_ns, kind, id)` with the number of failed attempts as value. A tick ranges only
 //! over `..=(now, MAX, MAX)`, so its cost depends on the work due, never on how many vaults
-//! exist. Entries are enqueued where deadlines are created (see [`schedule_for_status`] and
-//! the calls in `vaults.rs`).
+//! exist. Entries are enqueued where deadlines are created (see `vault_core::schedule_for_status`
+//! and the calls in the features).
 //!
 //! Processing is idempotent: an entry removes itself from the queue and re-reads the vault;
 //! when the transition no longer applies it does nothing, and when the deadline moved (a
@@ -17,12 +17,19 @@
 
 use candid::Principal;
 
-use super::audit::{self, AuditAction};
 use super::lifecycle::LifecycleEvent;
-use super::records::VaultRecord;
 use super::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
+use super::vault_core::audit::{self, AuditAction};
+use super::vault_core::{self, access_until};
 use super::vaults;
-use crate::storage::State;
+use crate::storage::{LoadedVault, State};
+
+// The queue's kinds and the scheduling calls moved to `vault_core` (issue #14); these paths
+// stay for callers on other branches until the merge.
+pub use super::vault_core::{
+    enqueue, schedule_compaction, schedule_for_status, schedule_new_vault, schedule_unlock_check,
+    unschedule_vault, QueueKind, PARKED_DUE,
+};
 
 /// Queue key: `(due_ns, kind code, id)`.
 pub type QueueKey = (u64, u8, u64);
@@ -37,207 +44,9 @@ pub const MIN_COMPACTION_INTERVAL_NS: u64 = NANOS_PER_DAY;
 pub const RETRY_DELAY_NS: u64 = 10 * 60 * NANOS_PER_SEC;
 /// After this many failed attempts an entry is parked (kept, never due; see metrics).
 pub const MAX_ATTEMPTS: u32 = 8;
-/// Due time of parked entries: never reached by a tick.
-pub const PARKED_DUE: u64 = u64::MAX;
-
-/// What a queue entry does. The code is stored: never renumber.
-///
-/// Duties that need no queue entry: invites expire by time (their status is computed from
-/// `expires_at` on every read and cap count), and stale uploads are collected by every tick
-/// through the uploads' own idle index (`content::collect_stale_uploads`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QueueKind {
-    /// `Draft` unpaid for `draft_ttl_days` → `Deleted`.
-    DraftPurge = 1,
-    /// `Active` at `expires_at` → `GraceMaster`.
-    ValidityEnd = 2,
-    /// `GraceMaster` for `grace_master_days` → `GraceHeir`.
-    GraceMasterEnd = 3,
-    /// `GraceHeir` for `grace_heir_days` → `Deleted` (payload purged).
-    GraceHeirEnd = 4,
-    /// `Unlockable` at `access_until` → `Expired` (payload purged).
-    AccessEnd = 5,
-    /// `Expired` for `tombstone_after_days` → `Deleted` (tombstone).
-    TombstoneDue = 6,
-    /// Delete audit events older than the vault's retention.
-    AuditCompaction = 7,
-    /// `Active`: unlock when the time gate opens and the quorum holds (e.g. a pure time
-    /// lock at its date); re-enqueued at the next moment the gate can open.
-    UnlockCheck = 8,
-    /// RETIRED: payment checks have their own queue (`domain::payments::checks`). An entry
-    /// of this kind written by an older version is moved there when the tick meets it.
-    SessionCheck = 9,
-}
-
-impl QueueKind {
-    /// Every kind.
-    pub const ALL: [QueueKind; 9] = [
-        QueueKind::DraftPurge,
-        QueueKind::ValidityEnd,
-        QueueKind::GraceMasterEnd,
-        QueueKind::GraceHeirEnd,
-        QueueKind::AccessEnd,
-        QueueKind::TombstoneDue,
-        QueueKind::AuditCompaction,
-        QueueKind::UnlockCheck,
-        QueueKind::SessionCheck,
-    ];
-
-    /// The stored code.
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The kind of a stored code (`None`: written by newer code, which upgrades refuse).
-    pub fn from_code(code: u8) -> Option<QueueKind> {
-        QueueKind::ALL.into_iter().find(|k| k.code() == code)
-    }
-
-    /// Name for metrics and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            QueueKind::DraftPurge => "draft_purge",
-            QueueKind::ValidityEnd => "validity_end",
-            QueueKind::GraceMasterEnd => "grace_master_end",
-            QueueKind::GraceHeirEnd => "grace_heir_end",
-            QueueKind::AccessEnd => "access_end",
-            QueueKind::TombstoneDue => "tombstone_due",
-            QueueKind::AuditCompaction => "audit_compaction",
-            QueueKind::UnlockCheck => "unlock_check",
-            QueueKind::SessionCheck => "session_check",
-        }
-    }
-}
-
-/// Queues `kind` for `id` at `due`, keeping at most one entry per (kind, id): the earliest.
-/// An earlier entry stays (processing it re-reads the vault and re-enqueues at the real
-/// deadline if it moved); a later one is replaced. So no chain of entries can multiply for a
-/// vault (issue #12 M2: each retention change used to start another compaction chain).
-pub fn enqueue(state: &mut State, due: u64, kind: QueueKind, id: u64) {
-    let due = due.min(PARKED_DUE - 1);
-    let existing: Vec<u64> = state.scheduler_queue.dues_of(kind.code(), id).collect();
-    if existing.iter().any(|d| *d <= due) {
-        return;
-    }
-    for d in existing {
-        state.scheduler_queue.remove(&(d, kind.code(), id));
-    }
-    state.scheduler_queue.insert((due, kind.code(), id), 0);
-}
-
-/// Removes every queued entry of vault `id` (an erased draft).
-pub fn unschedule_vault(state: &mut State, id: u64) {
-    for kind in QueueKind::ALL {
-        let dues: Vec<u64> = state.scheduler_queue.dues_of(kind.code(), id).collect();
-        for d in dues {
-            state.scheduler_queue.remove(&(d, kind.code(), id));
-        }
-    }
-}
 
 fn days(d: impl Into<u64>) -> u64 {
     d.into().saturating_mul(NANOS_PER_DAY)
-}
-
-/// Enqueues the deadline that the vault's current status starts. Called by
-/// `vaults::transition` after every status change, so every path into a timed status is
-/// covered.
-pub fn schedule_for_status(state: &mut State, vault: &VaultRecord, now: u64) {
-    let d = state.config().durations.clone();
-    match vault.status {
-        VaultStatus::Active => {
-            if let Some(expires_at) = vault.expires_at {
-                enqueue(state, expires_at, QueueKind::ValidityEnd, vault.id);
-            }
-            schedule_unlock_check(state, vault, now);
-        }
-        VaultStatus::GraceMaster => enqueue(
-            state,
-            now.saturating_add(days(d.grace_master_days)),
-            QueueKind::GraceMasterEnd,
-            vault.id,
-        ),
-        VaultStatus::GraceHeir => {
-            enqueue(
-                state,
-                now.saturating_add(days(d.grace_heir_days)),
-                QueueKind::GraceHeirEnd,
-                vault.id,
-            );
-            // The time gate holds in GraceHeir (SPEC §4): a quorum already met — or none
-            // required — unlocks at the next tick without anyone calling.
-            enqueue(state, now, QueueKind::UnlockCheck, vault.id);
-        }
-        VaultStatus::Unlockable => {
-            enqueue(state, access_until(vault), QueueKind::AccessEnd, vault.id)
-        }
-        VaultStatus::Expired => enqueue(
-            state,
-            now.saturating_add(days(d.tombstone_after_days)),
-            QueueKind::TombstoneDue,
-            vault.id,
-        ),
-        VaultStatus::Draft
-        | VaultStatus::NeedSetup
-        | VaultStatus::SetupComplete
-        | VaultStatus::Deleted => {}
-    }
-}
-
-/// Enqueues an unlock check for an `Active` vault at the next moment its time gate can open
-/// (now, if it holds already). Called on activation, when the rules change and when an
-/// unlock request opens; owner activity only moves the inactivity deadline later, so an
-/// earlier entry finds nothing due and re-enqueues itself.
-pub fn schedule_unlock_check(state: &mut State, vault: &VaultRecord, now: u64) {
-    if vault.status != VaultStatus::Active || vault.unlock_rules.is_none() {
-        return;
-    }
-    let gate = super::unlock::time_gate(vault, now);
-    if gate.holds {
-        enqueue(state, now, QueueKind::UnlockCheck, vault.id);
-    } else if let Some(at) = gate.opens_at {
-        enqueue(state, at.max(now), QueueKind::UnlockCheck, vault.id);
-    }
-}
-
-/// Enqueues the deadlines of a new `Draft`: its purge and its first audit compaction.
-pub fn schedule_new_vault(state: &mut State, vault: &VaultRecord) {
-    let d = state.config().durations.clone();
-    enqueue(
-        state,
-        vault.created_at.saturating_add(days(d.draft_ttl_days)),
-        QueueKind::DraftPurge,
-        vault.id,
-    );
-    enqueue(
-        state,
-        vault
-            .created_at
-            .saturating_add(days(vault.audit_retention_days)),
-        QueueKind::AuditCompaction,
-        vault.id,
-    );
-}
-
-/// Enqueues an audit compaction for when the vault's oldest event ages out (called when the
-/// owner changes the retention).
-pub fn schedule_compaction(state: &mut State, vault: &VaultRecord, now: u64) {
-    let oldest = state.audit.first(vault.id).map_or(now, |e| e.at);
-    let due = oldest
-        .saturating_add(days(vault.audit_retention_days))
-        .max(now);
-    enqueue(state, due, QueueKind::AuditCompaction, vault.id);
-}
-
-/// End of the heirs' access window: `access_until`, or (if the unlock did not set it)
-/// `unlocked_at` / the status change plus `post_unlock_days`.
-fn access_until(vault: &VaultRecord) -> u64 {
-    vault.access_until.unwrap_or_else(|| {
-        vault
-            .unlocked_at
-            .unwrap_or(vault.status_changed_at)
-            .saturating_add(days(vault.post_unlock_days))
-    })
 }
 
 /// Up to `max` entries due at `now`, oldest first (parked entries are never due). The range
@@ -336,7 +145,7 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
         // Unknown kind: written by newer code (upgrades refuse downgrades). Dropped.
         return Outcome::NoLongerApplies;
     };
-    let Some(mut vault) = state.vaults.get(&id) else {
+    let Some(mut vault) = state.vaults.load(id) else {
         return Outcome::NoLongerApplies;
     };
     let d = state.config().durations.clone();
@@ -398,7 +207,7 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
         return Outcome::Applied;
     }
     // `transition` only fails when the table has no such move, ruled out by `needs` above.
-    if vaults::transition(state, &mut vault, event, now, system).is_err() {
+    if vault_core::transition(state, &mut vault, event, now, system).is_err() {
         return Outcome::NoLongerApplies;
     }
     match vault.status {
@@ -409,14 +218,14 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
         VaultStatus::Expired => vaults::purge_payload(state, &mut vault),
         _ => {}
     }
-    state.vaults.insert(vault.id, vault);
+    state.save_vault(&mut vault);
     Outcome::Applied
 }
 
 /// Unlocks an `Active` or `GraceHeir` vault whose rules hold now; otherwise waits for the
 /// next moment its time gate can open (in `GraceHeir` it holds already: an approval then
 /// unlocks on its own call).
-fn check_unlock(state: &mut State, vault: VaultRecord, now: u64, system: Principal) -> Outcome {
+fn check_unlock(state: &mut State, vault: LoadedVault, now: u64, system: Principal) -> Outcome {
     if !matches!(vault.status, VaultStatus::Active | VaultStatus::GraceHeir) {
         return Outcome::NoLongerApplies;
     }
@@ -439,7 +248,7 @@ fn check_unlock(state: &mut State, vault: VaultRecord, now: u64, system: Princip
 /// the first kept event up to the head), logs `audit.compacted` and schedules the next run.
 fn compact_audit(
     state: &mut State,
-    vault: &mut VaultRecord,
+    vault: &mut LoadedVault,
     now: u64,
     system: Principal,
 ) -> Outcome {
@@ -462,19 +271,20 @@ fn compact_audit(
     // its log shrinks to the newest event and the chain below ends.
     let logged = vault.status != VaultStatus::Deleted;
     if let (true, Some((first, _)), Some((last, _))) = (logged, old.first(), old.last()) {
+        let details = format!(
+            "removed {} events (seq {first}..={last}) older than {} days",
+            old.len(),
+            vault.audit_retention_days
+        );
         audit::append(
             state,
             vault,
             now,
             system,
             AuditAction::AuditCompacted,
-            format!(
-                "removed {} events (seq {first}..={last}) older than {} days",
-                old.len(),
-                vault.audit_retention_days
-            ),
+            details,
         );
-        state.vaults.insert(vault.id, vault.clone());
+        state.save_vault(vault);
     }
     // A tombstone whose log is down to its newest event has nothing left to age out: its
     // compaction chain ends (issue #12 M2: it used to re-queue itself forever).
@@ -605,12 +415,8 @@ mod tests {
     /// the lifecycle transition itself is the real one).
     fn paid_vault_in(s: &mut State, rt: &MockRuntime, status: VaultStatus) -> VaultId {
         let id = create(s, rt);
-        vaults::confirm_creation_payment(s, id, rt.now.get(), p(2)).unwrap();
-        let mut v = s.vaults.get(&id).unwrap();
-        let mut h = s.header.get().clone();
-        h.status_counts[v.status.index()] -= 1;
-        h.status_counts[status.index()] += 1;
-        s.header.set(h);
+        vault_core::confirm_creation_payment(s, id, rt.now.get(), p(2)).unwrap();
+        let mut v = s.vaults.load(id).unwrap();
         v.status = status;
         v.status_changed_at = rt.now.get();
         v.storage_committed_bytes = 1234;
@@ -619,7 +425,7 @@ mod tests {
             v.unlocked_at = Some(rt.now.get());
             v.access_until = Some(rt.now.get() + days(30u64));
         }
-        s.vaults.insert(id, v.clone());
+        s.save_vault(&mut v);
         schedule_for_status(s, &v, rt.now.get());
         id
     }
@@ -635,7 +441,7 @@ mod tests {
         assert!(s.vaults.get(&id).is_none());
         assert!(s.audit.last(id).is_none());
         assert!(entries_of(&s, id).is_empty());
-        assert!(s.vaults_by_owner.is_empty());
+        assert!(s.vaults.owner_index().next().is_none());
         assert_eq!(count(&s, VaultStatus::Draft), 0);
         assert_eq!(count(&s, VaultStatus::Deleted), 0);
         assert_eq!(s.header.get().next_vault_id, id + 1);
@@ -672,7 +478,7 @@ mod tests {
     fn paid_draft_is_not_purged() {
         let (mut s, rt) = setup();
         let id = create(&mut s, &rt);
-        vaults::confirm_creation_payment(&mut s, id, T0 + 10, p(2)).unwrap();
+        vault_core::confirm_creation_payment(&mut s, id, T0 + 10, p(2)).unwrap();
         let head = s.vaults.get(&id).unwrap().audit_next_seq;
         assert_eq!(drain(&mut s, T0 + days(8u64)), 1, "the entry is consumed");
         assert_eq!(status(&s, id), VaultStatus::NeedSetup);
@@ -714,10 +520,10 @@ mod tests {
     fn renewal_moves_the_validity_deadline() {
         let (mut s, rt) = setup();
         let id = paid_vault_in(&mut s, &rt, VaultStatus::Active);
-        let mut v = s.vaults.get(&id).unwrap();
+        let mut v = s.vaults.load(id).unwrap();
         let old = v.expires_at.unwrap();
         v.expires_at = Some(old + days(100u64));
-        s.vaults.insert(id, v);
+        s.save_vault(&mut v);
         drain(&mut s, old);
         assert_eq!(status(&s, id), VaultStatus::Active);
         drain(&mut s, old + days(100u64));
@@ -746,7 +552,7 @@ mod tests {
     fn audit_compaction_keeps_the_chain_verifiable() {
         let (mut s, rt) = setup();
         let id = create(&mut s, &rt);
-        vaults::confirm_creation_payment(&mut s, id, T0, p(2)).unwrap();
+        vault_core::confirm_creation_payment(&mut s, id, T0, p(2)).unwrap();
         for day in 1..=40u64 {
             rt.now.set(T0 + days(day));
             vaults::check_in(&mut s, &rt, id).unwrap();

@@ -14,7 +14,6 @@
 use candid::Principal;
 
 use super::access::{self, Access, Need};
-use super::audit::{self, AuditAction};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle::LifecycleEvent;
 use super::member_types::{TimeGateView, UnlockRequestView, UnlockStatus};
@@ -24,9 +23,10 @@ use super::records::{
 };
 use super::tokens::{self, RECOVERY_PREFIX};
 use super::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
-use super::vaults;
+use super::vault_core::audit::{self, AuditAction};
+use super::vault_core::{self, time_gate};
 use crate::runtime::Runtime;
-use crate::storage::State;
+use crate::storage::{LoadedVault, State};
 
 /// Failed unlock attempts a principal may make on one vault per hour.
 pub const MAX_FAILED_ATTEMPTS_PER_HOUR: usize = 5;
@@ -61,70 +61,6 @@ impl UnlockEvaluation {
 
 fn days(d: u32) -> u64 {
     u64::from(d).saturating_mul(NANOS_PER_DAY)
-}
-
-/// The time gate of `vault` at `now` (SPEC §4).
-pub fn time_gate(vault: &VaultRecord, now: u64) -> TimeGateView {
-    let rules = vault.unlock_rules.as_ref();
-    let unlock_after = rules.and_then(|r| r.unlock_after);
-    let inactivity_deadline = rules
-        .and_then(|r| r.inactivity_days)
-        .map(|d| vault.last_owner_activity.saturating_add(days(d)));
-    let request_deadline = match (rules, &vault.membership.unlock_request) {
-        (Some(r), Some(req)) => Some(req.opened_at.saturating_add(days(r.request_wait_days))),
-        _ => None,
-    };
-    let mut held = Vec::new();
-    if vault.status == VaultStatus::GraceHeir {
-        held.push("vault is in GraceHeir");
-    }
-    if unlock_after.is_some_and(|t| now >= t) {
-        held.push("unlock_after reached");
-    }
-    if inactivity_deadline.is_some_and(|t| now >= t) {
-        held.push("owner inactive for inactivity_days");
-    }
-    if request_deadline.is_some_and(|t| now >= t) {
-        held.push("unlock request waited request_wait_days");
-    }
-    if !held.is_empty() {
-        return TimeGateView {
-            holds: true,
-            reason: held.join("; "),
-            opens_at: None,
-            unlock_after,
-            inactivity_deadline,
-            request_deadline,
-        };
-    }
-    let opens_at = [unlock_after, inactivity_deadline, request_deadline]
-        .into_iter()
-        .flatten()
-        .min();
-    let reason = if rules.is_none() {
-        "no unlock rules set".to_string()
-    } else {
-        let mut waiting = Vec::new();
-        if let Some(t) = unlock_after {
-            waiting.push(format!("unlock_after at {t}"));
-        }
-        if let Some(t) = inactivity_deadline {
-            waiting.push(format!("owner inactivity until {t}"));
-        }
-        match request_deadline {
-            Some(t) => waiting.push(format!("unlock request wait until {t}")),
-            None => waiting.push("no open unlock request".to_string()),
-        }
-        format!("time gate not reached: {}", waiting.join("; "))
-    };
-    TimeGateView {
-        holds: false,
-        reason,
-        opens_at,
-        unlock_after,
-        inactivity_deadline,
-        request_deadline,
-    }
 }
 
 fn current_member(state: &State, vault_id: VaultId, member_id: u32) -> Option<MemberRecord> {
@@ -180,7 +116,7 @@ pub fn apply_unlock(
     actor: Principal,
     how: &str,
 ) -> VaultResult<()> {
-    vaults::transition(state, vault, event, now, actor)?;
+    vault_core::transition(state, vault, event, now, actor)?;
     vault.unlocked_at = Some(now);
     vault.access_until = Some(now.saturating_add(days(u32::from(vault.post_unlock_days))));
     vault.membership.unlock_request = None;
@@ -204,7 +140,7 @@ pub fn apply_unlock(
 /// look again. Running it twice does nothing extra.
 pub fn unlock_if_due(
     state: &mut State,
-    mut vault: VaultRecord,
+    mut vault: LoadedVault,
     now: u64,
     actor: Principal,
 ) -> VaultResult<UnlockEvaluation> {
@@ -218,29 +154,9 @@ pub fn unlock_if_due(
             actor,
             &format!("scheduler: {}", eval.time_gate.reason),
         )?;
-        state.vaults.insert(vault.id, vault);
+        state.save_vault(&mut vault);
     }
     Ok(eval)
-}
-
-/// Owner activity: cancels an open request and clears collected approvals (audit-logged when
-/// there was anything to clear). The caller persists `vault`.
-pub fn on_owner_activity(state: &mut State, vault: &mut VaultRecord, now: u64, actor: Principal) {
-    let m = &mut vault.membership;
-    if m.unlock_request.is_none() && m.approvals.is_empty() {
-        return;
-    }
-    let had_request = m.unlock_request.take().is_some();
-    let cleared = m.approvals.len();
-    m.approvals.clear();
-    audit::append(
-        state,
-        vault,
-        now,
-        actor,
-        AuditAction::UnlockRequestCancelled,
-        format!("owner activity; request_open={had_request} approvals_cleared={cleared}"),
-    );
 }
 
 fn recent_failures(vault: &VaultRecord, who: &Principal, now: u64) -> Vec<u64> {
@@ -269,7 +185,7 @@ fn check_attempts(vault: &VaultRecord, who: &Principal, now: u64) -> VaultResult
 /// Records a refused attempt (audit + counter), persists the vault and returns `err`.
 fn fail<T>(
     state: &mut State,
-    mut vault: VaultRecord,
+    mut vault: LoadedVault,
     who: Principal,
     now: u64,
     what: &str,
@@ -291,7 +207,7 @@ fn fail<T>(
         AuditAction::UnlockAttemptFailed,
         format!("{what}: {err:?}"),
     );
-    state.vaults.insert(vault.id, vault);
+    state.save_vault(&mut vault);
     Err(err)
 }
 
@@ -303,7 +219,7 @@ fn load_member_for_unlock(
     caller: &Principal,
     now: u64,
     allowed: fn(&MemberRecord) -> bool,
-) -> VaultResult<(VaultRecord, MemberRecord)> {
+) -> VaultResult<(LoadedVault, MemberRecord)> {
     let (vault, acc) = access::load(state, vault_id, caller, Need::OwnerOrMember)?;
     let Access::Member { member_id, .. } = acc else {
         // The owner neither requests nor approves the unlock of their own vault.
@@ -374,7 +290,7 @@ pub fn trigger_unlock(
             format!("member={} wait_days={wait}", member.member_id),
         );
         // The request's wait may open the time gate before the other deadlines.
-        crate::domain::scheduler::schedule_unlock_check(state, &vault, now);
+        crate::domain::vault_core::schedule_unlock_check(state, &vault, now);
     }
     if let Some(event) = eval.event {
         apply_unlock(
@@ -387,7 +303,7 @@ pub fn trigger_unlock(
         )?;
     }
     vault.updated_at = now;
-    state.vaults.insert(vault_id, vault.clone());
+    state.save_vault(&mut vault);
     Ok(status_for(state, &vault, &caller, now))
 }
 
@@ -439,7 +355,7 @@ pub fn approve_unlock(
     }
     if !already || eval.event.is_some() {
         vault.updated_at = now;
-        state.vaults.insert(vault_id, vault.clone());
+        state.save_vault(&mut vault);
     }
     Ok(status_for(state, &vault, &caller, now))
 }
@@ -500,7 +416,7 @@ pub fn approve_unlock_with_recovery(
         &format!("recovery code bypassed the quorum; {}", gate.reason),
     )?;
     state.recovery_codes.insert(hash, record);
-    state.vaults.insert(vault_id, vault.clone());
+    state.save_vault(&mut vault);
     Ok(status_for(state, &vault, &caller, now))
 }
 

@@ -8,144 +8,26 @@ use candid::Principal;
 use sha2::{Digest, Sha256};
 
 use super::access::{self, Need};
-use super::audit::{self, AuditAction};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle::{self, LifecycleEvent};
 use super::pricing;
 use super::records::VaultRecord;
-use super::scheduler;
 use super::types::{
     CreateVaultArgs, Page, PageArgs, PlanSelection, UpdateVaultArgs, UpgradeQuote, VaultId,
     VaultRole, VaultStatus, VaultSummary, VaultView, NANOS_PER_DAY,
 };
 use super::validation;
-use crate::events::Val;
+use super::vault_core::audit::{self, AuditAction};
+use super::vault_core::{
+    self, check_capacity, forget_idempotency, live_vault_count, load_owned, owner_change,
+    refresh_setup, setup_missing, touch_owner, transition, view,
+};
 use crate::runtime::Runtime;
-use crate::storage::State;
+use crate::storage::{LoadedVault, State};
 
-/// Applies `event` to `vault` (in memory), updating counters and the audit chain.
-/// The caller persists `vault`.
-pub fn transition(
-    state: &mut State,
-    vault: &mut VaultRecord,
-    event: LifecycleEvent,
-    now: u64,
-    actor: Principal,
-) -> VaultResult<()> {
-    let from = vault.status;
-    let to = lifecycle::next_status(from, event)?;
-    let mut header = state.header.get().clone();
-    header.status_counts[from.index()] = header.status_counts[from.index()].saturating_sub(1);
-    header.status_counts[to.index()] += 1;
-    state.header.set(header);
-    vault.status = to;
-    vault.status_changed_at = now;
-    vault.updated_at = now;
-    if from == VaultStatus::Draft {
-        forget_idempotency(state, vault.id);
-    }
-    if to == VaultStatus::Deleted {
-        // Deleted vaults no longer count against the owner's limit: keep the index to live
-        // ones, so `live_vault_count` reads no tombstones (issue #12 M2).
-        state.vaults_by_owner.remove(&(vault.owner, vault.id));
-    }
-    audit::append(
-        state,
-        vault,
-        now,
-        actor,
-        AuditAction::StatusChanged,
-        format!("{} -> {} ({event:?})", from.name(), to.name()),
-    );
-    scheduler::schedule_for_status(state, vault, now);
-    crate::events::emit(
-        "vault.status",
-        &[
-            ("vault", Val::Raw(&vault.id)),
-            ("from", Val::Raw(&from.name())),
-            ("to", Val::Raw(&to.name())),
-            ("cause", Val::Text(&format!("{event:?}"))),
-        ],
-    );
-    Ok(())
-}
-
-/// What is still missing before `NeedSetup` can become `SetupComplete`.
-pub fn setup_missing(vault: &VaultRecord) -> Vec<String> {
-    let mut missing = Vec::new();
-    if vault.unlock_rules.is_none() {
-        missing.push("unlock_rules".to_string());
-    }
-    if vault.item_count == 0 {
-        missing.push("content".to_string());
-    }
-    if vault.heir_count == 0 {
-        missing.push("heir".to_string());
-    }
-    missing
-}
-
-/// Moves `NeedSetup ↔ SetupComplete` to match the setup conditions (SPEC §3). Called after
-/// every change that can affect them, usually after other writes: it cannot fail (both moves
-/// are in the lifecycle table for the status they start from; a refusal would be a
-/// programming error and traps, rolling the whole message back — issue #12 L5).
-pub fn refresh_setup(state: &mut State, vault: &mut VaultRecord, now: u64, actor: Principal) {
-    let complete = setup_missing(vault).is_empty();
-    let event = match (vault.status, complete) {
-        (VaultStatus::NeedSetup, true) => LifecycleEvent::SetupConditionsMet,
-        (VaultStatus::SetupComplete, false) => LifecycleEvent::SetupConditionsLost,
-        _ => return,
-    };
-    transition(state, vault, event, now, actor)
-        .expect("BUG: the lifecycle table refuses a setup transition");
-}
-
-/// The API view of a vault for a viewer with `role`.
-pub fn view(state: &State, vault: &VaultRecord, role: VaultRole) -> VaultView {
-    let storage_limit_bytes = if vault.status == VaultStatus::Deleted {
-        0
-    } else {
-        state.config().pricing.tier(vault.plan.tier).storage_bytes
-    };
-    VaultView {
-        id: vault.id,
-        owner: vault.owner,
-        name: vault.name.clone(),
-        status: vault.status,
-        plan: vault.plan,
-        owner_age: vault.owner_age,
-        price_e8s: vault.price_e8s,
-        unlock_rules: vault.unlock_rules.clone(),
-        post_unlock_days: vault.post_unlock_days,
-        audit_retention_days: vault.audit_retention_days,
-        created_at: vault.created_at,
-        updated_at: vault.updated_at,
-        status_changed_at: vault.status_changed_at,
-        paid_at: vault.paid_at,
-        expires_at: vault.expires_at,
-        activated_at: vault.activated_at,
-        unlocked_at: vault.unlocked_at,
-        access_until: vault.access_until,
-        deleted_at: vault.deleted_at,
-        last_owner_activity: vault.last_owner_activity,
-        storage_limit_bytes,
-        storage_used_bytes: vault.storage_committed_bytes + vault.storage_reserved_bytes,
-        item_count: vault.item_count,
-        heir_count: vault.heir_count,
-        witness_joined: vault.witness_joined,
-        setup_missing: if vault.status == VaultStatus::NeedSetup {
-            setup_missing(vault)
-        } else {
-            Vec::new()
-        },
-        refund_account: if role == VaultRole::Owner {
-            state.refund_accounts.get(&vault.id)
-        } else {
-            None
-        },
-        my_role: role,
-    }
-}
+// Moved in issue #14; these paths stay for other branches until the merge.
+pub use super::pricing::upgrade_quote;
+pub use super::vault_core::{check_draft_audit_room, MAX_DRAFT_AUDIT_EVENTS};
 
 fn idempotency_hash(caller: &Principal, key: &str) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -156,50 +38,12 @@ fn idempotency_hash(caller: &Principal, key: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Vaults of `owner` that are not deleted. The owner index holds only live vaults (deletion
-/// removes the entry); the status filter covers entries of vaults deleted before that.
-pub fn live_vault_count(state: &State, owner: Principal) -> u64 {
-    state
-        .vaults_by_owner
-        .keys_range((owner, 0)..=(owner, u64::MAX))
-        .filter(|(_, id)| {
-            state
-                .vaults
-                .get(id)
-                .is_some_and(|v| v.status != VaultStatus::Deleted)
-        })
-        .count() as u64
-}
-
 /// Vaults one principal may create per UTC day, deleted ones included (issue #12 item 2):
 /// deleting an unpaid draft frees its place among the owner's live vaults at once, and each
 /// create / delete cycle leaves its vault id's directory entry and, once `init_payment` ran,
 /// a payment session (financial records are never erased), so without this bound one
 /// principal could leave megabytes a day behind at its rate limit.
 pub const MAX_VAULT_CREATIONS_PER_DAY: u64 = 20;
-
-/// Most audit events an unpaid `Draft` keeps from its owner's settings (`update_vault`,
-/// `set_refund_account`; issue #12 item 2). An owner write that would append more answers
-/// `PlanLimit { resource = "draft_audit_events" }`. Payment sessions (at most one per price,
-/// `init_payment` reuses it) and vetKD derivations (a canister-wide daily cap for drafts)
-/// still log: they are bounded elsewhere, and a capped draft must still be payable. A paid
-/// vault's log is bounded by its retention (compaction).
-pub const MAX_DRAFT_AUDIT_EVENTS: u64 = 64;
-
-/// Refuses an owner write that would append `adding` events to an unpaid draft's log past
-/// [`MAX_DRAFT_AUDIT_EVENTS`]; anything else passes.
-pub fn check_draft_audit_room(vault: &VaultRecord, adding: u64) -> VaultResult<()> {
-    if vault.status == VaultStatus::Draft
-        && adding > 0
-        && vault.audit_next_seq.saturating_add(adding) > MAX_DRAFT_AUDIT_EVENTS
-    {
-        return Err(VaultError::PlanLimit {
-            resource: "draft_audit_events".into(),
-            limit: MAX_DRAFT_AUDIT_EVENTS,
-        });
-    }
-    Ok(())
-}
 
 /// Vaults `who` created on the UTC day of `now`.
 fn creations_today(state: &State, who: Principal, now: u64) -> u64 {
@@ -224,20 +68,6 @@ pub fn collect_creation_counters(state: &mut State, now: u64, max: usize) -> usi
         state.vault_creations.remove(key);
     }
     old.len()
-}
-
-/// Refuses new data past the capacity high-water mark (`limits.stable_memory_high_water_bytes`):
-/// `create_vault` and `begin_upload` (with the bytes it would add) call it; everything an
-/// existing vault does keeps working.
-pub fn check_capacity(state: &State, rt: &impl Runtime, adding: u64) -> VaultResult<()> {
-    let mark = state.config().limits.high_water_bytes();
-    if rt.stable_memory_bytes().saturating_add(adding) >= mark {
-        return Err(VaultError::PlanLimit {
-            resource: "canister_storage".into(),
-            limit: mark,
-        });
-    }
-    Ok(())
 }
 
 /// `create_vault`: a new `Draft` with the price quoted now and frozen in the vault.
@@ -286,7 +116,7 @@ pub fn create_vault(
             limit: MAX_VAULT_CREATIONS_PER_DAY,
         });
     }
-    check_capacity(state, rt, 0)?;
+    check_capacity(state, rt.stable_memory_bytes(), 0)?;
 
     let id = state.next_vault_id();
     let mut vault = VaultRecord {
@@ -319,9 +149,6 @@ pub fn create_vault(
         audit_head: vec![0; 32],
         membership: Default::default(),
     };
-    let mut header = state.header.get().clone();
-    header.status_counts[VaultStatus::Draft.index()] += 1;
-    state.header.set(header);
     audit::append(
         state,
         &mut vault,
@@ -333,7 +160,6 @@ pub fn create_vault(
             args.plan.tier, args.plan.heir_slots, args.plan.witness_slot, quote.total_e8s
         ),
     );
-    state.vaults_by_owner.insert((caller, id), ());
     state
         .vault_creations
         .insert((now / NANOS_PER_DAY, caller), created as u32 + 1);
@@ -341,8 +167,8 @@ pub fn create_vault(
         state.idempotency.insert(hash, id);
         state.idempotency_by_vault.insert(id, hash);
     }
-    scheduler::schedule_new_vault(state, &vault);
-    state.vaults.insert(id, vault.clone());
+    vault_core::schedule_new_vault(state, &vault);
+    let vault = state.insert_vault(vault);
     Ok(view(state, &vault, VaultRole::Owner))
 }
 
@@ -364,9 +190,9 @@ pub fn list_my_vaults(
     let limit = validation::page_limit(args.limit)?;
     let from = args.start_after.map_or(0, |c| c.saturating_add(1));
     let mut owned = state
-        .vaults_by_owner
-        .keys_range((caller, from)..=(caller, u64::MAX))
-        .map(|(_, id)| (id, VaultRole::Owner))
+        .vaults
+        .owned_by(caller, from)
+        .map(|id| (id, VaultRole::Owner))
         .peekable();
     let mut joined = state
         .vaults_by_member
@@ -417,32 +243,6 @@ pub fn list_my_vaults(
         items,
         next_cursor: if more { last } else { None },
     })
-}
-
-/// Records owner activity (any authenticated owner update counts, SPEC §4): refreshes
-/// `last_owner_activity`, and cancels an open unlock request and clears collected approvals
-/// (audit-logged). The caller persists `vault`.
-pub fn touch_owner(state: &mut State, vault: &mut VaultRecord, now: u64, actor: Principal) {
-    vault.last_owner_activity = now;
-    vault.updated_at = now;
-    super::unlock::on_owner_activity(state, vault, now, actor);
-}
-
-/// Loads a vault for an owner operation that is allowed only in `allowed` states
-/// (`NotAuthorized` / `NotFound` from [`access::load`], `InvalidState` otherwise).
-pub(crate) fn load_owned(
-    state: &State,
-    caller: &Principal,
-    vault_id: VaultId,
-    allowed: impl Fn(VaultStatus) -> bool,
-) -> VaultResult<VaultRecord> {
-    let (vault, _) = access::load(state, vault_id, caller, Need::Owner)?;
-    if !allowed(vault.status) {
-        return Err(VaultError::InvalidState {
-            current: vault.status,
-        });
-    }
-    Ok(vault)
 }
 
 /// `update_vault`: name, unlock rules, post-unlock days, audit retention. Fields left `None`
@@ -537,7 +337,7 @@ pub fn update_vault(
                 AuditAction::UnlockRulesChanged,
                 details,
             );
-            scheduler::schedule_unlock_check(state, &vault, now);
+            vault_core::schedule_unlock_check(state, &vault, now);
         }
     }
     let mut settings = Vec::new();
@@ -556,7 +356,7 @@ pub fn update_vault(
         }
     }
     if retention_changed {
-        scheduler::schedule_compaction(state, &vault, now);
+        vault_core::schedule_compaction(state, &vault, now);
     }
     if !settings.is_empty() {
         audit::append(
@@ -569,14 +369,14 @@ pub fn update_vault(
         );
     }
     refresh_setup(state, &mut vault, now, caller);
-    state.vaults.insert(vault.id, vault.clone());
+    state.save_vault(&mut vault);
     Ok(view(state, &vault, VaultRole::Owner))
 }
 
 /// `check_in`: proof of life. Allowed from payment until the vault unlocks (and while paused).
 pub fn check_in(state: &mut State, rt: &impl Runtime, vault_id: VaultId) -> VaultResult<VaultView> {
-    let now = rt.now();
-    let mut vault = load_owned(state, &rt.caller(), vault_id, |s| {
+    let (now, caller) = (rt.now(), rt.caller());
+    let allowed = |s| {
         matches!(
             s,
             VaultStatus::NeedSetup
@@ -584,18 +384,19 @@ pub fn check_in(state: &mut State, rt: &impl Runtime, vault_id: VaultId) -> Vaul
                 | VaultStatus::Active
                 | VaultStatus::GraceMaster
         )
-    })?;
-    touch_owner(state, &mut vault, now, rt.caller());
-    audit::append(
-        state,
-        &mut vault,
-        now,
-        rt.caller(),
-        AuditAction::CheckIn,
-        String::new(),
-    );
-    state.vaults.insert(vault.id, vault.clone());
-    Ok(view(state, &vault, VaultRole::Owner))
+    };
+    owner_change(state, caller, vault_id, allowed, |state, vault| {
+        touch_owner(state, vault, now, caller);
+        audit::append(
+            state,
+            vault,
+            now,
+            caller,
+            AuditAction::CheckIn,
+            String::new(),
+        );
+        Ok(view(state, vault, VaultRole::Owner))
+    })
 }
 
 /// `finalize_setup`: `SetupComplete → Active`.
@@ -604,29 +405,23 @@ pub fn finalize_setup(
     rt: &impl Runtime,
     vault_id: VaultId,
 ) -> VaultResult<VaultView> {
-    let now = rt.now();
-    let mut vault = load_owned(state, &rt.caller(), vault_id, |s| {
-        s == VaultStatus::SetupComplete
-    })?;
-    // Conditions are kept in sync by refresh_setup; re-check to never activate an incomplete vault.
-    let missing = setup_missing(&vault);
-    if !missing.is_empty() {
-        return Err(VaultError::invalid(
-            "vault",
-            format!("setup incomplete: {}", missing.join(", ")),
-        ));
-    }
-    touch_owner(state, &mut vault, now, rt.caller());
-    transition(
-        state,
-        &mut vault,
-        LifecycleEvent::Finalize,
-        now,
-        rt.caller(),
-    )?;
-    vault.activated_at = Some(now);
-    state.vaults.insert(vault.id, vault.clone());
-    Ok(view(state, &vault, VaultRole::Owner))
+    let (now, caller) = (rt.now(), rt.caller());
+    let allowed = |s| s == VaultStatus::SetupComplete;
+    owner_change(state, caller, vault_id, allowed, |state, vault| {
+        // Conditions are kept in sync by refresh_setup; re-check to never activate an
+        // incomplete vault.
+        let missing = setup_missing(vault);
+        if !missing.is_empty() {
+            return Err(VaultError::invalid(
+                "vault",
+                format!("setup incomplete: {}", missing.join(", ")),
+            ));
+        }
+        touch_owner(state, vault, now, caller);
+        transition(state, vault, LifecycleEvent::Finalize, now, caller)?;
+        vault.activated_at = Some(now);
+        Ok(view(state, vault, VaultRole::Owner))
+    })
 }
 
 /// Purges the payload (content: items, open uploads and their pages) of a vault, keeping its
@@ -669,33 +464,20 @@ pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
     vault.storage_reserved_bytes = 0;
 }
 
-/// Drops the idempotency entries of a vault that leaves `Draft` (paid or erased): a create
-/// retry only matters while the draft exists.
-fn forget_idempotency(state: &mut State, vault_id: VaultId) {
-    if let Some(hash) = state.idempotency_by_vault.remove(&vault_id) {
-        state.idempotency.remove(&hash);
-    }
-}
-
 /// Erases an unpaid `Draft` (owner deletion, or unpaid past `draft_ttl_days`): its record,
 /// audit log, queue entries, owner-index, idempotency, refund-account and vetKeys-counter
 /// entries. Only its id
 /// stays used (ids come from a counter and are never reused). Payment sessions stay: funds
 /// paid to one later are refunded by an admin. A draft never held content, members,
 /// invites or recovery codes, so nothing else refers to it (issue #12 M2).
-pub fn erase_draft(state: &mut State, vault: &VaultRecord) {
+pub fn erase_draft(state: &mut State, vault: &LoadedVault) {
     debug_assert_eq!(vault.status, VaultStatus::Draft);
-    let mut header = state.header.get().clone();
-    header.status_counts[VaultStatus::Draft.index()] =
-        header.status_counts[VaultStatus::Draft.index()].saturating_sub(1);
-    state.header.set(header);
-    state.vaults_by_owner.remove(&(vault.owner, vault.id));
     forget_idempotency(state, vault.id);
     state.refund_accounts.remove(&vault.id);
-    scheduler::unschedule_vault(state, vault.id);
+    vault_core::unschedule_vault(state, vault.id);
     super::keys::forget_vault(state, vault.id);
     state.audit.clear(vault.id);
-    state.vaults.remove(&vault.id);
+    state.erase_vault(vault);
 }
 
 /// `delete_vault`: owner deletes a vault in `Draft`..`Active` (no refund). A paid vault's
@@ -730,26 +512,8 @@ pub fn delete_vault(
     );
     vault.deleted_at = Some(now);
     purge_to_tombstone(state, &mut vault);
-    state.vaults.insert(vault.id, vault.clone());
+    state.save_vault(&mut vault);
     Ok(view(state, &vault, VaultRole::Owner))
-}
-
-/// Applies a confirmed creation payment: `Draft → NeedSetup`, `paid_at`, `expires_at`.
-/// Used by the payment flow.
-pub fn confirm_creation_payment(
-    state: &mut State,
-    vault_id: VaultId,
-    now: u64,
-    actor: Principal,
-) -> VaultResult<VaultRecord> {
-    let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
-    let validity = u64::from(state.config().durations.validity_days);
-    transition(state, &mut vault, LifecycleEvent::CreationPaid, now, actor)?;
-    vault.paid_at = Some(now);
-    vault.expires_at = Some(now.saturating_add(validity * NANOS_PER_DAY));
-    refresh_setup(state, &mut vault, now, actor);
-    state.vaults.insert(vault.id, vault.clone());
-    Ok(vault)
 }
 
 /// `quote_upgrade`: what moving the vault to `to` costs now (owner only, paid vaults).
@@ -766,35 +530,4 @@ pub fn quote_upgrade(
         )
     })?;
     upgrade_quote(state, &vault, to, rt.now())
-}
-
-/// What moving `vault` to `to` costs at `now`: `InvalidInput` when `to` is not an upgrade.
-/// The current plan is priced at today's prices too, so a price change is not billed.
-pub fn upgrade_quote(
-    state: &State,
-    vault: &VaultRecord,
-    to: PlanSelection,
-    now: u64,
-) -> VaultResult<UpgradeQuote> {
-    if !pricing::is_upgrade(&vault.plan, &to) {
-        return Err(VaultError::invalid(
-            "plan",
-            "an upgrade needs a higher tier or more slots, and never fewer",
-        ));
-    }
-    let config = state.config();
-    let new = pricing::quote(&config.pricing, &to, vault.owner_age)?;
-    let old = pricing::quote(&config.pricing, &vault.plan, vault.owner_age)?;
-    let validity = config.durations.validity_days;
-    let remaining = pricing::remaining_days(now, vault.expires_at.unwrap_or(0), validity);
-    let amount = pricing::prorate(old.total_e8s, new.total_e8s, remaining, validity)?;
-    Ok(UpgradeQuote {
-        vault_id: vault.id,
-        from: vault.plan,
-        to,
-        old_price_e8s: old.total_e8s,
-        new_price_e8s: new.total_e8s,
-        remaining_days: remaining,
-        amount_e8s: amount,
-    })
 }

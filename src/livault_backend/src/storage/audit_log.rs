@@ -41,8 +41,8 @@ use std::rc::Rc;
 use ic_stable_structures::{Memory, Storable};
 
 use super::slab::{DenseBytes, Loc, Slab};
-use crate::domain::records::AuditEvent;
-use crate::domain::types::VaultId;
+use crate::model::records::AuditEvent;
+use crate::model::types::VaultId;
 
 /// Entries per leaf and per directory page (128 KiB pages).
 pub const PAGE_ENTRIES: u64 = 8_192;

@@ -20,11 +20,11 @@
 
 use candid::Principal;
 
-use crate::domain::records::{
+use crate::model::records::{
     ApprovalRecord, AuditEvent, FailedAttempt, MemberRole, MetricsCounters, OpenInvite,
     StorageHeader, TicketRecord, UnlockRequestRecord, VaultMembership, VaultRecord,
 };
-use crate::domain::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
+use crate::model::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
 
 /// Version byte of the binary records.
 pub const BINARY_VERSION: u8 = 2;
@@ -526,7 +526,7 @@ macro_rules! binary_storable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::records::LAYOUT_VERSION;
+    use crate::model::records::LAYOUT_VERSION;
     use ic_stable_structures::Storable;
     use std::borrow::Cow;
 
@@ -658,7 +658,7 @@ mod tests {
                 treasury_e8s: 17,
                 refunded_e8s: u64::MAX,
             },
-            counters_version: crate::domain::records::COUNTERS_VERSION,
+            counters_version: crate::model::records::COUNTERS_VERSION,
             tickets_collected_below: 17,
         }
     }

@@ -14,9 +14,11 @@ pub mod codec;
 pub mod due_queue;
 pub mod memory;
 pub mod pages;
+pub mod repositories;
 pub mod slab;
 pub mod state;
 
+pub use repositories::LoadedVault;
 pub use state::State;
 
 use std::cell::RefCell;

@@ -510,6 +510,11 @@ impl<T: Storable, M: Memory> DenseTable<T, M> {
 
     /// Stores `value` as record `id` (replacing any previous one).
     pub fn insert(&mut self, id: u64, value: T) {
+        self.put(id, &value);
+    }
+
+    /// Stores `value` as record `id` without taking it (replacing any previous one).
+    pub fn put(&mut self, id: u64, value: &T) {
         self.bytes.put(&self.slab, id, &value.to_bytes());
     }
 

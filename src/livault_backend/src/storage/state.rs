@@ -11,16 +11,16 @@ use super::chunk_index::ChunkIndex;
 use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
+use super::repositories::{HeaderRepository, LoadedVault, UploadRepository, VaultRepository};
 use super::slab::{DenseTable, Slab};
-use crate::domain::config::{Account, Config};
-use crate::domain::keys::KeyRecord;
-use crate::domain::payments::journal::JournalEntry;
-use crate::domain::payments::types::{BillingEntry, BillingId, PaymentSession, SessionId};
-use crate::domain::records::{
+use crate::model::config::{Account, Config};
+use crate::model::keys::KeyRecord;
+use crate::model::payments::{BillingEntry, BillingId, JournalEntry, PaymentSession, SessionId};
+use crate::model::records::{
     AuditEvent, ConfigCell, InviteRecord, ItemRecord, MemberRecord, RecoveryCodeRecord,
     StorageHeader, TicketRecord, UploadEntry, VaultRecord, LAYOUT_VERSION,
 };
-use crate::domain::types::VaultId;
+use crate::model::types::VaultId;
 use crate::{binary_storable, cbor_storable};
 
 cbor_storable!(ConfigCell, 1);
@@ -53,11 +53,10 @@ pub struct State {
     /// Buckets of memories migrated from 8 MiB buckets beyond their size (see `memory`).
     bucket_slack: ids::BucketSlack,
     pub config: StableCell<ConfigCell, Mem>,
-    pub header: StableCell<StorageHeader, Mem>,
-    /// `vault id → vault`, tombstones included.
-    pub vaults: DenseTable<VaultRecord, Mem>,
-    /// `(owner, vault) → ()`.
-    pub vaults_by_owner: StableBTreeMap<(Principal, VaultId), (), Mem>,
+    /// Layout version, id counters, per-status counts, `get_metrics` aggregates.
+    pub header: HeaderRepository,
+    /// Vaults (tombstones included) with their owner index; keeps the per-status counts.
+    pub vaults: VaultRepository,
     /// `(member principal, vault) → member id`.
     pub vaults_by_member: StableBTreeMap<(Principal, VaultId), u32, Mem>,
     /// `(vault, member id) → member`.
@@ -96,10 +95,8 @@ pub struct State {
     // ---- content
     /// `(vault, item) → item metadata`.
     pub content_items: StableBTreeMap<(VaultId, u64), ItemRecord, Mem>,
-    /// Open uploads, several record kinds under a tagged key `(tag, a, b)`:
-    /// `(0, upload, 0)` head, `(1, upload, 0)` progress, `(2, last_activity, upload)` idle
-    /// index, `(3, vault, upload)` per-vault index, `(4, upload, 0)` encrypted meta.
-    pub uploads: StableBTreeMap<(u8, u64, u64), UploadEntry, Mem>,
+    /// Open uploads with their idle and per-vault indexes.
+    pub uploads: UploadRepository,
     /// `(blob, chunk index) → pages`.
     pub content_chunks: ChunkIndex<Mem>,
     /// Raw pages of chunk bodies (see `storage::pages`).
@@ -147,9 +144,12 @@ impl State {
         let slab = std::rc::Rc::new(Slab::init(mm.get(ids::RECORD_SLAB)));
         State {
             config: StableCell::init(mm.get(ids::CONFIG), ConfigCell::default()),
-            header: StableCell::init(mm.get(ids::HEADER), StorageHeader::default()),
-            vaults: DenseTable::init(mm.get(ids::VAULT_DIR), slab.clone()),
-            vaults_by_owner: StableBTreeMap::init(mm.get(ids::VAULTS_BY_OWNER)),
+            header: HeaderRepository::init(mm.get(ids::HEADER)),
+            vaults: VaultRepository::init(
+                mm.get(ids::VAULT_DIR),
+                slab.clone(),
+                mm.get(ids::VAULTS_BY_OWNER),
+            ),
             vaults_by_member: StableBTreeMap::init(mm.get(ids::VAULTS_BY_MEMBER)),
             members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
             audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
@@ -171,7 +171,7 @@ impl State {
             refund_accounts: StableBTreeMap::init(mm.get(ids::REFUND_ACCOUNTS)),
             // ---- content
             content_items: StableBTreeMap::init(mm.get(ids::CONTENT_ITEMS)),
-            uploads: StableBTreeMap::init(mm.get(ids::UPLOADS)),
+            uploads: UploadRepository::init(mm.get(ids::UPLOADS)),
             content_chunks: ChunkIndex::init(mm.get(ids::CHUNK_DIR), slab.clone()),
             content_pages: mm.get(ids::CONTENT_PAGES),
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
@@ -201,9 +201,7 @@ impl State {
 
     /// Marks fresh memory with the current layout version (called by `init`).
     pub fn stamp_layout(&mut self) {
-        let mut header = self.header.get().clone();
-        header.layout_version = LAYOUT_VERSION;
-        self.header.set(header);
+        self.header.stamp_layout();
     }
 
     /// Runs the migrations from the stored layout to [`LAYOUT_VERSION`]; refuses a layout
@@ -239,7 +237,8 @@ impl State {
         let mut old_vaults: StableBTreeMap<VaultId, VaultRecord, Mem> =
             StableBTreeMap::init(self.memory_manager.get(ids::VAULTS));
         for (id, vault) in old_vaults.iter().map(|e| e.into_pair()) {
-            self.vaults.insert(id, vault);
+            debug_assert_eq!(id, vault.id);
+            self.vaults.migrate_record(&vault);
         }
         old_vaults.clear_new();
         let mut old_audit: StableBTreeMap<(VaultId, u64), AuditEvent, Mem> =
@@ -270,11 +269,22 @@ impl State {
 
     /// Hands out the next vault id.
     pub fn next_vault_id(&mut self) -> VaultId {
-        let mut header = self.header.get().clone();
-        let id = header.next_vault_id;
-        header.next_vault_id += 1;
-        self.header.set(header);
-        id
+        self.header.next_vault_id()
+    }
+
+    /// Stores a new vault (record, owner index, status count); see [`VaultRepository`].
+    pub fn insert_vault(&mut self, vault: VaultRecord) -> LoadedVault {
+        self.vaults.insert_new(&mut self.header, vault)
+    }
+
+    /// Writes a changed vault back with its index entries and counts.
+    pub fn save_vault(&mut self, vault: &mut LoadedVault) {
+        self.vaults.save(&mut self.header, vault);
+    }
+
+    /// Erases a vault (an unpaid draft): record, owner-index entry, status count.
+    pub fn erase_vault(&mut self, vault: &LoadedVault) {
+        self.vaults.erase(&mut self.header, vault);
     }
 
     /// Every virtual memory's size, in the order of [`ids::ALL`]. With the memory manager's
@@ -300,11 +310,11 @@ impl State {
         self.memory_usage().iter().map(|m| m.pages).sum()
     }
 
-    /// Reserves the pages of the operational counters' snapshot, so that `pre_upgrade`
-    /// writes it without growing memory. Called by `init` and `post_upgrade`.
-    pub fn reserve_ops_snapshot(&mut self) {
+    /// Reserves `bytes` (rounded up to pages) for the operational counters' snapshot, so that
+    /// `pre_upgrade` writes it without growing memory. Called by `init` and `post_upgrade`.
+    pub fn reserve_ops_snapshot(&mut self, bytes: u64) {
         use ic_stable_structures::Memory;
-        let pages = crate::domain::ops::SNAPSHOT_BYTES.div_ceil(65_536);
+        let pages = bytes.div_ceil(65_536);
         let have = self.ops_snapshot.size();
         if have < pages {
             assert!(
@@ -324,31 +334,37 @@ impl State {
         }
     }
 
-    /// Reads the counters' snapshot (`post_upgrade`); `None` if there is none.
-    pub fn read_ops_snapshot(&self) -> Option<crate::domain::ops::Ops> {
-        use crate::domain::ops;
+    /// Reads the counters' snapshot bytes (`post_upgrade`): `header_bytes` are read first and
+    /// `len_of` says from them how long the snapshot is; `None` if there is none or it does
+    /// not fit the reserved pages.
+    pub fn read_ops_snapshot(
+        &self,
+        header_bytes: usize,
+        len_of: impl FnOnce(&[u8]) -> Option<usize>,
+    ) -> Option<Vec<u8>> {
         use ic_stable_structures::Memory;
         let room = self.ops_snapshot.size() * 65_536;
-        if room < ops::SNAPSHOT_HEADER_BYTES as u64 {
+        if room < header_bytes as u64 {
             return None;
         }
-        let mut head = [0u8; ops::SNAPSHOT_HEADER_BYTES];
+        let mut head = vec![0u8; header_bytes];
         self.ops_snapshot.read(0, &mut head);
-        let len = ops::snapshot_len(&head)?;
+        let len = len_of(&head)?;
         if len as u64 > room {
             return None;
         }
         let mut bytes = vec![0u8; len];
         self.ops_snapshot.read(0, &mut bytes);
-        ops::decode_snapshot(&bytes)
+        Some(bytes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::records::MemberRole;
-    use crate::domain::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
+    use crate::model::config::{Durations, Limits, Pricing, VetKdConfig};
+    use crate::model::records::MemberRole;
+    use crate::model::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])
@@ -402,12 +418,23 @@ mod tests {
     fn reopening_the_same_memory_reads_back_equal() {
         let memory = DefaultMemoryImpl::default();
         let mut s = State::open(memory.clone());
-        s.set_config(Config::from_init(crate::domain::config::InitArgs::default(), p(1)).unwrap());
+        s.set_config(Config {
+            admins: vec![p(1)],
+            ledger_canister_id: p(2),
+            treasury: Account {
+                owner: p(1),
+                subaccount: None,
+            },
+            durations: Durations::default(),
+            pricing: Pricing::default(),
+            limits: Limits::default(),
+            paused: false,
+            vetkd: VetKdConfig::default(),
+        });
         s.stamp_layout();
         for id in 1..=50 {
             assert_eq!(s.next_vault_id(), id);
-            s.vaults.insert(id, vault(id));
-            s.vaults_by_owner.insert((p(1), id), ());
+            s.insert_vault(vault(id));
         }
         s.vaults_by_member.insert((p(2), 7), 1);
         s.members.insert(
@@ -450,7 +477,8 @@ mod tests {
         for id in 1..=50 {
             assert_eq!(again.vaults.get(&id), Some(vault(id)));
         }
-        assert_eq!(again.vaults_by_owner.len(), 50);
+        assert_eq!(again.vaults.owner_index().count(), 50);
+        assert_eq!(again.header.status_count(VaultStatus::Active), 50);
         assert_eq!(again.vaults_by_member.get(&(p(2), 7)), Some(1));
         assert_eq!(again.members.get(&(7, 1)).unwrap().name, "Ann");
         assert_eq!(again.audit.get(7, 0).unwrap().action, "vault.created");

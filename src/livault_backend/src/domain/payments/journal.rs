@@ -12,58 +12,12 @@
 //! an undecodable reply leaves it `Pending`: the next attempt resends the same arguments.
 
 use candid::Principal;
-use serde::{Deserialize, Serialize};
 
 use super::ledger::{CallFailure, TimeStamp, Tokens, TransferArgs, TransferError};
 use super::types::SessionId;
 use crate::storage::State;
 
-/// Why the canister moves funds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TransferKind {
-    /// The session price minus the fee, to the treasury.
-    Sweep,
-    /// The excess of a confirmed payment minus the fee, to the owner's default account.
-    Refund,
-    /// `refund_session` (admin): the subaccount balance minus the fee, to the owner.
-    LateRefund,
-}
-
-/// What is known about a transfer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
-    /// Written before the call; outcome not known yet.
-    Pending,
-    /// Applied by the ledger in `block` (`None`: known applied, block index not known).
-    Done { block: Option<u64> },
-    /// Certainly not applied.
-    Failed { reason: String },
-}
-
-/// One transfer intent and its outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JournalEntry {
-    pub session_id: SessionId,
-    pub seq: u32,
-    pub kind: TransferKind,
-    #[serde(with = "serde_bytes")]
-    pub from_subaccount: Vec<u8>,
-    /// Destination account identifier (32 bytes).
-    #[serde(with = "serde_bytes")]
-    pub to: Vec<u8>,
-    /// The principal owning the destination (for audits; the treasury or the vault owner).
-    pub to_owner: Principal,
-    pub amount_e8s: u64,
-    pub fee_e8s: u64,
-    pub memo: u64,
-    pub created_at_time: u64,
-    /// Balance of the subaccount the transfer was planned from.
-    pub balance_before: u64,
-    pub attempts: u32,
-    pub outcome: Outcome,
-    pub written_at: u64,
-    pub settled_at: Option<u64>,
-}
+pub use crate::model::payments::{JournalEntry, Outcome, TransferKind};
 
 impl JournalEntry {
     /// The ledger arguments: identical for every attempt (same dedup key).

@@ -25,9 +25,8 @@ use self::types::{
     BillingEntry, BillingId, BillingPage, PaymentPurpose, PaymentReceipt, PaymentSession,
     PaymentSessionPage, PaymentSessionStatus, SessionId,
 };
+use super::access::require_admin;
 use super::access::{self, Need};
-use super::admin::require_admin;
-use super::audit::{self, AuditAction};
 use super::config::Account;
 use super::error::{VaultError, VaultResult};
 use super::lifecycle::LifecycleEvent;
@@ -35,7 +34,8 @@ use super::pricing;
 use super::records::VaultRecord;
 use super::types::{PageArgs, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use super::validation;
-use super::vaults;
+use super::vault_core;
+use super::vault_core::audit::{self, AuditAction};
 use crate::events::{self, Val};
 use crate::runtime::Runtime;
 use crate::storage::{State, StateAccess};
@@ -87,7 +87,7 @@ pub fn purpose_applies(
             ) && pricing::is_upgrade(&vault.plan, &plan)
                 && same_period(vault, session)
                 && (now < session.expires_at
-                    || vaults::upgrade_quote(state, vault, plan, now)
+                    || pricing::upgrade_quote(state, vault, plan, now)
                         .is_ok_and(|q| session_amount(q.amount_e8s) <= session.amount_e8s))
         }
         PaymentPurpose::Renew => {
@@ -101,19 +101,19 @@ pub fn purpose_applies(
 /// vault moved. The actor of the audit event is the management canister id (`aaaaa-aa`),
 /// standing for "the system".
 pub fn expire_validity(state: &mut State, vault_id: VaultId, now: u64) -> VaultResult<bool> {
-    let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
+    let mut vault = state.vaults.load(vault_id).ok_or(VaultError::NotFound)?;
     let due = vault.expires_at.is_some_and(|at| now >= at);
     if vault.status != VaultStatus::Active || !due {
         return Ok(false);
     }
-    vaults::transition(
+    vault_core::transition(
         state,
         &mut vault,
         LifecycleEvent::ValidityEnded,
         now,
         Principal::management_canister(),
     )?;
-    state.vaults.insert(vault_id, vault);
+    state.save_vault(&mut vault);
     Ok(true)
 }
 
@@ -141,7 +141,7 @@ fn price_of(
             ) {
                 return Err(wrong_state());
             }
-            Ok(vaults::upgrade_quote(state, vault, *plan, now)?.amount_e8s)
+            Ok(pricing::upgrade_quote(state, vault, *plan, now)?.amount_e8s)
         }
         PaymentPurpose::Renew => {
             if vault.status != VaultStatus::GraceMaster {
@@ -220,9 +220,9 @@ pub fn init_payment(
             checks::schedule_first(state, &mut open, now);
         }
         // Returning the open session is still an owner update: owner activity (SPEC §4).
-        let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
-        crate::domain::vaults::touch_owner(state, &mut vault, now, caller);
-        state.vaults.insert(vault_id, vault);
+        let mut vault = state.vaults.load(vault_id).ok_or(VaultError::NotFound)?;
+        crate::domain::vault_core::touch_owner(state, &mut vault, now, caller);
+        state.save_vault(&mut vault);
         return Ok(open);
     }
     let id = state
@@ -254,8 +254,8 @@ pub fn init_payment(
     crate::domain::metrics::session_opened(state);
     state.payment_sessions_by_vault.insert((vault_id, id), ());
     checks::schedule_first(state, &mut session, now);
-    let mut vault = state.vaults.get(&vault_id).ok_or(VaultError::NotFound)?;
-    crate::domain::vaults::touch_owner(state, &mut vault, now, caller);
+    let mut vault = state.vaults.load(vault_id).ok_or(VaultError::NotFound)?;
+    crate::domain::vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
         &mut vault,
@@ -264,7 +264,7 @@ pub fn init_payment(
         AuditAction::PaymentSessionOpened,
         format!("session={id} purpose={purpose:?} amount_e8s={amount}"),
     );
-    state.vaults.insert(vault_id, vault);
+    state.save_vault(&mut vault);
     events::emit(
         "payment.session_opened",
         &[
@@ -394,46 +394,46 @@ pub fn set_refund_account(
     vault_id: VaultId,
     account: Option<Account>,
 ) -> VaultResult<()> {
-    let caller = rt.caller();
-    let now = rt.now();
-    let mut vault = vaults::load_owned(state, &caller, vault_id, |s| s != VaultStatus::Deleted)?;
-    if let Some(a) = &account {
-        super::config::validate_account("account", a)?;
-        if a.owner == rt.canister_id() {
-            return Err(VaultError::invalid(
-                "account",
-                "refunds cannot go to this canister's own accounts",
-            ));
+    let (caller, now, me) = (rt.caller(), rt.now(), rt.canister_id());
+    let allowed = |s| s != VaultStatus::Deleted;
+    vault_core::owner_change(state, caller, vault_id, allowed, |state, vault| {
+        if let Some(a) = &account {
+            super::config::validate_account("account", a)?;
+            if a.owner == me {
+                return Err(VaultError::invalid(
+                    "account",
+                    "refunds cannot go to this canister's own accounts",
+                ));
+            }
         }
-    }
-    vaults::check_draft_audit_room(&vault, 1)?;
-    let details = match &account {
-        Some(a) => format!(
-            "refund_account={}",
-            icrc1_text(
-                &a.owner,
-                a.subaccount
-                    .as_ref()
-                    .and_then(|b| b.as_slice().try_into().ok())
-            )
-        ),
-        None => "refund_account=default".to_string(),
-    };
-    match account {
-        Some(a) => state.refund_accounts.insert(vault_id, a),
-        None => state.refund_accounts.remove(&vault_id),
-    };
-    vaults::touch_owner(state, &mut vault, now, caller);
-    audit::append(
-        state,
-        &mut vault,
-        now,
-        caller,
-        AuditAction::RefundAccountSet,
-        details,
-    );
-    state.vaults.insert(vault_id, vault);
-    Ok(())
+        vault_core::check_draft_audit_room(vault, 1)?;
+        let details = match &account {
+            Some(a) => format!(
+                "refund_account={}",
+                icrc1_text(
+                    &a.owner,
+                    a.subaccount
+                        .as_ref()
+                        .and_then(|b| b.as_slice().try_into().ok())
+                )
+            ),
+            None => "refund_account=default".to_string(),
+        };
+        match account {
+            Some(a) => state.refund_accounts.insert(vault_id, a),
+            None => state.refund_accounts.remove(&vault_id),
+        };
+        vault_core::touch_owner(state, vault, now, caller);
+        audit::append(
+            state,
+            vault,
+            now,
+            caller,
+            AuditAction::RefundAccountSet,
+            details,
+        );
+        Ok(())
+    })
 }
 
 /// Applies the session's purpose to its vault (the caller checked that it applies).
@@ -445,11 +445,11 @@ fn apply_purpose(
 ) -> VaultResult<()> {
     let mut vault = state
         .vaults
-        .get(&session.vault_id)
+        .load(session.vault_id)
         .ok_or(VaultError::NotFound)?;
     match session.purpose {
         PaymentPurpose::Create => {
-            vaults::confirm_creation_payment(state, session.vault_id, now, actor)?;
+            vault_core::confirm_creation_payment(state, session.vault_id, now, actor)?;
         }
         PaymentPurpose::Upgrade(plan) => {
             let from = vault.plan;
@@ -471,13 +471,13 @@ fn apply_purpose(
                     plan.witness_slot
                 ),
             );
-            state.vaults.insert(vault.id, vault);
+            state.save_vault(&mut vault);
         }
         PaymentPurpose::Renew => {
             let validity = u64::from(state.config().durations.validity_days);
-            vaults::transition(state, &mut vault, LifecycleEvent::Renewed, now, actor)?;
+            vault_core::transition(state, &mut vault, LifecycleEvent::Renewed, now, actor)?;
             vault.expires_at = Some(now.saturating_add(validity * NANOS_PER_DAY));
-            state.vaults.insert(vault.id, vault);
+            state.save_vault(&mut vault);
         }
     }
     Ok(())
@@ -626,9 +626,9 @@ fn record_confirmation(
             now,
         );
     }
-    if let Some(mut vault) = state.vaults.get(&session.vault_id) {
+    if let Some(mut vault) = state.vaults.load(session.vault_id) {
         if actor == vault.owner {
-            vaults::touch_owner(state, &mut vault, now, actor);
+            vault_core::touch_owner(state, &mut vault, now, actor);
         }
         audit::append(
             state,
@@ -641,7 +641,7 @@ fn record_confirmation(
                 session.id, session.purpose, session.amount_e8s, balance, billing_id, applied
             ),
         );
-        state.vaults.insert(vault.id, vault);
+        state.save_vault(&mut vault);
     }
     events::emit(
         "payment.confirmed",
@@ -771,7 +771,7 @@ fn record_settlement(
             session.refunded_e8s = session.refunded_e8s.saturating_add(entry.amount_e8s);
             session.refund_block = *block;
             state.payment_sessions.insert(session.id, session.clone());
-            if let Some(mut vault) = state.vaults.get(&session.vault_id) {
+            if let Some(mut vault) = state.vaults.load(session.vault_id) {
                 audit::append(
                     state,
                     &mut vault,
@@ -783,7 +783,7 @@ fn record_settlement(
                         session.id, entry.amount_e8s
                     ),
                 );
-                state.vaults.insert(vault.id, vault);
+                state.save_vault(&mut vault);
             }
         }
         (TransferKind::LateRefund, _, _) => {

@@ -549,9 +549,9 @@ fn renewal_from_grace_master() {
     // No content/members features here: put the vault in Active directly.
     {
         let mut st = env.store.borrow_mut();
-        let mut v = st.vaults.get(&env.vault).unwrap();
+        let mut v = st.vaults.load(env.vault).unwrap();
         v.status = VaultStatus::Active;
-        st.vaults.insert(env.vault, v);
+        st.save_vault(&mut v);
     }
     env.rt.advance(3650 * NANOS_PER_DAY);
     // Not yet due one ns earlier; due now.
@@ -580,9 +580,9 @@ fn renew_moves_an_expired_active_vault_to_grace_first() {
     env.verify(s.id).unwrap();
     {
         let mut st = env.store.borrow_mut();
-        let mut v = st.vaults.get(&env.vault).unwrap();
+        let mut v = st.vaults.load(env.vault).unwrap();
         v.status = VaultStatus::Active;
-        st.vaults.insert(env.vault, v);
+        st.save_vault(&mut v);
     }
     assert!(env.init(PaymentPurpose::Renew).is_err());
     env.rt.advance(3651 * NANOS_PER_DAY);
