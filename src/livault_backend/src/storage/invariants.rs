@@ -98,7 +98,7 @@ impl State {
                 "status {i}: the header counts {counted} vaults, {n} are stored"
             );
         }
-        let index: BTreeSet<_> = self.vaults_by_owner.keys().collect();
+        let index: BTreeSet<_> = self.vaults.owner_index().collect();
         ensure!(
             index == owned,
             "the owner index differs from the vaults not deleted: {:?} listed only, {:?} \
@@ -108,7 +108,7 @@ impl State {
         );
         for vault in self.audit.vaults() {
             ensure!(
-                self.vaults.contains_key(&vault),
+                self.vaults.contains(vault),
                 "audit log of vault {vault}, which does not exist"
             );
         }
@@ -199,7 +199,7 @@ impl State {
         let mut owners: BTreeMap<u64, String> = BTreeMap::new();
         for ((vault, item), record) in self.content_items.iter().map(|e| e.into_pair()) {
             ensure!(
-                self.vaults.contains_key(&vault),
+                self.vaults.contains(vault),
                 "item ({vault}, {item}) of a vault that does not exist"
             );
             let count = blobs.get(&record.blob_id).copied().unwrap_or(0);
@@ -211,7 +211,7 @@ impl State {
             );
             owners.insert(record.blob_id, format!("item ({vault}, {item})"));
         }
-        for ((tag, upload, _), entry) in self.uploads.iter().map(|e| e.into_pair()) {
+        for ((tag, upload, _), entry) in self.uploads.raw_entries() {
             if let (0, UploadEntry::Head(head)) = (tag, entry) {
                 if let Some(other) = owners.insert(head.blob_id, format!("upload {upload}")) {
                     return Err(format!(
@@ -437,7 +437,7 @@ mod tests {
                 }
                 Op::Pay { v } => {
                     if let Some((id, _, _)) = pick(&s, v) {
-                        let _ = vaults::confirm_creation_payment(&mut s, id, now, p(SYSTEM));
+                        let _ = crate::domain::vault_core::confirm_creation_payment(&mut s, id, now, p(SYSTEM));
                     }
                 }
                 Op::Rename { v } => {
@@ -470,7 +470,7 @@ mod tests {
                 }
                 Op::EraseDraft { v } => {
                     if let Some((id, _, VaultStatus::Draft)) = pick(&s, v) {
-                        let vault = s.vaults.get(&id).unwrap();
+                        let vault = s.vaults.load(id).unwrap();
                         vaults::erase_draft(&mut s, &vault);
                     }
                 }
@@ -557,7 +557,7 @@ mod tests {
         assert!(err(&s).contains("the header counts"), "{}", err(&s));
 
         let (mut s, id) = fresh();
-        s.vaults_by_owner.remove(&(p(1), id));
+        s.vaults.unindex_unchecked(p(1), id);
         assert!(err(&s).contains("owner index"), "{}", err(&s));
 
         let (mut s, id) = fresh();
@@ -567,7 +567,7 @@ mod tests {
         let (mut s, id) = fresh();
         let mut v = s.vaults.get(&id).unwrap();
         v.audit_head = vec![0; 32];
-        s.vaults.insert(id, v);
+        s.vaults.put_unchecked(&v);
         assert!(err(&s).contains("hash chain"), "{}", err(&s));
 
         let (mut s, _) = fresh();

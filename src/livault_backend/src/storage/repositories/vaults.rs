@@ -161,6 +161,18 @@ impl VaultRepository {
         self.table.put(vault.id, vault);
     }
 
+    /// The slab the vault records live in (for the storage-wide invariant walk).
+    pub(in crate::storage) fn slab(&self) -> &crate::storage::slab::Slab<Mem> {
+        self.table.slab()
+    }
+
+    /// The directory's walk (`DenseTable::check_invariants`): the slab blocks it holds.
+    pub(in crate::storage) fn check_invariants(
+        &self,
+    ) -> Result<Vec<crate::storage::slab::Loc>, String> {
+        self.table.check_invariants()
+    }
+
     /// Number of vaults (walks the directory).
     #[cfg(test)]
     pub fn count(&self) -> u64 {
@@ -178,5 +190,11 @@ impl VaultRepository {
     #[cfg(test)]
     pub fn index_unchecked(&mut self, owner: Principal, id: VaultId) {
         self.by_owner.insert((owner, id), ());
+    }
+
+    /// Test fixtures: an owner-index entry removed directly.
+    #[cfg(test)]
+    pub fn unindex_unchecked(&mut self, owner: Principal, id: VaultId) {
+        self.by_owner.remove(&(owner, id));
     }
 }
