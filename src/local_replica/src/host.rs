@@ -437,7 +437,7 @@ impl Host {
         if !self.contexts.is_empty() {
             return Err(HostError::Busy(self.contexts.len()));
         }
-        if image.len() % 65_536 != 0 {
+        if !image.len().is_multiple_of(65_536) {
             return Err(HostError::StableImage(image.len()));
         }
         let env = self

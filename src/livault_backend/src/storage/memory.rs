@@ -527,7 +527,7 @@ mod tests {
         fresh.write(0, b"new memory");
         let grown = raw.borrow().len() as u64 / WASM_PAGE - pages_before;
         assert!(
-            grown % 16 == 0 && grown < 200 + 16,
+            grown.is_multiple_of(16) && grown < 200 + 16,
             "grew by 1 MiB buckets: {grown} pages"
         );
         drop(mm);
