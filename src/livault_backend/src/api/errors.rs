@@ -507,9 +507,9 @@ mod tests {
     }
 
     /// The domain code each public type's endpoints run: the feature's modules and every
-    /// module they call that returns errors (audited from their imports: `vaults::transition`,
-    /// `vaults::load_owned`, `access::load`, `validation`, `lifecycle`, `pricing`, `tokens`,
-    /// `config` validation, `admin::require_admin`). Modules that construct no `VaultError`
+    /// module they call that returns errors (audited from their imports: `vault_core` (transition,
+    /// load_owned, capacity), `access::load`, `validation`, `lifecycle`, `pricing`, `tokens`,
+    /// `config` validation, `access::require_admin`). Modules that construct no `VaultError`
     /// (audit appends, scheduler, metrics, records) add nothing and are left out.
     fn reach(type_name: &str) -> (Vec<(&'static str, Part)>, BTreeSet<String>) {
         use Part::*;
@@ -520,7 +520,7 @@ mod tests {
                     ("validation", All),
                     ("pricing", All),
                     ("vaults", Fns(&["get_vault", "list_my_vaults"])),
-                    ("audit", Fns(&["page"])),
+                    ("vault_core", Fns(&["page"])),
                     ("content", Fns(&["list_items", "reader"])),
                     ("invites", Fns(&["list_invites", "list_members"])),
                     ("unlock", Fns(&["get_unlock_status"])),
@@ -532,7 +532,8 @@ mod tests {
                             "list_billing",
                         ]),
                     ),
-                    ("admin", Fns(&["require_admin", "metrics", "list_vaults"])),
+                    ("access", Fns(&["require_admin"])),
+                    ("admin", Fns(&["metrics", "list_vaults"])),
                     ("admin_trail", Fns(&["list"])),
                 ],
                 BTreeSet::new(),
@@ -540,6 +541,7 @@ mod tests {
             "VaultsError" => (
                 vec![
                     ("vaults", All),
+                    ("vault_core", All),
                     ("access", All),
                     ("lifecycle", All),
                     ("validation", All),
@@ -553,6 +555,7 @@ mod tests {
                     ("recovery", All),
                     ("tokens", All),
                     ("vaults", All),
+                    ("vault_core", All),
                     ("access", All),
                     ("lifecycle", All),
                     ("validation", All),
@@ -565,7 +568,7 @@ mod tests {
                     ("tokens", All),
                     ("access", All),
                     ("lifecycle", All),
-                    ("vaults", Fns(&["transition"])),
+                    ("vault_core", Fns(&["transition"])),
                 ],
                 admission(true),
             ),
@@ -573,6 +576,7 @@ mod tests {
                 vec![
                     ("content", AllBut(&["download_chunk_loc"])),
                     ("vaults", All),
+                    ("vault_core", All),
                     ("access", All),
                     ("lifecycle", All),
                     ("validation", All),
@@ -592,12 +596,13 @@ mod tests {
                     ("payments/checks", All),
                     ("payments/guard", All),
                     ("vaults", All),
+                    ("vault_core", All),
                     ("access", All),
                     ("lifecycle", All),
                     ("validation", All),
                     ("pricing", All),
                     ("config", All),
-                    ("admin", Fns(&["require_admin"])),
+                    ("access", Fns(&["require_admin"])),
                 ],
                 admission(true),
             ),
@@ -605,6 +610,7 @@ mod tests {
                 vec![
                     ("keys", All),
                     ("vaults", All),
+                    ("vault_core", All),
                     ("access", All),
                     ("config", All),
                 ],

@@ -489,7 +489,7 @@ mod tests {
         let mut table = vec![0u8; MAX_BUCKETS];
         raw.read(TABLE_AT as u64, &mut table);
         let old_count = header_u16(&raw, 4);
-        assert!(old_count > 8, "the image interleaves buckets: {old_count}");
+        assert!(old_count >= 6, "the image interleaves buckets: {old_count}");
 
         let (mm, slack) = open_manager(raw.clone());
         assert_eq!(header_u16(&raw, 6), BUCKET_PAGES);
