@@ -386,7 +386,7 @@ fn main() {
     env.advance(Duration::from_secs(60));
     let (r, check_in): (R<VaultView>, _) = ingress(&mut env, owner, "check_in", (setup.vault,));
     r.expect("check_in");
-    let tsk = local_replica::vetkeys_client::transport_key("bench");
+    let tsk = livault_local::vetkeys_client::transport_key("bench");
     env.advance(Duration::from_secs(60));
     let (r, derive): (R<EncryptedVetKeyReply>, _) = ingress(
         &mut env,

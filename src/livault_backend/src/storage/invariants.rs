@@ -437,7 +437,12 @@ mod tests {
                 }
                 Op::Pay { v } => {
                     if let Some((id, _, _)) = pick(&s, v) {
-                        let _ = crate::domain::vault_core::confirm_creation_payment(&mut s, id, now, p(SYSTEM));
+                        let _ = crate::domain::vault_core::confirm_creation_payment(
+                            &mut s,
+                            id,
+                            now,
+                            p(SYSTEM),
+                        );
                     }
                 }
                 Op::Rename { v } => {
