@@ -232,7 +232,7 @@ impl Limits {
         {
             return Err(VaultError::invalid(
                 "limits.stable_memory_high_water_bytes",
-                "at most 500 GiB (the IC's stable-memory limit)",
+                "at most 31 GiB (the memory manager addresses 32 GiB)",
             ));
         }
         Ok(())
@@ -240,8 +240,10 @@ impl Limits {
 
     /// The capacity high-water mark in effect.
     pub fn high_water_bytes(&self) -> u64 {
+        // A mark stored by an earlier version (up to 500 GiB) is held to today's maximum.
         self.stable_memory_high_water_bytes
             .unwrap_or(DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES)
+            .min(MAX_STABLE_MEMORY_BYTES)
     }
 }
 
@@ -352,6 +354,30 @@ mod tests {
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])
+    }
+
+    #[test]
+    fn the_capacity_mark_stays_below_what_the_memory_manager_addresses() {
+        let gib = 1u64 << 30;
+        let mut limits = Limits::default();
+        assert_eq!(limits.high_water_bytes(), 30 * gib);
+        limits.stable_memory_high_water_bytes = Some(31 * gib);
+        assert!(limits.validate().is_ok());
+        assert_eq!(limits.high_water_bytes(), 31 * gib);
+        limits.stable_memory_high_water_bytes = Some(31 * gib + 1);
+        let err = limits.validate().unwrap_err();
+        assert_eq!(
+            err,
+            VaultError::invalid(
+                "limits.stable_memory_high_water_bytes",
+                "at most 31 GiB (the memory manager addresses 32 GiB)"
+            )
+        );
+        // A mark an earlier version stored (it allowed up to 500 GiB) is held to 31 GiB.
+        limits.stable_memory_high_water_bytes = Some(200 * gib);
+        assert_eq!(limits.high_water_bytes(), 31 * gib);
+        // 32 768 buckets of 1 MiB: what `storage::memory` opens new installs with.
+        assert!(31 * gib < 32_768 * (1 << 20));
     }
 
     #[test]

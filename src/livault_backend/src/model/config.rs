@@ -119,10 +119,13 @@ pub struct Limits {
     pub stable_memory_high_water_bytes: Option<u64>,
 }
 
-/// Default capacity high-water mark: 100 GiB of the IC's 500 GiB stable-memory limit.
-pub const DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES: u64 = 100 << 30;
-/// Largest high-water mark an admin may set: the IC's stable-memory limit.
-pub const MAX_STABLE_MEMORY_BYTES: u64 = 500 << 30;
+/// Default capacity high-water mark: 30 GiB. The memory manager's 32 768 buckets of 1 MiB
+/// address 32 GiB (`storage::memory`); past the mark existing vaults keep writing metadata,
+/// so the mark leaves 2 GiB of that for them.
+pub const DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES: u64 = 30 << 30;
+/// Largest high-water mark an admin may set: 31 GiB (1 GiB below what the memory manager
+/// addresses; docs/decisions.md, "Memory-manager buckets of 1 MiB").
+pub const MAX_STABLE_MEMORY_BYTES: u64 = 31 << 30;
 
 impl Default for Limits {
     fn default() -> Self {
