@@ -4,6 +4,7 @@
 //! is byte for byte where it was, new writes work, and the manager now hands out 1 MiB.
 
 use livault_backend::domain::admin_trail::AdminTrailEntry;
+use livault_backend::model::records::MemberRole;
 use livault_backend::storage::memory;
 use livault_tests::legacy_image::*;
 use livault_tests::stable_usage::{buckets, virtual_memory};
@@ -38,6 +39,11 @@ fn upgraded(f: &Fixture) -> TestEnv {
     let controller = user("controller");
     let mut host = Host::new(HostConfig {
         start_time_ns: f.time - 1_000_000_000,
+        // The host's `raw_rand` is deterministic: with the seed the image was written with,
+        // it would hand out the same 32 bytes again and a new invite token would collide
+        // with a stored one (`generate_invite` refuses that with `Busy`). The IC's
+        // randomness never repeats; a fresh seed models that.
+        seed: 7,
         ..HostConfig::default()
     });
     let canister = host
@@ -223,6 +229,8 @@ fn content_downloads_and_new_writes_work_after_the_migration() {
         body.extend_from_slice(&chunk);
     }
     assert_eq!(body, &big[..1_000_000]);
+    // Members join the new vault (new invites and token index entries beside the old ones).
+    env.join(dave, v, MemberRole::Heir, user("after-migration-erin"));
     let old_active: VaultId = 1;
     let r: R<VaultView> = env.update(cast.bob, "check_in", (old_active,));
     assert_eq!(r.unwrap().status, VaultStatus::Active);
