@@ -36,9 +36,6 @@ pub use icp_ledger_types::{account_identifier, crc32, icrc1_decode, icrc1_text};
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candid::Principal;
-
-    const SPEC_OWNER: &str = "k2t6j-2nvnp-4zjm3-25dtz-6xhaa-c7boj-5gayf-oj3xs-i43lp-teztq-6ae";
 
     #[test]
     fn subaccounts_are_unique_tagged_and_reversible() {
@@ -57,35 +54,6 @@ mod tests {
         assert_eq!(session_of_subaccount(&[0; 32]), None);
     }
 
-    #[test]
-    fn icrc1_round_trips_and_rejects_bad_text() {
-        let owner = Principal::from_text(SPEC_OWNER).unwrap();
-        for id in [1u64, 42, 1 << 40] {
-            let sub = session_subaccount(id);
-            let text = icrc1_text(&owner, Some(sub));
-            assert_eq!(icrc1_decode(&text), Ok((owner, Some(sub))));
-        }
-        assert_eq!(icrc1_decode(SPEC_OWNER), Ok((owner, None)));
-        let good = icrc1_text(&owner, Some(session_subaccount(0xabc)));
-        assert!(good.ends_with(".10000000000000abc"));
-        // A changed subaccount digit fails the checksum; so do a leading zero, an empty or
-        // uppercase subaccount, and a missing checksum.
-        assert!(icrc1_decode(&good.replace(".1000", ".1001")).is_err());
-        let (head, tail) = good.split_once('.').unwrap();
-        assert!(icrc1_decode(&format!("{head}.0{tail}")).is_err());
-        assert!(icrc1_decode(&format!("{head}.")).is_err());
-        assert!(icrc1_decode(&format!("{head}.{}", tail.to_uppercase())).is_err());
-        assert!(icrc1_decode(&format!("{SPEC_OWNER}.{tail}")).is_err());
-    }
-
-    #[test]
-    fn account_identifier_of_the_default_subaccount_equals_none() {
-        let owner = Principal::from_text(SPEC_OWNER).unwrap();
-        assert_eq!(
-            account_identifier(&owner, None),
-            account_identifier(&owner, Some([0; 32]))
-        );
-        let id = account_identifier(&owner, Some(session_subaccount(1)));
-        assert_eq!(&id[..4], &crc32(&id[4..]).to_be_bytes());
-    }
+    // The ICRC-1 text, its checksum and the account identifier of these subaccounts are
+    // tested in `icp_ledger_types` (with the same tag layout), against `ic-ledger-types`.
 }
