@@ -373,8 +373,8 @@ fn read_view(rt: &impl Runtime, vault_id: u64) -> VaultResult<crate::domain::typ
     super::read(|s| vaults::get_vault(s, rt, vault_id))
 }
 
-/// A one-case error type: the smallest `Err` a reply variant can carry (the floor the
-/// per-endpoint error types are compared against in [`bench_reply_parts`]).
+// A one-case error type: the smallest `Err` a reply variant can carry (the floor the
+// per-endpoint error types are compared against in [`bench_reply_parts`]).
 #[derive(candid::CandidType)]
 enum TinyError {
     NotFound,
@@ -428,6 +428,25 @@ fn bench_reply_parts(vault_id: u64, viewer: Principal) -> VaultResult<Vec<(Strin
                     black_box(candid::encode_one(&result).expect("encode"));
                 });
             }
+            // The encoding's parts: the type description (`ty()`, its doc tables included),
+            // the type table built from it, and the value bytes.
+            let mut ty = None;
+            measure(format!("{} encode: type", $method), &mut || {
+                candid::types::internal::env_clear();
+                ty = Some(<$reply as candid::CandidType>::ty());
+            });
+            let ty = ty.expect("ran");
+            measure(format!("{} encode: type table", $method), &mut || {
+                let mut table = candid::ser::TypeSerialize::new();
+                table.push_type(&ty).expect("type table");
+                table.serialize().expect("type table");
+                black_box(table.get_result().len());
+            });
+            measure(format!("{} encode: value", $method), &mut || {
+                let mut values = candid::ser::ValueSerializer::new();
+                candid::CandidType::idl_serialize(&result, &mut values).expect("value");
+                black_box(values.get_result().len());
+            });
             let tiny = result.as_ref().map_err(|_| TinyError::NotFound);
             measure(format!("{} encode tiny error", $method), &mut || {
                 black_box(candid::encode_one(&tiny).expect("encode"));
