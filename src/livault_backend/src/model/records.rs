@@ -161,7 +161,7 @@ pub struct VaultRecord {
     pub membership: VaultMembership,
 }
 
-/// Role of a member (also the `role` of an invite in the API).
+// Role of a member (also the `role` of an invite in the API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub enum MemberRole {
     Heir,
@@ -420,7 +420,7 @@ pub struct TicketRecord {
     pub chunk_count: u32,
 }
 
-/// How the invited person relates to the owner (SPEC §7).
+// How the invited person relates to the owner (SPEC §7).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, CandidType, Serialize, Deserialize)]
 pub enum Relation {
     Spouse,
@@ -435,4 +435,22 @@ pub enum Relation {
     Notary,
     #[default]
     Other,
+}
+
+impl Relation {
+    /// Every relation in declaration order (the stable binary code is the index; new ones
+    /// are only ever appended).
+    pub const ALL: [Relation; 11] = [
+        Relation::Spouse,
+        Relation::Son,
+        Relation::Daughter,
+        Relation::Father,
+        Relation::Mother,
+        Relation::Brother,
+        Relation::Sister,
+        Relation::Friend,
+        Relation::Lawyer,
+        Relation::Notary,
+        Relation::Other,
+    ];
 }

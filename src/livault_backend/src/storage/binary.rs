@@ -1,5 +1,6 @@
 //! Compact binary encoding of the hottest records: `VaultRecord`, `AuditEvent`,
-//! `StorageHeader` (version byte 2; version 1 is CBOR, see `storage::codec`).
+//! `StorageHeader`, `TicketRecord`, `MemberRecord` (version byte 2; version 1 is CBOR, see
+//! `storage::codec`).
 //!
 //! Why: the scheduler touches these on every due item, and CBOR with field names (ciborium)
 //! cost ~480 000 instructions to decode one vault and ~140 000 to encode it; this layout
@@ -21,8 +22,9 @@
 use candid::Principal;
 
 use crate::model::records::{
-    ApprovalRecord, AuditEvent, FailedAttempt, MemberRole, MetricsCounters, OpenInvite,
-    StorageHeader, TicketRecord, UnlockRequestRecord, VaultMembership, VaultRecord,
+    ApprovalRecord, AuditEvent, FailedAttempt, MemberRecord, MemberRole, MetricsCounters,
+    OpenInvite, Relation, StorageHeader, TicketRecord, UnlockRequestRecord, VaultMembership,
+    VaultRecord,
 };
 use crate::model::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
 
@@ -494,6 +496,57 @@ pub fn decode_ticket(body: &[u8]) -> Option<TicketRecord> {
     })
 }
 
+/// Encodes a member (version [`BINARY_VERSION`]). Members are read by every access check of a
+/// non-owner and by every unlock evaluation (one per approval): CBOR cost ~20 000
+/// instructions per read, this a few hundred (BENCHMARKS.md, "Endpoint costs").
+pub fn encode_member(m: &MemberRecord) -> Vec<u8> {
+    let mut w = Writer::new(
+        BINARY_VERSION,
+        64 + m.name.len() + m.email_hint.as_ref().map_or(0, String::len),
+    );
+    w.u64(m.vault_id);
+    w.u32(m.member_id);
+    w.principal(&m.principal);
+    w.u8(role_code(m.role));
+    w.str(&m.name);
+    w.u8(m.share_index);
+    w.u64(m.joined_at);
+    w.u8(relation_code(m.relation));
+    w.opt(m.email_hint.as_ref(), |w, e| w.str(e));
+    w.bool(m.can_trigger_unlock);
+    w.bool(m.count_as_approver);
+    w.u64(m.invite_id);
+    w.0
+}
+
+/// Decodes the body of a binary member.
+pub fn decode_member(body: &[u8]) -> Option<MemberRecord> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    Some(MemberRecord {
+        vault_id: r.u64()?,
+        member_id: r.u32()?,
+        principal: r.principal()?,
+        role: role(r.u8()?)?,
+        name: r.string()?,
+        share_index: r.u8()?,
+        joined_at: r.u64()?,
+        relation: Relation::ALL.get(usize::from(r.u8()?)).copied()?,
+        email_hint: r.opt(|r| r.string())?,
+        can_trigger_unlock: r.bool()?,
+        count_as_approver: r.bool()?,
+        invite_id: r.u64()?,
+        // New fields: `if r.at_end() { default } else { read }` (see the module docs).
+    })
+}
+
+fn relation_code(rel: Relation) -> u8 {
+    Relation::ALL
+        .iter()
+        .position(|x| *x == rel)
+        .expect("every relation is in Relation::ALL") as u8
+}
+
 /// Implements `Storable` (unbounded) for a record with a binary encoding (version 2) that
 /// also reads its older CBOR records (version 1).
 #[macro_export]
@@ -948,6 +1001,71 @@ mod tests {
         }
     }
 
+    prop_compose! {
+        fn member()(
+            ids in any::<(u64, u32, u64, u64)>(),
+            holder in principal(),
+            witness in any::<bool>(),
+            name in ".{0,40}",
+            share_index in any::<u8>(),
+            relation in 0..Relation::ALL.len(),
+            email_hint in proptest::option::of(".{0,40}"),
+            flags in any::<(bool, bool)>(),
+        ) -> MemberRecord {
+            MemberRecord {
+                vault_id: ids.0,
+                member_id: ids.1,
+                principal: holder,
+                role: if witness { MemberRole::Witness } else { MemberRole::Heir },
+                name,
+                share_index,
+                joined_at: ids.2,
+                relation: Relation::ALL[relation],
+                email_hint,
+                can_trigger_unlock: flags.0,
+                count_as_approver: flags.1,
+                invite_id: ids.3,
+            }
+        }
+    }
+
+    /// Members: every relation round-trips, the CBOR form of earlier code still reads, and
+    /// the binary form is several times smaller.
+    #[test]
+    fn members_round_trip_read_their_cbor_version_and_shrink() {
+        for (i, relation) in Relation::ALL.into_iter().enumerate() {
+            let m = MemberRecord {
+                vault_id: 3,
+                member_id: i as u32 + 1,
+                principal: p(9),
+                role: MemberRole::Heir,
+                name: "Ana María".into(),
+                share_index: 1,
+                joined_at: 1_700_000_000_000_000_000,
+                relation,
+                email_hint: (i % 2 == 0).then(|| "a…@example.org".to_string()),
+                can_trigger_unlock: true,
+                count_as_approver: i % 3 == 0,
+                invite_id: 4,
+            };
+            let bytes = m.to_bytes();
+            assert_eq!(bytes[0], BINARY_VERSION);
+            assert_eq!(
+                bytes[bytes.len() - 10..bytes.len() - 8],
+                [1, u8::from(i % 3 == 0)]
+            );
+            assert_eq!(MemberRecord::from_bytes(bytes.clone()), m);
+            let cbor = crate::storage::codec::encode(1, &m);
+            assert_eq!(MemberRecord::from_bytes(Cow::Owned(cbor.clone())), m);
+            assert!(
+                bytes.len() * 2 < cbor.len(),
+                "binary {} bytes, CBOR {} bytes",
+                bytes.len(),
+                cbor.len()
+            );
+        }
+    }
+
     /// The record survives its encoding, through `Storable` and through the body decoder.
     fn round_trips<T: Storable + PartialEq + std::fmt::Debug>(
         value: T,
@@ -973,6 +1091,11 @@ mod tests {
             round_trips(e, decode_audit);
             round_trips(h, decode_header);
             round_trips(t, decode_ticket);
+        }
+
+        #[test]
+        fn random_members_round_trip(m in member()) {
+            round_trips(m, decode_member);
         }
     }
 }

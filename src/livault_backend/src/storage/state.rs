@@ -29,7 +29,7 @@ binary_storable!(StorageHeader, binary::encode_header, binary::decode_header);
 binary_storable!(VaultRecord, binary::encode_vault, binary::decode_vault);
 binary_storable!(AuditEvent, binary::encode_audit, binary::decode_audit);
 binary_storable!(TicketRecord, binary::encode_ticket, binary::decode_ticket);
-cbor_storable!(MemberRecord, 1);
+binary_storable!(MemberRecord, binary::encode_member, binary::decode_member);
 cbor_storable!(InviteRecord, 1);
 cbor_storable!(RecoveryCodeRecord, 1);
 cbor_storable!(PaymentSession, 1);
