@@ -32,20 +32,20 @@ pub const MAX_OUTCOME_BYTES: usize = 512;
 /// Longest `action` name.
 const MAX_ACTION_BYTES: usize = 32;
 
-/// One admin action (`list_admin_trail`).
+// One admin action (`list_admin_trail`).
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct AdminTrailEntry {
-    /// Number of the entry (from 1, never reused).
+    // Number of the entry (from 1, never reused).
     pub seq: u64,
-    /// When it was carried out (ns since the epoch).
+    // When it was carried out (ns since the epoch).
     pub time: u64,
-    /// Who did it: an admin, or the controller that installed or upgraded.
+    // Who did it: an admin, or the controller that installed or upgraded.
     pub caller: Principal,
-    /// `install`, `upgrade`, or the endpoint's name.
+    // `install`, `upgrade`, or the endpoint's name.
     pub action: String,
-    /// The arguments as Candid text (cut at 3 000 bytes, ending in `…`).
+    // The arguments as Candid text (cut at 3 000 bytes, ending in `…`).
     pub args: String,
-    /// What it did (`key=value` words), e.g. a refund's block or a tick's counts.
+    // What it did (`key=value` words), e.g. a refund's block or a tick's counts.
     pub outcome: String,
 }
 

@@ -70,27 +70,27 @@ pub enum VetKdFailure {
 
 // ------------------------------------------------------------------ API types
 
-/// `derive_vetkey` arguments.
+// `derive_vetkey` arguments.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct DeriveVetKeyArgs {
     pub vault_id: VaultId,
-    /// 0 = the owner's identity; an heir's share index (see `list_members`).
+    // 0 = the owner's identity; an heir's share index (see `list_members`).
     pub share_index: u8,
-    /// The caller's transport public key: a compressed BLS12-381 G1 point (48 bytes).
+    // The caller's transport public key: a compressed BLS12-381 G1 point (48 bytes).
     pub transport_public_key: serde_bytes::ByteBuf,
 }
 
-/// An encrypted vetKey: decrypt and verify it with the transport secret key and the vetKD
-/// public key (`get_vetkd_public_key`) for `identity`.
+// An encrypted vetKey: decrypt and verify it with the transport secret key and the vetKD
+// public key (`get_vetkd_public_key`) for `identity`.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct EncryptedVetKeyReply {
     pub vault_id: VaultId,
     pub share_index: u8,
-    /// The vetKD input: `vault_id` (8 bytes big-endian) ‖ `share_index`.
+    // The vetKD input: `vault_id` (8 bytes big-endian) ‖ `share_index`.
     pub identity: serde_bytes::ByteBuf,
-    /// The vetKey encrypted under the transport public key (192 bytes).
+    // The vetKey encrypted under the transport public key (192 bytes).
     pub encrypted_key: serde_bytes::ByteBuf,
-    /// The master key it was derived with.
+    // The master key it was derived with.
     pub key_name: String,
 }
 

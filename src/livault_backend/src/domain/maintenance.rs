@@ -127,16 +127,16 @@ impl Drop for RunGuard {
     }
 }
 
-/// Reply of the batch message.
+// Reply of the batch message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
 pub struct BatchReply {
-    /// Entries found in the queue and removed.
+    // Entries found in the queue and removed.
     pub processed: u32,
-    /// Of those, entries whose duty applied.
+    // Of those, entries whose duty applied.
     pub applied: u32,
-    /// Instructions of the batch message up to its reply.
+    // Instructions of the batch message up to its reply.
     pub instructions: u64,
-    /// Most instructions one entry took.
+    // Most instructions one entry took.
     pub max_item_instructions: u64,
 }
 

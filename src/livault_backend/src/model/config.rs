@@ -17,34 +17,34 @@ pub const MAX_PRICE_COMPONENT_E8S: u64 = 1_000_000 * E8S_PER_ICP;
 /// Most admins the canister keeps.
 pub const MAX_ADMINS: usize = 32;
 
-/// Durations (SPEC defaults in brackets).
+// Durations (SPEC defaults in brackets).
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub struct Durations {
-    /// Vault validity after payment [3650 days].
+    // Vault validity after payment [3650 days].
     pub validity_days: u32,
-    /// Unpaid drafts are purged after [7 days].
+    // Unpaid drafts are purged after [7 days].
     pub draft_ttl_days: u32,
-    /// `GraceMaster` → `GraceHeir` after [14 days].
+    // `GraceMaster` → `GraceHeir` after [14 days].
     pub grace_master_days: u32,
-    /// `GraceHeir` → `Deleted` after [14 days].
+    // `GraceHeir` → `Deleted` after [14 days].
     pub grace_heir_days: u32,
-    /// `Expired` → `Deleted` after [30 days].
+    // `Expired` → `Deleted` after [30 days].
     pub tombstone_after_days: u32,
-    /// Default heir access window after unlock [365 days].
+    // Default heir access window after unlock [365 days].
     pub default_post_unlock_days: u16,
-    /// Default audit retention [365 days].
+    // Default audit retention [365 days].
     pub default_audit_retention_days: u16,
-    /// Default wait after an unlock request [7 days].
+    // Default wait after an unlock request [7 days].
     pub default_request_wait_days: u32,
-    /// Payment session lifetime [1800 s].
+    // Payment session lifetime [1800 s].
     pub payment_session_secs: u64,
-    /// Invite lifetime [86 400 s].
+    // Invite lifetime [86 400 s].
     pub invite_secs: u64,
-    /// Idle uploads are collected after [86 400 s].
+    // Idle uploads are collected after [86 400 s].
     pub upload_idle_secs: u64,
-    /// Download ticket lifetime [3600 s].
+    // Download ticket lifetime [3600 s].
     pub download_ticket_secs: u64,
-    /// Scheduler tick interval [60 s].
+    // Scheduler tick interval [60 s].
     pub timer_interval_secs: u64,
 }
 
@@ -68,10 +68,10 @@ impl Default for Durations {
     }
 }
 
-/// Prices (SPEC §5).
+// Prices (SPEC §5).
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub struct Pricing {
-    /// One entry per tier, in tier order.
+    // One entry per tier, in tier order.
     pub tiers: Vec<TierInfo>,
     pub heir_slot_fee_e8s: u64,
     pub witness_fee_e8s: u64,
@@ -100,21 +100,21 @@ impl Default for Pricing {
     }
 }
 
-/// Limits on sizes and counts.
+// Limits on sizes and counts.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub struct Limits {
-    /// Largest upload chunk [1 MiB]; must stay below the 2 MiB ingress limit.
+    // Largest upload chunk [1 MiB]; must stay below the 2 MiB ingress limit.
     pub max_chunk_bytes: u32,
-    /// Vaults (not deleted) one principal may own [20].
+    // Vaults (not deleted) one principal may own [20].
     pub max_vaults_per_owner: u32,
-    /// Items per vault [1000].
+    // Items per vault [1000].
     pub max_items_per_vault: u32,
-    /// Downloads per user per day [3]; owners are unlimited.
+    // Downloads per user per day [3]; owners are unlimited.
     pub downloads_per_day: u32,
-    /// Capacity high-water mark of the canister's stable memory, in bytes
-    /// [[`DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES`]]: at or past it `create_vault` and
-    /// `begin_upload` are refused (`PlanLimit { resource = "canister_storage" }`) while
-    /// existing vaults keep working (check-in, downloads, payments, members).
+    // Capacity high-water mark of the canister's stable memory, in bytes
+    // [[`DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES`]]: at or past it `create_vault` and
+    // `begin_upload` are refused (`PlanLimit { resource = "canister_storage" }`) while
+    // existing vaults keep working (check-in, downloads, payments, members).
     #[serde(default)]
     pub stable_memory_high_water_bytes: Option<u64>,
 }
@@ -139,19 +139,19 @@ impl Default for Limits {
     }
 }
 
-/// vetKD key release (SPEC §16, docs/keys.md): the master key and the derivation limits.
+// vetKD key release (SPEC §16, docs/keys.md): the master key and the derivation limits.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub struct VetKdConfig {
-    /// vetKD master key name (curve bls12_381_g2): `key_1` (mainnet production), `test_key_1`
-    /// (mainnet test key) or a local test key (`dfx_test_key` on dfx and livault-local) [key_1].
+    // vetKD master key name (curve bls12_381_g2): `key_1` (mainnet production), `test_key_1`
+    // (mainnet test key) or a local test key (`dfx_test_key` on dfx and livault-local) [key_1].
     pub key_name: String,
-    /// Derivations per owner, vault and UTC day [10].
+    // Derivations per owner, vault and UTC day [10].
     pub owner_derivations_per_day: u32,
-    /// Derivations per heir, vault and UTC day [3] (like downloads).
+    // Derivations per heir, vault and UTC day [3] (like downloads).
     pub heir_derivations_per_day: u32,
-    /// Derivations per vault in each 30-day budget window [60].
+    // Derivations per vault in each 30-day budget window [60].
     pub vault_derivations_per_window: u32,
-    /// Derivations per UTC day for all unpaid (`Draft`) vaults together [20]; 0 = none.
+    // Derivations per UTC day for all unpaid (`Draft`) vaults together [20]; 0 = none.
     pub unpaid_derivations_per_day: u32,
 }
 
@@ -186,37 +186,37 @@ pub struct Config {
     pub vetkd: VetKdConfig,
 }
 
-/// Install arguments. Every field is optional: missing ones take the SPEC defaults.
+// Install arguments. Every field is optional: missing ones take the SPEC defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
 pub struct InitArgs {
-    /// Admins; when empty, the principal that installs the canister becomes the only admin.
+    // Admins; when empty, the principal that installs the canister becomes the only admin.
     pub admins: Vec<Principal>,
-    /// ICP ledger canister id [ryjl3-tyaaa-aaaaa-aaaba-cai].
+    // ICP ledger canister id [ryjl3-tyaaa-aaaaa-aaaba-cai].
     pub ledger_canister_id: Option<Principal>,
-    /// Where payments go [the first admin's default account].
+    // Where payments go [the first admin's default account].
     pub treasury: Option<Account>,
     pub durations: Option<Durations>,
     pub pricing: Option<Pricing>,
     pub limits: Option<Limits>,
-    /// vetKD key name and derivation limits [VetKdConfig::default].
+    // vetKD key name and derivation limits [VetKdConfig::default].
     pub vetkd: Option<VetKdConfig>,
 }
 
-/// Upgrade arguments: only the named fields change.
+// Upgrade arguments: only the named fields change.
 #[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
 pub struct UpgradeArgs {
-    /// Replaces the admin list when set.
+    // Replaces the admin list when set.
     pub admins: Option<Vec<Principal>>,
     pub ledger_canister_id: Option<Principal>,
     pub treasury: Option<Account>,
     pub durations: Option<Durations>,
     pub pricing: Option<Pricing>,
     pub limits: Option<Limits>,
-    /// Replaces the vetKD settings when set (a new key name refetches the public key).
+    // Replaces the vetKD settings when set (a new key name refetches the public key).
     pub vetkd: Option<VetKdConfig>,
 }
 
-/// The canister argument: `(opt LiVaultArgs)` in the `.did`.
+// The canister argument: `(opt LiVaultArgs)` in the `.did`.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub enum LiVaultArgs {
     Init(InitArgs),

@@ -20,10 +20,12 @@ use crate::domain::types::VaultStatus;
 /// `VaultError` case of the same name, and `CASES`, their names.
 macro_rules! public_error {
     ($(#[$meta:meta])* $name:ident { $($(#[$cmeta:meta])* $case:ident $({ $($field:ident : $ty:ty),* $(,)? })?),* $(,)? }) => {
-        $(#[$meta])*
+        // The docs reach rustdoc only (`cfg_attr(doc, ..)`): the Candid derive would otherwise
+        // rebuild them as strings on every encode and decode (docs/decisions.md).
+        $(#[cfg_attr(doc, $meta)])*
         #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
         pub enum $name {
-            $($(#[$cmeta])* $case $({ $($field: $ty),* })?,)*
+            $($(#[cfg_attr(doc, $cmeta)])* $case $({ $($field: $ty),* })?,)*
         }
 
         impl $name {

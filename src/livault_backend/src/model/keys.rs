@@ -4,36 +4,36 @@
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
 
-/// The vetKD public key of this canister and LiVault's context.
+// The vetKD public key of this canister and LiVault's context.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
 pub struct VetKdPublicKey {
     pub key_name: String,
-    /// `domain::keys::CONTEXT`.
+    // `domain::keys::CONTEXT`.
     #[serde(with = "serde_bytes")]
     pub context: Vec<u8>,
-    /// Compressed BLS12-381 G2 point (96 bytes).
+    // Compressed BLS12-381 G2 point (96 bytes).
     #[serde(with = "serde_bytes")]
     pub public_key: Vec<u8>,
-    /// When the canister fetched it from the management canister.
+    // When the canister fetched it from the management canister.
     pub fetched_at: u64,
 }
 
-/// vetKeys part of `get_metrics`.
+// vetKeys part of `get_metrics`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
 pub struct VetKeyMetrics {
-    /// The configured master key name.
+    // The configured master key name.
     pub key_name: String,
-    /// Whether the public key of that key is cached.
+    // Whether the public key of that key is cached.
     pub public_key_cached: bool,
-    /// vetKeys handed out (`key.derived`), in total.
+    // vetKeys handed out (`key.derived`), in total.
     pub derived_total: u64,
-    /// Cycles attached to those derivations (the vetKD fees).
+    // Cycles attached to those derivations (the vetKD fees).
     pub cycles_spent: u128,
-    /// Derivations the management canister did not complete (released, not counted above).
+    // Derivations the management canister did not complete (released, not counted above).
     pub failed_total: u64,
-    /// Since the last upgrade: refusals for the per-caller daily limit or the unpaid-vault cap.
+    // Since the last upgrade: refusals for the per-caller daily limit or the unpaid-vault cap.
     pub rate_limited: u64,
-    /// Since the last upgrade: refusals for the per-vault budget.
+    // Since the last upgrade: refusals for the per-vault budget.
     pub budget_exhausted: u64,
 }
 

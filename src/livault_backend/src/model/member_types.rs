@@ -10,64 +10,64 @@ pub use super::records::Relation;
 use super::records::{InviteRecord, InviteState, MemberRole};
 use super::types::{UnlockRules, VaultId, VaultRole, VaultStatus};
 
-/// Arguments of `generate_invite`.
+// Arguments of `generate_invite`.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct GenerateInviteArgs {
     pub vault_id: VaultId,
     pub role: MemberRole,
-    /// Display name of the invited person, 1..=64 characters.
+    // Display name of the invited person, 1..=64 characters.
     pub name: String,
     pub relation: Relation,
-    /// Optional hint for the owner (e.g. a masked e-mail), 1..=128 characters when set.
+    // Optional hint for the owner (e.g. a masked e-mail), 1..=128 characters when set.
     pub email_hint: Option<String>,
-    /// Witness only: may open an unlock request. Heirs always may (stored as `true`).
+    // Witness only: may open an unlock request. Heirs always may (stored as `true`).
     pub can_trigger_unlock: bool,
-    /// Witness only: the witness' approval counts. Heirs always count (stored as `true`).
+    // Witness only: the witness' approval counts. Heirs always count (stored as `true`).
     pub count_as_approver: bool,
 }
 
-/// What `generate_invite` / `regenerate_invite` return: the token is shown only here.
+// What `generate_invite` / `regenerate_invite` return: the token is shown only here.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct InviteCreated {
     pub vault_id: VaultId,
     pub invite_id: u64,
-    /// The secret: `lvi1_` followed by 64 lowercase hex digits (256 bits). Only its SHA-256
-    /// is stored; it cannot be shown again.
+    // The secret: `lvi1_` followed by 64 lowercase hex digits (256 bits). Only its SHA-256
+    // is stored; it cannot be shown again.
     pub token: String,
     pub role: MemberRole,
     pub share_index: u8,
     pub expires_at: u64,
 }
 
-/// State of an invite as the API shows it (expiry is evaluated at call time).
+// State of an invite as the API shows it (expiry is evaluated at call time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub enum InviteStatus {
-    /// Claimable until `expires_at`.
+    // Claimable until `expires_at`.
     Open,
-    /// Not claimed before `expires_at`; may be regenerated.
+    // Not claimed before `expires_at`; may be regenerated.
     Expired,
-    /// Revoked by the owner; may be regenerated.
+    // Revoked by the owner; may be regenerated.
     Revoked,
-    /// Claimed: a member joined with it.
+    // Claimed: a member joined with it.
     Claimed,
 }
 
-/// `get_invite_info`: what an invited person sees before claiming (no login needed).
+// `get_invite_info`: what an invited person sees before claiming (no login needed).
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct InviteInfo {
     pub vault_id: VaultId,
     pub vault_name: String,
-    /// The vault owner who issued the invite.
+    // The vault owner who issued the invite.
     pub inviter: Principal,
     pub role: MemberRole,
-    /// The name the owner gave the invited person.
+    // The name the owner gave the invited person.
     pub name: String,
     pub relation: Relation,
     pub expires_at: u64,
     pub status: InviteStatus,
 }
 
-/// One invite as its owner lists it (the token is never shown again).
+// One invite as its owner lists it (the token is never shown again).
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct InviteView {
     pub invite_id: u64,
@@ -81,14 +81,14 @@ pub struct InviteView {
     pub created_at: u64,
     pub expires_at: u64,
     pub status: InviteStatus,
-    /// The member created by the claim.
+    // The member created by the claim.
     pub member_id: Option<u32>,
     pub claimed_by: Option<Principal>,
-    /// Set once this (expired or revoked) invite was regenerated as another invite.
+    // Set once this (expired or revoked) invite was regenerated as another invite.
     pub replaced_by: Option<u64>,
 }
 
-/// One member as `list_members` shows it.
+// One member as `list_members` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct MemberView {
     pub member_id: u32,
@@ -99,42 +99,42 @@ pub struct MemberView {
     pub joined_at: u64,
     pub can_trigger_unlock: bool,
     pub count_as_approver: bool,
-    /// When this member approved the unlock (cleared by owner activity).
+    // When this member approved the unlock (cleared by owner activity).
     pub approved_at: Option<u64>,
-    /// Owner only (`null` for members viewing the list).
+    // Owner only (`null` for members viewing the list).
     pub member_principal: Option<Principal>,
-    /// Owner only.
+    // Owner only.
     pub email_hint: Option<String>,
 }
 
-/// The open unlock request.
+// The open unlock request.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct UnlockRequestView {
     pub opened_by: Principal,
     pub member_id: u32,
     pub opened_at: u64,
-    /// When the request's wait is over (the time gate holds through it from then).
+    // When the request's wait is over (the time gate holds through it from then).
     pub wait_until: u64,
 }
 
-/// The time gate (SPEC §4): whether it holds and, if not, when it will.
+// The time gate (SPEC §4): whether it holds and, if not, when it will.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct TimeGateView {
     pub holds: bool,
-    /// Which condition holds, or what is missing.
+    // Which condition holds, or what is missing.
     pub reason: String,
-    /// Earliest moment a condition holds, if one is scheduled (`null` when it holds already,
-    /// or when nothing is scheduled, e.g. no rules or only a request that is not open).
+    // Earliest moment a condition holds, if one is scheduled (`null` when it holds already,
+    // or when nothing is scheduled, e.g. no rules or only a request that is not open).
     pub opens_at: Option<u64>,
-    /// `unlock_after` of the rules.
+    // `unlock_after` of the rules.
     pub unlock_after: Option<u64>,
-    /// `last_owner_activity + inactivity_days`.
+    // `last_owner_activity + inactivity_days`.
     pub inactivity_deadline: Option<u64>,
-    /// `opened_at + request_wait_days` of the open request.
+    // `opened_at + request_wait_days` of the open request.
     pub request_deadline: Option<u64>,
 }
 
-/// `get_unlock_status`: progress towards `Unlockable`.
+// `get_unlock_status`: progress towards `Unlockable`.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct UnlockStatus {
     pub vault_id: VaultId,
@@ -150,20 +150,20 @@ pub struct UnlockStatus {
     pub unlocked_at: Option<u64>,
     pub access_until: Option<u64>,
     pub my_role: VaultRole,
-    /// Whether the caller may call `trigger_unlock` / `approve_unlock` (role-wise).
+    // Whether the caller may call `trigger_unlock` / `approve_unlock` (role-wise).
     pub can_trigger: bool,
     pub can_approve: bool,
-    /// When the caller approved (members), `null` otherwise.
+    // When the caller approved (members), `null` otherwise.
     pub my_approval_at: Option<u64>,
-    /// Failed unlock attempts of the caller on this vault in the last hour (limit 5).
+    // Failed unlock attempts of the caller on this vault in the last hour (limit 5).
     pub my_failed_attempts_last_hour: u32,
 }
 
-/// `issue_recovery_code`: the code is shown only here.
+// `issue_recovery_code`: the code is shown only here.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
 pub struct RecoveryCodeIssued {
     pub vault_id: VaultId,
-    /// `lvr1_` followed by 64 lowercase hex digits (256 bits); only its SHA-256 is stored.
+    // `lvr1_` followed by 64 lowercase hex digits (256 bits); only its SHA-256 is stored.
     pub code: String,
     pub bypass_quorum: bool,
     pub issued_at: u64,
