@@ -5,13 +5,13 @@
 
 use candid::Principal;
 
-use crate::domain::admin;
 use crate::domain::admin_trail::{self, AdminTrailEntry};
-use crate::domain::config::Pricing;
 use crate::domain::error::VaultError;
 use crate::domain::ops;
-use crate::domain::types::{AdminVaultSummary, Metrics, Page, PageArgs};
+use crate::domain::{access, admin};
 use crate::events::{self, Val};
+use crate::model::config::Pricing;
+use crate::model::types::{AdminVaultSummary, Metrics, Page, PageArgs};
 use crate::runtime::Runtime;
 
 use super::errors::public;
@@ -108,7 +108,7 @@ fn list_admins() -> Result<Vec<Principal>, ReadError> {
     public("list_admins", {
         let rt = rt();
         read(|s| {
-            admin::require_admin(s, &rt.caller())?;
+            access::require_admin(s, &rt.caller())?;
             Ok(s.config().admins.clone())
         })
     })

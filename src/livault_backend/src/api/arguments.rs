@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn ordinary_arguments_pass() {
-        use crate::domain::types::{BeginUploadArgs, ItemKind, PageArgs};
+        use crate::model::types::{BeginUploadArgs, ItemKind, PageArgs};
         assert!(ok(b""));
         assert!(ok(&candid::encode_one(7u64).unwrap()));
         assert!(ok(&candid::encode_args((

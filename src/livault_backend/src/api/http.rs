@@ -4,7 +4,7 @@
 //! domain (`<canister>.raw.icp0.io`).
 
 use crate::domain::admin;
-use crate::domain::types::{HttpRequest, HttpResponse};
+use crate::model::types::{HttpRequest, HttpResponse};
 
 use super::{rate_limited_principals, read, rt, scheduler};
 

@@ -1,10 +1,10 @@
 //! Install, upgrade and ingress inspection.
 
 use crate::domain::admin_trail;
-use crate::domain::config::{Config, InitArgs, LiVaultArgs};
 use crate::domain::ops;
-use crate::domain::records::LAYOUT_VERSION;
 use crate::events::{self, Val};
+use crate::model::config::{Config, InitArgs, LiVaultArgs};
+use crate::model::records::LAYOUT_VERSION;
 use crate::runtime::Runtime;
 
 use super::{rt, write};

@@ -1,9 +1,10 @@
 //! Payment endpoints: sessions, verification against the ICP ledger, billing, refunds.
 
 use crate::domain::admin_trail;
-use crate::domain::config::Account;
-use crate::domain::payments::{self, types::*};
-use crate::domain::types::{PageArgs, VaultId};
+use crate::domain::payments;
+use crate::model::config::Account;
+use crate::model::payments::*;
+use crate::model::types::{PageArgs, VaultId};
 use crate::runtime::Runtime;
 
 use super::errors::public;

@@ -17,9 +17,9 @@ use serde::Serialize;
 
 use super::access::require_admin;
 use super::error::VaultResult;
-use super::types::{Page, PageArgs};
 use super::validation;
 use crate::events::{self, Val};
+use crate::model::types::{Page, PageArgs};
 use crate::runtime::Runtime;
 use crate::storage::State;
 
@@ -150,8 +150,8 @@ pub fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::{Config, InitArgs, LiVaultArgs, Pricing};
     use crate::domain::error::VaultError;
+    use crate::model::config::{Config, InitArgs, LiVaultArgs, Pricing};
     use crate::runtime::testing::MockRuntime;
     use ic_stable_structures::DefaultMemoryImpl;
 

@@ -24,12 +24,12 @@ use candid::{CandidType, Principal};
 use serde::Deserialize;
 
 use super::access::{self, Access};
-use super::config::VetKdConfig;
 use super::error::{VaultError, VaultResult};
-use super::records::{MemberRole, VaultRecord};
-use super::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use super::vault_core;
 use super::vault_core::audit::{self, AuditAction};
+use crate::model::config::VetKdConfig;
+use crate::model::records::{MemberRole, VaultRecord};
+use crate::model::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use crate::runtime::Runtime;
 use crate::storage::{LoadedVault, State, StateAccess};
 
@@ -94,7 +94,7 @@ pub struct EncryptedVetKeyReply {
     pub key_name: String,
 }
 
-pub use crate::model::keys::{
+use crate::model::keys::{
     CallerDay, KeyRecord, KeyTotals, VaultKeyUsage, VetKdPublicKey, VetKeyMetrics,
 };
 
@@ -497,7 +497,7 @@ pub async fn derive_vetkey(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::types::{PlanSelection, Tier};
+    use crate::model::types::{PlanSelection, Tier};
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])

@@ -10,10 +10,10 @@
 //! "Today" is the current UTC day (`now / 1 day`): the `*_today` counters start again at 0
 //! with the first event of a new day, and `get_metrics` reports 0 for a day without events.
 
-use super::member_types::InviteStatus;
-use super::payments::types::PaymentSessionStatus;
-use super::records::{InviteState, MetricsCounters, VaultRecord, COUNTERS_VERSION};
-use super::types::NANOS_PER_DAY;
+use crate::model::member_types::InviteStatus;
+use crate::model::payments::PaymentSessionStatus;
+use crate::model::records::{InviteState, MetricsCounters, VaultRecord, COUNTERS_VERSION};
+use crate::model::types::NANOS_PER_DAY;
 use crate::storage::State;
 
 /// Applies `f` to the stored counters.
@@ -163,8 +163,8 @@ pub fn ensure_counters(state: &mut State, now: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::{Config, InitArgs};
-    use crate::domain::types::{CreateVaultArgs, PlanSelection, Tier};
+    use crate::model::config::{Config, InitArgs};
+    use crate::model::types::{CreateVaultArgs, PlanSelection, Tier};
     use crate::runtime::testing::MockRuntime;
     use candid::Principal;
     use ic_stable_structures::DefaultMemoryImpl;

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::State;
-use crate::domain::records::UploadEntry;
-use crate::domain::types::VaultStatus;
+use crate::model::records::UploadEntry;
+use crate::model::types::VaultStatus;
 use crate::storage::pages;
 
 /// Fails the walk with a message unless `cond` holds.
@@ -86,7 +86,7 @@ impl State {
                     v.audit_next_seq
                 );
                 ensure!(
-                    crate::domain::audit::verify_chain(self, &v),
+                    crate::domain::vault_core::audit::verify_chain(self, &v),
                     "vault {id}: the audit hash chain does not end in the vault's head"
                 );
             }
@@ -255,12 +255,12 @@ mod tests {
     use proptest::prelude::*;
     use sha2::{Digest, Sha256};
 
-    use crate::domain::config::{Config, InitArgs, Limits};
-    use crate::domain::types::{
+    use crate::domain::{content, scheduler, vaults};
+    use crate::model::config::{Config, InitArgs, Limits};
+    use crate::model::types::{
         BeginUploadArgs, CreateVaultArgs, ItemKind, PlanSelection, Tier, UpdateVaultArgs,
         VaultStatus, NANOS_PER_DAY,
     };
-    use crate::domain::{content, scheduler, vaults};
     use crate::runtime::testing::MockRuntime;
     use crate::runtime::Runtime;
     use crate::storage::model_test::{cases, ok};
@@ -390,7 +390,7 @@ mod tests {
                 let memory = DefaultMemoryImpl::default();
                 let mut s = open(&memory);
                 // 1 KiB chunks: every tier capped at 64 MiB, what 65 536 chunks of 1 KiB hold.
-                let mut pricing = crate::domain::config::Pricing::default();
+                let mut pricing = crate::model::config::Pricing::default();
                 for t in &mut pricing.tiers {
                     t.storage_bytes = t.storage_bytes.min(64 << 20);
                 }

@@ -30,16 +30,16 @@ use sha2::{Digest, Sha256};
 use super::access::{self, Access, Need};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle;
-use super::records::{
-    HashState, ItemRecord, MemberRole, TicketRecord, UploadHead, UploadProgress, VaultRecord,
-};
-use super::types::{
-    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId,
-    UpdateItemMetaArgs, UploadId, UploadView, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
-};
 use super::validation;
 use super::vault_core;
 use super::vault_core::audit::{self, AuditAction};
+use crate::model::records::{
+    HashState, ItemRecord, MemberRole, TicketRecord, UploadHead, UploadProgress, VaultRecord,
+};
+use crate::model::types::{
+    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId,
+    UpdateItemMetaArgs, UploadId, UploadView, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
+};
 use crate::runtime::Runtime;
 use crate::storage::pages::{self, ChunkLoc};
 use crate::storage::repositories::header::IdKind;
