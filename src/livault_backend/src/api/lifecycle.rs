@@ -140,7 +140,7 @@ fn inspect_message() {
         ic_cdk::trap("anonymous update calls are not accepted; sign in first");
     }
     let method = ic_cdk::api::msg_method_name();
-    if method == super::scheduler::BATCH_METHOD {
+    if method == crate::domain::maintenance::BATCH_METHOD {
         ic_cdk::trap("internal method: only the canister itself calls it");
     }
     let size = ic0::msg_arg_data_size();

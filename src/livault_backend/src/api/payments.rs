@@ -8,7 +8,7 @@ use crate::model::types::{PageArgs, VaultId};
 use crate::runtime::Runtime;
 
 use super::errors::public;
-use super::{admin, read, rt, update, update_async, write, GlobalState, WhenPaused};
+use super::{read, rt, update, update_async, write, GlobalState, WhenPaused};
 use crate::model::errors::{PaymentsError, ReadError};
 
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
@@ -86,7 +86,7 @@ async fn refund_session(session_id: SessionId) -> Result<PaymentSession, Payment
             },
         )
         .await
-        .inspect_err(|e| admin::log_refusal("refund_session", e))
+        .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "refund_session", e))
     })
 }
 
@@ -110,6 +110,6 @@ fn set_treasury(treasury: Account) -> Result<(), PaymentsError> {
                 Ok(())
             })
         })
-        .inspect_err(|e| admin::log_refusal("set_treasury", e))
+        .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "set_treasury", e))
     })
 }

@@ -12,8 +12,6 @@ use crate::domain::scheduler::QueueKey;
 use crate::model::types::TickReport;
 use crate::runtime::Runtime;
 
-pub use crate::domain::maintenance::{run_stats, BATCH_METHOD};
-
 use super::{read, rt, update_async, write, GlobalState, WhenPaused};
 
 /// Arms the periodic maintenance timer. Called by `init` and `post_upgrade`.
@@ -64,5 +62,5 @@ async fn run_maintenance() -> VaultResult<TickReport> {
         },
     )
     .await
-    .inspect_err(|e| super::admin::log_refusal("run_maintenance", e))
+    .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "run_maintenance", e))
 }

@@ -52,22 +52,6 @@ pub fn identity(vault_id: VaultId, share_index: u8) -> [u8; 9] {
     out
 }
 
-/// Whether a reject of `vetkd_derive_key` says the transport public key is invalid.
-pub fn is_transport_key_reject(message: &str) -> bool {
-    message
-        .to_ascii_lowercase()
-        .contains("transport public key")
-}
-
-/// Why a `vetkd_derive_key` call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VetKdFailure {
-    /// The management canister refused the transport public key.
-    InvalidTransportKey(String),
-    /// Anything else: rejected, not answered, unknown key, insufficient cycles.
-    Unavailable(String),
-}
-
 // ------------------------------------------------------------------ API types
 
 /// `derive_vetkey` arguments.
@@ -95,7 +79,7 @@ pub struct EncryptedVetKeyReply {
 }
 
 use crate::model::keys::{
-    CallerDay, KeyRecord, KeyTotals, VaultKeyUsage, VetKdPublicKey, VetKeyMetrics,
+    CallerDay, KeyRecord, KeyTotals, VaultKeyUsage, VetKdFailure, VetKdPublicKey, VetKeyMetrics,
 };
 
 // ------------------------------------------------------------------ stored records
@@ -609,14 +593,6 @@ mod tests {
             check_right(&v, Access::Owner, None, 0, 5_000),
             Ok(Deriver::Owner)
         );
-    }
-
-    #[test]
-    fn transport_key_rejects_are_recognised() {
-        assert!(is_transport_key_reject(
-            "The provided transport public key is invalid."
-        ));
-        assert!(!is_transport_key_reject("unknown key"));
     }
 
     #[test]
