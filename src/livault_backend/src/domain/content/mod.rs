@@ -79,14 +79,10 @@ pub fn free_vault_content(state: &mut State, vault_id: VaultId) {
             drop_upload(state, &head);
         }
     }
-    let items: Vec<ItemRecord> = state
-        .content_items
-        .range((vault_id, 0)..=(vault_id, u64::MAX))
-        .map(|e| e.into_pair().1)
-        .collect();
+    let items: Vec<ItemRecord> = state.content_items.in_vault(vault_id).collect();
     for item in items {
         free_blob(state, item.blob_id);
-        state.content_items.remove(&(vault_id, item.item_id));
+        state.content_items.remove(vault_id, item.item_id);
     }
 }
 

@@ -168,7 +168,7 @@ impl Env {
         let v = self.vault();
         let uploads: Vec<_> = self.s.uploads.raw_entries();
         let chunks: Vec<_> = self.s.content_chunks.iter().collect();
-        let items: Vec<_> = self.s.content_items.iter().map(|e| e.into_pair()).collect();
+        let items: Vec<_> = self.s.content_items.iter().collect();
         let free: Vec<_> = self.s.content_free.iter().map(|e| e.into_pair()).collect();
         format!(
             "{} {} {} {} {:?} {:?} {:?} {:?} {:?}",

@@ -172,7 +172,7 @@ pub fn begin_upload(
     validate_meta(&args.encrypted_meta)?;
     validate_recipients(state, args.vault_id, args.recipients.as_deref())?;
     if let Some(item_id) = args.replaces {
-        if !state.content_items.contains_key(&(args.vault_id, item_id)) {
+        if !state.content_items.contains(args.vault_id, item_id) {
             return Err(VaultError::NotFound);
         }
     }
@@ -364,7 +364,7 @@ pub fn finish_upload(
         Some(item_id) => Some(
             state
                 .content_items
-                .get(&(head.vault_id, item_id))
+                .get(head.vault_id, item_id)
                 .ok_or(VaultError::NotFound)?,
         ),
         None => None,
@@ -442,9 +442,7 @@ pub fn finish_upload(
     );
     vault_core::refresh_setup(state, &mut vault, now, caller);
     crate::domain::metrics::storage_changed(state, storage_before, &vault);
-    state
-        .content_items
-        .insert((item.vault_id, item.item_id), item.clone());
+    state.content_items.save(&item);
     state.save_vault(&mut vault);
     Ok(item_view(&item))
 }
