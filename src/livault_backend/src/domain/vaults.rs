@@ -424,14 +424,13 @@ pub fn finalize_setup(
 }
 
 /// Purges the payload (content: items, open uploads and their pages) of a vault, keeping its
-/// metadata: `Unlockable → Expired`. The caller persists `vault`.
+/// metadata: `Unlockable → Expired`. The caller persists `vault` (the save moves the
+/// storage totals).
 pub fn purge_payload(state: &mut State, vault: &mut VaultRecord) {
     super::content::free_vault_content(state, vault.id);
-    let before = super::metrics::storage_of(vault);
     vault.item_count = 0;
     vault.storage_committed_bytes = 0;
     vault.storage_reserved_bytes = 0;
-    super::metrics::storage_changed(state, before, vault);
 }
 
 /// Removes everything but the tombstone: name, rules, members, invites, recovery code and

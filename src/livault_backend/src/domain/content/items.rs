@@ -36,9 +36,7 @@ pub fn delete_item(
     free_blob(state, item.blob_id);
     state.content_items.remove(vault_id, item_id);
     vault.item_count = vault.item_count.saturating_sub(1);
-    let before = crate::domain::metrics::storage_of(&vault);
     vault.storage_committed_bytes = vault.storage_committed_bytes.saturating_sub(item.size);
-    crate::domain::metrics::storage_changed(state, before, &vault);
     vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
