@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use candid::Principal;
-use livault_backend::domain::config::{Durations, VetKdConfig};
 use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply};
+use livault_backend::model::config::{Durations, VetKdConfig};
 use livault_tests::stable_usage::StableUsage;
 use livault_tests::*;
 use serde_bytes::ByteBuf;

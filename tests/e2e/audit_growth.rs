@@ -6,8 +6,8 @@
 //! which appends through the same `audit::append` as every user call, then the real calls run.
 
 use candid::Principal;
-use livault_backend::domain::config::Durations;
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::config::Durations;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 
 type R<T> = Result<T, VaultError>;

@@ -2,7 +2,7 @@
 //! wasm: a file goes up in chunks from disk and comes back identical, through the CLI's
 //! state directory, and the typed flows refuse what the canister refuses.
 
-use livault_backend::domain::types::ItemKind;
+use livault_backend::model::types::ItemKind;
 use livault_local::cli::content::{download_bytes, upload_bytes};
 use livault_local::cli::identity::principal_of;
 use livault_tests::*;

@@ -18,7 +18,7 @@
 use candid::types::{Type, TypeInner};
 use candid::{CandidType, Decode, Deserialize, IDLArgs, Principal, TypeEnv};
 use ic_ledger_types::{AccountIdentifier, DEFAULT_SUBACCOUNT};
-use livault_backend::domain::config::LiVaultArgs;
+use livault_backend::model::config::LiVaultArgs;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

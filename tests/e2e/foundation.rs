@@ -3,8 +3,8 @@
 //! endpoints available before payment, and a role matrix for every endpoint.
 
 use candid::Principal;
-use livault_backend::domain::member_types::*;
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::member_types::*;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 use local_replica::RejectCode;
 
@@ -117,7 +117,7 @@ fn install_with_init_args() {
     let admin2 = user("admin2");
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin"), admin2],
-        durations: Some(livault_backend::domain::config::Durations {
+        durations: Some(livault_backend::model::config::Durations {
             validity_days: 365,
             ..Default::default()
         }),
@@ -1036,7 +1036,7 @@ fn every_endpoint_admits_only_its_roles() {
             "get_vetkd_public_key",
             |e, p, _| {
                 show(
-                    e.try_query::<_, R<livault_backend::domain::keys::VetKdPublicKey>>(
+                    e.try_query::<_, R<livault_backend::model::keys::VetKdPublicKey>>(
                         p,
                         "get_vetkd_public_key",
                         (),
@@ -1120,7 +1120,7 @@ fn every_endpoint_admits_only_its_roles() {
             "set_pricing",
             |e, p, _| {
                 let plans: PlansInfo = e.query(p, "get_plans", ());
-                let pricing = livault_backend::domain::config::Pricing {
+                let pricing = livault_backend::model::config::Pricing {
                     tiers: plans.tiers,
                     heir_slot_fee_e8s: plans.heir_slot_fee_e8s,
                     witness_fee_e8s: plans.witness_fee_e8s,

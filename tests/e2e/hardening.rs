@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use candid::Principal;
-use livault_backend::domain::config::{Durations, Limits};
-use livault_backend::domain::member_types::RecoveryCodeIssued;
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::config::{Durations, Limits};
+use livault_backend::model::member_types::RecoveryCodeIssued;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 
 type R<T> = Result<T, VaultError>;
@@ -341,7 +341,7 @@ fn chunk_sizes_that_overflow_the_chunk_index_are_refused() {
     })));
     assert!(r.is_err(), "upgrade with 1 KiB chunks must fail");
     // 16 KiB chunks fit 250 MiB (16 000 chunks)... but not a 2 TiB-per-item price table.
-    let mut p = livault_backend::domain::config::Pricing::default();
+    let mut p = livault_backend::model::config::Pricing::default();
     p.tiers[4].storage_bytes = 1 << 40;
     let admin = env.admin;
     let r: R<()> = env.update(admin, "set_pricing", (p,));

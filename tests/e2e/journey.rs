@@ -6,9 +6,9 @@
 //! and owner check-in cancelling an open request.
 
 use candid::Principal;
-use livault_backend::domain::config::Durations;
-use livault_backend::domain::member_types::*;
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::config::Durations;
+use livault_backend::model::member_types::*;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 use serde_bytes::ByteBuf;
 

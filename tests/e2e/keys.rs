@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use candid::Principal;
 use ic_vetkeys::{DerivedPublicKey, MasterPublicKey, TransportSecretKey};
-use livault_backend::domain::config::{Durations, VetKdConfig};
-use livault_backend::domain::keys::{
-    DeriveVetKeyArgs, EncryptedVetKeyReply, VetKdPublicKey, VetKeyMetrics,
-};
-use livault_backend::domain::member_types::*;
-use livault_backend::domain::records::MemberRole;
+use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply};
+use livault_backend::model::config::{Durations, VetKdConfig};
+use livault_backend::model::keys::{VetKdPublicKey, VetKeyMetrics};
+use livault_backend::model::member_types::*;
+use livault_backend::model::records::MemberRole;
 use livault_tests::client::{self, Envelope};
 use livault_tests::*;
 use serde_bytes::ByteBuf;

@@ -7,8 +7,8 @@
 //! of 5 failed attempts per hour (`quorum_not_met_is_audited_and_the_sixth_failure_in_an_hour_is_rate_limited`).
 
 use candid::Principal;
-use livault_backend::domain::member_types::*;
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::member_types::*;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 
 type R<T> = Result<T, VaultError>;
@@ -640,7 +640,7 @@ fn quorum_not_met_is_audited_and_the_sixth_failure_in_an_hour_is_rate_limited() 
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],
         ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(livault_backend::domain::config::Durations {
+        durations: Some(livault_backend::model::config::Durations {
             timer_interval_secs: 86_400,
             ..Default::default()
         }),

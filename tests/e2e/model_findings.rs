@@ -4,11 +4,11 @@
 //! is `#[ignore]`d with the finding's name (run it with `--ignored`; remove the `ignore` with
 //! the fix). The model run itself predicts the SPEC only.
 
-use livault_backend::domain::config::Durations;
-use livault_backend::domain::member_types::{
+use livault_backend::model::config::Durations;
+use livault_backend::model::member_types::{
     GenerateInviteArgs, InviteCreated, InviteView, Relation,
 };
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 
 type R<T> = Result<T, VaultError>;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use candid::Principal;
 use livault_backend::domain::admin_trail::AdminTrailEntry;
-use livault_backend::domain::config::{Durations, Limits, Pricing};
+use livault_backend::model::config::{Durations, Limits, Pricing};
 use livault_tests::*;
 use local_replica::RejectCode;
 
@@ -416,7 +416,7 @@ fn the_module_names_its_version_and_commit() {
         == &format!(
             "event=canister.installed version={} git_commit={c} layout={}",
             m.ops.version,
-            livault_backend::domain::records::LAYOUT_VERSION
+            livault_backend::model::records::LAYOUT_VERSION
         )));
 }
 

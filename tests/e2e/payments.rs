@@ -814,7 +814,7 @@ fn plan_upgrade_is_prorated_paid_and_applied() {
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],
         ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(livault_backend::domain::config::Durations {
+        durations: Some(livault_backend::model::config::Durations {
             timer_interval_secs: 86_400,
             ..Default::default()
         }),
@@ -873,12 +873,12 @@ fn renewal_outside_grace_master_is_refused() {
 /// and whose maintenance timer fires once a day: paid, rules set (a far date, one heir),
 /// one heir joined, one letter uploaded, finalized.
 fn active_vault(validity_days: u32) -> (TestEnv, Principal, VaultId) {
-    use livault_backend::domain::records::MemberRole;
+    use livault_backend::model::records::MemberRole;
 
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],
         ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(livault_backend::domain::config::Durations {
+        durations: Some(livault_backend::model::config::Durations {
             timer_interval_secs: 86_400,
             validity_days,
             ..Default::default()
@@ -1195,8 +1195,8 @@ fn settle_and_check(env: &mut TestEnv, owner: Principal, v: VaultId, sessions: &
 }
 
 /// Today's prices with every storage price halved (a price cut by an admin).
-fn halved_prices() -> livault_backend::domain::config::Pricing {
-    let mut p = livault_backend::domain::config::Pricing::default();
+fn halved_prices() -> livault_backend::model::config::Pricing {
+    let mut p = livault_backend::model::config::Pricing::default();
     for t in &mut p.tiers {
         t.storage_price_e8s /= 2;
     }
@@ -1375,15 +1375,15 @@ fn issue_12_a_pending_sweep_is_not_resent_for_a_purpose_another_session_applied(
 // ---------------------------------------------------------------- issue #12 reproductions
 
 /// Today's prices with every storage price doubled (a price rise by an admin).
-fn doubled_prices() -> livault_backend::domain::config::Pricing {
-    let mut p = livault_backend::domain::config::Pricing::default();
+fn doubled_prices() -> livault_backend::model::config::Pricing {
+    let mut p = livault_backend::model::config::Pricing::default();
     for t in &mut p.tiers {
         t.storage_price_e8s *= 2;
     }
     p
 }
 
-fn set_pricing(env: &mut TestEnv, pricing: livault_backend::domain::config::Pricing) {
+fn set_pricing(env: &mut TestEnv, pricing: livault_backend::model::config::Pricing) {
     let admin = env.admin;
     let r: R<()> = env.update(admin, "set_pricing", (pricing,));
     r.expect("set_pricing");

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use candid::Principal;
-use livault_backend::domain::config::{Durations, Pricing};
+use livault_backend::model::config::{Durations, Pricing};
 use livault_tests::*;
 
 type R<T> = Result<T, VaultError>;
@@ -573,10 +573,10 @@ fn a_paid_draft_is_not_purged() {
 /// read 0 the next UTC day while the totals stay; an upgrade keeps every counter.
 #[test]
 fn metrics_count_storage_invites_sessions_and_billing() {
-    use livault_backend::domain::member_types::{
+    use livault_backend::model::member_types::{
         GenerateInviteArgs, InviteCreated, MemberView, Relation,
     };
-    use livault_backend::domain::records::MemberRole;
+    use livault_backend::model::records::MemberRole;
     use serde_bytes::ByteBuf;
     use sha2::{Digest, Sha256};
     let mut env = env_manual();

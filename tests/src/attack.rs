@@ -21,10 +21,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use candid::{CandidType, Principal};
-use livault_backend::domain::config::{Durations, Pricing, VetKdConfig};
 use livault_backend::domain::keys::DeriveVetKeyArgs;
-use livault_backend::domain::member_types::{GenerateInviteArgs, Relation};
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::config::{Durations, Pricing, VetKdConfig};
+use livault_backend::model::member_types::{GenerateInviteArgs, Relation};
+use livault_backend::model::records::MemberRole;
 use local_replica::ic0::ExecKind;
 use serde_bytes::ByteBuf;
 

@@ -27,10 +27,10 @@ use std::time::Duration;
 
 use candid::types::value::{IDLField, IDLValue, VariantValue};
 use candid::{Encode, IDLArgs, Principal};
-use livault_backend::domain::member_types::{
+use livault_backend::model::member_types::{
     GenerateInviteArgs, InviteCreated, InviteView, RecoveryCodeIssued, Relation, UnlockStatus,
 };
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::records::MemberRole;
 use serde_bytes::ByteBuf;
 
 use crate::*;

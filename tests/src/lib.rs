@@ -26,12 +26,12 @@ use sha2::{Digest, Sha256};
 pub mod model;
 pub mod model_run;
 
-pub use livault_backend::domain::config::{
+pub use livault_backend::domain::error::VaultError;
+pub use livault_backend::model::config::{
     Account, Durations, InitArgs, LiVaultArgs, Limits, Pricing, UpgradeArgs,
 };
-pub use livault_backend::domain::error::VaultError;
-pub use livault_backend::domain::payments::types::*;
-pub use livault_backend::domain::types::*;
+pub use livault_backend::model::payments::*;
+pub use livault_backend::model::types::*;
 pub use local_replica::AccountId;
 
 /// The ICP ledger fee (e8s).
@@ -358,10 +358,10 @@ impl TestEnv {
         &mut self,
         owner: Principal,
         vault_id: VaultId,
-        role: livault_backend::domain::records::MemberRole,
+        role: livault_backend::model::records::MemberRole,
         who: Principal,
     ) -> u32 {
-        use livault_backend::domain::member_types::{
+        use livault_backend::model::member_types::{
             GenerateInviteArgs, InviteCreated, MemberView, Relation,
         };
         let args = GenerateInviteArgs {

@@ -14,17 +14,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use candid::Principal;
-use livault_backend::domain::config::{Durations, Limits, Pricing};
 use livault_backend::domain::error::VaultError;
-use livault_backend::domain::member_types::{
+use livault_backend::model::config::{Durations, Limits, Pricing};
+use livault_backend::model::member_types::{
     InviteCreated, InviteInfo, InviteStatus, InviteView, MemberView, Relation, TimeGateView,
     UnlockRequestView, UnlockStatus,
 };
-use livault_backend::domain::payments::types::{
+use livault_backend::model::payments::{
     BillingEntry, PaymentPurpose, PaymentReceipt, PaymentSession, PaymentSessionStatus,
 };
-use livault_backend::domain::records::MemberRole;
-use livault_backend::domain::types::*;
+use livault_backend::model::records::MemberRole;
+use livault_backend::model::types::*;
 use local_replica::AccountId;
 use sha2::{Digest, Sha256};
 
@@ -1948,7 +1948,7 @@ impl Model {
         &mut self,
         now: u64,
         who: Principal,
-        args: &livault_backend::domain::member_types::GenerateInviteArgs,
+        args: &livault_backend::model::member_types::GenerateInviteArgs,
         actual: &Result<InviteCreated, VaultError>,
     ) -> Check {
         let what = "generate_invite";

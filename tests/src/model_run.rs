@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
-use livault_backend::domain::member_types::{
+use livault_backend::model::member_types::{
     GenerateInviteArgs, InviteCreated, InviteInfo, InviteView, MemberView, Relation, UnlockStatus,
 };
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::records::MemberRole;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 

@@ -27,10 +27,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use candid::Principal;
-use livault_backend::domain::config::Durations;
-use livault_backend::domain::member_types::{MemberView, UnlockStatus};
 use livault_backend::domain::rate_limit::MAX_TRACKED;
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::config::Durations;
+use livault_backend::model::member_types::{MemberView, UnlockStatus};
+use livault_backend::model::records::MemberRole;
 
 use crate::stable_usage::{self, Category, StableUsage};
 use crate::*;

@@ -25,14 +25,15 @@ pub mod storage;
 #[cfg(test)]
 mod export {
     use crate::domain::admin_trail::AdminTrailEntry;
-    use crate::domain::config::Account;
-    use crate::domain::config::{LiVaultArgs, Pricing};
     use crate::domain::error::VaultResult;
     use crate::domain::keys::*;
-    use crate::domain::member_types::*;
-    use crate::domain::payments::types::*;
-    use crate::domain::types::*;
+    use crate::model::config::Account;
+    use crate::model::config::{LiVaultArgs, Pricing};
     use crate::model::errors::*;
+    use crate::model::keys::*;
+    use crate::model::member_types::*;
+    use crate::model::payments::*;
+    use crate::model::types::*;
     use candid::Principal;
 
     candid::export_service!();

@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use candid::Principal;
 
-use crate::domain::keys::VetKdFailure;
 use crate::domain::payments::ledger::{
     AccountBalanceArgs, CallFailure, Tokens, TransferArgs, TransferError,
 };
+use crate::model::keys::VetKdFailure;
 
 /// Everything the domain asks of the environment.
 pub trait Runtime {
@@ -336,7 +336,7 @@ impl Runtime for IcRuntime {
         match ic_cdk_management_canister::vetkd_derive_key(&args).await {
             Ok(reply) => Ok(reply.encrypted_key),
             Err(SignCallError::CallFailed(ic_cdk::call::CallFailed::CallRejected(r)))
-                if crate::domain::keys::is_transport_key_reject(r.reject_message()) =>
+                if VetKdFailure::is_transport_key_reject(r.reject_message()) =>
             {
                 Err(VetKdFailure::InvalidTransportKey(
                     r.reject_message().to_string(),

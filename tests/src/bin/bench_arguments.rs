@@ -9,7 +9,7 @@
 //! median of its total instructions (every execution of the call) is printed.
 
 use candid::Principal;
-use livault_backend::domain::config::Pricing;
+use livault_backend::model::config::Pricing;
 use livault_tests::*;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};

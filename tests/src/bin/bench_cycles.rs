@@ -14,9 +14,9 @@
 use std::time::Duration;
 
 use candid::Principal;
-use livault_backend::domain::config::{Durations, VetKdConfig};
 use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply};
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::config::{Durations, VetKdConfig};
+use livault_backend::model::records::MemberRole;
 use livault_tests::stable_usage::StableUsage;
 use livault_tests::*;
 use local_replica::ic0::ExecKind;

@@ -17,11 +17,11 @@
 
 use candid::utils::ArgumentEncoder;
 use candid::Principal;
-use livault_backend::domain::config::Durations;
-use livault_backend::domain::member_types::{
+use livault_backend::model::config::Durations;
+use livault_backend::model::member_types::{
     GenerateInviteArgs, InviteCreated, MemberView, Relation, UnlockStatus,
 };
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 
 type R<T> = Result<T, VaultError>;

@@ -10,8 +10,9 @@
 use std::time::Instant;
 
 use candid::Principal;
-use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply, VetKdPublicKey};
-use livault_backend::domain::records::MemberRole;
+use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply};
+use livault_backend::model::keys::VetKdPublicKey;
+use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 use serde_bytes::ByteBuf;
 
@@ -35,11 +36,11 @@ fn main() {
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],
         ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(livault_backend::domain::config::Durations {
+        durations: Some(livault_backend::model::config::Durations {
             timer_interval_secs: 86_400,
             ..Default::default()
         }),
-        vetkd: Some(livault_backend::domain::config::VetKdConfig {
+        vetkd: Some(livault_backend::model::config::VetKdConfig {
             owner_derivations_per_day: 1000,
             heir_derivations_per_day: 1000,
             vault_derivations_per_window: 100_000,

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use candid::Principal;
-use livault_backend::domain::config::Durations;
+use livault_backend::model::config::Durations;
 use livault_tests::*;
 
 const DUE: usize = 50;

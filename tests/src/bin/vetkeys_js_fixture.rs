@@ -10,8 +10,9 @@
 //!
 //! `cargo run -p livault_tests --bin vetkeys_js_fixture -- target/vetkeys-js/fixture.json`
 
-use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply, VetKdPublicKey};
-use livault_backend::domain::records::MemberRole;
+use livault_backend::domain::keys::{DeriveVetKeyArgs, EncryptedVetKeyReply};
+use livault_backend::model::keys::VetKdPublicKey;
+use livault_backend::model::records::MemberRole;
 use livault_tests::client::{self, Envelope};
 use livault_tests::*;
 use serde_bytes::ByteBuf;
@@ -25,7 +26,7 @@ fn main() {
     let mut env = TestEnv::with_init(InitArgs {
         admins: vec![user("admin")],
         ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(livault_backend::domain::config::Durations {
+        durations: Some(livault_backend::model::config::Durations {
             timer_interval_secs: 86_400,
             ..Default::default()
         }),
@@ -54,7 +55,7 @@ fn main() {
     )
     .expect("rules");
     let bob_member = env.join(alice, v, MemberRole::Heir, bob);
-    let members: Page<livault_backend::domain::member_types::MemberView> = env
+    let members: Page<livault_backend::model::member_types::MemberView> = env
         .query::<_, R<_>>(alice, "list_members", (v, PageArgs::default()))
         .expect("members");
     let share = members.items[0].share_index;

@@ -12,7 +12,7 @@ use super::interface::{Interface, Method};
 use super::rng::Rng;
 use super::world::Dictionary;
 
-/// The inspect limit of ordinary update arguments (`api::lifecycle::MAX_ARG_BYTES`).
+/// The inspect limit of ordinary update arguments (`api::arguments::MAX_ARG_BYTES`).
 pub const ARG_LIMIT: usize = 16 * 1024;
 /// The IC's ingress message size limit.
 pub const INGRESS_LIMIT: usize = 2 * 1024 * 1024;

@@ -3,10 +3,10 @@
 //! download tickets — and the dictionary of ids, tokens and principals that exist in it.
 
 use candid::Principal;
-use livault_backend::domain::member_types::{
+use livault_backend::model::member_types::{
     GenerateInviteArgs, InviteCreated, RecoveryCodeIssued, Relation, UnlockStatus,
 };
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::records::MemberRole;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
@@ -192,7 +192,7 @@ impl World {
         set_rules(&mut env, owner, n, rules(Some(n_unlock), None, 1));
         let open = invite(&mut env, owner, n, MemberRole::Heir);
         let revoked = invite(&mut env, owner, n, MemberRole::Witness);
-        let r: R<livault_backend::domain::member_types::InviteView> =
+        let r: R<livault_backend::model::member_types::InviteView> =
             env.update(owner, "revoke_invite", (n, revoked.invite_id));
         r.expect("revoke_invite");
         let code: R<RecoveryCodeIssued> = env.update(owner, "issue_recovery_code", (n, true));

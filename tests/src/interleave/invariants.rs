@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use livault_backend::domain::audit::event_hash;
+use livault_backend::domain::vault_core::audit::event_hash;
 use local_replica::ledger::Operation;
 
 use crate::*;

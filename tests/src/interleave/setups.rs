@@ -1,8 +1,8 @@
 //! The prepared canisters (setups) the explorer starts every path from.
 
 use candid::Principal;
-use livault_backend::domain::config::{Durations, Pricing};
-use livault_backend::domain::records::MemberRole;
+use livault_backend::model::config::{Durations, Pricing};
+use livault_backend::model::records::MemberRole;
 use local_replica::ledger_principal;
 
 use super::{Flow, Setup, R};

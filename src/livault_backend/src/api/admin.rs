@@ -1,41 +1,25 @@
 //! Admin and controller endpoints. None returns content or encrypted metadata.
 //!
 //! Every admin action that changes something is recorded in the admin trail in the message
-//! that applies it (`domain::admin_trail`); a refused one is logged ([`log_refusal`]).
+//! that applies it (`domain::admin_trail`); a refused one is logged (`admin_trail::log_refusal`).
 
 use candid::Principal;
 
-use crate::domain::admin;
 use crate::domain::admin_trail::{self, AdminTrailEntry};
-use crate::domain::config::Pricing;
-use crate::domain::error::VaultError;
-use crate::domain::ops;
-use crate::domain::types::{AdminVaultSummary, Metrics, Page, PageArgs};
-use crate::events::{self, Val};
+use crate::domain::{access, admin};
+use crate::domain::{maintenance, ops};
+use crate::model::config::Pricing;
+use crate::model::types::{AdminVaultSummary, Metrics, Page, PageArgs};
 use crate::runtime::Runtime;
 
 use super::errors::public;
-use super::{rate_limited_principals, read, rt, scheduler, update, write, WhenPaused};
+use super::{rate_limited_principals, read, rt, update, write, WhenPaused};
 use crate::model::errors::{AdminError, ReadError};
-
-/// Logs a refused admin or controller action with its caller (operators want to know who
-/// tries; the refusal itself changes nothing).
-pub fn log_refusal(action: &str, error: &VaultError) {
-    let caller = rt().caller();
-    events::emit(
-        "admin.refused",
-        &[
-            ("action", Val::Raw(&action)),
-            ("caller", Val::Raw(&caller)),
-            ("error", Val::Raw(&error.name())),
-        ],
-    );
-}
 
 #[ic_cdk::query]
 fn get_metrics() -> Result<Metrics, ReadError> {
     public("get_metrics", {
-        let stats = scheduler::run_stats();
+        let stats = maintenance::run_stats();
         let ops = ops::snapshot();
         read(|s| admin::metrics(s, &rt(), rate_limited_principals(), &stats, &ops))
     })
@@ -67,7 +51,7 @@ fn set_pricing(pricing: Pricing) -> Result<(), AdminError> {
                 Ok(())
             })
         })
-        .inspect_err(|e| log_refusal("set_pricing", e))
+        .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "set_pricing", e))
     })
 }
 
@@ -84,7 +68,7 @@ fn set_paused(paused: bool) -> Result<(), AdminError> {
                 Ok(())
             })
         })
-        .inspect_err(|e| log_refusal("set_paused", e))
+        .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "set_paused", e))
     })
 }
 
@@ -99,7 +83,7 @@ fn set_admins(admins: Vec<Principal>) -> Result<(), AdminError> {
                 Ok(())
             })
         })
-        .inspect_err(|e| log_refusal("set_admins", e))
+        .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "set_admins", e))
     })
 }
 
@@ -108,7 +92,7 @@ fn list_admins() -> Result<Vec<Principal>, ReadError> {
     public("list_admins", {
         let rt = rt();
         read(|s| {
-            admin::require_admin(s, &rt.caller())?;
+            access::require_admin(s, &rt.caller())?;
             Ok(s.config().admins.clone())
         })
     })

@@ -12,7 +12,7 @@
 //! ones in `api::content` call [`check`] themselves). It walks the argument once — the Candid
 //! binary format read iteratively with an explicit stack, no value built, no recursion — and
 //! refuses it (a reject, code `CANISTER_REJECT`, nothing decoded or changed) when it is
-//! - larger than the method's limit ([`super::lifecycle::max_arg_bytes`]: what
+//! - larger than the method's limit ([`max_arg_bytes`]: what
 //!   `inspect_message` applies to ingress updates, now for queries and calls from canisters
 //!   too);
 //! - not Candid, or declares more than [`MAX_TYPE_TABLE`] types;
@@ -23,6 +23,24 @@
 //!
 //! The endpoint's decoder then reads an argument whose size, type table and depth are bounded.
 //! Our own argument types need at most 8 types and 4 levels.
+
+/// Largest argument accepted for ordinary update calls.
+pub const MAX_ARG_BYTES: usize = 16 * 1024;
+/// Candid framing around a method's payload (header, type table, ids, lengths).
+pub const ARG_OVERHEAD_BYTES: usize = 1024;
+
+/// Argument size limit per method: `upload_chunk` carries up to `max_chunk_bytes`,
+/// `begin_upload` up to 4 KiB of encrypted metadata; everything else 16 KiB. Also the
+/// ingress filter's limit (`api::lifecycle`'s `inspect_message`).
+pub fn max_arg_bytes(method: &str) -> usize {
+    match method {
+        "upload_chunk" => {
+            super::read(|s| s.config().limits.max_chunk_bytes as usize) + ARG_OVERHEAD_BYTES
+        }
+        "begin_upload" => crate::domain::content::MAX_META_BYTES + MAX_ARG_BYTES,
+        _ => MAX_ARG_BYTES,
+    }
+}
 
 /// Most entries of an argument's type table.
 pub const MAX_TYPE_TABLE: u64 = 64;
@@ -46,7 +64,7 @@ pub fn within_limits() -> Result<(), String> {
 }
 
 fn check_size(method: &str, size: usize) -> Result<(), String> {
-    let limit = super::lifecycle::max_arg_bytes(method);
+    let limit = max_arg_bytes(method);
     if size > limit {
         return Err(format!("{size} bytes exceed the limit of {limit}"));
     }
@@ -319,7 +337,7 @@ mod tests {
 
     #[test]
     fn ordinary_arguments_pass() {
-        use crate::domain::types::{BeginUploadArgs, ItemKind, PageArgs};
+        use crate::model::types::{BeginUploadArgs, ItemKind, PageArgs};
         assert!(ok(b""));
         assert!(ok(&candid::encode_one(7u64).unwrap()));
         assert!(ok(&candid::encode_args((

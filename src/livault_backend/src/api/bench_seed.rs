@@ -17,11 +17,11 @@ use std::future::Future;
 
 use candid::Principal;
 
-use crate::domain::audit::{self, AuditAction};
 use crate::domain::error::{VaultError, VaultResult};
 use crate::domain::payments::ledger::{CallFailure, TransferArgs, TransferError};
-use crate::domain::types::{CreateVaultArgs, PlanSelection, Tier};
+use crate::domain::vault_core::audit::{self, AuditAction};
 use crate::domain::vaults;
+use crate::model::types::{CreateVaultArgs, PlanSelection, Tier};
 use crate::runtime::Runtime;
 
 use super::{rt, write};
@@ -176,7 +176,7 @@ const OPS: u64 = 20;
 /// on stable memory (a read, and a rewrite of the same record). Returns `(metric, value)`.
 #[ic_cdk::update(hidden = true)]
 fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
-    use crate::domain::records::{AuditEvent, VaultRecord};
+    use crate::model::records::{AuditEvent, VaultRecord};
     use crate::storage::audit_log::AuditLog;
     use crate::storage::due_queue::DueQueue;
     use crate::storage::slab::{DenseTable, Slab};
@@ -369,7 +369,7 @@ fn bench_storage_ops(n: u64) -> VaultResult<Vec<(String, u64)>> {
     Ok(out)
 }
 
-fn read_view(rt: &impl Runtime, vault_id: u64) -> VaultResult<crate::domain::types::VaultView> {
+fn read_view(rt: &impl Runtime, vault_id: u64) -> VaultResult<crate::model::types::VaultView> {
     super::read(|s| vaults::get_vault(s, rt, vault_id))
 }
 
@@ -389,7 +389,8 @@ enum TinyError {
 /// the same value with a one-case error type instead. Reads only; returns `(metric, value)`.
 #[ic_cdk::update(hidden = true)]
 fn bench_reply_parts(vault_id: u64, viewer: Principal) -> VaultResult<Vec<(String, u64)>> {
-    use crate::domain::{types::PageArgs, unlock};
+    use crate::domain::unlock;
+    use crate::model::types::PageArgs;
     use std::hint::black_box;
 
     let rt = rt();

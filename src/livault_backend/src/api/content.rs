@@ -8,7 +8,7 @@
 use serde_bytes::ByteBuf;
 
 use crate::domain::content;
-use crate::domain::types::{
+use crate::model::types::{
     BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId,
     UpdateItemMetaArgs, UploadId, UploadView, VaultId,
 };

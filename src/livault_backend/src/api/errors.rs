@@ -199,7 +199,7 @@ pub const ENDPOINT_ERRORS: &[(&str, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::types::VaultStatus;
+    use crate::model::types::VaultStatus;
     use candid::types::{Type, TypeInner};
     use candid::CandidType;
     use std::collections::BTreeSet;
@@ -425,7 +425,6 @@ mod tests {
             "access" => include_str!("../domain/access.rs"),
             "admin" => include_str!("../domain/admin.rs"),
             "admin_trail" => include_str!("../domain/admin_trail.rs"),
-            "audit" => include_str!("../domain/audit.rs"),
             "config" => include_str!("../domain/config.rs"),
             // `mod.rs` last: its `mod tests;` line is where the text is cut.
             "content" => concat!(

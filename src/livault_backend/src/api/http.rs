@@ -3,10 +3,10 @@
 //! principal, vault id or user data). Responses are not certified: scrape through the raw
 //! domain (`<canister>.raw.icp0.io`).
 
-use crate::domain::admin;
-use crate::domain::types::{HttpRequest, HttpResponse};
+use crate::domain::{admin, maintenance};
+use crate::model::types::{HttpRequest, HttpResponse};
 
-use super::{rate_limited_principals, read, rt, scheduler};
+use super::{rate_limited_principals, read, rt};
 
 fn response(status_code: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
     HttpResponse {
@@ -28,7 +28,7 @@ pub fn handle(req: &HttpRequest) -> HttpResponse {
     match path {
         "/health" => response(200, "text/plain; charset=utf-8", "ok\n"),
         "/metrics" => {
-            let stats = scheduler::run_stats();
+            let stats = maintenance::run_stats();
             let ops = crate::domain::ops::snapshot();
             let metrics =
                 read(|s| admin::collect_metrics(s, &rt(), rate_limited_principals(), &stats, &ops));

@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
-use crate::domain::keys::{self, DeriveVetKeyArgs, EncryptedVetKeyReply, VetKdPublicKey};
+use crate::domain::keys::{self, DeriveVetKeyArgs, EncryptedVetKeyReply};
 use crate::model::errors::KeysError;
+use crate::model::keys::VetKdPublicKey;
 
 use super::errors::public;
 use super::{read, rt, update_async, GlobalState, WhenPaused};

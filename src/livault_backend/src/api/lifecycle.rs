@@ -1,16 +1,13 @@
 //! Install, upgrade and ingress inspection.
 
 use crate::domain::admin_trail;
-use crate::domain::config::{Config, InitArgs, LiVaultArgs};
 use crate::domain::ops;
-use crate::domain::records::LAYOUT_VERSION;
 use crate::events::{self, Val};
+use crate::model::config::{Config, InitArgs, LiVaultArgs};
+use crate::model::records::LAYOUT_VERSION;
 use crate::runtime::Runtime;
 
-use super::{rt, write};
-
-/// Largest argument accepted for ordinary update calls.
-pub const MAX_ARG_BYTES: usize = 16 * 1024;
+use super::{arguments, rt, write};
 
 #[ic_cdk::init]
 fn init(args: Option<LiVaultArgs>) {
@@ -116,21 +113,6 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
     super::keys::arm_public_key_fetch();
 }
 
-/// Candid framing around a method's payload (header, type table, ids, lengths).
-pub const ARG_OVERHEAD_BYTES: usize = 1024;
-
-/// Argument size limit per method: `upload_chunk` carries up to `max_chunk_bytes`,
-/// `begin_upload` up to 4 KiB of encrypted metadata; everything else 16 KiB.
-pub fn max_arg_bytes(method: &str) -> usize {
-    match method {
-        "upload_chunk" => {
-            super::read(|s| s.config().limits.max_chunk_bytes as usize) + ARG_OVERHEAD_BYTES
-        }
-        "begin_upload" => crate::domain::content::MAX_META_BYTES + MAX_ARG_BYTES,
-        _ => MAX_ARG_BYTES,
-    }
-}
-
 /// Ingress filter: anonymous update calls and oversized arguments are rejected before they
 /// cost the canister anything. The entry points check the caller again (inter-canister calls
 /// skip this hook).
@@ -140,14 +122,14 @@ fn inspect_message() {
         ic_cdk::trap("anonymous update calls are not accepted; sign in first");
     }
     let method = ic_cdk::api::msg_method_name();
-    if method == super::scheduler::BATCH_METHOD {
+    if method == crate::domain::maintenance::BATCH_METHOD {
         ic_cdk::trap("internal method: only the canister itself calls it");
     }
     let size = ic0::msg_arg_data_size();
-    if size > max_arg_bytes(&method) {
+    if size > arguments::max_arg_bytes(&method) {
         ic_cdk::trap(format!(
             "argument of {size} bytes exceeds the {} byte limit of {method}",
-            max_arg_bytes(&method)
+            arguments::max_arg_bytes(&method)
         ));
     }
     ic_cdk::api::accept_message();

@@ -1,11 +1,11 @@
 //! Invite, member, unlock and recovery-code endpoints (SPEC §4, §7, §9).
 
-use crate::domain::member_types::{
+use crate::domain::{invites, recovery, unlock};
+use crate::model::member_types::{
     GenerateInviteArgs, InviteCreated, InviteInfo, InviteView, MemberView, RecoveryCodeIssued,
     UnlockStatus,
 };
-use crate::domain::types::{Page, PageArgs, VaultId, VaultView};
-use crate::domain::{invites, recovery, unlock};
+use crate::model::types::{Page, PageArgs, VaultId, VaultView};
 use crate::runtime::Runtime;
 
 use super::errors::public;

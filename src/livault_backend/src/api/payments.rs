@@ -1,13 +1,14 @@
 //! Payment endpoints: sessions, verification against the ICP ledger, billing, refunds.
 
 use crate::domain::admin_trail;
-use crate::domain::config::Account;
-use crate::domain::payments::{self, types::*};
-use crate::domain::types::{PageArgs, VaultId};
+use crate::domain::payments;
+use crate::model::config::Account;
+use crate::model::payments::*;
+use crate::model::types::{PageArgs, VaultId};
 use crate::runtime::Runtime;
 
 use super::errors::public;
-use super::{admin, read, rt, update, update_async, write, GlobalState, WhenPaused};
+use super::{read, rt, update, update_async, write, GlobalState, WhenPaused};
 use crate::model::errors::{PaymentsError, ReadError};
 
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
@@ -85,7 +86,7 @@ async fn refund_session(session_id: SessionId) -> Result<PaymentSession, Payment
             },
         )
         .await
-        .inspect_err(|e| admin::log_refusal("refund_session", e))
+        .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "refund_session", e))
     })
 }
 
@@ -109,6 +110,6 @@ fn set_treasury(treasury: Account) -> Result<(), PaymentsError> {
                 Ok(())
             })
         })
-        .inspect_err(|e| admin::log_refusal("set_treasury", e))
+        .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "set_treasury", e))
     })
 }

@@ -1,7 +1,7 @@
 //! Plans and prices: queries open to everyone, anonymous included.
 
-use crate::domain::types::{PlanSelection, PlansInfo, Quote, QuoteArgs, UpgradeQuote, VaultId};
 use crate::domain::{admin, pricing, vaults};
+use crate::model::types::{PlanSelection, PlansInfo, Quote, QuoteArgs, UpgradeQuote, VaultId};
 
 use super::errors::public;
 use super::{read, rt};

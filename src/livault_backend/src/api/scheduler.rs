@@ -4,15 +4,13 @@
 //! tick, over the IC runtime and the global state); the due-entry duties are in
 //! `domain::scheduler`.
 
-use crate::domain::admin;
+use crate::domain::access;
 use crate::domain::admin_trail;
 use crate::domain::error::{VaultError, VaultResult};
 use crate::domain::maintenance::{self, BatchReply};
 use crate::domain::scheduler::QueueKey;
-use crate::domain::types::TickReport;
+use crate::model::types::TickReport;
 use crate::runtime::Runtime;
-
-pub use crate::domain::maintenance::{run_stats, BATCH_METHOD};
 
 use super::{read, rt, update_async, write, GlobalState, WhenPaused};
 
@@ -40,7 +38,7 @@ async fn run_maintenance() -> VaultResult<TickReport> {
         "run_maintenance",
         WhenPaused::Allow,
         |rt, caller| async move {
-            read(|s| admin::require_admin(s, &caller))?;
+            read(|s| access::require_admin(s, &caller))?;
             let report = maintenance::tick(&GlobalState, &rt, true).await;
             write(|s| {
                 let outcome = format!(
@@ -64,5 +62,5 @@ async fn run_maintenance() -> VaultResult<TickReport> {
         },
     )
     .await
-    .inspect_err(|e| super::admin::log_refusal("run_maintenance", e))
+    .inspect_err(|e| admin_trail::log_refusal(rt().caller(), "run_maintenance", e))
 }

@@ -1,12 +1,12 @@
 //! Vault endpoints for owners and members.
 
 use crate::domain::access::{self, Need};
-use crate::domain::audit;
-use crate::domain::types::{
+use crate::domain::vault_core::audit;
+use crate::domain::vaults;
+use crate::model::types::{
     AuditEventView, AuditHead, CreateVaultArgs, Page, PageArgs, UpdateVaultArgs, VaultId,
     VaultSummary, VaultView,
 };
-use crate::domain::vaults;
 use crate::runtime::Runtime;
 
 use super::errors::public;

@@ -6,8 +6,8 @@
 use candid::Principal;
 
 use super::error::{VaultError, VaultResult};
-use super::records::{MemberRole, VaultRecord};
-use super::types::{VaultId, VaultRole};
+use crate::model::records::{MemberRole, VaultRecord};
+use crate::model::types::{VaultId, VaultRole};
 use crate::storage::{LoadedVault, State};
 
 /// The caller's relation to a vault.

@@ -2,21 +2,20 @@
 
 use candid::Principal;
 
-use super::config::{Pricing, MAX_ADMINS};
 use super::error::{VaultError, VaultResult};
 use super::ops::Ops;
 use super::pricing;
 use super::scheduler;
-use super::types::{
+use super::validation;
+use crate::model::config::{Pricing, MAX_ADMINS};
+use crate::model::types::{
     AdminVaultSummary, MemoryUsage, Metrics, Page, PageArgs, PlansInfo, SchedulerMetrics,
     StatusCount, TickReport, VaultStatus,
 };
-use super::validation;
 use crate::runtime::Runtime;
 use crate::storage::State;
 
-/// Moved to `access` (issue #14): the check every admin endpoint makes.
-pub use super::access::require_admin;
+use super::access::require_admin;
 
 /// `get_plans`: the current tiers, fees and age brackets.
 pub fn plans(state: &State) -> PlansInfo {

@@ -16,14 +16,27 @@ use candid::{CandidType, Deserialize, Principal};
 use serde::Serialize;
 
 use super::access::require_admin;
-use super::error::VaultResult;
-use super::types::{Page, PageArgs};
+use super::error::{VaultError, VaultResult};
 use super::validation;
 use crate::events::{self, Val};
+use crate::model::types::{Page, PageArgs};
 use crate::runtime::Runtime;
 use crate::storage::State;
 
 pub use crate::storage::admin_trail::CAPACITY;
+
+/// Logs a refused admin or controller action with its caller (operators want to know who
+/// tries; the refusal itself changes nothing, so nothing is stored).
+pub fn log_refusal(caller: Principal, action: &str, error: &VaultError) {
+    events::emit(
+        "admin.refused",
+        &[
+            ("action", Val::Raw(&action)),
+            ("caller", Val::Raw(&caller)),
+            ("error", Val::Raw(&error.name())),
+        ],
+    );
+}
 
 /// Longest `args` kept (bytes of Candid text).
 pub const MAX_ARGS_BYTES: usize = 3_000;
@@ -150,8 +163,8 @@ pub fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::{Config, InitArgs, LiVaultArgs, Pricing};
     use crate::domain::error::VaultError;
+    use crate::model::config::{Config, InitArgs, LiVaultArgs, Pricing};
     use crate::runtime::testing::MockRuntime;
     use ic_stable_structures::DefaultMemoryImpl;
 

@@ -6,8 +6,12 @@
 use candid::Principal;
 
 use super::error::{VaultError, VaultResult};
-use super::types::{Tier, TierInfo};
-pub use crate::model::config::*;
+use crate::model::config::{
+    Account, Config, Durations, InitArgs, Limits, Pricing, UpgradeArgs, VetKdConfig,
+    DEFAULT_STABLE_MEMORY_HIGH_WATER_BYTES, MAINNET_LEDGER, MAX_ADMINS, MAX_KEY_NAME_CHARS,
+    MAX_PRICE_COMPONENT_E8S, MAX_STABLE_MEMORY_BYTES,
+};
+use crate::model::types::{Tier, TierInfo};
 
 impl Pricing {
     /// The entry of `tier` (validated pricing has every tier exactly once, in order).
@@ -351,6 +355,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::config::E8S_PER_ICP;
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])

@@ -8,7 +8,7 @@
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
 
-use super::types::VaultStatus;
+use crate::model::types::VaultStatus;
 
 // Why a call was refused. Every case leaves the canister state unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]

@@ -13,17 +13,19 @@ use candid::Principal;
 
 use super::access::{self, Access, Need};
 use super::error::{VaultError, VaultResult};
-use super::member_types::{
-    GenerateInviteArgs, InviteCreated, InviteInfo, InviteStatus, InviteView, MemberView,
-};
-use super::records::{
-    InviteRecord, InviteState, MemberRecord, MemberRole, OpenInvite, VaultRecord,
-};
 use super::tokens::{self, INVITE_PREFIX};
-use super::types::{Page, PageArgs, VaultId, VaultRole, VaultStatus, VaultView, NANOS_PER_SEC};
 use super::validation;
 use super::vault_core;
 use super::vault_core::audit::{self, AuditAction};
+use crate::model::member_types::{
+    GenerateInviteArgs, InviteCreated, InviteInfo, InviteStatus, InviteView, MemberView,
+};
+use crate::model::records::{
+    InviteRecord, InviteState, MemberRecord, MemberRole, OpenInvite, VaultRecord,
+};
+use crate::model::types::{
+    Page, PageArgs, VaultId, VaultRole, VaultStatus, VaultView, NANOS_PER_SEC,
+};
 use crate::runtime::Runtime;
 use crate::storage::{LoadedVault, State, StateAccess};
 

@@ -24,12 +24,13 @@ use candid::{CandidType, Principal};
 use serde::Deserialize;
 
 use super::access::{self, Access};
-use super::config::VetKdConfig;
 use super::error::{VaultError, VaultResult};
-use super::records::{MemberRole, VaultRecord};
-use super::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use super::vault_core;
 use super::vault_core::audit::{self, AuditAction};
+use crate::model::config::VetKdConfig;
+use crate::model::keys::{CallerDay, VetKdFailure, VetKdPublicKey, VetKeyMetrics};
+use crate::model::records::{MemberRole, VaultRecord};
+use crate::model::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use crate::runtime::Runtime;
 use crate::storage::{LoadedVault, State, StateAccess};
 
@@ -50,22 +51,6 @@ pub fn identity(vault_id: VaultId, share_index: u8) -> [u8; 9] {
     out[..8].copy_from_slice(&vault_id.to_be_bytes());
     out[8] = share_index;
     out
-}
-
-/// Whether a reject of `vetkd_derive_key` says the transport public key is invalid.
-pub fn is_transport_key_reject(message: &str) -> bool {
-    message
-        .to_ascii_lowercase()
-        .contains("transport public key")
-}
-
-/// Why a `vetkd_derive_key` call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VetKdFailure {
-    /// The management canister refused the transport public key.
-    InvalidTransportKey(String),
-    /// Anything else: rejected, not answered, unknown key, insufficient cycles.
-    Unavailable(String),
 }
 
 // ------------------------------------------------------------------ API types
@@ -94,16 +79,7 @@ pub struct EncryptedVetKeyReply {
     pub key_name: String,
 }
 
-pub use crate::model::keys::{
-    CallerDay, KeyRecord, KeyTotals, VaultKeyUsage, VetKdPublicKey, VetKeyMetrics,
-};
-
-// ------------------------------------------------------------------ stored records
-
-/// Tag of [`KeyRecord`] entries under the key `(tag, id)` in memory 22.
-const TAG_PUBLIC_KEY: u8 = 0;
-const TAG_TOTALS: u8 = 1;
-const TAG_USAGE: u8 = 2;
+// ------------------------------------------------------------------ counters
 
 thread_local! {
     /// Refusals since the last upgrade: (rate limited, budget exhausted). A refused call
@@ -111,37 +87,17 @@ thread_local! {
     static REFUSALS: RefCell<(u64, u64)> = const { RefCell::new((0, 0)) };
 }
 
-fn totals(state: &State) -> KeyTotals {
-    match state.vetkeys.get(&(TAG_TOTALS, 0)) {
-        Some(KeyRecord::Totals(t)) => t,
-        _ => KeyTotals::default(),
-    }
-}
-
-fn set_totals(state: &mut State, t: KeyTotals) {
-    state.vetkeys.insert((TAG_TOTALS, 0), KeyRecord::Totals(t));
-}
-
-fn usage(state: &State, vault_id: VaultId) -> VaultKeyUsage {
-    match state.vetkeys.get(&(TAG_USAGE, vault_id)) {
-        Some(KeyRecord::Usage(u)) => u,
-        _ => VaultKeyUsage::default(),
-    }
-}
-
 /// Drops a vault's counters (its tombstone can derive nothing).
 pub fn forget_vault(state: &mut State, vault_id: VaultId) {
-    state.vetkeys.remove(&(TAG_USAGE, vault_id));
+    state.vetkeys.forget_vault(vault_id);
 }
 
 /// The cached public key, if it belongs to `key_name`.
 pub fn cached_public_key(state: &State, key_name: &str) -> Option<VetKdPublicKey> {
-    match state.vetkeys.get(&(TAG_PUBLIC_KEY, 0)) {
-        Some(KeyRecord::PublicKey(pk)) if pk.key_name == key_name && pk.context == CONTEXT => {
-            Some(pk)
-        }
-        _ => None,
-    }
+    state
+        .vetkeys
+        .public_key()
+        .filter(|pk| pk.key_name == key_name && pk.context == CONTEXT)
 }
 
 /// `get_vetkd_public_key` (anyone): the cached public key of the configured master key.
@@ -173,15 +129,12 @@ pub async fn refresh_public_key(st: &impl StateAccess, rt: &impl Runtime) -> Res
         // The configuration cannot change during the call (an upgrade waits for open calls),
         // but keep the cache consistent with it regardless.
         if s.config().vetkd.key_name == key_name {
-            s.vetkeys.insert(
-                (TAG_PUBLIC_KEY, 0),
-                KeyRecord::PublicKey(VetKdPublicKey {
-                    key_name,
-                    context: CONTEXT.to_vec(),
-                    public_key,
-                    fetched_at: rt.now(),
-                }),
-            );
+            s.vetkeys.cache_public_key(VetKdPublicKey {
+                key_name,
+                context: CONTEXT.to_vec(),
+                public_key,
+                fetched_at: rt.now(),
+            });
         }
     });
     Ok(())
@@ -189,7 +142,7 @@ pub async fn refresh_public_key(st: &impl StateAccess, rt: &impl Runtime) -> Res
 
 /// The vetKeys metrics.
 pub fn metrics(state: &State) -> VetKeyMetrics {
-    let t = totals(state);
+    let t = state.vetkeys.totals();
     let (rate_limited, budget_exhausted) = REFUSALS.with(|r| *r.borrow());
     VetKeyMetrics {
         key_name: state.config().vetkd.key_name.clone(),
@@ -312,7 +265,7 @@ fn reserve(
     now: u64,
 ) -> VaultResult<Reservation> {
     let day = now / NANOS_PER_DAY;
-    let mut u = usage(state, vault.id);
+    let mut u = state.vetkeys.usage(vault.id);
     u.callers.retain(|c| c.day == day);
     let per_day = match who {
         Deriver::Owner => cfg.owner_derivations_per_day,
@@ -341,7 +294,7 @@ fn reserve(
         });
     }
     let unpaid = vault.status == VaultStatus::Draft;
-    let mut t = totals(state);
+    let mut t = state.vetkeys.totals();
     if unpaid {
         if t.unpaid_day != day {
             t.unpaid_day = day;
@@ -354,7 +307,7 @@ fn reserve(
             });
         }
         t.unpaid_count += 1;
-        set_totals(state, t);
+        state.vetkeys.set_totals(t);
     }
     match u.callers.iter_mut().find(|c| c.principal == caller) {
         Some(c) => c.count += 1,
@@ -366,9 +319,7 @@ fn reserve(
     }
     u.window_count += 1;
     let window_start = u.window_start;
-    state
-        .vetkeys
-        .insert((TAG_USAGE, vault.id), KeyRecord::Usage(u));
+    state.vetkeys.set_usage(vault.id, u);
     Ok(Reservation {
         who,
         key_name: cfg.key_name.clone(),
@@ -381,7 +332,7 @@ fn reserve(
 
 /// Gives back what [`reserve`] counted (the call did not derive anything).
 fn release(state: &mut State, caller: Principal, vault_id: VaultId, r: &Reservation) {
-    let mut u = usage(state, vault_id);
+    let mut u = state.vetkeys.usage(vault_id);
     if let Some(c) = u
         .callers
         .iter_mut()
@@ -392,15 +343,13 @@ fn release(state: &mut State, caller: Principal, vault_id: VaultId, r: &Reservat
     if u.window_start == r.window_start {
         u.window_count = u.window_count.saturating_sub(1);
     }
-    state
-        .vetkeys
-        .insert((TAG_USAGE, vault_id), KeyRecord::Usage(u));
-    let mut t = totals(state);
+    state.vetkeys.set_usage(vault_id, u);
+    let mut t = state.vetkeys.totals();
     if r.unpaid && t.unpaid_day == r.day {
         t.unpaid_count = t.unpaid_count.saturating_sub(1);
     }
     t.failed += 1;
-    set_totals(state, t);
+    state.vetkeys.set_totals(t);
 }
 
 // ------------------------------------------------------------------ derive
@@ -464,10 +413,10 @@ pub async fn derive_vetkey(
             }
         };
         // The fee is spent: count it even if the right was lost during the call.
-        let mut t = totals(s);
+        let mut t = s.vetkeys.totals();
         t.derived += 1;
         t.cycles = t.cycles.saturating_add(reservation.fee);
-        set_totals(s, t);
+        s.vetkeys.set_totals(t);
         let (mut vault, who) = right(s, &caller, args.vault_id, args.share_index, now)?;
         if who == Deriver::Owner {
             vault_core::touch_owner(s, &mut vault, now, caller);
@@ -497,7 +446,7 @@ pub async fn derive_vetkey(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::types::{PlanSelection, Tier};
+    use crate::model::types::{PlanSelection, Tier};
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])
@@ -609,14 +558,6 @@ mod tests {
             check_right(&v, Access::Owner, None, 0, 5_000),
             Ok(Deriver::Owner)
         );
-    }
-
-    #[test]
-    fn transport_key_rejects_are_recognised() {
-        assert!(is_transport_key_reject(
-            "The provided transport public key is invalid."
-        ));
-        assert!(!is_transport_key_reject("unknown key"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! is refused with `InvalidState { current }`.
 
 use super::error::{VaultError, VaultResult};
-use super::types::VaultStatus::{self, *};
+use crate::model::types::VaultStatus::{self, *};
 
 /// What happened to a vault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,11 +38,12 @@ use super::admin::RunStats;
 use super::content;
 use super::error::{VaultError, VaultResult};
 use super::ops;
-use super::payments::{self, checks, types::SessionId};
+use super::payments::{self, checks};
 use super::scheduler::{self, QueueKey, MAX_ITEMS_PER_TICK};
-use super::types::TickReport;
 use super::vaults;
 use crate::events::{self, Val};
+use crate::model::payments::SessionId;
+use crate::model::types::TickReport;
 use crate::runtime::Runtime;
 use crate::storage::StateAccess;
 
@@ -335,9 +336,10 @@ mod tests {
     use ic_stable_structures::DefaultMemoryImpl;
 
     use super::*;
-    use crate::domain::config::{Config, InitArgs};
-    use crate::domain::scheduler::{QueueKind, MAX_ATTEMPTS, PARKED_DUE, RETRY_DELAY_NS};
-    use crate::domain::types::{
+    use crate::domain::scheduler::{MAX_ATTEMPTS, RETRY_DELAY_NS};
+    use crate::domain::vault_core::{QueueKind, PARKED_DUE};
+    use crate::model::config::{Config, InitArgs};
+    use crate::model::types::{
         CreateVaultArgs, PlanSelection, Tier, VaultId, NANOS_PER_DAY, NANOS_PER_SEC,
     };
     use crate::runtime::testing::{poll_once, Job, MockRuntime};

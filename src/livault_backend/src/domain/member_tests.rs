@@ -7,20 +7,20 @@ use std::cell::RefCell;
 use candid::Principal;
 use ic_stable_structures::DefaultMemoryImpl;
 
-use super::config::{Config, InitArgs};
 use super::error::VaultError;
 use super::invites;
 use super::lifecycle::LifecycleEvent;
-use super::member_types::{GenerateInviteArgs, InviteCreated, InviteStatus, Relation};
-use super::records::{InviteState, MemberRole};
 use super::recovery;
-use super::types::{
-    CreateVaultArgs, PageArgs, PlanSelection, Tier, UnlockRules, UpdateVaultArgs, VaultId,
-    VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
-};
 use super::unlock;
 use super::vault_core;
 use super::vaults;
+use crate::model::config::{Config, InitArgs};
+use crate::model::member_types::{GenerateInviteArgs, InviteCreated, InviteStatus, Relation};
+use crate::model::records::{InviteState, MemberRole};
+use crate::model::types::{
+    CreateVaultArgs, PageArgs, PlanSelection, Tier, UnlockRules, UpdateVaultArgs, VaultId,
+    VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
+};
 use crate::runtime::testing::{block_on, MockRuntime};
 use crate::runtime::Runtime;
 use crate::storage::State;
@@ -137,7 +137,7 @@ impl Fx {
         invites::claim_invite(&mut self.st.borrow_mut(), rt, token).map(|m| m.member_id)
     }
 
-    fn vault(&self) -> super::records::VaultRecord {
+    fn vault(&self) -> crate::model::records::VaultRecord {
         self.st.borrow().vaults.get(&self.vault).unwrap()
     }
 
@@ -197,7 +197,7 @@ impl Fx {
 }
 
 mod unlock_status {
-    pub type S = crate::domain::member_types::UnlockStatus;
+    pub type S = crate::model::member_types::UnlockStatus;
 }
 
 /// Everything a rejected call must leave untouched.

@@ -1,19 +1,23 @@
 //! Aggregate counters behind `get_metrics` (SPEC §12): storage used, invites issued and
 //! claimed (today and in total), open payment sessions, billing totals.
 //!
-//! They live in the stable header ([`MetricsCounters`]) and are updated by the domain code
-//! where each event happens, in the same message as the event, so `get_metrics` reads them
-//! in O(1). [`recount`] recomputes them from the stored records (O(n)); `post_upgrade` uses
+//! They live in the stable header ([`MetricsCounters`]) and are updated where each event
+//! happens, in the same message as the event, so `get_metrics` reads them in O(1). The
+//! storage totals are kept by the vault repository itself: saving a vault whose
+//! `(committed, reserved)` bytes changed since it was loaded moves them (`storage::
+//! repositories::vaults`), so no path that changes a vault's numbers can forget them. The
+//! other counters follow events that are not a vault write (an invite issued, a session
+//! closed), so the domain calls the functions below. [`recount`] recomputes them from the stored records (O(n)); `post_upgrade` uses
 //! it once for a header written before the counters existed ([`ensure_counters`]), and the
 //! tests use it to check that the maintained counters never drift.
 //!
 //! "Today" is the current UTC day (`now / 1 day`): the `*_today` counters start again at 0
 //! with the first event of a new day, and `get_metrics` reports 0 for a day without events.
 
-use super::member_types::InviteStatus;
-use super::payments::types::PaymentSessionStatus;
-use super::records::{InviteState, MetricsCounters, VaultRecord, COUNTERS_VERSION};
-use super::types::NANOS_PER_DAY;
+use crate::model::member_types::InviteStatus;
+use crate::model::payments::PaymentSessionStatus;
+use crate::model::records::{InviteState, MetricsCounters, COUNTERS_VERSION};
+use crate::model::types::NANOS_PER_DAY;
 use crate::storage::State;
 
 /// Applies `f` to the stored counters.
@@ -36,30 +40,6 @@ pub fn current(state: &State, now: u64) -> MetricsCounters {
     let mut c = state.header.get().counters.clone();
     roll_day(&mut c, now);
     c
-}
-
-/// A vault's storage numbers `(committed, reserved)`, to pass to [`storage_changed`].
-pub fn storage_of(vault: &VaultRecord) -> (u64, u64) {
-    (vault.storage_committed_bytes, vault.storage_reserved_bytes)
-}
-
-/// Moves the storage totals by the change of `vault`'s numbers since `before`.
-pub fn storage_changed(state: &mut State, before: (u64, u64), vault: &VaultRecord) {
-    let after = storage_of(vault);
-    if after == before {
-        return;
-    }
-    let shift = |total: u64, from: u64, to: u64| {
-        if to >= from {
-            total.saturating_add(to - from)
-        } else {
-            total.saturating_sub(from - to)
-        }
-    };
-    update(state, |c| {
-        c.storage_committed_bytes = shift(c.storage_committed_bytes, before.0, after.0);
-        c.storage_reserved_bytes = shift(c.storage_reserved_bytes, before.1, after.1);
-    });
 }
 
 /// An invite was issued (generated or regenerated).
@@ -163,8 +143,8 @@ pub fn ensure_counters(state: &mut State, now: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::{Config, InitArgs};
-    use crate::domain::types::{CreateVaultArgs, PlanSelection, Tier};
+    use crate::model::config::{Config, InitArgs};
+    use crate::model::types::{CreateVaultArgs, PlanSelection, Tier};
     use crate::runtime::testing::MockRuntime;
     use candid::Principal;
     use ic_stable_structures::DefaultMemoryImpl;
@@ -252,22 +232,34 @@ mod tests {
     }
 
     #[test]
-    fn storage_totals_move_by_the_vault_change() {
+    fn storage_totals_move_by_the_vault_change_on_save() {
         let mut s = state();
+        let totals = |s: &State| {
+            let c = current(s, T0);
+            (c.storage_committed_bytes, c.storage_reserved_bytes)
+        };
         let mut v = with_vault(&mut s);
-        let before = storage_of(&v);
         v.storage_committed_bytes = 100;
         v.storage_reserved_bytes = 40;
-        storage_changed(&mut s, before, &v);
-        let before = storage_of(&v);
+        assert_eq!(totals(&s), (0, 0), "nothing moves before the save");
+        s.save_vault(&mut v);
+        assert_eq!(totals(&s), (100, 40));
+        // Saving again without a change moves nothing; a later change moves by its delta.
+        s.save_vault(&mut v);
+        assert_eq!(totals(&s), (100, 40));
         v.storage_committed_bytes = 70;
         v.storage_reserved_bytes = 0;
-        storage_changed(&mut s, before, &v);
-        let c = current(&s, T0);
-        assert_eq!(
-            (c.storage_committed_bytes, c.storage_reserved_bytes),
-            (70, 0)
-        );
+        s.save_vault(&mut v);
+        assert_eq!(totals(&s), (70, 0));
+        // A second vault adds to the totals; reloading starts from what is stored.
+        let mut w = with_vault(&mut s);
+        w.storage_reserved_bytes = 5;
+        s.save_vault(&mut w);
+        let mut again = s.vaults.load(v.id).unwrap();
+        again.storage_committed_bytes = 10;
+        s.save_vault(&mut again);
+        assert_eq!(totals(&s), (10, 5));
+        assert_eq!(current(&s, T0), recount(&s, T0));
     }
 
     #[test]

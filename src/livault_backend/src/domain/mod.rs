@@ -4,7 +4,6 @@
 pub mod access;
 pub mod admin;
 pub mod admin_trail;
-pub mod audit;
 pub mod config;
 pub mod content;
 pub mod error;
@@ -14,17 +13,14 @@ pub mod lifecycle;
 pub mod maintenance;
 #[cfg(test)]
 mod member_tests;
-pub mod member_types;
 pub mod metrics;
 pub mod ops;
 pub mod payments;
 pub mod pricing;
 pub mod rate_limit;
-pub mod records;
 pub mod recovery;
 pub mod scheduler;
 pub mod tokens;
-pub mod types;
 pub mod unlock;
 pub mod validation;
 pub mod vault_core;

@@ -266,7 +266,7 @@ pub fn read_snapshot(state: &crate::storage::State) -> Option<Ops> {
 
 // ------------------------------------------------------------------ metrics view
 
-pub use crate::model::ops::{EndpointCalls, ErrorCount, LedgerCallCount, OpsMetrics};
+use crate::model::ops::{EndpointCalls, ErrorCount, LedgerCallCount, OpsMetrics};
 
 impl Ops {
     /// The `get_metrics` view.

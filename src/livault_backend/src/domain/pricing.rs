@@ -4,10 +4,10 @@
 //! (each component ≤ 1 000 000 ICP) no step can overflow, and if a configuration ever made one
 //! overflow the caller gets a typed error, never a wrapped number.
 
-use super::config::Pricing;
 use super::error::{VaultError, VaultResult};
-use super::records::VaultRecord;
-use super::types::{AgeBracket, PlanSelection, Quote, UpgradeQuote, NANOS_PER_DAY};
+use crate::model::config::Pricing;
+use crate::model::records::VaultRecord;
+use crate::model::types::{AgeBracket, PlanSelection, Quote, UpgradeQuote, NANOS_PER_DAY};
 use crate::storage::State;
 
 /// Youngest and oldest accepted owner age.
@@ -168,8 +168,8 @@ pub fn upgrade_quote(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::E8S_PER_ICP;
-    use crate::domain::types::Tier;
+    use crate::model::config::E8S_PER_ICP;
+    use crate::model::types::Tier;
 
     const ICP: u64 = E8S_PER_ICP;
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use candid::Principal;
 
 use super::error::{VaultError, VaultResult};
-use super::types::NANOS_PER_SEC;
+use crate::model::types::NANOS_PER_SEC;
 
 /// Bucket capacity (calls).
 pub const CAPACITY: u64 = 20;

@@ -12,12 +12,12 @@ use candid::Principal;
 use super::access::{self, Need};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle;
-use super::member_types::RecoveryCodeIssued;
-use super::records::{RecoveryCodeRecord, RecoveryState, VaultRecord};
 use super::tokens::{self, RECOVERY_PREFIX};
-use super::types::{VaultId, VaultRole, VaultStatus, VaultView};
 use super::vault_core;
 use super::vault_core::audit::{self, AuditAction};
+use crate::model::member_types::RecoveryCodeIssued;
+use crate::model::records::{RecoveryCodeRecord, RecoveryState, VaultRecord};
+use crate::model::types::{VaultId, VaultRole, VaultStatus, VaultView};
 use crate::runtime::Runtime;
 use crate::storage::{LoadedVault, State, StateAccess};
 

@@ -18,18 +18,13 @@
 use candid::Principal;
 
 use super::lifecycle::LifecycleEvent;
-use super::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use super::vault_core::audit::{self, AuditAction};
 use super::vault_core::{self, access_until};
 use super::vaults;
+use crate::model::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use crate::storage::{LoadedVault, State};
 
-// The queue's kinds and the scheduling calls moved to `vault_core` (issue #14); these paths
-// stay for callers on other branches until the merge.
-pub use super::vault_core::{
-    enqueue, schedule_compaction, schedule_for_status, schedule_new_vault, schedule_unlock_check,
-    unschedule_vault, QueueKind, PARKED_DUE,
-};
+use super::vault_core::{enqueue, QueueKind, PARKED_DUE};
 
 /// Queue key: `(due_ns, kind code, id)`.
 pub type QueueKey = (u64, u8, u64);
@@ -345,8 +340,9 @@ pub fn entries_of(state: &State, id: VaultId) -> Vec<(QueueKey, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::{Config, InitArgs};
-    use crate::domain::types::{CreateVaultArgs, PlanSelection, Tier, UpdateVaultArgs};
+    use crate::domain::vault_core::{schedule_for_status, unschedule_vault};
+    use crate::model::config::{Config, InitArgs};
+    use crate::model::types::{CreateVaultArgs, PlanSelection, Tier, UpdateVaultArgs};
     use crate::runtime::testing::MockRuntime;
     use ic_stable_structures::DefaultMemoryImpl;
 

@@ -16,15 +16,15 @@ use candid::Principal;
 use super::access::{self, Access, Need};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle::LifecycleEvent;
-use super::member_types::{TimeGateView, UnlockRequestView, UnlockStatus};
-use super::records::{
+use super::tokens::{self, RECOVERY_PREFIX};
+use super::vault_core::audit::{self, AuditAction};
+use super::vault_core::{self, time_gate};
+use crate::model::member_types::{TimeGateView, UnlockRequestView, UnlockStatus};
+use crate::model::records::{
     ApprovalRecord, FailedAttempt, MemberRecord, MemberRole, RecoveryState, UnlockRequestRecord,
     VaultRecord,
 };
-use super::tokens::{self, RECOVERY_PREFIX};
-use super::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
-use super::vault_core::audit::{self, AuditAction};
-use super::vault_core::{self, time_gate};
+use crate::model::types::{VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use crate::runtime::Runtime;
 use crate::storage::{LoadedVault, State};
 
@@ -459,7 +459,7 @@ pub fn status_for(
         time_gate: eval.time_gate,
         unlocked_at: vault.unlocked_at,
         access_until: vault.access_until,
-        my_role: acc.role().unwrap_or(super::types::VaultRole::Owner),
+        my_role: acc.role().unwrap_or(crate::model::types::VaultRole::Owner),
         can_trigger: member.as_ref().is_some_and(|m| m.can_trigger_unlock),
         can_approve: member.as_ref().is_some_and(|m| m.count_as_approver),
         my_approval_at: member.as_ref().and_then(|m| {

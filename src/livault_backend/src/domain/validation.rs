@@ -1,7 +1,7 @@
 //! Bounds on every text and vector argument, and unlock-rule validation (SPEC §4, §13).
 
 use super::error::{VaultError, VaultResult};
-use super::types::{PlanSelection, UnlockRules, NANOS_PER_DAY};
+use crate::model::types::{PlanSelection, UnlockRules, NANOS_PER_DAY};
 
 /// Vault name length in characters.
 pub const MAX_VAULT_NAME_CHARS: usize = 64;
@@ -133,7 +133,7 @@ pub fn audit_retention_days(days: u16) -> VaultResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::types::Tier;
+    use crate::model::types::Tier;
 
     const NOW: u64 = 1_800_000_000 * 1_000_000_000;
 

@@ -11,23 +11,22 @@ use super::access::{self, Need};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle::{self, LifecycleEvent};
 use super::pricing;
-use super::records::VaultRecord;
-use super::types::{
-    CreateVaultArgs, Page, PageArgs, PlanSelection, UpdateVaultArgs, UpgradeQuote, VaultId,
-    VaultRole, VaultStatus, VaultSummary, VaultView, NANOS_PER_DAY,
-};
 use super::validation;
 use super::vault_core::audit::{self, AuditAction};
 use super::vault_core::{
     self, check_capacity, forget_idempotency, live_vault_count, load_owned, owner_change,
     refresh_setup, setup_missing, touch_owner, transition, view,
 };
+use crate::model::records::VaultRecord;
+use crate::model::types::{
+    CreateVaultArgs, Page, PageArgs, PlanSelection, UpdateVaultArgs, UpgradeQuote, VaultId,
+    VaultRole, VaultStatus, VaultSummary, VaultView, NANOS_PER_DAY,
+};
 use crate::runtime::Runtime;
 use crate::storage::{LoadedVault, State};
 
-// Moved in issue #14; these paths stay for other branches until the merge.
-pub use super::pricing::upgrade_quote;
-pub use super::vault_core::{check_draft_audit_room, MAX_DRAFT_AUDIT_EVENTS};
+use super::pricing::upgrade_quote;
+use super::vault_core::check_draft_audit_room;
 
 fn idempotency_hash(caller: &Principal, key: &str) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -215,8 +214,8 @@ pub fn list_my_vaults(
                     .members
                     .get(&(id, member_id))
                     .map_or(VaultRole::Heir, |m| match m.role {
-                        super::records::MemberRole::Heir => VaultRole::Heir,
-                        super::records::MemberRole::Witness => VaultRole::Witness,
+                        crate::model::records::MemberRole::Heir => VaultRole::Heir,
+                        crate::model::records::MemberRole::Witness => VaultRole::Witness,
                     });
                 (id, role)
             }),
@@ -425,14 +424,13 @@ pub fn finalize_setup(
 }
 
 /// Purges the payload (content: items, open uploads and their pages) of a vault, keeping its
-/// metadata: `Unlockable → Expired`. The caller persists `vault`.
+/// metadata: `Unlockable → Expired`. The caller persists `vault` (the save moves the
+/// storage totals).
 pub fn purge_payload(state: &mut State, vault: &mut VaultRecord) {
     super::content::free_vault_content(state, vault.id);
-    let before = super::metrics::storage_of(vault);
     vault.item_count = 0;
     vault.storage_committed_bytes = 0;
     vault.storage_reserved_bytes = 0;
-    super::metrics::storage_changed(state, before, vault);
 }
 
 /// Removes everything but the tombstone: name, rules, members, invites, recovery code and

@@ -14,7 +14,7 @@
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::types::VaultStatus;
+use super::types::VaultStatus;
 
 /// Defines a public error type with the given cases, each with the fields (and meaning) of the
 /// `VaultError` case of the same name, and `CASES`, their names.

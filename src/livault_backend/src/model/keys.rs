@@ -76,3 +76,36 @@ pub struct VaultKeyUsage {
     pub window_count: u32,
     pub callers: Vec<CallerDay>,
 }
+
+/// Why a `vetkd_derive_key` call failed (what the runtime's `vetkd_derive_key`
+/// returns; `domain::keys` maps it to the caller's error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VetKdFailure {
+    /// The management canister refused the transport public key.
+    InvalidTransportKey(String),
+    /// Anything else: rejected, not answered, unknown key, insufficient cycles.
+    Unavailable(String),
+}
+
+impl VetKdFailure {
+    /// Whether a reject message of `vetkd_derive_key` says the transport public key is
+    /// invalid (the runtime then answers [`Self::InvalidTransportKey`]).
+    pub fn is_transport_key_reject(message: &str) -> bool {
+        message
+            .to_ascii_lowercase()
+            .contains("transport public key")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_key_rejects_are_recognised() {
+        assert!(VetKdFailure::is_transport_key_reject(
+            "The provided transport public key is invalid."
+        ));
+        assert!(!VetKdFailure::is_transport_key_reject("unknown key"));
+    }
+}

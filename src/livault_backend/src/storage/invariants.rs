@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::State;
-use crate::domain::records::UploadEntry;
-use crate::domain::types::VaultStatus;
+use crate::model::records::UploadEntry;
+use crate::model::types::VaultStatus;
 use crate::storage::pages;
 
 /// Fails the walk with a message unless `cond` holds.
@@ -26,8 +26,8 @@ impl State {
     /// Walks the whole storage (see the module docs); the first violation found, as text.
     ///
     /// Structures: the record slab, the vault and ticket tables, the audit log, the chunk
-    /// index, both due queues, the admin trail and the page space each pass their own walk,
-    /// and the slab's blocks are exactly those the four slab users reach plus its free lists.
+    /// index, both due queues, the admin trail, the vetKeys map, the content items and the page
+    /// space each pass their own walk, and the slab's blocks are exactly those the four slab users reach plus its free lists.
     ///
     /// Cross-checks:
     /// - vaults: each under its own id, below `next_vault_id`; the per-status counters equal
@@ -40,7 +40,7 @@ impl State {
     /// - content: the chunks' page runs and the free runs tile the pages below the
     ///   high-water mark exactly (no page leaked, none shared); every blob with chunks
     ///   belongs to an item or an open upload, below `next_blob_id`; every item has its
-    ///   chunk count recorded and its vault exists; tickets are below `next_ticket_id`.
+    ///   chunk count recorded, its vault exists and its id is below `next_item_id`; tickets are below `next_ticket_id`.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_structures()?;
         self.check_vaults()?;
@@ -59,6 +59,8 @@ impl State {
         self.scheduler_queue.check_invariants()?;
         self.payment_checks.check_invariants()?;
         self.admin_trail.check_invariants()?;
+        self.vetkeys.check_invariants()?;
+        self.content_items.check_invariants()?;
         pages::check_state(self)
     }
 
@@ -86,7 +88,7 @@ impl State {
                     v.audit_next_seq
                 );
                 ensure!(
-                    crate::domain::audit::verify_chain(self, &v),
+                    crate::domain::vault_core::audit::verify_chain(self, &v),
                     "vault {id}: the audit hash chain does not end in the vault's head"
                 );
             }
@@ -197,7 +199,13 @@ impl State {
         );
         // Blobs: each an item's or an open upload's.
         let mut owners: BTreeMap<u64, String> = BTreeMap::new();
-        for ((vault, item), record) in self.content_items.iter().map(|e| e.into_pair()) {
+        for record in self.content_items.iter() {
+            let (vault, item) = (record.vault_id, record.item_id);
+            ensure!(
+                item >= 1 && item < header.next_item_id,
+                "item ({vault}, {item}) outside 1..{}",
+                header.next_item_id
+            );
             ensure!(
                 self.vaults.contains(vault),
                 "item ({vault}, {item}) of a vault that does not exist"
@@ -255,12 +263,12 @@ mod tests {
     use proptest::prelude::*;
     use sha2::{Digest, Sha256};
 
-    use crate::domain::config::{Config, InitArgs, Limits};
-    use crate::domain::types::{
+    use crate::domain::{content, scheduler, vaults};
+    use crate::model::config::{Config, InitArgs, Limits};
+    use crate::model::types::{
         BeginUploadArgs, CreateVaultArgs, ItemKind, PlanSelection, Tier, UpdateVaultArgs,
         VaultStatus, NANOS_PER_DAY,
     };
-    use crate::domain::{content, scheduler, vaults};
     use crate::runtime::testing::MockRuntime;
     use crate::runtime::Runtime;
     use crate::storage::model_test::{cases, ok};
@@ -390,7 +398,7 @@ mod tests {
                 let memory = DefaultMemoryImpl::default();
                 let mut s = open(&memory);
                 // 1 KiB chunks: every tier capped at 64 MiB, what 65 536 chunks of 1 KiB hold.
-                let mut pricing = crate::domain::config::Pricing::default();
+                let mut pricing = crate::model::config::Pricing::default();
                 for t in &mut pricing.tiers {
                     t.storage_bytes = t.storage_bytes.min(64 << 20);
                 }
@@ -487,11 +495,8 @@ mod tests {
                 }
                 Op::DeleteItem { v, i } => {
                     if let Some((id, owner, _)) = pick(&s, v) {
-                        let items: Vec<u64> = s
-                            .content_items
-                            .keys_range((id, 0)..=(id, u64::MAX))
-                            .map(|(_, item)| item)
-                            .collect();
+                        let items: Vec<u64> =
+                            s.content_items.in_vault(id).map(|i| i.item_id).collect();
                         if !items.is_empty() {
                             rt.as_caller(owner);
                             let _ = content::delete_item(&mut s, &rt, id, items[i % items.len()]);

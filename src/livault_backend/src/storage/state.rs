@@ -11,7 +11,9 @@ use super::chunk_index::ChunkIndex;
 use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
-use super::repositories::{HeaderRepository, LoadedVault, UploadRepository, VaultRepository};
+use super::repositories::{
+    HeaderRepository, ItemRepository, KeyRepository, LoadedVault, UploadRepository, VaultRepository,
+};
 use super::slab::{DenseTable, Slab};
 use crate::model::config::{Account, Config};
 use crate::model::keys::KeyRecord;
@@ -94,7 +96,7 @@ pub struct State {
     pub refund_accounts: StableBTreeMap<VaultId, Account, Mem>,
     // ---- content
     /// `(vault, item) → item metadata`.
-    pub content_items: StableBTreeMap<(VaultId, u64), ItemRecord, Mem>,
+    pub content_items: ItemRepository,
     /// Open uploads with their idle and per-vault indexes.
     pub uploads: UploadRepository,
     /// `(blob, chunk index) → pages`.
@@ -108,8 +110,8 @@ pub struct State {
     /// `ticket → ticket`.
     pub download_tickets: DenseTable<TicketRecord, Mem>,
     // ---- vetKeys
-    /// `(tag, id) → record`: public key cache, counters (see `domain::keys`).
-    pub vetkeys: StableBTreeMap<(u8, u64), KeyRecord, Mem>,
+    /// The vetKeys public key cache and derivation counters.
+    pub vetkeys: KeyRepository,
     // ---- operations
     /// The operational counters' snapshot (raw; see `domain::ops`).
     pub ops_snapshot: Mem,
@@ -170,14 +172,14 @@ impl State {
             payment_checks: DueQueue::init(mm.get(ids::PAYMENT_CHECKS)),
             refund_accounts: StableBTreeMap::init(mm.get(ids::REFUND_ACCOUNTS)),
             // ---- content
-            content_items: StableBTreeMap::init(mm.get(ids::CONTENT_ITEMS)),
+            content_items: ItemRepository::init(mm.get(ids::CONTENT_ITEMS)),
             uploads: UploadRepository::init(mm.get(ids::UPLOADS)),
             content_chunks: ChunkIndex::init(mm.get(ids::CHUNK_DIR), slab.clone()),
             content_pages: mm.get(ids::CONTENT_PAGES),
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
             download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab),
-            vetkeys: StableBTreeMap::init(mm.get(ids::VETKEYS)),
+            vetkeys: KeyRepository::init(mm.get(ids::VETKEYS)),
             ops_snapshot: mm.get(ids::OPS_SNAPSHOT),
             admin_trail: AdminTrail::init(mm.get(ids::ADMIN_TRAIL)),
             memory_manager: mm,

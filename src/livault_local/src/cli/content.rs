@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use livault_backend::domain::error::VaultError;
-use livault_backend::domain::types::*;
+use livault_backend::model::types::*;
 use local_replica::host::Host;
 use local_replica::CallKind;
 use serde::de::DeserializeOwned;

@@ -17,7 +17,7 @@ pub fn request_download(
     let heir = reader(&vault, access)?;
     let item = state
         .content_items
-        .get(&(vault_id, item_id))
+        .get(vault_id, item_id)
         .ok_or(VaultError::NotFound)?;
     if let Some(member_id) = heir {
         if !addressed_to(&item, member_id) {

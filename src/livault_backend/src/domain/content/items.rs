@@ -31,14 +31,12 @@ pub fn delete_item(
     let mut vault = vault_core::load_owned(state, &caller, vault_id, lifecycle::content_writable)?;
     let item = state
         .content_items
-        .get(&(vault_id, item_id))
+        .get(vault_id, item_id)
         .ok_or(VaultError::NotFound)?;
     free_blob(state, item.blob_id);
-    state.content_items.remove(&(vault_id, item_id));
+    state.content_items.remove(vault_id, item_id);
     vault.item_count = vault.item_count.saturating_sub(1);
-    let before = crate::domain::metrics::storage_of(&vault);
     vault.storage_committed_bytes = vault.storage_committed_bytes.saturating_sub(item.size);
-    crate::domain::metrics::storage_changed(state, before, &vault);
     vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
@@ -70,7 +68,7 @@ pub fn update_item_meta(
     validate_recipients(state, args.vault_id, args.recipients.as_deref())?;
     let mut item = state
         .content_items
-        .get(&(args.vault_id, args.item_id))
+        .get(args.vault_id, args.item_id)
         .ok_or(VaultError::NotFound)?;
     item.encrypted_meta = args.encrypted_meta.into_vec();
     item.recipients = args.recipients;
@@ -89,9 +87,7 @@ pub fn update_item_meta(
             item.recipients.as_ref().map_or(-1, |r| r.len() as i64)
         ),
     );
-    state
-        .content_items
-        .insert((item.vault_id, item.item_id), item.clone());
+    state.content_items.save(&item);
     state.save_vault(&mut vault);
     Ok(item_view(&item))
 }
@@ -131,16 +127,12 @@ pub fn list_items(
     let mut items = Vec::new();
     let mut last = None;
     let mut more = false;
-    for entry in state
-        .content_items
-        .range((vault_id, from)..=(vault_id, u64::MAX))
-    {
-        let (key, item) = entry.into_pair();
+    for item in state.content_items.in_vault_from(vault_id, from) {
         if items.len() == limit {
             more = true;
             break;
         }
-        last = Some(key.1);
+        last = Some(item.item_id);
         if heir.is_none_or(|m| addressed_to(&item, m)) {
             items.push(item_view(&item));
         }

@@ -30,16 +30,16 @@ use sha2::{Digest, Sha256};
 use super::access::{self, Access, Need};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle;
-use super::records::{
-    HashState, ItemRecord, MemberRole, TicketRecord, UploadHead, UploadProgress, VaultRecord,
-};
-use super::types::{
-    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId,
-    UpdateItemMetaArgs, UploadId, UploadView, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
-};
 use super::validation;
 use super::vault_core;
 use super::vault_core::audit::{self, AuditAction};
+use crate::model::records::{
+    HashState, ItemRecord, MemberRole, TicketRecord, UploadHead, UploadProgress, VaultRecord,
+};
+use crate::model::types::{
+    BeginUploadArgs, DownloadTicket, ItemId, ItemView, Page, PageArgs, TicketId,
+    UpdateItemMetaArgs, UploadId, UploadView, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC,
+};
 use crate::runtime::Runtime;
 use crate::storage::pages::{self, ChunkLoc};
 use crate::storage::repositories::header::IdKind;
@@ -79,14 +79,10 @@ pub fn free_vault_content(state: &mut State, vault_id: VaultId) {
             drop_upload(state, &head);
         }
     }
-    let items: Vec<ItemRecord> = state
-        .content_items
-        .range((vault_id, 0)..=(vault_id, u64::MAX))
-        .map(|e| e.into_pair().1)
-        .collect();
+    let items: Vec<ItemRecord> = state.content_items.in_vault(vault_id).collect();
     for item in items {
         free_blob(state, item.blob_id);
-        state.content_items.remove(&(vault_id, item.item_id));
+        state.content_items.remove(vault_id, item.item_id);
     }
 }
 

@@ -1,8 +1,8 @@
 use super::*;
-use crate::domain::config::{Config, InitArgs, Limits};
-use crate::domain::records::MemberRecord;
-use crate::domain::types::{CreateVaultArgs, ItemKind, PlanSelection, Tier};
 use crate::domain::vaults;
+use crate::model::config::{Config, InitArgs, Limits};
+use crate::model::records::MemberRecord;
+use crate::model::types::{CreateVaultArgs, ItemKind, PlanSelection, Tier};
 use crate::runtime::testing::MockRuntime;
 use ic_stable_structures::DefaultMemoryImpl;
 
@@ -38,7 +38,7 @@ fn sha(b: &[u8]) -> serde_bytes::ByteBuf {
 /// tier capped at 64 MiB, what 65 536 chunks of 1 KiB hold).
 fn env() -> Env {
     let mut s = State::open(DefaultMemoryImpl::default());
-    let mut pricing = crate::domain::config::Pricing::default();
+    let mut pricing = crate::model::config::Pricing::default();
     for t in &mut pricing.tiers {
         t.storage_bytes = t.storage_bytes.min(64 << 20);
     }
@@ -168,7 +168,7 @@ impl Env {
         let v = self.vault();
         let uploads: Vec<_> = self.s.uploads.raw_entries();
         let chunks: Vec<_> = self.s.content_chunks.iter().collect();
-        let items: Vec<_> = self.s.content_items.iter().map(|e| e.into_pair()).collect();
+        let items: Vec<_> = self.s.content_items.iter().collect();
         let free: Vec<_> = self.s.content_free.iter().map(|e| e.into_pair()).collect();
         format!(
             "{} {} {} {} {:?} {:?} {:?} {:?} {:?}",

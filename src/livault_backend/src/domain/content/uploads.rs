@@ -172,7 +172,7 @@ pub fn begin_upload(
     validate_meta(&args.encrypted_meta)?;
     validate_recipients(state, args.vault_id, args.recipients.as_deref())?;
     if let Some(item_id) = args.replaces {
-        if !state.content_items.contains_key(&(args.vault_id, item_id)) {
+        if !state.content_items.contains(args.vault_id, item_id) {
             return Err(VaultError::NotFound);
         }
     }
@@ -248,9 +248,7 @@ pub fn begin_upload(
     if let Some(hash) = idem {
         state.idempotency.insert(hash, upload_id);
     }
-    let before = crate::domain::metrics::storage_of(&vault);
     vault.storage_reserved_bytes += args.size;
-    crate::domain::metrics::storage_changed(state, before, &vault);
     vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
@@ -364,7 +362,7 @@ pub fn finish_upload(
         Some(item_id) => Some(
             state
                 .content_items
-                .get(&(head.vault_id, item_id))
+                .get(head.vault_id, item_id)
                 .ok_or(VaultError::NotFound)?,
         ),
         None => None,
@@ -377,7 +375,6 @@ pub fn finish_upload(
         });
     }
 
-    let storage_before = crate::domain::metrics::storage_of(&vault);
     let encrypted_meta = meta(state, upload_id);
     drop_upload_records_keep_blob(state, &head, &p);
     let (item, action) = match old {
@@ -441,10 +438,7 @@ pub fn finish_upload(
         ),
     );
     vault_core::refresh_setup(state, &mut vault, now, caller);
-    crate::domain::metrics::storage_changed(state, storage_before, &vault);
-    state
-        .content_items
-        .insert((item.vault_id, item.item_id), item.clone());
+    state.content_items.save(&item);
     state.save_vault(&mut vault);
     Ok(item_view(&item))
 }
@@ -472,9 +466,7 @@ pub fn abort_upload(state: &mut State, rt: &impl Runtime, upload_id: UploadId) -
     }
     let (mut vault, _) = access::load(state, head.vault_id, &caller, Need::Owner)?;
     drop_upload(state, &head);
-    let before = crate::domain::metrics::storage_of(&vault);
     vault.storage_reserved_bytes = vault.storage_reserved_bytes.saturating_sub(head.size);
-    crate::domain::metrics::storage_changed(state, before, &vault);
     vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
         state,
@@ -506,9 +498,7 @@ pub fn collect_stale_uploads(state: &mut State, now: u64, max_batch: usize) -> u
         };
         drop_upload(state, &head);
         if let Some(mut vault) = state.vaults.load(head.vault_id) {
-            let before = crate::domain::metrics::storage_of(&vault);
             vault.storage_reserved_bytes = vault.storage_reserved_bytes.saturating_sub(head.size);
-            crate::domain::metrics::storage_changed(state, before, &vault);
             audit::append(
                 state,
                 &mut vault,

@@ -22,9 +22,9 @@
 //! L1); a refused call changes nothing.
 
 use super::journal;
-use super::types::{PaymentReceipt, PaymentSession, PaymentSessionStatus, SessionId};
 use crate::domain::error::{VaultError, VaultResult};
-use crate::domain::types::{NANOS_PER_DAY, NANOS_PER_SEC};
+use crate::model::payments::{PaymentReceipt, PaymentSession, PaymentSessionStatus, SessionId};
+use crate::model::types::{NANOS_PER_DAY, NANOS_PER_SEC};
 use crate::storage::State;
 
 /// Most payment checks one maintenance tick runs (each awaits the ledger).

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use candid::Principal;
 
 use crate::domain::error::{VaultError, VaultResult};
-use crate::domain::types::VaultId;
+use crate::model::types::VaultId;
 
 /// Most payment flows one principal may have in flight at once.
 pub const MAX_FLOWS_PER_CALLER: u32 = 2;

@@ -14,10 +14,10 @@
 use candid::Principal;
 
 use super::ledger::{CallFailure, TimeStamp, Tokens, TransferArgs, TransferError};
-use super::types::SessionId;
+use crate::model::payments::SessionId;
 use crate::storage::State;
 
-pub use crate::model::payments::{JournalEntry, Outcome, TransferKind};
+use crate::model::payments::{JournalEntry, Outcome, TransferKind};
 
 impl JournalEntry {
     /// The ledger arguments: identical for every attempt (same dedup key).

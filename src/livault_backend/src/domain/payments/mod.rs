@@ -13,30 +13,29 @@ pub mod checks;
 pub mod guard;
 pub mod journal;
 pub mod ledger;
-pub mod types;
 
 use candid::Principal;
 
 use self::account::{account_identifier, icrc1_text, session_subaccount};
 use self::guard::PaymentGuard;
-use self::journal::{Attempt, Intent, JournalEntry, Outcome, TransferKind};
+use self::journal::{Attempt, Intent};
 use self::ledger::LEDGER_FEE_E8S;
-use self::types::{
-    BillingEntry, BillingId, BillingPage, PaymentPurpose, PaymentReceipt, PaymentSession,
-    PaymentSessionPage, PaymentSessionStatus, SessionId,
-};
 use super::access::require_admin;
 use super::access::{self, Need};
-use super::config::Account;
 use super::error::{VaultError, VaultResult};
 use super::lifecycle::LifecycleEvent;
 use super::pricing;
-use super::records::VaultRecord;
-use super::types::{PageArgs, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use super::validation;
 use super::vault_core;
 use super::vault_core::audit::{self, AuditAction};
 use crate::events::{self, Val};
+use crate::model::config::Account;
+use crate::model::payments::{
+    BillingEntry, BillingId, BillingPage, JournalEntry, Outcome, PaymentPurpose, PaymentReceipt,
+    PaymentSession, PaymentSessionPage, PaymentSessionStatus, SessionId, TransferKind,
+};
+use crate::model::records::VaultRecord;
+use crate::model::types::{PageArgs, VaultId, VaultStatus, NANOS_PER_DAY, NANOS_PER_SEC};
 use crate::runtime::Runtime;
 use crate::storage::{State, StateAccess};
 
@@ -314,7 +313,7 @@ pub fn list_payment_sessions(
         .filter_map(|id| state.payment_sessions.get(&id))
         .collect();
     let more = ids.next().is_some();
-    Ok(super::types::Page {
+    Ok(crate::model::types::Page {
         next_cursor: if more {
             items.last().map(|s| s.id)
         } else {
@@ -332,7 +331,7 @@ pub fn list_billing(state: &State, rt: &impl Runtime, page: PageArgs) -> VaultRe
     let mut it = state.billing.range(from..).map(|e| e.into_pair().1);
     let items: Vec<BillingEntry> = it.by_ref().take(limit).collect();
     let more = it.next().is_some();
-    Ok(super::types::Page {
+    Ok(crate::model::types::Page {
         next_cursor: if more {
             items.last().map(|b| b.id)
         } else {

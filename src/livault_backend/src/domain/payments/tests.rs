@@ -10,13 +10,13 @@ use candid::Principal;
 use ic_stable_structures::DefaultMemoryImpl;
 
 use super::account::{account_identifier, session_subaccount};
-use super::journal::{self, Attempt, Outcome, TransferKind};
+use super::journal::{self, Attempt};
 use super::ledger::{CallFailure, Tokens, TransferError, LEDGER_FEE_E8S as FEE};
-use super::types::*;
 use super::*;
-use crate::domain::config::{Config, InitArgs};
-use crate::domain::types::{CreateVaultArgs, PlanSelection, Tier, VaultStatus, NANOS_PER_DAY};
 use crate::domain::vaults;
+use crate::model::config::{Config, InitArgs};
+use crate::model::payments::*;
+use crate::model::types::{CreateVaultArgs, PlanSelection, Tier, VaultStatus, NANOS_PER_DAY};
 use crate::runtime::testing::MockRuntime;
 use crate::storage::State;
 
@@ -62,7 +62,7 @@ impl Env {
         let config = Config::from_init(
             InitArgs {
                 admins: vec![admin()],
-                treasury: Some(crate::domain::config::Account {
+                treasury: Some(crate::model::config::Account {
                     owner: treasury(),
                     subaccount: None,
                 }),
@@ -630,7 +630,7 @@ fn admin_refunds_late_funds_of_a_session_whose_purpose_is_gone() {
 #[test]
 fn refunds_go_to_the_account_the_owner_named() {
     let env = Env::new();
-    let wallet = crate::domain::config::Account {
+    let wallet = crate::model::config::Account {
         owner: p(42),
         subaccount: Some(serde_bytes::ByteBuf::from(vec![5u8; 32])),
     };
@@ -646,15 +646,15 @@ fn refunds_go_to_the_account_the_owner_named() {
     );
     env.rt.as_caller(owner());
     for bad in [
-        crate::domain::config::Account {
+        crate::model::config::Account {
             owner: Principal::anonymous(),
             subaccount: None,
         },
-        crate::domain::config::Account {
+        crate::model::config::Account {
             owner: p(42),
             subaccount: Some(serde_bytes::ByteBuf::from(vec![5u8; 31])),
         },
-        crate::domain::config::Account {
+        crate::model::config::Account {
             owner: env.rt.self_id,
             subaccount: None,
         },
@@ -778,7 +778,7 @@ fn set_treasury_redirects_future_sweeps_only() {
     // Confirmed; its sweep intent to the old treasury is pending.
     assert!(env.verify(s.id).unwrap().billing.sweep_pending);
     env.rt.as_caller(admin());
-    let new = crate::domain::config::Account {
+    let new = crate::model::config::Account {
         owner: p(10),
         subaccount: None,
     };

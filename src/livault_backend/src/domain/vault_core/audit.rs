@@ -8,9 +8,9 @@ use candid::Principal;
 use sha2::{Digest, Sha256};
 
 use crate::domain::error::VaultResult;
-use crate::domain::records::{AuditEvent, VaultRecord};
-use crate::domain::types::{AuditEventView, Page, VaultId};
 use crate::domain::validation;
+use crate::model::records::{AuditEvent, VaultRecord};
+use crate::model::types::{AuditEventView, Page, VaultId};
 use crate::storage::State;
 
 /// What happened, as a stable action code.
@@ -162,7 +162,7 @@ pub fn append(
     // A tombstone's compaction chain ends once its log is down to one event; an event added
     // later (an admin's late refund) restarts it, or the older event would outlive the
     // retention (model run finding F2). `enqueue` keeps the earliest due time.
-    if vault.status == crate::domain::types::VaultStatus::Deleted {
+    if vault.status == crate::model::types::VaultStatus::Deleted {
         super::deadlines::schedule_compaction(state, vault, at);
     }
 }

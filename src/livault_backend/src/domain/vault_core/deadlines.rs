@@ -3,9 +3,9 @@
 //! are created; processed by the tick (`domain::scheduler`). Also the unlock time gate,
 //! which says when an unlock check is due.
 
-use super::super::member_types::TimeGateView;
-use super::super::records::VaultRecord;
-use super::super::types::{VaultStatus, NANOS_PER_DAY};
+use crate::model::member_types::TimeGateView;
+use crate::model::records::VaultRecord;
+use crate::model::types::{VaultStatus, NANOS_PER_DAY};
 use crate::storage::State;
 
 fn days(d: impl Into<u64>) -> u64 {

@@ -21,9 +21,9 @@ pub use deadlines::{
 use super::access::{self, Need};
 use super::error::{VaultError, VaultResult};
 use super::lifecycle::{self, LifecycleEvent};
-use super::records::VaultRecord;
-use super::types::{VaultId, VaultRole, VaultStatus, VaultView, NANOS_PER_DAY};
 use crate::events::Val;
+use crate::model::records::VaultRecord;
+use crate::model::types::{VaultId, VaultRole, VaultStatus, VaultView, NANOS_PER_DAY};
 use crate::storage::{LoadedVault, State};
 use audit::AuditAction;
 

@@ -106,6 +106,27 @@ impl HeaderRepository {
         });
     }
 
+    /// Moves the `get_metrics` storage totals by one vault's change of `(committed,
+    /// reserved)` bytes from `before` to `after` (never below zero). Only the vault
+    /// repository calls it, when it writes a vault whose numbers changed.
+    pub(in crate::storage) fn move_storage(&mut self, before: (u64, u64), after: (u64, u64)) {
+        if before == after {
+            return;
+        }
+        let shift = |total: u64, from: u64, to: u64| {
+            if to >= from {
+                total.saturating_add(to - from)
+            } else {
+                total.saturating_sub(from - to)
+            }
+        };
+        self.modify(|h| {
+            let c = &mut h.counters;
+            c.storage_committed_bytes = shift(c.storage_committed_bytes, before.0, after.0);
+            c.storage_reserved_bytes = shift(c.storage_reserved_bytes, before.1, after.1);
+        });
+    }
+
     /// Applies `f` to the `get_metrics` aggregates.
     pub fn update_counters(&mut self, f: impl FnOnce(&mut MetricsCounters)) {
         self.modify(|h| f(&mut h.counters));

@@ -5,9 +5,13 @@
 //! encodings), so no migration is involved.
 
 pub mod header;
+pub mod items;
+pub mod keys;
 pub mod uploads;
 pub mod vaults;
 
 pub use header::HeaderRepository;
+pub use items::ItemRepository;
+pub use keys::KeyRepository;
 pub use uploads::UploadRepository;
 pub use vaults::{LoadedVault, VaultRepository};

@@ -1,9 +1,11 @@
 //! Vaults: the record table (dense ids, tombstones included) and the owner index (live
 //! vaults only), with the per-status counts in the header.
 //!
-//! A vault is changed through a [`LoadedVault`]: it remembers the status and owner it was
-//! loaded with, so [`VaultRepository::save`] moves the status count and the owner index
-//! itself, without reading the stored record again. A plain [`VaultRecord`] (from
+//! A vault is changed through a [`LoadedVault`]: it remembers the status, owner and storage
+//! numbers it was loaded with, so [`VaultRepository::save`] moves the status count, the owner
+//! index and the `get_metrics` storage totals itself, without reading the stored record
+//! again. Callers cannot forget them: whatever changes a vault's storage numbers and saves
+//! it moves the totals by exactly that change (no hand-written "storage changed" call). A plain [`VaultRecord`] (from
 //! [`VaultRepository::get`]) cannot be saved: only a new vault enters through
 //! [`VaultRepository::insert_new`].
 
@@ -34,6 +36,13 @@ pub struct LoadedVault {
     /// Status and owner as stored (what the counts and the owner index hold now).
     stored_status: VaultStatus,
     stored_owner: Principal,
+    /// `(committed, reserved)` bytes as stored (what the header's storage totals include).
+    stored_storage: (u64, u64),
+}
+
+/// A vault's storage numbers `(committed, reserved)`, as the header's totals sum them.
+fn storage_of(vault: &VaultRecord) -> (u64, u64) {
+    (vault.storage_committed_bytes, vault.storage_reserved_bytes)
 }
 
 impl LoadedVault {
@@ -41,6 +50,7 @@ impl LoadedVault {
         LoadedVault {
             stored_status: record.status,
             stored_owner: record.owner,
+            stored_storage: storage_of(&record),
             record,
         }
     }
@@ -115,7 +125,8 @@ impl VaultRepository {
         self.by_owner.keys()
     }
 
-    /// Stores a new vault: its record, its owner-index entry and its status count.
+    /// Stores a new vault: its record, its owner-index entry, its status count and its
+    /// storage numbers in the totals.
     pub fn insert_new(&mut self, header: &mut HeaderRepository, vault: VaultRecord) -> LoadedVault {
         debug_assert!(!self.table.contains_key(&vault.id), "vault id reused");
         self.table.put(vault.id, &vault);
@@ -123,17 +134,22 @@ impl VaultRepository {
             self.by_owner.insert((vault.owner, vault.id), ());
         }
         header.count_status(None, Some(vault.status));
+        header.move_storage((0, 0), storage_of(&vault));
         LoadedVault::new(vault)
     }
 
     /// Writes `vault` back: the record, and where its status or owner changed since it was
-    /// loaded, the status counts and the owner index (a `Deleted` vault leaves the index).
+    /// loaded, the status counts and the owner index (a `Deleted` vault leaves the index);
+    /// where its storage numbers changed, the header's storage totals.
     pub fn save(&mut self, header: &mut HeaderRepository, vault: &mut LoadedVault) {
         let (id, status, owner) = (vault.record.id, vault.record.status, vault.record.owner);
         self.table.put(id, &vault.record);
         if status != vault.stored_status {
             header.count_status(Some(vault.stored_status), Some(status));
         }
+        let storage = storage_of(&vault.record);
+        header.move_storage(vault.stored_storage, storage);
+        vault.stored_storage = storage;
         let indexed_before = vault.stored_status != VaultStatus::Deleted;
         let indexed_now = status != VaultStatus::Deleted;
         if indexed_before && (!indexed_now || owner != vault.stored_owner) {
@@ -146,12 +162,13 @@ impl VaultRepository {
         vault.stored_owner = owner;
     }
 
-    /// Erases a vault entirely (an unpaid draft): record, owner-index entry, status count.
-    /// Its id stays used (ids come from a counter).
+    /// Erases a vault entirely (an unpaid draft): record, owner-index entry, status count,
+    /// its stored numbers in the storage totals. Its id stays used (ids come from a counter).
     pub fn erase(&mut self, header: &mut HeaderRepository, vault: &LoadedVault) {
         let id = vault.record.id;
         self.by_owner.remove(&(vault.stored_owner, id));
         header.count_status(Some(vault.stored_status), None);
+        header.move_storage(vault.stored_storage, (0, 0));
         self.table.remove(&id);
     }
 

@@ -1,3 +1,0 @@
-//! Compatibility path: the records moved to [`crate::model::payments`].
-
-pub use crate::model::payments::*;

@@ -1,3 +1,0 @@
-//! Compatibility path: the records moved to [`crate::model::records`].
-
-pub use crate::model::records::*;

@@ -1,3 +1,0 @@
-//! Compatibility path: the records moved to [`crate::model::types`].
-
-pub use crate::model::types::*;
