@@ -5,9 +5,17 @@
 //! encodings), so no migration is involved.
 
 pub mod header;
+pub mod idempotency;
+pub mod invites;
+pub mod members;
+pub mod recovery_codes;
 pub mod uploads;
 pub mod vaults;
 
 pub use header::HeaderRepository;
+pub use idempotency::IdempotencyRepository;
+pub use invites::InviteRepository;
+pub use members::MemberRepository;
+pub use recovery_codes::RecoveryCodeRepository;
 pub use uploads::UploadRepository;
 pub use vaults::{LoadedVault, VaultRepository};
