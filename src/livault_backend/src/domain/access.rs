@@ -53,8 +53,8 @@ pub fn role_of(state: &State, vault: &VaultRecord, caller: &Principal) -> Access
     if vault.owner == *caller {
         return Access::Owner;
     }
-    match state.vaults_by_member.get(&(*caller, vault.id)) {
-        Some(member_id) => match state.members.get(&(vault.id, member_id)) {
+    match state.members.member_id_of(*caller, vault.id) {
+        Some(member_id) => match state.members.get(vault.id, member_id) {
             Some(m) => Access::Member {
                 member_id,
                 role: m.role,

@@ -146,7 +146,7 @@ fn insert_invite(
 ) -> VaultResult<InviteCreated> {
     let token = tokens::format(INVITE_PREFIX, random);
     let token_hash = tokens::hash(&token);
-    if state.invite_tokens.contains_key(&token_hash) {
+    if state.invites.token_taken(&token_hash) {
         // Only a broken randomness source repeats 256 bits; refuse rather than alias invites.
         return Err(VaultError::Busy);
     }
@@ -182,10 +182,7 @@ fn insert_invite(
         ),
     );
     super::metrics::invite_issued(state, now);
-    state
-        .invite_tokens
-        .insert(token_hash, (vault.id, invite_id));
-    state.invites.insert((vault.id, invite_id), invite.clone());
+    state.invites.insert_new(&invite);
     state.save_vault(vault);
     Ok(InviteCreated {
         vault_id: vault.id,
@@ -247,11 +244,10 @@ pub async fn generate_invite(
 /// Looks an invite up by its token text (format checked first).
 fn find_by_token(state: &State, token: &str) -> VaultResult<InviteRecord> {
     let hash = tokens::parse(INVITE_PREFIX, token)?;
-    let key = state
-        .invite_tokens
-        .get(&hash)
-        .ok_or(VaultError::TokenInvalid)?;
-    state.invites.get(&key).ok_or(VaultError::TokenInvalid)
+    state
+        .invites
+        .find_by_token(&hash)
+        .ok_or(VaultError::TokenInvalid)
 }
 
 /// `get_invite_info` (anyone, anonymous included): what the invite is for.
@@ -291,7 +287,7 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
             if *by == caller {
                 let m = state
                     .members
-                    .get(&(vault.id, *member_id))
+                    .get(vault.id, *member_id)
                     // The member was removed since: the invite is spent.
                     .ok_or(VaultError::TokenAlreadyClaimed)?;
                 return Ok(member_view(&vault, &m, true));
@@ -307,7 +303,7 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
     if caller == vault.owner {
         return Err(VaultError::NotAuthorized);
     }
-    if state.vaults_by_member.contains_key(&(caller, vault.id)) {
+    if state.members.is_member(caller, vault.id) {
         return Err(VaultError::invalid(
             "token",
             "the caller is already a member of this vault",
@@ -381,9 +377,8 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
     super::recovery::on_member_joined(state, &mut vault, now, caller);
     vault_core::refresh_setup(state, &mut vault, now, caller);
     super::metrics::invite_claimed(state, now);
-    state.members.insert((vault.id, member_id), member.clone());
-    state.vaults_by_member.insert((caller, vault.id), member_id);
-    state.invites.insert((vault.id, invite_id), invite);
+    state.members.insert(&member);
+    state.invites.save(&invite);
     state.save_vault(&mut vault);
     Ok(member_view(&vault, &member, true))
 }
@@ -391,7 +386,7 @@ pub fn claim_invite(state: &mut State, rt: &impl Runtime, token: &str) -> VaultR
 fn load_invite(state: &State, vault_id: VaultId, invite_id: u64) -> VaultResult<InviteRecord> {
     state
         .invites
-        .get(&(vault_id, invite_id))
+        .get(vault_id, invite_id)
         .ok_or(VaultError::NotFound)
 }
 
@@ -443,7 +438,7 @@ pub fn revoke_invite(
         AuditAction::InviteRevoked,
         format!("invite={invite_id}"),
     );
-    state.invites.insert((vault_id, invite_id), invite.clone());
+    state.invites.save(&invite);
     state.save_vault(&mut vault);
     Ok(invite_view(&invite, now))
 }
@@ -503,7 +498,7 @@ pub async fn regenerate_invite(
             AuditAction::InviteRegenerated,
         )?;
         old.replaced_by = Some(created.invite_id);
-        s.invites.insert((vault_id, invite_id), old);
+        s.invites.save(&old);
         Ok(created)
     })
 }
@@ -543,11 +538,11 @@ pub fn list_invites(
     let limit = validation::page_limit(args.limit)?;
     let from = args.start_after.map_or(1, |c| c.saturating_add(1));
     let now = rt.now();
-    let mut iter = state.invites.range((vault_id, from)..=(vault_id, u64::MAX));
+    let mut iter = state.invites.of_vault(vault_id, from);
     let items: Vec<InviteView> = iter
         .by_ref()
         .take(limit)
-        .map(|e| invite_view(&e.into_pair().1, now))
+        .map(|i| invite_view(&i, now))
         .collect();
     let more = iter.next().is_some();
     let next_cursor = match items.last() {
@@ -593,11 +588,11 @@ pub fn list_members(
         u32::try_from(c.saturating_add(1)).unwrap_or(u32::MAX)
     });
     let full = acc == Access::Owner;
-    let mut iter = state.members.range((vault_id, from)..=(vault_id, u32::MAX));
+    let mut iter = state.members.of_vault(vault_id, from);
     let items: Vec<MemberView> = iter
         .by_ref()
         .take(limit)
-        .map(|e| member_view(&vault, &e.into_pair().1, full))
+        .map(|m| member_view(&vault, &m, full))
         .collect();
     let more = iter.next().is_some();
     let next_cursor = match items.last() {
@@ -620,7 +615,7 @@ pub fn remove_member(
     let mut vault = vault_core::load_owned(state, &caller, vault_id, membership_open)?;
     let member = state
         .members
-        .get(&(vault_id, member_id))
+        .get(vault_id, member_id)
         .ok_or(VaultError::NotFound)?;
     match member.role {
         MemberRole::Heir => vault.heir_count = vault.heir_count.saturating_sub(1),
@@ -640,8 +635,7 @@ pub fn remove_member(
         format!("member={member_id} role={:?}", member.role),
     );
     vault_core::refresh_setup(state, &mut vault, now, caller);
-    state.members.remove(&(vault_id, member_id));
-    state.vaults_by_member.remove(&(member.principal, vault_id));
+    state.members.remove(vault_id, member_id);
     state.save_vault(&mut vault);
     Ok(vault_core::view(state, &vault, VaultRole::Owner))
 }
@@ -650,18 +644,8 @@ pub fn remove_member(
 pub fn purge_vault(state: &mut State, vault: &mut VaultRecord) {
     // A vault that never issued an invite has none: skip the scan (a B-tree descent that
     // costs ~65 000 instructions on a 1 000-entry map), e.g. for every unpaid draft purged.
-    let invites: Vec<_> = if vault.membership.invites_issued == 0 {
-        Vec::new()
-    } else {
-        state
-            .invites
-            .range((vault.id, 0)..=(vault.id, u64::MAX))
-            .map(|e| e.into_pair())
-            .collect()
-    };
-    for (key, invite) in invites {
-        state.invite_tokens.remove(&invite.token_hash);
-        state.invites.remove(&key);
+    if vault.membership.invites_issued != 0 {
+        state.invites.remove_vault(vault.id);
     }
     if let Some(hash) = vault.membership.recovery_code_hash.take() {
         state.recovery_codes.remove(&hash);

@@ -226,7 +226,7 @@ fn right(
     let member_share = match acc {
         Access::Member { member_id, .. } => state
             .members
-            .get(&(vault_id, member_id))
+            .get(vault_id, member_id)
             .map(|m| m.share_index),
         _ => None,
     };

@@ -207,22 +207,22 @@ fn snapshot(s: &State) -> String {
         out += &format!("{e:?}");
     }
     for e in s.members.iter() {
-        out += &format!("{:?}", e.into_pair());
+        out += &format!("{e:?}");
     }
-    for e in s.vaults_by_member.iter() {
-        out += &format!("{:?}", e.into_pair());
+    for e in s.members.index_entries() {
+        out += &format!("{e:?}");
     }
     for e in s.vaults.owner_index() {
         out += &format!("{e:?}");
     }
     for e in s.invites.iter() {
-        out += &format!("{:?}", e.into_pair());
+        out += &format!("{e:?}");
     }
-    for e in s.invite_tokens.iter() {
-        out += &format!("{:?}", e.into_pair());
+    for e in s.invites.token_entries() {
+        out += &format!("{e:?}");
     }
     for e in s.recovery_codes.iter() {
-        out += &format!("{:?}", e.into_pair());
+        out += &format!("{e:?}");
     }
     out += &format!("{:?}{}", s.header.get(), s.audit.event_count());
     out
@@ -238,12 +238,9 @@ fn generate_invite_returns_a_secret_stores_only_its_hash() {
     assert_eq!(inv.share_index, 1);
     assert_eq!(inv.expires_at, T0 + 86_400 * NANOS_PER_SEC);
     let s = fx.st.borrow();
-    let rec = s.invites.get(&(fx.vault, inv.invite_id)).unwrap();
+    let rec = s.invites.get(fx.vault, inv.invite_id).unwrap();
     assert_eq!(rec.token_hash, super::tokens::hash(&inv.token));
-    assert_eq!(
-        s.invite_tokens.get(&rec.token_hash),
-        Some((fx.vault, inv.invite_id))
-    );
+    assert_eq!(s.invites.find_by_token(&rec.token_hash), Some(rec.clone()));
     // The token text itself is stored nowhere in the invite record.
     assert!(!format!("{rec:?}").contains(&inv.token[5..]));
     assert!(
@@ -357,8 +354,8 @@ fn claim_joins_once_and_repeats_idempotently() {
     assert_eq!(fx.claim(p(10), &inv.token), Ok(m));
     assert_eq!(fx.vault().heir_count, 1);
     let s = fx.st.borrow();
-    assert_eq!(s.vaults_by_member.get(&(p(10), fx.vault)), Some(m));
-    assert_eq!(s.members.get(&(fx.vault, m)).unwrap().share_index, 1);
+    assert_eq!(s.members.member_id_of(p(10), fx.vault), Some(m));
+    assert_eq!(s.members.get(fx.vault, m).unwrap().share_index, 1);
     let info = invites::get_invite_info(&s, fx.rt.now(), &inv.token).unwrap();
     assert_eq!(info.status, InviteStatus::Claimed);
     assert_eq!(info.vault_name, "Family");
@@ -497,11 +494,7 @@ fn remove_member_frees_the_slot_and_drops_approvals() {
     let v = fx.vault();
     assert_eq!(v.heir_count, 1);
     assert!(v.membership.approvals.is_empty());
-    assert!(!fx
-        .st
-        .borrow()
-        .vaults_by_member
-        .contains_key(&(p(10), fx.vault)));
+    assert!(!fx.st.borrow().members.is_member(p(10), fx.vault));
     fx.invite(MemberRole::Heir).unwrap();
 }
 
@@ -885,11 +878,7 @@ mod prop {
     fn check_invariants(fx: &Fx, unlock_ok_at: &mut Option<bool>) {
         let s = fx.st.borrow();
         let v = s.vaults.get(&fx.vault).unwrap();
-        let members: Vec<_> = s
-            .members
-            .range((fx.vault, 0)..=(fx.vault, u32::MAX))
-            .map(|e| e.into_pair().1)
-            .collect();
+        let members: Vec<_> = s.members.of_vault(fx.vault, 0).collect();
         let heirs = members
             .iter()
             .filter(|m| m.role == MemberRole::Heir)
@@ -910,8 +899,7 @@ mod prop {
         assert!(heirs + open_heirs <= usize::from(v.plan.heir_slots));
         // Unique share indices among members and live (not replaced) invites.
         let mut seen = std::collections::BTreeSet::new();
-        for e in s.invites.range((fx.vault, 0)..=(fx.vault, u64::MAX)) {
-            let i = e.into_pair().1;
+        for i in s.invites.of_vault(fx.vault, 0) {
             if i.replaced_by.is_none() {
                 assert!(
                     seen.insert(i.share_index),
@@ -921,11 +909,13 @@ mod prop {
             }
             // Index entries point back.
             assert_eq!(
-                s.invite_tokens.get(&i.token_hash),
+                s.invites
+                    .find_by_token(&i.token_hash)
+                    .map(|f| (f.vault_id, f.invite_id)),
                 Some((fx.vault, i.invite_id))
             );
             if let InviteState::Claimed { by, member_id, .. } = i.state {
-                if let Some(m) = s.members.get(&(fx.vault, member_id)) {
+                if let Some(m) = s.members.get(fx.vault, member_id) {
                     assert_eq!(m.principal, by);
                     assert_eq!(m.share_index, i.share_index);
                 }
@@ -933,7 +923,7 @@ mod prop {
         }
         for m in &members {
             assert_eq!(
-                s.vaults_by_member.get(&(m.principal, fx.vault)),
+                s.members.member_id_of(m.principal, fx.vault),
                 Some(m.member_id)
             );
             assert_ne!(m.principal, v.owner);
@@ -988,8 +978,8 @@ mod prop {
                     Op::Remove(i) => {
                         let rt = fx.as_(owner());
                         let ids: Vec<u32> = fx.st.borrow().members
-                            .range((fx.vault, 0)..=(fx.vault, u32::MAX))
-                            .map(|e| e.into_pair().0 .1).collect();
+                            .of_vault(fx.vault, 0)
+                            .map(|m| m.member_id).collect();
                         if let Some(id) = ids.get(i) {
                             let _ = invites::remove_member(&mut fx.st.borrow_mut(), rt, fx.vault, *id);
                         }

@@ -103,7 +103,6 @@ pub fn recount(state: &State, now: u64) -> MetricsCounters {
         c.storage_reserved_bytes += v.storage_reserved_bytes;
     }
     for i in state.invites.iter() {
-        let i = i.value();
         c.invites_issued_total += 1;
         c.invites_issued_today += u64::from(in_today(i.created_at));
         if i.status_at(now) == InviteStatus::Claimed {

@@ -92,7 +92,7 @@ fn revoke_active(state: &mut State, vault: &mut VaultRecord, now: u64, reason: R
                     at: now,
                     reason: "member joined".to_string(),
                 };
-                state.recovery_codes.insert(hash, rec);
+                state.recovery_codes.save(hash, &rec);
             }
         }
         Revocation::Replaced | Revocation::Owner => {
@@ -126,7 +126,7 @@ pub async fn issue_recovery_code(
         let mut vault = precheck_issue(s, &caller, vault_id)?;
         let code = tokens::format(RECOVERY_PREFIX, &random);
         let hash = tokens::hash(&code);
-        if s.recovery_codes.contains_key(&hash) {
+        if s.recovery_codes.contains(&hash) {
             return Err(VaultError::Busy);
         }
         let replaced = revoke_active(s, &mut vault, now, Revocation::Replaced);
@@ -140,9 +140,9 @@ pub async fn issue_recovery_code(
             AuditAction::RecoveryIssued,
             format!("bypass_quorum={bypass_quorum} replaced_previous={replaced}"),
         );
-        s.recovery_codes.insert(
+        s.recovery_codes.insert_new(
             hash,
-            RecoveryCodeRecord {
+            &RecoveryCodeRecord {
                 vault_id,
                 bypass_quorum,
                 issued_at: now,

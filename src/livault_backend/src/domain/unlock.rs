@@ -64,7 +64,7 @@ fn days(d: u32) -> u64 {
 }
 
 fn current_member(state: &State, vault_id: VaultId, member_id: u32) -> Option<MemberRecord> {
-    state.members.get(&(vault_id, member_id))
+    state.members.get(vault_id, member_id)
 }
 
 /// Pure evaluation of the unlock rules of `vault` at `now`: time gate, approvals of current
@@ -415,7 +415,7 @@ pub fn approve_unlock_with_recovery(
         caller,
         &format!("recovery code bypassed the quorum; {}", gate.reason),
     )?;
-    state.recovery_codes.insert(hash, record);
+    state.recovery_codes.save(hash, &record);
     state.save_vault(&mut vault);
     Ok(status_for(state, &vault, &caller, now))
 }

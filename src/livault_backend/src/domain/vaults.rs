@@ -93,7 +93,7 @@ pub fn create_vault(
     if let Some(hash) = idem {
         if let Some(vault) = state
             .idempotency
-            .get(&hash)
+            .lookup(&hash)
             .and_then(|id| state.vaults.get(&id))
         {
             return Ok(view(state, &vault, VaultRole::Owner));
@@ -163,8 +163,7 @@ pub fn create_vault(
         .vault_creations
         .insert((now / NANOS_PER_DAY, caller), created as u32 + 1);
     if let Some(hash) = idem {
-        state.idempotency.insert(hash, id);
-        state.idempotency_by_vault.insert(id, hash);
+        state.idempotency.bind_vault(hash, id);
     }
     vault_core::schedule_new_vault(state, &vault);
     let vault = state.insert_vault(vault);
@@ -193,14 +192,7 @@ pub fn list_my_vaults(
         .owned_by(caller, from)
         .map(|id| (id, VaultRole::Owner))
         .peekable();
-    let mut joined = state
-        .vaults_by_member
-        .range((caller, from)..=(caller, u64::MAX))
-        .map(|e| {
-            let (key, member_id) = e.into_pair();
-            (key.1, member_id)
-        })
-        .peekable();
+    let mut joined = state.members.vaults_of(caller, from).peekable();
     let mut items = Vec::new();
     let mut last = None;
     // Scan cap: deleted vaults are skipped, but one call never walks more than this.
@@ -212,7 +204,7 @@ pub fn list_my_vaults(
             (Some(_), Some(_)) | (None, Some(_)) => joined.next().map(|(id, member_id)| {
                 let role = state
                     .members
-                    .get(&(id, member_id))
+                    .get(id, member_id)
                     .map_or(VaultRole::Heir, |m| match m.role {
                         crate::model::records::MemberRole::Heir => VaultRole::Heir,
                         crate::model::records::MemberRole::Witness => VaultRole::Witness,
@@ -440,18 +432,8 @@ pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
     purge_payload(state, vault);
     super::keys::forget_vault(state, vault.id);
     // A vault no member ever joined has none: skip the scan (see `invites::purge_vault`).
-    let members: Vec<_> = if vault.membership.members_issued == 0 {
-        Vec::new()
-    } else {
-        state
-            .members
-            .range((vault.id, 0)..=(vault.id, u32::MAX))
-            .map(|e| e.into_pair())
-            .collect()
-    };
-    for ((vault_id, member_id), m) in members {
-        state.members.remove(&(vault_id, member_id));
-        state.vaults_by_member.remove(&(m.principal, vault_id));
+    if vault.membership.members_issued != 0 {
+        state.members.remove_vault(vault.id);
     }
     vault.name = String::new();
     vault.unlock_rules = None;

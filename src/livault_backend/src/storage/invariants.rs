@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::State;
-use crate::model::records::UploadEntry;
+use crate::model::records::{RecoveryState, UploadEntry};
 use crate::model::types::VaultStatus;
 use crate::storage::pages;
 
@@ -34,9 +34,12 @@ impl State {
     ///   the counts; the owner index lists exactly the vaults that are not `Deleted`;
     /// - audit: logs only for existing vaults; a kept log ends at the vault's
     ///   `audit_next_seq` and its hash chain (recomputed) ends in the vault's head;
-    /// - idempotency keys and their reverse index are one bijection, onto `Draft` vaults;
-    /// - member, invite-token and payment-session indexes point at existing records of the
-    ///   same vault and principal;
+    /// - idempotency: the repository's walk (each reverse entry's key bound to its vault),
+    ///   those vaults are `Draft`s, and the other keys are exactly the open uploads' keys;
+    /// - members and invites: each repository's walk (table and index agree both ways),
+    ///   and their vaults exist; recovery codes belong to existing vaults, and a vault's
+    ///   `recovery_code_hash` names an active code of that vault;
+    /// - the payment-session index points at sessions of the same vault;
     /// - content: the chunks' page runs and the free runs tile the pages below the
     ///   high-water mark exactly (no page leaked, none shared); every blob with chunks
     ///   belongs to an item or an open upload, below `next_blob_id`; every item has its
@@ -118,40 +121,64 @@ impl State {
     }
 
     fn check_indexes(&self) -> Result<(), String> {
-        let forward: BTreeMap<[u8; 32], u64> =
-            self.idempotency.iter().map(|e| e.into_pair()).collect();
-        let reverse: BTreeMap<u64, [u8; 32]> = self
-            .idempotency_by_vault
-            .iter()
-            .map(|e| e.into_pair())
-            .collect();
-        ensure!(
-            forward.len() == reverse.len()
-                && forward.iter().all(|(k, v)| reverse.get(v) == Some(k)),
-            "the idempotency keys and their reverse index differ ({} / {} entries)",
-            forward.len(),
-            reverse.len()
-        );
-        for vault in reverse.keys() {
-            let status = self.vaults.get(vault).map(|v| v.status);
+        // Idempotency: drafts' keys (with their reverse entries), then open uploads' keys.
+        let upload_keys = self.idempotency.check_invariants()?;
+        for (vault, _) in self.idempotency.vault_bindings() {
+            let status = self.vaults.get(&vault).map(|v| v.status);
             ensure!(
                 status == Some(VaultStatus::Draft),
                 "idempotency key of vault {vault}, which is {status:?}, not a draft"
             );
         }
-        for ((principal, vault), member_id) in self.vaults_by_member.iter().map(|e| e.into_pair()) {
-            let member = self.members.get(&(vault, member_id));
+        let mut open_keys = BTreeMap::new();
+        for (_, entry) in self.uploads.raw_entries() {
+            if let UploadEntry::Head(head) = entry {
+                if let Some(hash) = head.idempotency_hash {
+                    open_keys.insert(hash, head.upload_id);
+                }
+            }
+        }
+        ensure!(
+            upload_keys == open_keys,
+            "the upload idempotency keys ({}) differ from the open uploads' keys ({})",
+            upload_keys.len(),
+            open_keys.len()
+        );
+        // Members, invites and recovery codes: each repository's own walk, then the vaults.
+        self.members.check_invariants()?;
+        for m in self.members.iter() {
             ensure!(
-                member.as_ref().is_some_and(|m| m.principal == principal),
-                "member index ({principal}, {vault}) → {member_id}: no such member"
+                self.vaults.contains(m.vault_id),
+                "member ({}, {}) of a vault that does not exist",
+                m.vault_id,
+                m.member_id
             );
         }
-        for (token, (vault, invite)) in self.invite_tokens.iter().map(|e| e.into_pair()) {
-            let record = self.invites.get(&(vault, invite));
+        self.invites.check_invariants()?;
+        for i in self.invites.iter() {
             ensure!(
-                record.is_some_and(|i| i.token_hash == token && i.vault_id == vault),
-                "invite token index → ({vault}, {invite}): no such invite with that token"
+                self.vaults.contains(i.vault_id),
+                "invite ({}, {}) of a vault that does not exist",
+                i.vault_id,
+                i.invite_id
             );
+        }
+        for (_, code) in self.recovery_codes.iter() {
+            ensure!(
+                self.vaults.contains(code.vault_id),
+                "recovery code of vault {}, which does not exist",
+                code.vault_id
+            );
+        }
+        for (id, v) in self.vaults.iter() {
+            if let Some(hash) = v.membership.recovery_code_hash {
+                let code = self.recovery_codes.get(&hash);
+                ensure!(
+                    code.as_ref()
+                        .is_some_and(|c| c.vault_id == id && c.state == RecoveryState::Active),
+                    "vault {id}: its recovery code is {code:?}, not an active code of the vault"
+                );
+            }
         }
         for (vault, session) in self.payment_sessions_by_vault.keys() {
             let record = self.payment_sessions.get(&session);
@@ -571,7 +598,7 @@ mod tests {
         assert!(err(&s).contains("owner index"), "{}", err(&s));
 
         let (mut s, id) = fresh();
-        s.idempotency_by_vault.remove(&id);
+        s.idempotency.unindex_unchecked(id);
         assert!(err(&s).contains("idempotency"), "{}", err(&s));
 
         let (mut s, id) = fresh();
@@ -583,5 +610,148 @@ mod tests {
         let (mut s, _) = fresh();
         crate::storage::pages::allocate(&mut s, 3 * 4096).unwrap();
         assert!(err(&s).contains("leaked"), "{}", err(&s));
+    }
+
+    /// The member, invite, recovery-code and upload-key checks find what they name: each
+    /// repository's own walk runs, and the cross-checks against vaults and uploads hold.
+    #[test]
+    fn the_walk_finds_broken_member_invite_code_and_upload_key_entries() {
+        use crate::model::records::{
+            InviteRecord, InviteState, MemberRecord, MemberRole, RecoveryCodeRecord, RecoveryState,
+            UploadEntry,
+        };
+        let member = |vault: u64| MemberRecord {
+            vault_id: vault,
+            member_id: 1,
+            principal: p(20),
+            role: MemberRole::Heir,
+            name: "m".into(),
+            share_index: 1,
+            joined_at: T0,
+            relation: Default::default(),
+            email_hint: None,
+            can_trigger_unlock: true,
+            count_as_approver: true,
+            invite_id: 1,
+        };
+        let invite = |vault: u64| InviteRecord {
+            vault_id: vault,
+            invite_id: 1,
+            role: MemberRole::Heir,
+            name: "i".into(),
+            relation: Default::default(),
+            email_hint: None,
+            can_trigger_unlock: true,
+            count_as_approver: true,
+            share_index: 1,
+            token_hash: [5; 32],
+            created_at: T0,
+            expires_at: T0 + 1,
+            state: InviteState::Open,
+            replaced_by: None,
+        };
+        // A paid vault with an upload opened under an idempotency key.
+        let fresh = || {
+            let mut s = open(&initialized_memory());
+            let rt = MockRuntime::new(T0, p(1));
+            let v = vaults::create_vault(
+                &mut s,
+                &rt,
+                CreateVaultArgs {
+                    name: "v".into(),
+                    plan: PlanSelection {
+                        tier: Tier::Basic,
+                        heir_slots: 1,
+                        witness_slot: false,
+                    },
+                    owner_age: 40,
+                    idempotency_key: None,
+                },
+            )
+            .unwrap();
+            crate::domain::vault_core::confirm_creation_payment(&mut s, v.id, T0, p(SYSTEM))
+                .unwrap();
+            let up = content::begin_upload(
+                &mut s,
+                &rt,
+                BeginUploadArgs {
+                    vault_id: v.id,
+                    kind: ItemKind::File,
+                    size: 10,
+                    sha256: serde_bytes::ByteBuf::from(vec![0; 32]),
+                    encrypted_meta: serde_bytes::ByteBuf::new(),
+                    recipients: None,
+                    replaces: None,
+                    idempotency_key: Some("u".into()),
+                },
+            )
+            .unwrap();
+            s.members.insert(&member(v.id));
+            s.invites.insert_new(&invite(v.id));
+            assert_eq!(s.check_invariants(), Ok(()));
+            (s, v.id, up.upload_id)
+        };
+        let err = |s: &State| s.check_invariants().unwrap_err();
+
+        let (mut s, id, _) = fresh();
+        s.members.unindex_unchecked(p(20), id);
+        assert!(err(&s).contains("member index"), "{}", err(&s));
+
+        let (mut s, _, _) = fresh();
+        s.members.insert(&member(999));
+        assert!(
+            err(&s).contains("of a vault that does not exist"),
+            "{}",
+            err(&s)
+        );
+
+        let (mut s, _, _) = fresh();
+        s.invites.unindex_unchecked(&[5; 32]);
+        assert!(err(&s).contains("token's index entry"), "{}", err(&s));
+
+        let (mut s, _, _) = fresh();
+        s.invites.insert_new(&InviteRecord {
+            token_hash: [6; 32],
+            ..invite(999)
+        });
+        assert!(err(&s).contains("invite (999, 1)"), "{}", err(&s));
+
+        let (mut s, id, _) = fresh();
+        let mut v = s.vaults.get(&id).unwrap();
+        v.membership.recovery_code_hash = Some([7; 32]);
+        s.vaults.put_unchecked(&v);
+        assert!(err(&s).contains("recovery code"), "{}", err(&s));
+        let code = RecoveryCodeRecord {
+            vault_id: id,
+            bypass_quorum: false,
+            issued_at: T0,
+            state: RecoveryState::Active,
+        };
+        s.recovery_codes.insert_new([7; 32], &code);
+        assert_eq!(s.check_invariants(), Ok(()));
+        s.recovery_codes.save(
+            [7; 32],
+            &RecoveryCodeRecord {
+                state: RecoveryState::Used { at: T0, by: p(20) },
+                ..code
+            },
+        );
+        assert!(err(&s).contains("not an active code"), "{}", err(&s));
+
+        // The open upload's key released by hand, or a key left behind by no upload.
+        let (mut s, _, _) = fresh();
+        let hash = s
+            .uploads
+            .raw_entries()
+            .into_iter()
+            .find_map(|(_, e)| match e {
+                UploadEntry::Head(h) => h.idempotency_hash,
+                _ => None,
+            });
+        s.idempotency.release_upload(&hash.unwrap());
+        assert!(err(&s).contains("upload idempotency keys"), "{}", err(&s));
+        let (mut s, _, upload) = fresh();
+        s.idempotency.bind_upload([8; 32], upload);
+        assert!(err(&s).contains("upload idempotency keys"), "{}", err(&s));
     }
 }

@@ -12,7 +12,8 @@ use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
 use super::repositories::{
-    HeaderRepository, ItemRepository, KeyRepository, LoadedVault, UploadRepository, VaultRepository,
+    HeaderRepository, IdempotencyRepository, InviteRepository, ItemRepository, KeyRepository,
+    LoadedVault, MemberRepository, RecoveryCodeRepository, UploadRepository, VaultRepository,
 };
 use super::slab::{DenseTable, Slab};
 use crate::model::config::{Account, Config};
@@ -59,25 +60,19 @@ pub struct State {
     pub header: HeaderRepository,
     /// Vaults (tombstones included) with their owner index; keeps the per-status counts.
     pub vaults: VaultRepository,
-    /// `(member principal, vault) → member id`.
-    pub vaults_by_member: StableBTreeMap<(Principal, VaultId), u32, Mem>,
-    /// `(vault, member id) → member`.
-    pub members: StableBTreeMap<(VaultId, u32), MemberRecord, Mem>,
+    /// Members with their `(principal, vault)` index.
+    pub members: MemberRepository,
     /// Each vault's audit events by seq.
     pub audit: AuditLog<Mem>,
-    /// `sha256(caller ‖ key) → vault`, while the vault is a `Draft`.
-    pub idempotency: StableBTreeMap<[u8; 32], VaultId, Mem>,
-    /// `vault → sha256(caller ‖ key)`: the reverse of `idempotency`.
-    pub idempotency_by_vault: StableBTreeMap<VaultId, [u8; 32], Mem>,
+    /// Idempotency keys of drafts (with their reverse index) and of open uploads.
+    pub idempotency: IdempotencyRepository,
     /// `(UTC day, principal) → vaults it created that day` (today's, until collected).
     pub vault_creations: StableBTreeMap<(u64, Principal), u32, Mem>,
     // ---- members (invites, recovery codes)
-    /// `(vault, invite id) → invite`.
-    pub invites: StableBTreeMap<(VaultId, u64), InviteRecord, Mem>,
-    /// `sha256(token) → (vault, invite id)`.
-    pub invite_tokens: StableBTreeMap<[u8; 32], (VaultId, u64), Mem>,
+    /// Invites with their token index.
+    pub invites: InviteRepository,
     /// `sha256(recovery code) → record`.
-    pub recovery_codes: StableBTreeMap<[u8; 32], RecoveryCodeRecord, Mem>,
+    pub recovery_codes: RecoveryCodeRepository,
     // ---- scheduler
     /// `(due_ns, kind, id) → failed attempts`: the scheduler's due queue.
     pub scheduler_queue: DueQueue<Mem>,
@@ -152,16 +147,16 @@ impl State {
                 slab.clone(),
                 mm.get(ids::VAULTS_BY_OWNER),
             ),
-            vaults_by_member: StableBTreeMap::init(mm.get(ids::VAULTS_BY_MEMBER)),
-            members: StableBTreeMap::init(mm.get(ids::MEMBERS)),
+            members: MemberRepository::init(mm.get(ids::MEMBERS), mm.get(ids::VAULTS_BY_MEMBER)),
             audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
-            idempotency: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY)),
-            idempotency_by_vault: StableBTreeMap::init(mm.get(ids::IDEMPOTENCY_BY_VAULT)),
+            idempotency: IdempotencyRepository::init(
+                mm.get(ids::IDEMPOTENCY),
+                mm.get(ids::IDEMPOTENCY_BY_VAULT),
+            ),
             vault_creations: StableBTreeMap::init(mm.get(ids::VAULT_CREATIONS)),
             // ---- members
-            invites: StableBTreeMap::init(mm.get(ids::INVITES)),
-            invite_tokens: StableBTreeMap::init(mm.get(ids::INVITE_TOKEN_INDEX)),
-            recovery_codes: StableBTreeMap::init(mm.get(ids::RECOVERY_CODES)),
+            invites: InviteRepository::init(mm.get(ids::INVITES), mm.get(ids::INVITE_TOKEN_INDEX)),
+            recovery_codes: RecoveryCodeRepository::init(mm.get(ids::RECOVERY_CODES)),
             // ---- scheduler
             scheduler_queue: DueQueue::init(mm.get(ids::SCHEDULER_SLOTS)),
             // ---- payments
@@ -438,24 +433,20 @@ mod tests {
             assert_eq!(s.next_vault_id(), id);
             s.insert_vault(vault(id));
         }
-        s.vaults_by_member.insert((p(2), 7), 1);
-        s.members.insert(
-            (7, 1),
-            MemberRecord {
-                vault_id: 7,
-                member_id: 1,
-                principal: p(2),
-                role: MemberRole::Heir,
-                name: "Ann".into(),
-                share_index: 1,
-                joined_at: 10,
-                relation: Default::default(),
-                email_hint: None,
-                can_trigger_unlock: true,
-                count_as_approver: true,
-                invite_id: 1,
-            },
-        );
+        s.members.insert(&MemberRecord {
+            vault_id: 7,
+            member_id: 1,
+            principal: p(2),
+            role: MemberRole::Heir,
+            name: "Ann".into(),
+            share_index: 1,
+            joined_at: 10,
+            relation: Default::default(),
+            email_hint: None,
+            can_trigger_unlock: true,
+            count_as_approver: true,
+            invite_id: 1,
+        });
         s.audit.append(
             7,
             &AuditEvent {
@@ -467,7 +458,7 @@ mod tests {
                 hash: vec![1; 32],
             },
         );
-        s.idempotency.insert([3; 32], 7);
+        s.idempotency.bind_vault([3; 32], 7);
         let config = s.config().clone();
         drop(s);
 
@@ -481,10 +472,14 @@ mod tests {
         }
         assert_eq!(again.vaults.owner_index().count(), 50);
         assert_eq!(again.header.status_count(VaultStatus::Active), 50);
-        assert_eq!(again.vaults_by_member.get(&(p(2), 7)), Some(1));
-        assert_eq!(again.members.get(&(7, 1)).unwrap().name, "Ann");
+        assert_eq!(again.members.member_id_of(p(2), 7), Some(1));
+        assert_eq!(again.members.get(7, 1).unwrap().name, "Ann");
         assert_eq!(again.audit.get(7, 0).unwrap().action, "vault.created");
-        assert_eq!(again.idempotency.get(&[3; 32]), Some(7));
+        assert_eq!(again.idempotency.lookup(&[3; 32]), Some(7));
+        assert_eq!(
+            again.idempotency.vault_bindings().collect::<Vec<_>>(),
+            vec![(7, [3; 32])]
+        );
     }
 
     fn chunk(blob: u64, i: u32) -> ChunkLoc {

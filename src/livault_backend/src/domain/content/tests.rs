@@ -74,24 +74,20 @@ fn env() -> Env {
         (2, HEIR2, MemberRole::Heir),
         (3, WITNESS, MemberRole::Witness),
     ] {
-        s.members.insert(
-            (v.id, member_id),
-            MemberRecord {
-                vault_id: v.id,
-                member_id,
-                principal: p(who),
-                role,
-                name: "m".into(),
-                share_index: member_id as u8,
-                joined_at: T0,
-                relation: Default::default(),
-                email_hint: None,
-                can_trigger_unlock: true,
-                count_as_approver: true,
-                invite_id: u64::from(member_id),
-            },
-        );
-        s.vaults_by_member.insert((p(who), v.id), member_id);
+        s.members.insert(&MemberRecord {
+            vault_id: v.id,
+            member_id,
+            principal: p(who),
+            role,
+            name: "m".into(),
+            share_index: member_id as u8,
+            joined_at: T0,
+            relation: Default::default(),
+            email_hint: None,
+            can_trigger_unlock: true,
+            count_as_approver: true,
+            invite_id: u64::from(member_id),
+        });
     }
     Env { s, rt, vault: v.id }
 }

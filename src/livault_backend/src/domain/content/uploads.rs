@@ -114,7 +114,7 @@ pub(super) fn validate_recipients(
         if recipients[..i].contains(id) {
             return Err(VaultError::invalid("recipients", "duplicate member id"));
         }
-        match state.members.get(&(vault_id, *id)) {
+        match state.members.get(vault_id, *id) {
             Some(m) if m.role == MemberRole::Heir => {}
             _ => {
                 return Err(VaultError::invalid(
@@ -153,7 +153,7 @@ pub fn begin_upload(
         None => None,
     };
     if let Some(hash) = idem {
-        if let Some(upload_id) = state.idempotency.get(&hash) {
+        if let Some(upload_id) = state.idempotency.lookup(&hash) {
             if let Some(h) = head(state, upload_id) {
                 let p = progress(state, upload_id);
                 return Ok(upload_view(state, &h, &p));
@@ -246,7 +246,7 @@ pub fn begin_upload(
         .uploads
         .insert(&head, &p, args.encrypted_meta.into_vec());
     if let Some(hash) = idem {
-        state.idempotency.insert(hash, upload_id);
+        state.idempotency.bind_upload(hash, upload_id);
     }
     vault.storage_reserved_bytes += args.size;
     vault_core::touch_owner(state, &mut vault, now, caller);
@@ -451,7 +451,7 @@ pub(super) fn drop_upload_records_keep_blob(
 ) {
     state.uploads.remove(head, p);
     if let Some(hash) = head.idempotency_hash {
-        state.idempotency.remove(&hash);
+        state.idempotency.release_upload(&hash);
     }
 }
 

@@ -119,9 +119,7 @@ pub fn refresh_setup(state: &mut State, vault: &mut VaultRecord, now: u64, actor
 /// Drops the idempotency entries of a vault that leaves `Draft` (paid or erased): a create
 /// retry only matters while the draft exists.
 pub fn forget_idempotency(state: &mut State, vault_id: VaultId) {
-    if let Some(hash) = state.idempotency_by_vault.remove(&vault_id) {
-        state.idempotency.remove(&hash);
-    }
+    state.idempotency.release_vault(vault_id);
 }
 
 /// Applies a confirmed creation payment: `Draft → NeedSetup`, `paid_at`, `expires_at`.

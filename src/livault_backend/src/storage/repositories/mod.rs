@@ -5,13 +5,21 @@
 //! encodings), so no migration is involved.
 
 pub mod header;
+pub mod idempotency;
+pub mod invites;
 pub mod items;
 pub mod keys;
+pub mod members;
+pub mod recovery_codes;
 pub mod uploads;
 pub mod vaults;
 
 pub use header::HeaderRepository;
+pub use idempotency::IdempotencyRepository;
+pub use invites::InviteRepository;
 pub use items::ItemRepository;
 pub use keys::KeyRepository;
+pub use members::MemberRepository;
+pub use recovery_codes::RecoveryCodeRepository;
 pub use uploads::UploadRepository;
 pub use vaults::{LoadedVault, VaultRepository};
