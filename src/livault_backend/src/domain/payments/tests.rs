@@ -162,6 +162,8 @@ impl Env {
             crate::domain::metrics::recount(&st, now),
             "metrics counters drifted"
         );
+        // So does the storage: indexes, checks, journal and billing (the whole walk).
+        crate::storage::model_test::ok(st.check_invariants());
     }
 }
 
@@ -341,8 +343,8 @@ fn ledger_unavailable_changes_nothing_and_a_rejected_sweep_is_sent_again() {
     assert!(env
         .store
         .borrow()
-        .payment_sessions
-        .get(&s.id)
+        .payments
+        .session(s.id)
         .unwrap()
         .next_check_at
         .is_some());

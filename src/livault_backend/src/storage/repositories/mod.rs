@@ -5,9 +5,11 @@
 //! encodings), so no migration is involved.
 
 pub mod header;
+pub mod payments;
 pub mod uploads;
 pub mod vaults;
 
 pub use header::HeaderRepository;
+pub use payments::{PaymentMemories, PaymentRepository};
 pub use uploads::UploadRepository;
 pub use vaults::{LoadedVault, VaultRepository};
