@@ -35,9 +35,14 @@ binary_storable!(TicketRecord, binary::encode_ticket, binary::decode_ticket);
 cbor_storable!(MemberRecord, 1);
 cbor_storable!(InviteRecord, 1);
 cbor_storable!(RecoveryCodeRecord, 1);
-cbor_storable!(PaymentSession, 1);
-cbor_storable!(JournalEntry, 1);
-cbor_storable!(BillingEntry, 1);
+// The payment trail every paid vault keeps: compact binary too (version 2, reads CBOR).
+binary_storable!(
+    PaymentSession,
+    binary::encode_session,
+    binary::decode_session
+);
+binary_storable!(JournalEntry, binary::encode_journal, binary::decode_journal);
+binary_storable!(BillingEntry, binary::encode_billing, binary::decode_billing);
 cbor_storable!(Account, 1);
 cbor_storable!(ItemRecord, 1);
 cbor_storable!(UploadEntry, 1);
