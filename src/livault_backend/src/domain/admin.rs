@@ -110,7 +110,7 @@ pub fn collect_metrics(
             due_now: scheduler::due_count(state, now, DUE_COUNT_CAP),
             parked: scheduler::parked_count(state, DUE_COUNT_CAP),
             interval_secs: state.config().durations.timer_interval_secs,
-            payment_checks_queued: state.payment_checks.len(),
+            payment_checks_queued: state.payments.checks_queued(),
             payment_checks_due: super::payments::checks::due_count(state, now, DUE_COUNT_CAP),
         },
         storage_committed_bytes: c.storage_committed_bytes,

@@ -112,13 +112,11 @@ pub fn recount(state: &State, now: u64) -> MetricsCounters {
             }
         }
     }
-    for s in state.payment_sessions.iter() {
-        let s = s.value();
+    for s in state.payments.sessions() {
         c.open_sessions += u64::from(s.status == PaymentSessionStatus::Open);
         c.refunded_e8s += s.refunded_e8s;
     }
-    for b in state.billing.iter() {
-        let b = b.value();
+    for b in state.payments.billing_entries() {
         c.billing_entries += 1;
         c.treasury_e8s += b.treasury_e8s;
         if !b.refund_pending {

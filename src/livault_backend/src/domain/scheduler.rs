@@ -129,7 +129,7 @@ pub fn process_entry(state: &mut State, key: QueueKey, now: u64, system: Princip
     }
     if code == QueueKind::SessionCheck.code() {
         // Written by an older version: the payment check moves to its own queue.
-        if let Some(mut session) = state.payment_sessions.get(&id) {
+        if let Some(mut session) = state.payments.session(id) {
             if session.next_check_at.is_none() {
                 super::payments::checks::set(state, &mut session, Some(now), 0);
             }

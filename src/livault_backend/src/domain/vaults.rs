@@ -453,7 +453,7 @@ pub fn purge_to_tombstone(state: &mut State, vault: &mut VaultRecord) {
 pub fn erase_draft(state: &mut State, vault: &LoadedVault) {
     debug_assert_eq!(vault.status, VaultStatus::Draft);
     forget_idempotency(state, vault.id);
-    state.refund_accounts.remove(&vault.id);
+    state.payments.clear_refund_account(vault.id);
     vault_core::unschedule_vault(state, vault.id);
     super::keys::forget_vault(state, vault.id);
     state.audit.clear(vault.id);

@@ -1,7 +1,8 @@
 //! API (and stored) types of payments: sessions, billing entries, receipts.
 //!
-//! Sessions and billing entries are stored as they are returned (CBOR, see
-//! `storage::codec`); new fields must be `#[serde(default)]`.
+//! Sessions, billing entries and journal entries are stored in the compact binary form of
+//! `storage::binary` (older records in CBOR, `storage::codec`, still read): a new field is
+//! appended there too, and must be `#[serde(default)]` here so the CBOR records still decode.
 
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};

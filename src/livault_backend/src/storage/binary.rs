@@ -1,10 +1,12 @@
 //! Compact binary encoding of the hottest records: `VaultRecord`, `AuditEvent`,
 //! `StorageHeader`, `TicketRecord`, `MemberRecord` (version byte 2; version 1 is CBOR, see
-//! `storage::codec`).
+//! `storage::codec`), and of the payment trail every paid vault keeps: `PaymentSession`,
+//! `JournalEntry`, `BillingEntry`.
 //!
 //! Why: the scheduler touches these on every due item, and CBOR with field names (ciborium)
 //! cost ~480 000 instructions to decode one vault and ~140 000 to encode it; this layout
-//! costs a few thousand (numbers in BENCHMARKS.md, Scheduler).
+//! costs a few thousand (numbers in BENCHMARKS.md, Scheduler). The payment records are kept
+//! for the vault's whole life: the binary form is less than half their CBOR size.
 //!
 //! Layout rules (the same guarantees as the CBOR records):
 //! - version byte, then the fields in a fixed order: integers little-endian at fixed width,
@@ -12,6 +14,11 @@
 //!   length then the bytes, principals a `u8` length then the bytes, vectors a `u32` count
 //!   then the elements, enums a stable `u8` code (the declaration index: variants are only
 //!   ever appended).
+//! - Two tagged forms for the 32-byte values of the payment records: `bytes32` (a byte
+//!   string: tag 1, the count of leading zero bytes, then the other bytes, when it is 32
+//!   bytes long; else tag 0 and a plain byte string) and `hex32` (a string: tag 1 and the
+//!   32 bytes, when it is their 64-digit lowercase hex; else tag 0 and a plain string).
+//!   Both give back exactly what was written.
 //! - New fields are appended at the end of a record; the decoder gives missing trailing
 //!   fields their default, and ignores trailing bytes it does not know (written by newer
 //!   code). A change that cannot follow this rule takes a new version byte.
@@ -21,6 +28,10 @@
 
 use candid::Principal;
 
+use crate::model::payments::{
+    BillingEntry, JournalEntry, Outcome, PaymentPurpose, PaymentSession, PaymentSessionStatus,
+    TransferKind,
+};
 use crate::model::records::{
     ApprovalRecord, AuditEvent, FailedAttempt, MemberRecord, MemberRole, MetricsCounters,
     OpenInvite, Relation, StorageHeader, TicketRecord, UnlockRequestRecord, VaultMembership,
@@ -89,6 +100,35 @@ impl Writer {
         let b = p.as_slice();
         self.u8(b.len() as u8);
         self.0.extend_from_slice(b);
+    }
+    /// Field `bytes32` (see the module docs for its layout).
+    pub fn bytes32(&mut self, v: &[u8]) {
+        if v.len() == 32 {
+            let zeros = v.iter().take_while(|b| **b == 0).count();
+            self.u8(1);
+            self.u8(zeros as u8);
+            self.0.extend_from_slice(&v[zeros..]);
+        } else {
+            self.u8(0);
+            self.bytes(v);
+        }
+    }
+    /// Field `hex32` (see the module docs for its layout).
+    pub fn hex32(&mut self, v: &str) {
+        let digits = (v.len() == 64)
+            .then(|| hex::decode(v).ok())
+            .flatten()
+            .filter(|b| hex::encode(b) == v);
+        match digits {
+            Some(b) => {
+                self.u8(1);
+                self.0.extend_from_slice(&b);
+            }
+            None => {
+                self.u8(0);
+                self.str(v);
+            }
+        }
     }
     /// Field `vec` (see the module docs for its layout).
     pub fn vec<T>(&mut self, v: &[T], mut f: impl FnMut(&mut Writer, &T)) {
@@ -168,6 +208,28 @@ impl<'a> Reader<'a> {
     pub fn principal(&mut self) -> Option<Principal> {
         let n = self.u8()? as usize;
         Principal::try_from_slice(self.take(n)?).ok()
+    }
+    /// Field `bytes32` (see the module docs for its layout).
+    pub fn bytes32(&mut self) -> Option<Vec<u8>> {
+        match self.u8()? {
+            0 => self.bytes().map(<[u8]>::to_vec),
+            1 => {
+                let zeros = usize::from(self.u8()?);
+                let rest = self.take(32usize.checked_sub(zeros)?)?;
+                let mut v = vec![0u8; zeros];
+                v.extend_from_slice(rest);
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+    /// Field `hex32` (see the module docs for its layout).
+    pub fn hex32(&mut self) -> Option<String> {
+        match self.u8()? {
+            0 => self.string(),
+            1 => self.array::<32>().map(hex::encode),
+            _ => None,
+        }
     }
     /// Field `vec` (see the module docs for its layout).
     pub fn vec<T>(&mut self, mut f: impl FnMut(&mut Reader<'a>) -> Option<T>) -> Option<Vec<T>> {
@@ -547,6 +609,242 @@ fn relation_code(rel: Relation) -> u8 {
         .expect("every relation is in Relation::ALL") as u8
 }
 
+// ---- payments (the payment trail every paid vault keeps)
+
+fn purpose_write(w: &mut Writer, p: &PaymentPurpose) {
+    match p {
+        PaymentPurpose::Create => w.u8(0),
+        PaymentPurpose::Upgrade(plan) => {
+            w.u8(1);
+            w.u8(tier_code(plan.tier));
+            w.u8(plan.heir_slots);
+            w.bool(plan.witness_slot);
+        }
+        PaymentPurpose::Renew => w.u8(2),
+    }
+}
+
+fn purpose_read(r: &mut Reader) -> Option<PaymentPurpose> {
+    Some(match r.u8()? {
+        0 => PaymentPurpose::Create,
+        1 => PaymentPurpose::Upgrade(PlanSelection {
+            tier: tier(r.u8()?)?,
+            heir_slots: r.u8()?,
+            witness_slot: r.bool()?,
+        }),
+        2 => PaymentPurpose::Renew,
+        _ => return None,
+    })
+}
+
+fn session_status_code(s: PaymentSessionStatus) -> u8 {
+    match s {
+        PaymentSessionStatus::Open => 0,
+        PaymentSessionStatus::Completed => 1,
+        PaymentSessionStatus::Refunded => 2,
+    }
+}
+
+fn session_status(code: u8) -> Option<PaymentSessionStatus> {
+    match code {
+        0 => Some(PaymentSessionStatus::Open),
+        1 => Some(PaymentSessionStatus::Completed),
+        2 => Some(PaymentSessionStatus::Refunded),
+        _ => None,
+    }
+}
+
+fn transfer_kind_code(k: TransferKind) -> u8 {
+    match k {
+        TransferKind::Sweep => 0,
+        TransferKind::Refund => 1,
+        TransferKind::LateRefund => 2,
+    }
+}
+
+fn transfer_kind(code: u8) -> Option<TransferKind> {
+    match code {
+        0 => Some(TransferKind::Sweep),
+        1 => Some(TransferKind::Refund),
+        2 => Some(TransferKind::LateRefund),
+        _ => None,
+    }
+}
+
+/// Encodes a payment session (version [`BINARY_VERSION`]).
+pub fn encode_session(s: &PaymentSession) -> Vec<u8> {
+    let mut w = Writer::new(
+        BINARY_VERSION,
+        160 + s.subaccount.len() + s.account_identifier.len() + s.icrc1_account.len(),
+    );
+    w.u64(s.id);
+    w.u64(s.vault_id);
+    w.principal(&s.owner);
+    purpose_write(&mut w, &s.purpose);
+    w.u64(s.amount_e8s);
+    w.bytes32(&s.subaccount);
+    w.hex32(&s.account_identifier);
+    w.str(&s.icrc1_account);
+    w.u64(s.created_at);
+    w.u64(s.expires_at);
+    w.u8(session_status_code(s.status));
+    w.u64(s.received_e8s);
+    w.opt_u64(s.billing_id);
+    w.opt_u64(s.closed_at);
+    w.u64(s.refunded_e8s);
+    w.opt_u64(s.refund_block);
+    w.opt_u64(s.period_expires_at);
+    w.opt_u64(s.next_check_at);
+    // New fields go here (see the module docs).
+    w.0
+}
+
+/// Decodes the body of a binary payment session.
+pub fn decode_session(body: &[u8]) -> Option<PaymentSession> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    Some(PaymentSession {
+        id: r.u64()?,
+        vault_id: r.u64()?,
+        owner: r.principal()?,
+        purpose: purpose_read(r)?,
+        amount_e8s: r.u64()?,
+        subaccount: serde_bytes::ByteBuf::from(r.bytes32()?),
+        account_identifier: r.hex32()?,
+        icrc1_account: r.string()?,
+        created_at: r.u64()?,
+        expires_at: r.u64()?,
+        status: session_status(r.u8()?)?,
+        received_e8s: r.u64()?,
+        billing_id: r.opt_u64()?,
+        closed_at: r.opt_u64()?,
+        refunded_e8s: r.u64()?,
+        refund_block: r.opt_u64()?,
+        period_expires_at: r.opt_u64()?,
+        next_check_at: r.opt_u64()?,
+    })
+}
+
+/// Encodes a payment journal entry (version [`BINARY_VERSION`]).
+pub fn encode_journal(e: &JournalEntry) -> Vec<u8> {
+    let reason = match &e.outcome {
+        Outcome::Failed { reason } => reason.len(),
+        _ => 0,
+    };
+    let mut w = Writer::new(
+        BINARY_VERSION,
+        128 + e.from_subaccount.len() + e.to.len() + reason,
+    );
+    w.u64(e.session_id);
+    w.u32(e.seq);
+    w.u8(transfer_kind_code(e.kind));
+    w.bytes32(&e.from_subaccount);
+    w.bytes32(&e.to);
+    w.principal(&e.to_owner);
+    w.u64(e.amount_e8s);
+    w.u64(e.fee_e8s);
+    w.u64(e.memo);
+    w.u64(e.created_at_time);
+    w.u64(e.balance_before);
+    w.u32(e.attempts);
+    match &e.outcome {
+        Outcome::Pending => w.u8(0),
+        Outcome::Done { block } => {
+            w.u8(1);
+            w.opt_u64(*block);
+        }
+        Outcome::Failed { reason } => {
+            w.u8(2);
+            w.str(reason);
+        }
+    }
+    w.u64(e.written_at);
+    w.opt_u64(e.settled_at);
+    // New fields go here (see the module docs).
+    w.0
+}
+
+/// Decodes the body of a binary payment journal entry.
+pub fn decode_journal(body: &[u8]) -> Option<JournalEntry> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    Some(JournalEntry {
+        session_id: r.u64()?,
+        seq: r.u32()?,
+        kind: transfer_kind(r.u8()?)?,
+        from_subaccount: r.bytes32()?,
+        to: r.bytes32()?,
+        to_owner: r.principal()?,
+        amount_e8s: r.u64()?,
+        fee_e8s: r.u64()?,
+        memo: r.u64()?,
+        created_at_time: r.u64()?,
+        balance_before: r.u64()?,
+        attempts: r.u32()?,
+        outcome: match r.u8()? {
+            0 => Outcome::Pending,
+            1 => Outcome::Done {
+                block: r.opt_u64()?,
+            },
+            2 => Outcome::Failed {
+                reason: r.string()?,
+            },
+            _ => return None,
+        },
+        written_at: r.u64()?,
+        settled_at: r.opt_u64()?,
+    })
+}
+
+/// Encodes a billing entry (version [`BINARY_VERSION`]).
+pub fn encode_billing(b: &BillingEntry) -> Vec<u8> {
+    let mut w = Writer::new(BINARY_VERSION, 160);
+    w.u64(b.id);
+    w.u64(b.session_id);
+    w.u64(b.vault_id);
+    w.principal(&b.owner);
+    purpose_write(&mut w, &b.purpose);
+    w.u64(b.amount_e8s);
+    w.u64(b.received_e8s);
+    w.u64(b.treasury_e8s);
+    w.opt_u64(b.sweep_block);
+    w.bool(b.sweep_pending);
+    w.u64(b.refund_e8s);
+    w.opt_u64(b.refund_block);
+    w.bool(b.refund_pending);
+    w.u64(b.dust_e8s);
+    w.u64(b.fees_e8s);
+    w.bool(b.applied);
+    w.u64(b.recorded_at);
+    // New fields go here (see the module docs).
+    w.0
+}
+
+/// Decodes the body of a binary billing entry.
+pub fn decode_billing(body: &[u8]) -> Option<BillingEntry> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    Some(BillingEntry {
+        id: r.u64()?,
+        session_id: r.u64()?,
+        vault_id: r.u64()?,
+        owner: r.principal()?,
+        purpose: purpose_read(r)?,
+        amount_e8s: r.u64()?,
+        received_e8s: r.u64()?,
+        treasury_e8s: r.u64()?,
+        sweep_block: r.opt_u64()?,
+        sweep_pending: r.bool()?,
+        refund_e8s: r.u64()?,
+        refund_block: r.opt_u64()?,
+        refund_pending: r.bool()?,
+        dust_e8s: r.u64()?,
+        fees_e8s: r.u64()?,
+        applied: r.bool()?,
+        recorded_at: r.u64()?,
+    })
+}
+
 /// Implements `Storable` (unbounded) for a record with a binary encoding (version 2) that
 /// also reads its older CBOR records (version 1).
 #[macro_export]
@@ -831,6 +1129,247 @@ mod tests {
         let _ = VaultRecord::from_bytes(Cow::Owned(bytes));
     }
 
+    // ------------------------------------------------------------ payment records
+
+    fn session_of(purpose: PaymentPurpose, status: PaymentSessionStatus) -> PaymentSession {
+        PaymentSession {
+            id: 12,
+            vault_id: 34,
+            owner: p(2),
+            purpose,
+            amount_e8s: 150_010_000,
+            subaccount: serde_bytes::ByteBuf::from(vec![5; 32]),
+            account_identifier: "0f".repeat(32),
+            icrc1_account: "uxrrr-q7777-77774-qaaaq-cai-ofgk7yq.1000000000000000c".into(),
+            created_at: 1,
+            expires_at: 2,
+            status,
+            received_e8s: 3,
+            billing_id: Some(4),
+            closed_at: Some(5),
+            refunded_e8s: 6,
+            refund_block: Some(7),
+            period_expires_at: Some(8),
+            next_check_at: Some(9),
+        }
+    }
+
+    fn journal_of(kind: TransferKind, outcome: Outcome) -> JournalEntry {
+        JournalEntry {
+            session_id: 12,
+            seq: 1,
+            kind,
+            from_subaccount: vec![5; 32],
+            to: vec![6; 32],
+            to_owner: p(9),
+            amount_e8s: 150_000_000,
+            fee_e8s: 10_000,
+            memo: (12 << 16) | 1,
+            created_at_time: 20,
+            balance_before: 150_010_000,
+            attempts: 2,
+            outcome,
+            written_at: 20,
+            settled_at: Some(21),
+        }
+    }
+
+    fn billing_of(purpose: PaymentPurpose) -> BillingEntry {
+        BillingEntry {
+            id: 4,
+            session_id: 12,
+            vault_id: 34,
+            owner: p(2),
+            purpose,
+            amount_e8s: 150_010_000,
+            received_e8s: 160_010_000,
+            treasury_e8s: 150_000_000,
+            sweep_block: Some(30),
+            sweep_pending: false,
+            refund_e8s: 9_990_000,
+            refund_block: Some(31),
+            refund_pending: true,
+            dust_e8s: 0,
+            fees_e8s: 20_000,
+            applied: true,
+            recorded_at: 32,
+        }
+    }
+
+    fn purposes() -> Vec<PaymentPurpose> {
+        let mut all = vec![PaymentPurpose::Create, PaymentPurpose::Renew];
+        for t in Tier::ALL {
+            all.push(PaymentPurpose::Upgrade(PlanSelection {
+                tier: t,
+                heir_slots: 7,
+                witness_slot: true,
+            }));
+        }
+        all
+    }
+
+    fn outcomes() -> Vec<Outcome> {
+        vec![
+            Outcome::Pending,
+            Outcome::Done { block: None },
+            Outcome::Done {
+                block: Some(u64::MAX),
+            },
+            Outcome::Failed {
+                reason: String::new(),
+            },
+            Outcome::Failed {
+                reason: "bad fee: the ledger expects 10000 e8s ✓".into(),
+            },
+        ]
+    }
+
+    /// Every payment record: every enum case, every option both ways, binary and (the
+    /// version 1 records already stored) CBOR.
+    #[test]
+    fn payment_records_round_trip_and_read_their_cbor_version() {
+        use crate::storage::codec::encode;
+        let statuses = [
+            PaymentSessionStatus::Open,
+            PaymentSessionStatus::Completed,
+            PaymentSessionStatus::Refunded,
+        ];
+        for purpose in purposes() {
+            for status in statuses {
+                let full = session_of(purpose, status);
+                let empty = PaymentSession {
+                    subaccount: serde_bytes::ByteBuf::new(),
+                    account_identifier: String::new(),
+                    icrc1_account: String::new(),
+                    billing_id: None,
+                    closed_at: None,
+                    refund_block: None,
+                    period_expires_at: None,
+                    next_check_at: None,
+                    ..full.clone()
+                };
+                for s in [full, empty] {
+                    let bytes = s.to_bytes();
+                    assert_eq!(bytes[0], BINARY_VERSION);
+                    assert_eq!(PaymentSession::from_bytes(bytes), s);
+                    assert_eq!(PaymentSession::from_bytes(Cow::Owned(encode(1, &s))), s);
+                }
+            }
+            let b = billing_of(purpose);
+            let none = BillingEntry {
+                sweep_block: None,
+                refund_block: None,
+                sweep_pending: true,
+                refund_pending: false,
+                applied: false,
+                ..b.clone()
+            };
+            for b in [b, none] {
+                assert_eq!(BillingEntry::from_bytes(b.to_bytes()), b);
+                assert_eq!(BillingEntry::from_bytes(Cow::Owned(encode(1, &b))), b);
+            }
+        }
+        for kind in [
+            TransferKind::Sweep,
+            TransferKind::Refund,
+            TransferKind::LateRefund,
+        ] {
+            for outcome in outcomes() {
+                for settled_at in [None, Some(7)] {
+                    let e = JournalEntry {
+                        settled_at,
+                        ..journal_of(kind, outcome.clone())
+                    };
+                    assert_eq!(JournalEntry::from_bytes(e.to_bytes()), e);
+                    assert_eq!(JournalEntry::from_bytes(Cow::Owned(encode(1, &e))), e);
+                }
+            }
+        }
+    }
+
+    /// A session stored (CBOR) before its `#[serde(default)]` fields existed still reads,
+    /// with their defaults, and is rewritten in the binary form.
+    #[test]
+    fn a_cbor_session_older_than_its_default_fields_still_decodes() {
+        #[derive(serde::Serialize)]
+        struct OldSession {
+            id: u64,
+            vault_id: u64,
+            owner: Principal,
+            purpose: PaymentPurpose,
+            amount_e8s: u64,
+            subaccount: serde_bytes::ByteBuf,
+            account_identifier: String,
+            icrc1_account: String,
+            created_at: u64,
+            expires_at: u64,
+            status: PaymentSessionStatus,
+            received_e8s: u64,
+            billing_id: Option<u64>,
+            closed_at: Option<u64>,
+        }
+        let new = session_of(PaymentPurpose::Renew, PaymentSessionStatus::Completed);
+        let old = OldSession {
+            id: new.id,
+            vault_id: new.vault_id,
+            owner: new.owner,
+            purpose: new.purpose,
+            amount_e8s: new.amount_e8s,
+            subaccount: new.subaccount.clone(),
+            account_identifier: new.account_identifier.clone(),
+            icrc1_account: new.icrc1_account.clone(),
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            status: new.status,
+            received_e8s: new.received_e8s,
+            billing_id: new.billing_id,
+            closed_at: new.closed_at,
+        };
+        let read = PaymentSession::from_bytes(Cow::Owned(crate::storage::codec::encode(1, &old)));
+        let expect = PaymentSession {
+            refunded_e8s: 0,
+            refund_block: None,
+            period_expires_at: None,
+            next_check_at: None,
+            ..new
+        };
+        assert_eq!(read, expect);
+        let rewritten = read.to_bytes();
+        assert_eq!(rewritten[0], BINARY_VERSION);
+        assert_eq!(PaymentSession::from_bytes(rewritten), expect);
+    }
+
+    /// The payment records are unbounded like every record of this module (a failure
+    /// reason, the strings of a session have no fixed maximum), and a long one still
+    /// round-trips.
+    #[test]
+    fn payment_records_are_unbounded() {
+        use ic_stable_structures::storable::Bound;
+        assert!(matches!(PaymentSession::BOUND, Bound::Unbounded));
+        assert!(matches!(JournalEntry::BOUND, Bound::Unbounded));
+        assert!(matches!(BillingEntry::BOUND, Bound::Unbounded));
+        let long = journal_of(
+            TransferKind::Refund,
+            Outcome::Failed {
+                reason: "x".repeat(100_000),
+            },
+        );
+        assert_eq!(JournalEntry::from_bytes(long.to_bytes()), long);
+    }
+
+    #[test]
+    #[should_panic(expected = "corrupt stored JournalEntry")]
+    fn an_unknown_outcome_code_is_refused() {
+        let mut bytes = journal_of(TransferKind::Sweep, Outcome::Pending)
+            .to_bytes()
+            .into_owned();
+        // The outcome code follows 8 + 4 + 1 + (2 + 32) * 2 + 30 + 8 * 5 + 4 bytes.
+        let at = 1 + 8 + 4 + 1 + 34 + 34 + 30 + 40 + 4;
+        assert_eq!(bytes[at], 0);
+        bytes[at] = 3;
+        let _ = JournalEntry::from_bytes(Cow::Owned(bytes));
+    }
+
     // ------------------------------------------------------------ randomized round trips
 
     use crate::storage::model_test::cases;
@@ -1001,6 +1540,153 @@ mod tests {
         }
     }
 
+    /// Byte strings of any length, 32-byte ones (with leading zeros or not) more often.
+    fn bytes32() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            (0usize..=32, any::<[u8; 32]>()).prop_map(|(zeros, b)| {
+                let mut v = b.to_vec();
+                v[..zeros].fill(0);
+                v
+            }),
+        ]
+    }
+
+    /// Strings, 64 hex digits (lowercase: the compact form; uppercase or 63: not) often.
+    fn hex32() -> impl Strategy<Value = String> {
+        prop_oneof![text(), "[0-9a-f]{64}", "[0-9a-fA-F]{64}", "[0-9a-f]{63}"]
+    }
+
+    fn purpose() -> impl Strategy<Value = PaymentPurpose> {
+        prop_oneof![
+            Just(PaymentPurpose::Create),
+            Just(PaymentPurpose::Renew),
+            (
+                prop::sample::select(Tier::ALL.to_vec()),
+                any::<u8>(),
+                any::<bool>()
+            )
+                .prop_map(|(tier, heir_slots, witness_slot)| PaymentPurpose::Upgrade(
+                    PlanSelection {
+                        tier,
+                        heir_slots,
+                        witness_slot,
+                    }
+                )),
+        ]
+    }
+
+    prop_compose! {
+        fn payment_session()(
+            (id, vault_id, owner, purpose, amount_e8s) in
+                (any::<u64>(), any::<u64>(), principal(), purpose(), any::<u64>()),
+            (subaccount, account_identifier, icrc1_account) in
+                (bytes32(), hex32(), text()),
+            (created_at, expires_at, received_e8s, refunded_e8s) in any::<(u64, u64, u64, u64)>(),
+            status in prop::sample::select(vec![
+                PaymentSessionStatus::Open,
+                PaymentSessionStatus::Completed,
+                PaymentSessionStatus::Refunded,
+            ]),
+            optional in any::<[Option<u64>; 5]>(),
+        ) -> PaymentSession {
+            PaymentSession {
+                id,
+                vault_id,
+                owner,
+                purpose,
+                amount_e8s,
+                subaccount: serde_bytes::ByteBuf::from(subaccount),
+                account_identifier,
+                icrc1_account,
+                created_at,
+                expires_at,
+                status,
+                received_e8s,
+                billing_id: optional[0],
+                closed_at: optional[1],
+                refunded_e8s,
+                refund_block: optional[2],
+                period_expires_at: optional[3],
+                next_check_at: optional[4],
+            }
+        }
+    }
+
+    fn outcome() -> impl Strategy<Value = Outcome> {
+        prop_oneof![
+            Just(Outcome::Pending),
+            any::<Option<u64>>().prop_map(|block| Outcome::Done { block }),
+            text().prop_map(|reason| Outcome::Failed { reason }),
+        ]
+    }
+
+    prop_compose! {
+        fn journal_entry()(
+            (session_id, seq, attempts) in (any::<u64>(), any::<u32>(), any::<u32>()),
+            kind in prop::sample::select(vec![
+                TransferKind::Sweep,
+                TransferKind::Refund,
+                TransferKind::LateRefund,
+            ]),
+            from_subaccount in bytes32(),
+            to in bytes32(),
+            to_owner in principal(),
+            n in any::<[u64; 6]>(),
+            outcome in outcome(),
+            settled_at in any::<Option<u64>>(),
+        ) -> JournalEntry {
+            JournalEntry {
+                session_id,
+                seq,
+                kind,
+                from_subaccount,
+                to,
+                to_owner,
+                amount_e8s: n[0],
+                fee_e8s: n[1],
+                memo: n[2],
+                created_at_time: n[3],
+                balance_before: n[4],
+                attempts,
+                outcome,
+                written_at: n[5],
+                settled_at,
+            }
+        }
+    }
+
+    prop_compose! {
+        fn billing_entry()(
+            ids in any::<[u64; 3]>(),
+            owner in principal(),
+            purpose in purpose(),
+            n in any::<[u64; 7]>(),
+            blocks in any::<[Option<u64>; 2]>(),
+            flags in any::<[bool; 3]>(),
+        ) -> BillingEntry {
+            BillingEntry {
+                id: ids[0],
+                session_id: ids[1],
+                vault_id: ids[2],
+                owner,
+                purpose,
+                amount_e8s: n[0],
+                received_e8s: n[1],
+                treasury_e8s: n[2],
+                sweep_block: blocks[0],
+                sweep_pending: flags[0],
+                refund_e8s: n[3],
+                refund_block: blocks[1],
+                refund_pending: flags[1],
+                dust_e8s: n[4],
+                fees_e8s: n[5],
+                applied: flags[2],
+                recorded_at: n[6],
+            }
+        }
+    }
+
     prop_compose! {
         fn member()(
             ids in any::<(u64, u32, u64, u64)>(),
@@ -1096,6 +1782,19 @@ mod tests {
         #[test]
         fn random_members_round_trip(m in member()) {
             round_trips(m, decode_member);
+        }
+
+        #[test]
+        fn random_payment_records_round_trip_in_binary_and_in_cbor(
+            s in payment_session(), e in journal_entry(), b in billing_entry(),
+        ) {
+            use crate::storage::codec::encode;
+            prop_assert_eq!(PaymentSession::from_bytes(Cow::Owned(encode(1, &s))), s.clone());
+            prop_assert_eq!(JournalEntry::from_bytes(Cow::Owned(encode(1, &e))), e.clone());
+            prop_assert_eq!(BillingEntry::from_bytes(Cow::Owned(encode(1, &b))), b.clone());
+            round_trips(s, decode_session);
+            round_trips(e, decode_journal);
+            round_trips(b, decode_billing);
         }
     }
 }

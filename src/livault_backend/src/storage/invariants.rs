@@ -26,8 +26,10 @@ impl State {
     /// Walks the whole storage (see the module docs); the first violation found, as text.
     ///
     /// Structures: the record slab, the vault and ticket tables, the audit log, the chunk
-    /// index, both due queues, the admin trail, the vetKeys map, the content items and the page
-    /// space each pass their own walk, and the slab's blocks are exactly those the four slab users reach plus its free lists.
+    /// index, both due queues, the payment repository (`PaymentRepository::check_invariants`:
+    /// sessions, their index and checks, journal, billing), the admin trail, the vetKeys map,
+    /// the content items and the page space each pass their own walk, and the slab's blocks
+    /// are exactly those the four slab users reach plus its free lists.
     ///
     /// Cross-checks:
     /// - vaults: each under its own id, below `next_vault_id`; the per-status counters equal
@@ -39,7 +41,8 @@ impl State {
     /// - members and invites: each repository's walk (table and index agree both ways),
     ///   and their vaults exist; recovery codes belong to existing vaults, and a vault's
     ///   `recovery_code_hash` names an active code of that vault;
-    /// - the payment-session index points at sessions of the same vault;
+    /// - payments: refund accounts only of existing vaults; each journal entry's memo is
+    ///   the dedup key of its `(session, seq)`;
     /// - content: the chunks' page runs and the free runs tile the pages below the
     ///   high-water mark exactly (no page leaked, none shared); every blob with chunks
     ///   belongs to an item or an open upload, below `next_blob_id`; every item has its
@@ -60,7 +63,7 @@ impl State {
         blocks.extend(self.content_chunks.check_invariants()?);
         slab.check_accounted(&blocks)?;
         self.scheduler_queue.check_invariants()?;
-        self.payment_checks.check_invariants()?;
+        self.payments.check_invariants()?;
         self.admin_trail.check_invariants()?;
         self.vetkeys.check_invariants()?;
         self.content_items.check_invariants()?;
@@ -180,11 +183,19 @@ impl State {
                 );
             }
         }
-        for (vault, session) in self.payment_sessions_by_vault.keys() {
-            let record = self.payment_sessions.get(&session);
+        for vault in self.payments.refund_account_vaults() {
             ensure!(
-                record.is_some_and(|s| s.vault_id == vault),
-                "payment session index ({vault}, {session}): no such session of that vault"
+                self.vaults.contains(vault),
+                "refund account of vault {vault}, which does not exist"
+            );
+        }
+        for e in self.payments.journal() {
+            ensure!(
+                e.memo == crate::domain::payments::journal::memo(e.session_id, e.seq),
+                "journal entry ({}, {}): memo {} is not its dedup key",
+                e.session_id,
+                e.seq,
+                e.memo
             );
         }
         Ok(())
@@ -318,6 +329,10 @@ mod tests {
         Pay {
             v: usize,
         },
+        /// Opens (or reuses) the creation payment session of a draft.
+        OpenSession {
+            v: usize,
+        },
         Rename {
             v: usize,
         },
@@ -352,6 +367,7 @@ mod tests {
         prop_oneof![
             3 => (1u8..4, prop::option::of(0u8..3)).prop_map(|(owner, key)| Op::Create { owner, key }),
             3 => v.prop_map(|v| Op::Pay { v }),
+            2 => v.prop_map(|v| Op::OpenSession { v }),
             1 => v.prop_map(|v| Op::Rename { v }),
             1 => v.prop_map(|v| Op::CheckIn { v }),
             1 => v.prop_map(|v| Op::Delete { v }),
@@ -477,6 +493,17 @@ mod tests {
                             id,
                             now,
                             p(SYSTEM),
+                        );
+                    }
+                }
+                Op::OpenSession { v } => {
+                    if let Some((id, owner, _)) = pick(&s, v) {
+                        rt.as_caller(owner);
+                        let _ = crate::domain::payments::init_payment(
+                            &mut s,
+                            &rt,
+                            id,
+                            crate::model::payments::PaymentPurpose::Create,
                         );
                     }
                 }
@@ -610,6 +637,23 @@ mod tests {
         let (mut s, _) = fresh();
         crate::storage::pages::allocate(&mut s, 3 * 4096).unwrap();
         assert!(err(&s).contains("leaked"), "{}", err(&s));
+
+        // Payments: a session's index entry lost; a refund account of an erased vault.
+        let (mut s, id) = fresh();
+        let rt = MockRuntime::new(T0, p(1));
+        let purpose = crate::model::payments::PaymentPurpose::Create;
+        let session = crate::domain::payments::init_payment(&mut s, &rt, id, purpose).unwrap();
+        assert_eq!(s.check_invariants(), Ok(()));
+        s.payments.unindex_session_unchecked(id, session.id);
+        assert!(err(&s).contains("payment session index"), "{}", err(&s));
+
+        let (mut s, id) = fresh();
+        let account = crate::model::config::Account {
+            owner: p(3),
+            subaccount: None,
+        };
+        s.payments.set_refund_account(id + 1, account);
+        assert!(err(&s).contains("refund account"), "{}", err(&s));
     }
 
     /// The member, invite, recovery-code and upload-key checks find what they name: each

@@ -13,12 +13,13 @@ use super::memory as ids;
 use super::pages::ChunkLoc;
 use super::repositories::{
     HeaderRepository, IdempotencyRepository, InviteRepository, ItemRepository, KeyRepository,
-    LoadedVault, MemberRepository, RecoveryCodeRepository, UploadRepository, VaultRepository,
+    LoadedVault, MemberRepository, PaymentMemories, PaymentRepository, RecoveryCodeRepository,
+    UploadRepository, VaultRepository,
 };
 use super::slab::{DenseTable, Slab};
 use crate::model::config::{Account, Config};
 use crate::model::keys::KeyRecord;
-use crate::model::payments::{BillingEntry, BillingId, JournalEntry, PaymentSession, SessionId};
+use crate::model::payments::{BillingEntry, JournalEntry, PaymentSession};
 use crate::model::records::{
     AuditEvent, ConfigCell, InviteRecord, ItemRecord, MemberRecord, RecoveryCodeRecord,
     StorageHeader, TicketRecord, UploadEntry, VaultRecord, LAYOUT_VERSION,
@@ -35,9 +36,14 @@ binary_storable!(TicketRecord, binary::encode_ticket, binary::decode_ticket);
 binary_storable!(MemberRecord, binary::encode_member, binary::decode_member);
 cbor_storable!(InviteRecord, 1);
 cbor_storable!(RecoveryCodeRecord, 1);
-cbor_storable!(PaymentSession, 1);
-cbor_storable!(JournalEntry, 1);
-cbor_storable!(BillingEntry, 1);
+// The payment trail every paid vault keeps: compact binary too (version 2, reads CBOR).
+binary_storable!(
+    PaymentSession,
+    binary::encode_session,
+    binary::decode_session
+);
+binary_storable!(JournalEntry, binary::encode_journal, binary::decode_journal);
+binary_storable!(BillingEntry, binary::encode_billing, binary::decode_billing);
 cbor_storable!(Account, 1);
 cbor_storable!(ItemRecord, 1);
 cbor_storable!(UploadEntry, 1);
@@ -77,18 +83,8 @@ pub struct State {
     /// `(due_ns, kind, id) → failed attempts`: the scheduler's due queue.
     pub scheduler_queue: DueQueue<Mem>,
     // ---- payments
-    /// `session id → session`.
-    pub payment_sessions: StableBTreeMap<SessionId, PaymentSession, Mem>,
-    /// `(vault, session id) → ()`.
-    pub payment_sessions_by_vault: StableBTreeMap<(VaultId, SessionId), (), Mem>,
-    /// `(session id, seq) → transfer intent and outcome`.
-    pub payment_journal: StableBTreeMap<(SessionId, u32), JournalEntry, Mem>,
-    /// `billing id → confirmed payment`.
-    pub billing: StableBTreeMap<BillingId, BillingEntry, Mem>,
-    /// `(due_ns, 9, session id) → consecutive retries`: the scheduler's payment checks.
-    pub payment_checks: DueQueue<Mem>,
-    /// `vault → account` refunds of the vault's payments go to (default: the owner's).
-    pub refund_accounts: StableBTreeMap<VaultId, Account, Mem>,
+    /// Sessions (with their by-vault index and checks), journal, billing, refund accounts.
+    pub payments: PaymentRepository,
     // ---- content
     /// `(vault, item) → item metadata`.
     pub content_items: ItemRepository,
@@ -160,12 +156,14 @@ impl State {
             // ---- scheduler
             scheduler_queue: DueQueue::init(mm.get(ids::SCHEDULER_SLOTS)),
             // ---- payments
-            payment_sessions: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS)),
-            payment_sessions_by_vault: StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT)),
-            payment_journal: StableBTreeMap::init(mm.get(ids::PAYMENT_JOURNAL)),
-            billing: StableBTreeMap::init(mm.get(ids::BILLING)),
-            payment_checks: DueQueue::init(mm.get(ids::PAYMENT_CHECKS)),
-            refund_accounts: StableBTreeMap::init(mm.get(ids::REFUND_ACCOUNTS)),
+            payments: PaymentRepository::init(PaymentMemories {
+                sessions: mm.get(ids::PAYMENT_SESSIONS),
+                by_vault: mm.get(ids::PAYMENT_SESSIONS_BY_VAULT),
+                journal: mm.get(ids::PAYMENT_JOURNAL),
+                billing: mm.get(ids::BILLING),
+                checks: mm.get(ids::PAYMENT_CHECKS),
+                refund_accounts: mm.get(ids::REFUND_ACCOUNTS),
+            }),
             // ---- content
             content_items: ItemRepository::init(mm.get(ids::CONTENT_ITEMS)),
             uploads: UploadRepository::init(mm.get(ids::UPLOADS)),

@@ -33,7 +33,7 @@ pub const MAX_CHECKS_PER_TICK: usize = 10;
 /// opening (two timed checks and the one at expiry).
 pub const MAX_CHECKS_UNPAID: u64 = 3;
 /// Queue kind code of a payment check (the code the lifecycle queue used for them).
-pub const KIND: u8 = 9;
+pub const KIND: u8 = crate::storage::repositories::payments::CHECK_KIND;
 
 const MINUTE: u64 = 60 * NANOS_PER_SEC;
 /// Offsets after (re)opening of the timed checks of an unpaid session.
@@ -46,14 +46,7 @@ const MAX_RETRY_DELAY: u64 = 60 * MINUTE;
 /// Replaces the session's check with one due at `due` (`None`: no check) with `retries`
 /// consecutive retries behind it, and stores the session.
 pub fn set(state: &mut State, session: &mut PaymentSession, due: Option<u64>, retries: u32) {
-    if let Some(old) = session.next_check_at {
-        state.payment_checks.remove(&(old, KIND, session.id));
-    }
-    if let Some(d) = due {
-        state.payment_checks.insert((d, KIND, session.id), retries);
-    }
-    session.next_check_at = due;
-    state.payment_sessions.insert(session.id, session.clone());
+    state.payments.reschedule_check(session, due, retries);
 }
 
 /// When the session was (re)opened: its expiry minus the session lifetime.
@@ -64,10 +57,16 @@ fn opened_at(state: &State, session: &PaymentSession) -> u64 {
         .saturating_sub(secs.saturating_mul(NANOS_PER_SEC))
 }
 
-/// Schedules the first check of a session that was just opened or reopened.
+/// Schedules the first check of a stored session that was just reopened.
 pub fn schedule_first(state: &mut State, session: &mut PaymentSession, now: u64) {
     let due = next_unpaid_check(opened_at(state, session), session.expires_at, now);
     set(state, session, due, 0);
+}
+
+/// Stores a new session (with its by-vault index entry) and schedules its first check.
+pub fn open(state: &mut State, session: &mut PaymentSession, now: u64) {
+    let due = next_unpaid_check(opened_at(state, session), session.expires_at, now);
+    state.payments.open_session(session, due);
 }
 
 /// The next timed check of an unpaid session at `now`, if any.
@@ -87,36 +86,27 @@ fn retry_delay(retries: u32) -> u64 {
 
 /// Sessions whose check is due at `now`, oldest first (at most `max`).
 pub fn due(state: &State, now: u64, max: usize) -> Vec<SessionId> {
-    state
-        .payment_checks
-        .keys_range(..=(now, u8::MAX, u64::MAX))
-        .take(max)
-        .map(|(_, _, id)| id)
-        .collect()
+    state.payments.checks_due(now).take(max).collect()
 }
 
 /// Due checks at `now`, counting at most `cap` (metrics).
 pub fn due_count(state: &State, now: u64, cap: usize) -> u64 {
-    state
-        .payment_checks
-        .keys_range(..=(now, u8::MAX, u64::MAX))
-        .take(cap)
-        .count() as u64
+    state.payments.checks_due(now).take(cap).count() as u64
 }
 
 /// Before a scheduled check awaits the ledger: moves its entry to a retry time, so that a
 /// trap after the await (which rolls back only the callback) leaves the check queued
 /// (issue #12 L2). Returns whether the session has a check due at `now`.
 pub fn begin(state: &mut State, session_id: SessionId, now: u64) -> bool {
-    let Some(mut session) = state.payment_sessions.get(&session_id) else {
+    let Some(mut session) = state.payments.session(session_id) else {
         return false;
     };
     let Some(due) = session.next_check_at.filter(|d| *d <= now) else {
         return false;
     };
     let retries = state
-        .payment_checks
-        .get(&(due, KIND, session_id))
+        .payments
+        .check_retries(due, session_id)
         .unwrap_or(0)
         .saturating_add(1);
     set(
@@ -144,17 +134,17 @@ pub enum Flow<'a> {
 /// above; a user's verification that completed the payment ends the checks. A refused call
 /// (`Err`) of a user or a refund changes nothing else: the session keeps its schedule.
 pub fn after(state: &mut State, session_id: SessionId, flow: Flow, now: u64) {
-    let Some(mut session) = state.payment_sessions.get(&session_id) else {
+    let Some(mut session) = state.payments.session(session_id) else {
         return;
     };
     let retries = session
         .next_check_at
-        .and_then(|d| state.payment_checks.get(&(d, KIND, session_id)))
+        .and_then(|d| state.payments.check_retries(d, session_id))
         .unwrap_or(0);
     let unsettled = journal::pending(state, session_id).is_some()
         || session
             .billing_id
-            .and_then(|id| state.billing.get(&id))
+            .and_then(|id| state.payments.billing(id))
             .is_some_and(|b| b.sweep_pending || b.refund_pending);
     let retry = || Some(now.saturating_add(retry_delay(retries)));
     let (due, retries) = if unsettled {

@@ -88,26 +88,20 @@ pub fn classify(result: Result<Result<u64, TransferError>, CallFailure>) -> Atte
 /// The session's transfer whose outcome is not known yet (at most one exists).
 pub fn pending(state: &State, session_id: SessionId) -> Option<JournalEntry> {
     state
-        .payment_journal
-        .range((session_id, 0)..=(session_id, u32::MAX))
-        .map(|e| e.into_pair().1)
+        .payments
+        .journal_of(session_id)
         .find(|e| e.outcome == Outcome::Pending)
 }
 
 /// Every transfer of a session, oldest first.
 pub fn entries(state: &State, session_id: SessionId) -> Vec<JournalEntry> {
-    state
-        .payment_journal
-        .range((session_id, 0)..=(session_id, u32::MAX))
-        .map(|e| e.into_pair().1)
-        .collect()
+    state.payments.journal_of(session_id).collect()
 }
 
 /// Sessions with a pending transfer, for the scheduler (at most `limit`).
 pub fn sessions_with_pending(state: &State, limit: usize) -> Vec<SessionId> {
     let mut out: Vec<SessionId> = Vec::new();
-    for e in state.payment_journal.iter() {
-        let (_, entry) = e.into_pair();
+    for entry in state.payments.journal() {
         if entry.outcome == Outcome::Pending && out.last() != Some(&entry.session_id) {
             out.push(entry.session_id);
             if out.len() >= limit {
@@ -136,11 +130,7 @@ pub fn write_intent(
     intent: Intent,
     now: u64,
 ) -> JournalEntry {
-    let seq = state
-        .payment_journal
-        .range((session_id, 0)..=(session_id, u32::MAX))
-        .last()
-        .map_or(0, |e| e.key().1 + 1);
+    let seq = state.payments.next_journal_seq(session_id);
     let entry = JournalEntry {
         session_id,
         seq,
@@ -158,15 +148,15 @@ pub fn write_intent(
         written_at: now,
         settled_at: None,
     };
-    state.payment_journal.insert(entry.key(), entry.clone());
+    state.payments.append_journal(&entry);
     entry
 }
 
 /// Counts an attempt (written before the call).
 pub fn note_attempt(state: &mut State, key: (SessionId, u32)) {
-    if let Some(mut e) = state.payment_journal.get(&key) {
+    if let Some(mut e) = state.payments.journal_entry(key) {
         e.attempts = e.attempts.saturating_add(1);
-        state.payment_journal.insert(key, e);
+        state.payments.save_journal(&e);
     }
 }
 
@@ -178,12 +168,12 @@ pub fn settle(
     outcome: Outcome,
     now: u64,
 ) -> Option<JournalEntry> {
-    let mut e = state.payment_journal.get(&key)?;
+    let mut e = state.payments.journal_entry(key)?;
     if e.outcome != Outcome::Pending {
         return Some(e);
     }
     e.outcome = outcome;
     e.settled_at = Some(now);
-    state.payment_journal.insert(key, e.clone());
+    state.payments.save_journal(&e);
     Some(e)
 }

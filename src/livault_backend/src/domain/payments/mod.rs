@@ -2,8 +2,9 @@
 //! each, verification by balance, sweep to the treasury, refund of any excess, billing, and
 //! the purpose applied (creation, plan upgrade, renewal).
 //!
-//! This module owns the sessions, the billing entries and the payment journal. Flows that
-//! await the ledger ([`verify_session`], [`refund_session`]) take a per-session heap guard
+//! This module owns the rules of the sessions, the billing entries and the payment journal
+//! (stored by `storage::repositories::PaymentRepository`, which keeps their indexes). Flows
+//! that await the ledger ([`verify_session`], [`refund_session`]) take a per-session heap guard
 //! before their first `await`, write every transfer intent to the journal before the call
 //! and re-read what they need after it; state is reached through [`StateAccess`] so no borrow
 //! lives across an `await`. Decisions are recorded in `docs/payments.md`.
@@ -162,11 +163,11 @@ fn reusable_session(
     now: u64,
 ) -> Option<PaymentSession> {
     state
-        .payment_sessions_by_vault
-        .keys_range((vault.id, 0)..=(vault.id, u64::MAX))
+        .payments
+        .sessions_of(vault.id, 0)
         .rev()
         .take(REUSE_SCAN)
-        .filter_map(|(_, id)| state.payment_sessions.get(&id))
+        .filter_map(|id| state.payments.session(id))
         .find(|s| {
             s.status == PaymentSessionStatus::Open
                 && s.purpose == *purpose
@@ -199,10 +200,7 @@ pub fn init_payment(
     let secs = state.config().durations.payment_session_secs;
     let expires_at = now.saturating_add(secs.saturating_mul(NANOS_PER_SEC));
     let reuse = reusable_session(state, &vault, &purpose, amount, now);
-    let count = state
-        .payment_sessions_by_vault
-        .keys_range((vault_id, 0)..=(vault_id, u64::MAX))
-        .count() as u64;
+    let count = state.payments.sessions_of(vault_id, 0).count() as u64;
     if reuse.is_none() && count >= MAX_SESSIONS_PER_VAULT {
         return Err(VaultError::PlanLimit {
             resource: "payment_sessions_per_vault".into(),
@@ -224,10 +222,7 @@ pub fn init_payment(
         state.save_vault(&mut vault);
         return Ok(open);
     }
-    let id = state
-        .payment_sessions
-        .last_key_value()
-        .map_or(1, |(k, _)| k + 1);
+    let id = state.payments.next_session_id();
     let sub = session_subaccount(id);
     let me = rt.canister_id();
     let mut session = PaymentSession {
@@ -251,8 +246,7 @@ pub fn init_payment(
         next_check_at: None,
     };
     crate::domain::metrics::session_opened(state);
-    state.payment_sessions_by_vault.insert((vault_id, id), ());
-    checks::schedule_first(state, &mut session, now);
+    checks::open(state, &mut session, now);
     let mut vault = state.vaults.load(vault_id).ok_or(VaultError::NotFound)?;
     crate::domain::vault_core::touch_owner(state, &mut vault, now, caller);
     audit::append(
@@ -284,8 +278,8 @@ pub fn get_payment_session(
 ) -> VaultResult<PaymentSession> {
     let caller = rt.caller();
     let session = state
-        .payment_sessions
-        .get(&session_id)
+        .payments
+        .session(session_id)
         .ok_or(VaultError::NotFound)?;
     if session.owner != caller && !state.config().is_admin(&caller) {
         return Err(VaultError::NotAuthorized);
@@ -303,14 +297,11 @@ pub fn list_payment_sessions(
     access::load(state, vault_id, &rt.caller(), Need::Owner)?;
     let limit = validation::page_limit(page.limit)?;
     let from = page.start_after.map_or(0, |c| c.saturating_add(1));
-    let mut ids = state
-        .payment_sessions_by_vault
-        .keys_range((vault_id, from)..=(vault_id, u64::MAX))
-        .map(|(_, id)| id);
+    let mut ids = state.payments.sessions_of(vault_id, from);
     let items: Vec<PaymentSession> = ids
         .by_ref()
         .take(limit)
-        .filter_map(|id| state.payment_sessions.get(&id))
+        .filter_map(|id| state.payments.session(id))
         .collect();
     let more = ids.next().is_some();
     Ok(crate::model::types::Page {
@@ -328,7 +319,7 @@ pub fn list_billing(state: &State, rt: &impl Runtime, page: PageArgs) -> VaultRe
     require_admin(state, &rt.caller())?;
     let limit = validation::page_limit(page.limit)?;
     let from = page.start_after.map_or(0, |c| c.saturating_add(1));
-    let mut it = state.billing.range(from..).map(|e| e.into_pair().1);
+    let mut it = state.payments.billing_from(from);
     let items: Vec<BillingEntry> = it.by_ref().take(limit).collect();
     let more = it.next().is_some();
     Ok(crate::model::types::Page {
@@ -375,8 +366,8 @@ fn unavailable(reason: impl Into<String>) -> VaultError {
 /// (`set_refund_account`), else the owner's default account.
 pub fn refund_destination(state: &State, session: &PaymentSession) -> Account {
     state
-        .refund_accounts
-        .get(&session.vault_id)
+        .payments
+        .refund_account(session.vault_id)
         .unwrap_or(Account {
             owner: session.owner,
             subaccount: None,
@@ -419,9 +410,9 @@ pub fn set_refund_account(
             None => "refund_account=default".to_string(),
         };
         match account {
-            Some(a) => state.refund_accounts.insert(vault_id, a),
-            None => state.refund_accounts.remove(&vault_id),
-        };
+            Some(a) => state.payments.set_refund_account(vault_id, a),
+            None => state.payments.clear_refund_account(vault_id),
+        }
         vault_core::touch_owner(state, vault, now, caller);
         audit::append(
             state,
@@ -497,8 +488,8 @@ fn confirm(
     actor: Principal,
 ) -> VaultResult<()> {
     let session = state
-        .payment_sessions
-        .get(&session_id)
+        .payments
+        .session(session_id)
         .ok_or(VaultError::NotFound)?;
     if session.status != PaymentSessionStatus::Open {
         return Err(VaultError::SessionClosed);
@@ -571,44 +562,41 @@ fn record_confirmation(
         (0, excess)
     };
     let treasury = state.config().treasury.clone();
-    let billing_id: BillingId = state.billing.last_key_value().map_or(1, |(k, _)| k + 1);
+    let billing_id: BillingId = state.payments.next_billing_id();
     let sweep_amount = session.amount_e8s - LEDGER_FEE_E8S;
     let (sweep_block, sweep_pending) = match sweep {
         SweepState::Plan => (None, true),
         SweepState::Done(block) => (block, false),
     };
-    state.billing.insert(
-        billing_id,
-        BillingEntry {
-            id: billing_id,
-            session_id: session.id,
-            vault_id: session.vault_id,
-            owner: session.owner,
-            purpose: session.purpose,
-            amount_e8s: session.amount_e8s,
-            received_e8s: balance,
-            treasury_e8s: sweep_amount,
-            sweep_block,
-            sweep_pending,
-            refund_e8s: refund,
-            refund_block: None,
-            refund_pending: refund > 0,
-            dust_e8s: dust,
-            fees_e8s: if refund > 0 {
-                2 * LEDGER_FEE_E8S
-            } else {
-                LEDGER_FEE_E8S
-            },
-            applied,
-            recorded_at: now,
+    state.payments.insert_billing(&BillingEntry {
+        id: billing_id,
+        session_id: session.id,
+        vault_id: session.vault_id,
+        owner: session.owner,
+        purpose: session.purpose,
+        amount_e8s: session.amount_e8s,
+        received_e8s: balance,
+        treasury_e8s: sweep_amount,
+        sweep_block,
+        sweep_pending,
+        refund_e8s: refund,
+        refund_block: None,
+        refund_pending: refund > 0,
+        dust_e8s: dust,
+        fees_e8s: if refund > 0 {
+            2 * LEDGER_FEE_E8S
+        } else {
+            LEDGER_FEE_E8S
         },
-    );
+        applied,
+        recorded_at: now,
+    });
     crate::domain::metrics::payment_completed(state, sweep_amount);
     session.status = PaymentSessionStatus::Completed;
     session.received_e8s = balance;
     session.billing_id = Some(billing_id);
     session.closed_at = Some(now);
-    state.payment_sessions.insert(session.id, session.clone());
+    state.payments.save_session(&session);
     if sweep_pending {
         journal::write_intent(
             state,
@@ -713,8 +701,8 @@ fn record_settlement(
     actor: Principal,
 ) {
     let newly = state
-        .payment_journal
-        .get(&entry.key())
+        .payments
+        .journal_entry(entry.key())
         .is_some_and(|e| e.outcome == Outcome::Pending);
     let Some(entry) = journal::settle(state, entry.key(), outcome, now) else {
         return;
@@ -722,15 +710,15 @@ fn record_settlement(
     if newly {
         log_settlement(&entry);
     }
-    let Some(mut session) = state.payment_sessions.get(&entry.session_id) else {
+    let Some(mut session) = state.payments.session(entry.session_id) else {
         return;
     };
-    let billing = session.billing_id.and_then(|id| state.billing.get(&id));
+    let billing = session.billing_id.and_then(|id| state.payments.billing(id));
     match (&entry.kind, &entry.outcome, billing) {
         (TransferKind::Sweep, Outcome::Done { block }, Some(mut b)) => {
             b.sweep_block = *block;
             b.sweep_pending = false;
-            state.billing.insert(b.id, b);
+            state.payments.save_billing(&b);
         }
         (TransferKind::Sweep, Outcome::Done { block }, None)
             if session.status == PaymentSessionStatus::Open =>
@@ -762,14 +750,14 @@ fn record_settlement(
                     b.fees_e8s = LEDGER_FEE_E8S;
                 }
             }
-            state.billing.insert(b.id, b);
+            state.payments.save_billing(&b);
         }
         (TransferKind::Refund, _, None) => {}
         (TransferKind::LateRefund, Outcome::Done { block }, _) => {
             crate::domain::metrics::refunded(state, entry.amount_e8s);
             session.refunded_e8s = session.refunded_e8s.saturating_add(entry.amount_e8s);
             session.refund_block = *block;
-            state.payment_sessions.insert(session.id, session.clone());
+            state.payments.save_session(&session);
             if let Some(mut vault) = state.vaults.load(session.vault_id) {
                 audit::append(
                     state,
@@ -790,7 +778,7 @@ fn record_settlement(
             if session.status == PaymentSessionStatus::Refunded && session.billing_id.is_none() {
                 session.status = PaymentSessionStatus::Open;
                 session.closed_at = None;
-                state.payment_sessions.insert(session.id, session);
+                state.payments.save_session(&session);
                 crate::domain::metrics::session_opened(state);
             }
         }
@@ -882,7 +870,7 @@ async fn drive<S: StateAccess, R: Runtime>(
 fn receipt(state: &State, session: PaymentSession) -> VaultResult<PaymentReceipt> {
     let billing = session
         .billing_id
-        .and_then(|id| state.billing.get(&id))
+        .and_then(|id| state.payments.billing(id))
         .ok_or(VaultError::NotFound)?;
     let vault_status = state
         .vaults
@@ -912,8 +900,8 @@ enum Step {
 /// be returned gets the refund intent.
 fn next_step(state: &mut State, session_id: SessionId, now: u64) -> VaultResult<Step> {
     let session = state
-        .payment_sessions
-        .get(&session_id)
+        .payments
+        .session(session_id)
         .ok_or(VaultError::NotFound)?;
     if let Some(entry) = journal::pending(state, session_id) {
         return Ok(Step::Drive(entry));
@@ -924,7 +912,7 @@ fn next_step(state: &mut State, session_id: SessionId, now: u64) -> VaultResult<
             s => Step::Done(s),
         });
     }
-    let Some(billing) = session.billing_id.and_then(|id| state.billing.get(&id)) else {
+    let Some(billing) = session.billing_id.and_then(|id| state.payments.billing(id)) else {
         return Ok(Step::Done(session.status));
     };
     let last_sweep = journal::entries(state, session_id)
@@ -983,7 +971,7 @@ pub async fn verify_payment<S: StateAccess, R: Runtime>(
 ) -> VaultResult<PaymentReceipt> {
     let caller = rt.caller();
     let session = store
-        .read(|s| s.payment_sessions.get(&session_id))
+        .read(|s| s.payments.session(session_id))
         .ok_or(VaultError::NotFound)?;
     if session.owner != caller {
         return Err(VaultError::NotAuthorized);
@@ -1014,7 +1002,7 @@ pub async fn verify_session<S: StateAccess, R: Runtime>(
     actor: Principal,
 ) -> VaultResult<PaymentReceipt> {
     let vault_id = store
-        .read(|s| s.payment_sessions.get(&session_id))
+        .read(|s| s.payments.session(session_id))
         .ok_or(VaultError::NotFound)?
         .vault_id;
     let caller = (actor != rt.canister_id()).then_some(actor);
@@ -1041,7 +1029,7 @@ async fn run_verification<S: StateAccess, R: Runtime>(
     let mut progressed = false;
     let completed = |store: &S| -> Option<VaultResult<PaymentReceipt>> {
         store.read(|s| {
-            let session = s.payment_sessions.get(&session_id)?;
+            let session = s.payments.session(session_id)?;
             (session.status == PaymentSessionStatus::Completed).then(|| receipt(s, session))
         })
     };
@@ -1092,7 +1080,7 @@ pub async fn refund_session<S: StateAccess, R: Runtime>(
     let caller = rt.caller();
     store.read(|s| require_admin(s, &caller))?;
     let vault_id = store
-        .read(|s| s.payment_sessions.get(&session_id))
+        .read(|s| s.payments.session(session_id))
         .ok_or(VaultError::NotFound)?
         .vault_id;
     let _guard = PaymentGuard::acquire(vault_id, Some(caller))?;
@@ -1117,7 +1105,7 @@ async fn run_refund<S: StateAccess, R: Runtime>(
         match drive(store, rt, ledger, &entry, caller).await? {
             Drive::Settled | Drive::Failed(_) if late => {
                 return store
-                    .read(|s| s.payment_sessions.get(&session_id))
+                    .read(|s| s.payments.session(session_id))
                     .ok_or(VaultError::NotFound);
             }
             Drive::Settled | Drive::Failed(_) => {}
@@ -1126,10 +1114,7 @@ async fn run_refund<S: StateAccess, R: Runtime>(
     }
     let now = rt.now();
     store.read(|s| {
-        let session = s
-            .payment_sessions
-            .get(&session_id)
-            .ok_or(VaultError::NotFound)?;
+        let session = s.payments.session(session_id).ok_or(VaultError::NotFound)?;
         let vault = s.vaults.get(&session.vault_id);
         match (session.status, vault) {
             (PaymentSessionStatus::Open, Some(vault))
@@ -1142,7 +1127,7 @@ async fn run_refund<S: StateAccess, R: Runtime>(
             (PaymentSessionStatus::Completed, _) => {
                 let unsettled = session
                     .billing_id
-                    .and_then(|id| s.billing.get(&id))
+                    .and_then(|id| s.payments.billing(id))
                     .is_some_and(|b| b.sweep_pending || b.refund_pending);
                 if unsettled {
                     // The treasury's share (or the excess refund) is still on the
@@ -1170,10 +1155,7 @@ async fn run_refund<S: StateAccess, R: Runtime>(
     }
     let now = rt.now();
     let entry = store.write(|s| {
-        let mut session = s
-            .payment_sessions
-            .get(&session_id)
-            .ok_or(VaultError::NotFound)?;
+        let mut session = s.payments.session(session_id).ok_or(VaultError::NotFound)?;
         if journal::pending(s, session_id).is_some() {
             return Err(VaultError::Busy);
         }
@@ -1181,7 +1163,7 @@ async fn run_refund<S: StateAccess, R: Runtime>(
         if session.status == PaymentSessionStatus::Open {
             session.status = PaymentSessionStatus::Refunded;
             session.closed_at = Some(now);
-            s.payment_sessions.insert(session_id, session.clone());
+            s.payments.save_session(&session);
             crate::domain::metrics::session_closed(s);
         }
         Ok(journal::write_intent(
@@ -1203,7 +1185,7 @@ async fn run_refund<S: StateAccess, R: Runtime>(
         // Still pending: the session shows `refund_block = null`; calling again settles it
         // with the same dedup key.
         Drive::Settled | Drive::StillPending(_) => store
-            .read(|s| s.payment_sessions.get(&session_id))
+            .read(|s| s.payments.session(session_id))
             .ok_or(VaultError::NotFound),
         // Not applied: the session is as it was before the call.
         Drive::Failed(reason) => Err(unavailable(reason)),

@@ -162,6 +162,8 @@ impl Env {
             crate::domain::metrics::recount(&st, now),
             "metrics counters drifted"
         );
+        // So does the storage: indexes, checks, journal and billing (the whole walk).
+        crate::storage::model_test::ok(st.check_invariants());
     }
 }
 
@@ -193,6 +195,54 @@ fn exact_payment_confirms_creation() {
     assert_eq!(env.verify(s.id), Err(VaultError::SessionClosed));
     assert_eq!(env.transfers(), 1);
     env.assert_conserved();
+}
+
+/// The stored size of the payment trail of a settled creation (session, its one sweep,
+/// its billing entry): the binary records against the CBOR ones they replace. Run with
+/// `--nocapture` to see the numbers.
+#[test]
+fn a_settled_creation_stores_its_payment_trail_compactly() {
+    use ic_stable_structures::Storable;
+    let env = Env::new();
+    let s = env.init(PaymentPurpose::Create).unwrap();
+    env.pay(s.id, s.amount_e8s);
+    let r = env.verify(s.id).unwrap();
+    assert!(!r.billing.sweep_pending);
+    let st = env.store.borrow();
+    let session = st.payments.session(s.id).unwrap();
+    let journal = journal::entries(&st, s.id);
+    assert_eq!(journal.len(), 1);
+    let billing = st.payments.billing(r.billing.id).unwrap();
+    let sizes = |cbor: usize, binary: usize, what: &str| {
+        println!("{what}: CBOR {cbor} B, binary {binary} B");
+        // At most 60 % of the CBOR size (the field names are most of what goes).
+        assert!(
+            binary * 5 <= cbor * 3,
+            "{what}: binary {binary} B, CBOR {cbor} B"
+        );
+        (cbor, binary)
+    };
+    let cbor = |bytes: Vec<u8>| bytes.len();
+    let (a, b) = sizes(
+        cbor(crate::storage::codec::encode(1, &session)),
+        session.to_bytes().len(),
+        "payment session",
+    );
+    let (c, d) = sizes(
+        cbor(crate::storage::codec::encode(1, &journal[0])),
+        journal[0].to_bytes().len(),
+        "journal entry (settled sweep)",
+    );
+    let (e, f) = sizes(
+        cbor(crate::storage::codec::encode(1, &billing)),
+        billing.to_bytes().len(),
+        "billing entry",
+    );
+    println!(
+        "payment trail of a settled creation: CBOR {} B, binary {} B",
+        a + c + e,
+        b + d + f
+    );
 }
 
 #[test]
@@ -341,8 +391,8 @@ fn ledger_unavailable_changes_nothing_and_a_rejected_sweep_is_sent_again() {
     assert!(env
         .store
         .borrow()
-        .payment_sessions
-        .get(&s.id)
+        .payments
+        .session(s.id)
         .unwrap()
         .next_check_at
         .is_some());

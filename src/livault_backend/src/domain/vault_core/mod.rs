@@ -267,7 +267,7 @@ pub fn view(state: &State, vault: &VaultRecord, role: VaultRole) -> VaultView {
             Vec::new()
         },
         refund_account: if role == VaultRole::Owner {
-            state.refund_accounts.get(&vault.id)
+            state.payments.refund_account(vault.id)
         } else {
             None
         },
