@@ -332,18 +332,20 @@ fn reserve(
 
 /// Gives back what [`reserve`] counted (the call did not derive anything).
 fn release(state: &mut State, caller: Principal, vault_id: VaultId, r: &Reservation) {
-    let mut u = state.vetkeys.usage(vault_id);
-    if let Some(c) = u
-        .callers
-        .iter_mut()
-        .find(|c| c.principal == caller && c.day == r.day)
-    {
-        c.count = c.count.saturating_sub(1);
-    }
-    if u.window_start == r.window_start {
-        u.window_count = u.window_count.saturating_sub(1);
-    }
-    state.vetkeys.set_usage(vault_id, u);
+    // A vault purged or erased during the call has no counters left to give back to: none
+    // are written for it.
+    state.vetkeys.update_existing_usage(vault_id, |u| {
+        if let Some(c) = u
+            .callers
+            .iter_mut()
+            .find(|c| c.principal == caller && c.day == r.day)
+        {
+            c.count = c.count.saturating_sub(1);
+        }
+        if u.window_start == r.window_start {
+            u.window_count = u.window_count.saturating_sub(1);
+        }
+    });
     let mut t = state.vetkeys.totals();
     if r.unpaid && t.unpaid_day == r.day {
         t.unpaid_count = t.unpaid_count.saturating_sub(1);

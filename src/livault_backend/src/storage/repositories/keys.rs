@@ -69,6 +69,24 @@ impl KeyRepository {
         self.map.insert((TAG_USAGE, vault), KeyRecord::Usage(usage));
     }
 
+    /// Changes vault `vault`'s derivation counters with `f` if it has any; writes nothing
+    /// (and returns `false`) if it has none, e.g. because the vault was purged or erased
+    /// while a derivation was in flight.
+    pub fn update_existing_usage(
+        &mut self,
+        vault: VaultId,
+        f: impl FnOnce(&mut VaultKeyUsage),
+    ) -> bool {
+        match self.map.get(&(TAG_USAGE, vault)) {
+            Some(KeyRecord::Usage(mut u)) => {
+                f(&mut u);
+                self.map.insert((TAG_USAGE, vault), KeyRecord::Usage(u));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drops vault `vault`'s derivation counters (the vault is purged or erased).
     pub fn forget_vault(&mut self, vault: VaultId) {
         self.map.remove(&(TAG_USAGE, vault));
@@ -136,6 +154,24 @@ mod tests {
                 count,
             }],
         }
+    }
+
+    /// A release after the vault's counters were forgotten (purge or erase during the call)
+    /// writes nothing; one for a vault with counters changes them.
+    #[test]
+    fn updating_usage_touches_only_vaults_that_have_counters() {
+        let mm = MemoryManager::init(DefaultMemoryImpl::default());
+        let mut keys = KeyRepository::init(mm.get(VETKEYS));
+        keys.set_usage(4, usage(2));
+        keys.forget_vault(4);
+        assert!(!keys.update_existing_usage(4, |u| u.window_count = 0));
+        assert!(
+            keys.map.get(&(TAG_USAGE, 4)).is_none(),
+            "no orphan counters"
+        );
+        keys.set_usage(5, usage(2));
+        assert!(keys.update_existing_usage(5, |u| u.window_count -= 1));
+        assert_eq!(keys.usage(5).window_count, 1);
     }
 
     /// The typed methods write the tagged keys the map has always held (no persisted change),
