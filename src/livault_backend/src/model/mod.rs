@@ -41,9 +41,17 @@ mod no_doc_comments_on_candid_types {
         let mut out = Vec::new();
         let mut i = 0;
         while i < lines.len() {
-            let t = lines[i].trim_start();
-            if !(t.starts_with("#[derive(") && t.contains("CandidType")) {
+            if !lines[i].trim_start().starts_with("#[derive(") {
                 i += 1;
+                continue;
+            }
+            // The derive may span lines (rustfmt breaks long ones).
+            let mut end = i;
+            while end + 1 < lines.len() && !lines[end].contains(")]") {
+                end += 1;
+            }
+            if !lines[i..=end].iter().any(|l| l.contains("CandidType")) {
+                i = end + 1;
                 continue;
             }
             let mut k = i;
@@ -59,7 +67,7 @@ mod no_doc_comments_on_candid_types {
             // The item's body: from the derive to the brace that closes it.
             let mut depth = 0i32;
             let mut opened = false;
-            let mut j = i + 1;
+            let mut j = end + 1;
             while j < lines.len() {
                 let line = lines[j];
                 if line.trim_start().starts_with("///") {
@@ -81,8 +89,9 @@ mod no_doc_comments_on_candid_types {
     fn the_scan_finds_doc_comments_on_candid_items() {
         let text =
             "/// a\n#[derive(Debug, CandidType)]\npub struct A {\n    /// b\n    x: u8,\n}\n\
-                    /// c\n#[derive(Debug)]\npub struct B {\n    /// d\n    y: u8,\n}\n";
-        assert_eq!(scan(text), vec![1, 4]);
+                    /// c\n#[derive(Debug)]\npub struct B {\n    /// d\n    y: u8,\n}\n\
+                    /// e\n#[derive(\n    Debug,\n    CandidType,\n)]\nenum C {\n    /// f\n    X,\n}\n";
+        assert_eq!(scan(text), vec![1, 4, 13, 19]);
     }
 
     #[test]
