@@ -100,6 +100,8 @@ pub struct RunStats {
     pub upgrades: u64,
     pub ticks: u64,
     pub full_checks: u64,
+    /// `State::check_invariants` runs over the wasm's stable memory (one per full check).
+    pub storage_walks: u64,
     pub simulated_ns: u64,
     pub vaults: u64,
     pub by_status: BTreeMap<String, u64>,
@@ -122,13 +124,14 @@ pub struct RunStats {
 impl RunStats {
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "steps {} | update calls {} | queries {} | upgrades {} | scheduler ticks {} | full checks {} | simulated {:.1} days | vaults {} (validity {} d) | audit events checked {} | wall {:.1} s\n",
+            "steps {} | update calls {} | queries {} | upgrades {} | scheduler ticks {} | full checks {} (storage walks {}) | simulated {:.1} days | vaults {} (validity {} d) | audit events checked {} | wall {:.1} s\n",
             self.steps,
             self.calls,
             self.queries,
             self.upgrades,
             self.ticks,
             self.full_checks,
+            self.storage_walks,
             self.simulated_ns as f64 / DAY as f64,
             self.vaults,
             self.validity_days,
@@ -2647,6 +2650,25 @@ impl Runner {
         self.check_my_vaults();
         self.check_sessions();
         self.check_metrics();
+        self.check_storage();
+    }
+
+    /// The canister's own storage walk (`State::check_invariants`: slab tiling, status counts,
+    /// every repository's indexes, audit hash chains, payment trails, page tiling) run natively
+    /// over a copy of the wasm's stable memory as it is now.
+    fn check_storage(&mut self) {
+        let image = self
+            .env
+            .host
+            .stable_memory()
+            .expect("the canister is installed")
+            .to_vec();
+        let memory = std::rc::Rc::new(std::cell::RefCell::new(image));
+        let state = livault_backend::storage::State::open(memory);
+        if let Err(e) = state.check_invariants() {
+            self.fail(&format!("storage walk over the wasm's stable memory: {e}"));
+        }
+        self.stats.storage_walks += 1;
     }
 }
 
