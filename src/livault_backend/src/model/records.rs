@@ -25,7 +25,12 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 /// - 4: a vault's audit index is two levels of fixed-size pages under a root record instead of
 ///   one flat record capped at 65 535 events (issue #12, H1; `storage::audit_log`);
 ///   `post_upgrade` rebuilds each layout-3 record as pages (the event blocks stay).
-pub const LAYOUT_VERSION: u32 = 4;
+/// - 5: members and the payment trail (sessions, journal entries, billing entries) written in
+///   the compact binary encoding (version byte 2); their version-1 records still decode and
+///   are rewritten on their next write, so the step 4 → 5 rewrites nothing. The bump makes
+///   older code, which cannot read those version-2 records, refuse this memory (an upgrade
+///   back to it traps and rolls back) instead of trapping later on the first such read.
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
