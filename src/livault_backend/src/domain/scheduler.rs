@@ -671,4 +671,45 @@ mod tests {
             .any(|((due, k, _), _)| *k == QueueKind::ValidityEnd.code()
                 && *due == T0 + days(3650u64)));
     }
+
+    /// Creation counters: at most `max` go while today's are present; once every counter is
+    /// from a past day, one call drops them all, and counting starts afresh.
+    #[test]
+    fn past_creation_counters_go_in_bounded_steps_or_all_at_once() {
+        let (mut s, rt) = setup();
+        let create_as = |s: &mut State, who: u8| {
+            rt.caller.set(p(who));
+            create(s, &rt)
+        };
+        for who in 10..15 {
+            create_as(&mut s, who);
+        }
+        rt.now.set(T0 + NANOS_PER_DAY);
+        create_as(&mut s, 15);
+        create_as(&mut s, 15);
+        let today = (T0 + NANOS_PER_DAY) / NANOS_PER_DAY;
+        let counters = |s: &State| -> Vec<((u64, Principal), u32)> {
+            s.vault_creations.iter().map(|e| e.into_pair()).collect()
+        };
+        assert_eq!(counters(&s).len(), 6);
+        // Today's counter is there: past ones go two at a time.
+        let now = rt.now.get();
+        assert_eq!(vaults::collect_creation_counters(&mut s, now, 2), 2);
+        assert_eq!(vaults::collect_creation_counters(&mut s, now, 2), 2);
+        assert_eq!(vaults::collect_creation_counters(&mut s, now, 2), 1);
+        assert_eq!(vaults::collect_creation_counters(&mut s, now, 2), 0);
+        assert_eq!(counters(&s), vec![((today, p(15)), 2)]);
+        // Two days later every counter is past: all go in one call, whatever `max`.
+        for who in 16..20 {
+            create_as(&mut s, who);
+        }
+        let later = T0 + 3 * NANOS_PER_DAY;
+        assert_eq!(vaults::collect_creation_counters(&mut s, later, 1), 5);
+        assert!(counters(&s).is_empty());
+        assert_eq!(vaults::collect_creation_counters(&mut s, later, 1), 0);
+        // The emptied map counts the new day's creations.
+        rt.now.set(later);
+        create_as(&mut s, 15);
+        assert_eq!(counters(&s), vec![((later / NANOS_PER_DAY, p(15)), 1)]);
+    }
 }

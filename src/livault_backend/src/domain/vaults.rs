@@ -54,10 +54,22 @@ fn creations_today(state: &State, who: Principal, now: u64) -> u64 {
     )
 }
 
-/// Drops at most `max` creation counters of days before `now`'s (they are a prefix of the
-/// map: the day comes first). Returns how many went. Run by every scheduler tick.
+/// Drops creation counters of days before `now`'s (they are a prefix of the map: the day
+/// comes first). Returns how many went. Run by every scheduler tick.
+///
+/// When every counter is from a past day (the first tick of a day before anyone creates a
+/// vault, or after a quiet day), the map is emptied at once, at a cost that does not depend
+/// on how many counters it holds. Otherwise at most `max` go: each removal from the front of
+/// the B-tree costs a descent and a rebalance that grow with the map.
 pub fn collect_creation_counters(state: &mut State, now: u64, max: usize) -> usize {
     let today = now / NANOS_PER_DAY;
+    if let Some(((newest_day, _), _)) = state.vault_creations.last_key_value() {
+        if newest_day < today {
+            let all = state.vault_creations.len() as usize;
+            state.vault_creations.clear_new();
+            return all;
+        }
+    }
     let old: Vec<(u64, Principal)> = state
         .vault_creations
         .keys_range(..(today, Principal::management_canister()))
