@@ -588,29 +588,35 @@ mod tests {
         }
     }
 
+    /// A fresh state holding one Basic draft of `p(1)`, created with `key`.
+    fn draft(key: Option<&str>) -> (State, crate::model::types::VaultId) {
+        let mut s = open(&initialized_memory());
+        let rt = MockRuntime::new(T0, p(1));
+        let v = vaults::create_vault(
+            &mut s,
+            &rt,
+            CreateVaultArgs {
+                name: "v".into(),
+                plan: PlanSelection {
+                    tier: Tier::Basic,
+                    heir_slots: 1,
+                    witness_slot: false,
+                },
+                owner_age: 40,
+                idempotency_key: key.map(str::to_string),
+            },
+        )
+        .unwrap();
+        (s, v.id)
+    }
+
     /// The walk is not vacuous: each kind of inconsistency it names is found.
     #[test]
     fn the_walk_finds_broken_counters_indexes_and_leaked_pages() {
         let fresh = || {
-            let mut s = open(&initialized_memory());
-            let rt = MockRuntime::new(T0, p(1));
-            let v = vaults::create_vault(
-                &mut s,
-                &rt,
-                CreateVaultArgs {
-                    name: "v".into(),
-                    plan: PlanSelection {
-                        tier: Tier::Basic,
-                        heir_slots: 1,
-                        witness_slot: false,
-                    },
-                    owner_age: 40,
-                    idempotency_key: Some("k".into()),
-                },
-            )
-            .unwrap();
+            let (s, id) = draft(Some("k"));
             assert_eq!(s.check_invariants(), Ok(()));
-            (s, v.id)
+            (s, id)
         };
         let err = |s: &State| s.check_invariants().unwrap_err();
 
@@ -696,30 +702,14 @@ mod tests {
         };
         // A paid vault with an upload opened under an idempotency key.
         let fresh = || {
-            let mut s = open(&initialized_memory());
+            let (mut s, id) = draft(None);
             let rt = MockRuntime::new(T0, p(1));
-            let v = vaults::create_vault(
-                &mut s,
-                &rt,
-                CreateVaultArgs {
-                    name: "v".into(),
-                    plan: PlanSelection {
-                        tier: Tier::Basic,
-                        heir_slots: 1,
-                        witness_slot: false,
-                    },
-                    owner_age: 40,
-                    idempotency_key: None,
-                },
-            )
-            .unwrap();
-            crate::domain::vault_core::confirm_creation_payment(&mut s, v.id, T0, p(SYSTEM))
-                .unwrap();
+            crate::domain::vault_core::confirm_creation_payment(&mut s, id, T0, p(SYSTEM)).unwrap();
             let up = content::begin_upload(
                 &mut s,
                 &rt,
                 BeginUploadArgs {
-                    vault_id: v.id,
+                    vault_id: id,
                     kind: ItemKind::File,
                     size: 10,
                     sha256: serde_bytes::ByteBuf::from(vec![0; 32]),
@@ -730,10 +720,10 @@ mod tests {
                 },
             )
             .unwrap();
-            s.members.insert(&member(v.id));
-            s.invites.insert_new(&invite(v.id));
+            s.members.insert(&member(id));
+            s.invites.insert_new(&invite(id));
             assert_eq!(s.check_invariants(), Ok(()));
-            (s, v.id, up.upload_id)
+            (s, id, up.upload_id)
         };
         let err = |s: &State| s.check_invariants().unwrap_err();
 

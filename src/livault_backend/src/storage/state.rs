@@ -156,14 +156,7 @@ impl State {
             // ---- scheduler
             scheduler_queue: DueQueue::init(mm.get(ids::SCHEDULER_SLOTS)),
             // ---- payments
-            payments: PaymentRepository::init(PaymentMemories {
-                sessions: mm.get(ids::PAYMENT_SESSIONS),
-                by_vault: mm.get(ids::PAYMENT_SESSIONS_BY_VAULT),
-                journal: mm.get(ids::PAYMENT_JOURNAL),
-                billing: mm.get(ids::BILLING),
-                checks: mm.get(ids::PAYMENT_CHECKS),
-                refund_accounts: mm.get(ids::REFUND_ACCOUNTS),
-            }),
+            payments: PaymentRepository::init(PaymentMemories::of(&mm)),
             // ---- content
             content_items: ItemRepository::init(mm.get(ids::CONTENT_ITEMS)),
             uploads: UploadRepository::init(mm.get(ids::UPLOADS)),

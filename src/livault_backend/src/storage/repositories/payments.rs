@@ -15,7 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ic_stable_structures::StableBTreeMap;
+use ic_stable_structures::memory_manager::MemoryManager;
+use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap};
 
 use crate::model::config::Account;
 use crate::model::payments::{
@@ -23,6 +24,7 @@ use crate::model::payments::{
 };
 use crate::model::types::VaultId;
 use crate::storage::due_queue::DueQueue;
+use crate::storage::memory as ids;
 use crate::storage::state::Mem;
 
 /// Kind code of a payment check in its queue (the code the lifecycle queue used for them).
@@ -62,6 +64,20 @@ pub struct PaymentMemories {
     pub billing: Mem,
     pub checks: Mem,
     pub refund_accounts: Mem,
+}
+
+impl PaymentMemories {
+    /// The payment memories of `mm`, by their ids in `storage::memory`.
+    pub fn of(mm: &MemoryManager<DefaultMemoryImpl>) -> Self {
+        PaymentMemories {
+            sessions: mm.get(ids::PAYMENT_SESSIONS),
+            by_vault: mm.get(ids::PAYMENT_SESSIONS_BY_VAULT),
+            journal: mm.get(ids::PAYMENT_JOURNAL),
+            billing: mm.get(ids::BILLING),
+            checks: mm.get(ids::PAYMENT_CHECKS),
+            refund_accounts: mm.get(ids::REFUND_ACCOUNTS),
+        }
+    }
 }
 
 impl PaymentRepository {
@@ -422,13 +438,10 @@ impl PaymentRepository {
 
 #[cfg(test)]
 mod tests {
-    use candid::Principal;
-    use ic_stable_structures::memory_manager::MemoryManager;
-    use ic_stable_structures::DefaultMemoryImpl;
-
     use super::*;
     use crate::model::payments::{PaymentPurpose, TransferKind};
-    use crate::storage::memory::{self as ids, BUCKET_PAGES};
+    use crate::storage::memory::BUCKET_PAGES;
+    use candid::Principal;
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])
@@ -436,14 +449,7 @@ mod tests {
 
     fn open(memory: &DefaultMemoryImpl) -> PaymentRepository {
         let mm = MemoryManager::init_with_bucket_size(memory.clone(), BUCKET_PAGES);
-        PaymentRepository::init(PaymentMemories {
-            sessions: mm.get(ids::PAYMENT_SESSIONS),
-            by_vault: mm.get(ids::PAYMENT_SESSIONS_BY_VAULT),
-            journal: mm.get(ids::PAYMENT_JOURNAL),
-            billing: mm.get(ids::BILLING),
-            checks: mm.get(ids::PAYMENT_CHECKS),
-            refund_accounts: mm.get(ids::REFUND_ACCOUNTS),
-        })
+        PaymentRepository::init(PaymentMemories::of(&mm))
     }
 
     fn session(id: SessionId, vault: VaultId) -> PaymentSession {
