@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use livault_tests::stable_usage::StableUsage;
+use livault_tests::stable_usage::{Category, StableUsage};
 use livault_tests::*;
 
 type R<T> = Result<T, VaultError>;
@@ -77,6 +77,12 @@ fn run(label: &str, wasm: &[u8], sizes: &[u64]) {
         }
         for (id, (name, per)) in rows {
             println!("         {id:>3} {name:<28}{per:>8.0} B/vault");
+        }
+        for c in Category::ALL {
+            let per = (now.of(c) as f64 - empty.of(c) as f64) / n as f64;
+            if per.abs() >= 0.5 {
+                println!("             {:<32}{per:>8.0} B/vault", c.label());
+            }
         }
     }
 }
