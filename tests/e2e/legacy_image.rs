@@ -79,13 +79,29 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
     let (bucket_pages, count) = buckets(&stable).unwrap();
     let (_, old_count) = buckets(&f.image).unwrap();
     assert_eq!(bucket_pages, memory::BUCKET_PAGES);
-    assert_eq!(count, old_count * 8, "no memory grew during the upgrade");
-    assert_eq!(stable.len(), f.image.len(), "no data moved");
+    // The one memory that grows: the owner index's directory (layout 6), new, one bucket.
+    assert_eq!(virtual_memory(&f.image, 36).len(), 0);
+    assert_eq!(virtual_memory(&stable, 36).len(), 65_536);
+    assert_eq!(
+        count,
+        old_count * 8 + 1,
+        "no other memory grew during the upgrade"
+    );
+    assert_eq!(stable.len(), f.image.len() + (1 << 20), "no data moved");
 
     // Byte for byte: every memory the upgrade does not write holds what it held.
     // Written by post_upgrade: the header (metrics counters recounted), the ops snapshot
-    // pages (reserved again), the admin trail (the upgrade's entry).
-    let written = [memory::HEADER, memory::OPS_SNAPSHOT, memory::ADMIN_TRAIL];
+    // pages (reserved again), the admin trail (the upgrade's entry); the layout-6 migration
+    // clears the retired owner B-tree and writes the owner index (its directory, its
+    // buckets in the record slab).
+    let written = [
+        memory::HEADER,
+        memory::OPS_SNAPSHOT,
+        memory::ADMIN_TRAIL,
+        memory::VAULTS_BY_OWNER,
+        memory::RECORD_SLAB,
+        memory::OWNER_INDEX,
+    ];
     for (id, n, name) in memory::ALL {
         let before = virtual_memory(&f.image, n);
         let after = virtual_memory(&stable, n);

@@ -46,11 +46,17 @@ enum Kind {
 }
 
 /// (id, name, kind, category)
-const MEMORIES: [(u8, &str, Kind, Category); 35] = [
+const MEMORIES: [(u8, &str, Kind, Category); 36] = [
     (0, "CONFIG", Kind::Cell, Category::Vaults),
     (1, "HEADER", Kind::Cell, Category::Vaults),
     (2, "VAULTS (retired)", Kind::Retired, Category::Vaults),
-    (3, "VAULTS_BY_OWNER", Kind::BTree, Category::Indexes),
+    // Retired in layout 6 (a B-tree emptied by the migration; still read for older modules).
+    (
+        3,
+        "VAULTS_BY_OWNER (retired)",
+        Kind::BTree,
+        Category::Indexes,
+    ),
     (4, "VAULTS_BY_MEMBER", Kind::BTree, Category::Indexes),
     (5, "MEMBERS", Kind::BTree, Category::Members),
     (6, "INVITES", Kind::BTree, Category::Members),
@@ -102,6 +108,8 @@ const MEMORIES: [(u8, &str, Kind, Category); 35] = [
     (32, "IDEMPOTENCY_BY_VAULT", Kind::BTree, Category::Indexes),
     (33, "OPS_SNAPSHOT", Kind::Pages, Category::Operations),
     (34, "ADMIN_TRAIL", Kind::Pages, Category::Operations),
+    // Layout 6: the owner index's directory (its buckets are slab blocks, below).
+    (36, "OWNER_INDEX", Kind::Dir, Category::Indexes),
 ];
 
 /// Memories a newer layout may add (read as B-trees when present; listed by id).
@@ -256,13 +264,14 @@ impl StableUsage {
             );
             *out.categories.entry(category).or_default() += used;
         }
-        // The slab's blocks, by owner: vault records, tickets and chunk indexes through their
-        // directories; audit events and pages are the rest.
+        // The slab's blocks, by owner: vault records, tickets, chunk indexes and owner-index
+        // buckets through their directories; audit events and pages are the rest.
         let slab = mm.memory(24);
         for (dir, category, nested) in [
             (25u8, Category::Vaults, false),
             (29, Category::Counters, false),
             (28, Category::Content, true),
+            (36, Category::Indexes, false),
         ] {
             let bytes = dir_blocks(&mm.memory(dir), &slab, nested);
             slab_owned += bytes;

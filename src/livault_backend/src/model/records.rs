@@ -30,7 +30,11 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   are rewritten on their next write, so the step 4 → 5 rewrites nothing. The bump makes
 ///   older code, which cannot read those version-2 records, refuse this memory (an upgrade
 ///   back to it traps and rolls back) instead of trapping later on the first such read.
-pub const LAYOUT_VERSION: u32 = 5;
+/// - 6: the owner index leaves its `StableBTreeMap` (memory id 3, retired) for a salted
+///   linear-hashing table whose buckets are records in the slab (`storage::owner_index`,
+///   directory memory id 36), so its cost no longer grows with the number of owners;
+///   `post_upgrade` builds it from the old map in one pass.
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

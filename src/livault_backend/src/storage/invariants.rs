@@ -61,6 +61,7 @@ impl State {
         blocks.extend(self.download_tickets.check_invariants()?);
         blocks.extend(self.audit.reachable_blocks()?);
         blocks.extend(self.content_chunks.check_invariants()?);
+        blocks.extend(self.vaults.check_owner_index()?);
         slab.check_accounted(&blocks)?;
         self.scheduler_queue.check_invariants()?;
         self.payments.check_invariants()?;

@@ -49,7 +49,9 @@ pub const HEADER: MemoryId = MemoryId::new(1);
 /// RETIRED in layout 3 (read once by the migration from layout 2): was
 /// `StableBTreeMap<VaultId, VaultRecord>`; vaults now live in [`VAULT_DIR`] + [`RECORD_SLAB`].
 pub const VAULTS: MemoryId = MemoryId::new(2);
-/// `StableBTreeMap<PrincipalVaultKey, ()>`: index owner principal → owned vault ids.
+/// RETIRED in layout 6 (read once by the migration from layout 5): was
+/// `StableBTreeMap<(Principal, VaultId), ()>`, the owner index; now [`OWNER_INDEX`] +
+/// [`RECORD_SLAB`].
 pub const VAULTS_BY_OWNER: MemoryId = MemoryId::new(3);
 /// `StableBTreeMap<PrincipalVaultKey, ()>`: index member principal → vaults they belong to.
 pub const VAULTS_BY_MEMBER: MemoryId = MemoryId::new(4);
@@ -145,15 +147,19 @@ pub const ADMIN_TRAIL: MemoryId = MemoryId::new(34);
 /// most `vaults::MAX_VAULT_CREATIONS_PER_DAY`); past days are collected by the scheduler's
 /// ticks (the day comes first, so they are a prefix).
 pub const VAULT_CREATIONS: MemoryId = MemoryId::new(35);
+/// `storage::owner_index::OwnerIndex` directory: the owner index `(owner, vault)` of the
+/// vaults not deleted, a salted linear-hashing table: id 0 its header, id `b + 1` bucket
+/// `b`'s block in [`RECORD_SLAB`].
+pub const OWNER_INDEX: MemoryId = MemoryId::new(36);
 
 /// Every id above with its number and its name in metrics
 /// (`livault_stable_memory_virtual_bytes{memory=…}`), for the layout test and the
 /// per-memory breakdown.
-pub const ALL: [(MemoryId, u8, &str); 36] = [
+pub const ALL: [(MemoryId, u8, &str); 37] = [
     (CONFIG, 0, "config"),
     (HEADER, 1, "header"),
     (VAULTS, 2, "retired_vaults"),
-    (VAULTS_BY_OWNER, 3, "vaults_by_owner"),
+    (VAULTS_BY_OWNER, 3, "retired_vaults_by_owner"),
     (VAULTS_BY_MEMBER, 4, "vaults_by_member"),
     (MEMBERS, 5, "members"),
     (INVITES, 6, "invites"),
@@ -186,6 +192,7 @@ pub const ALL: [(MemoryId, u8, &str); 36] = [
     (OPS_SNAPSHOT, 33, "ops_snapshot"),
     (ADMIN_TRAIL, 34, "admin_trail"),
     (VAULT_CREATIONS, 35, "vault_creations"),
+    (OWNER_INDEX, 36, "owner_index"),
 ];
 
 /// Pages per bucket of the memory manager: 16 Wasm pages, 1 MiB.
@@ -420,7 +427,7 @@ mod tests {
             assert!(names.insert(name), "{name} listed twice");
             assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
         }
-        assert_eq!(ALL.len(), 36);
+        assert_eq!(ALL.len(), 37);
     }
 
     use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap};

@@ -13,6 +13,7 @@ pub mod chunk_index;
 pub mod codec;
 pub mod due_queue;
 pub mod memory;
+pub mod owner_index;
 pub mod pages;
 pub mod repositories;
 pub mod slab;

@@ -141,7 +141,8 @@ impl State {
             vaults: VaultRepository::init(
                 mm.get(ids::VAULT_DIR),
                 slab.clone(),
-                mm.get(ids::VAULTS_BY_OWNER),
+                mm.get(ids::OWNER_INDEX),
+                super::owner_index::fresh_salt(),
             ),
             members: MemberRepository::init(mm.get(ids::MEMBERS), mm.get(ids::VAULTS_BY_MEMBER)),
             audit: AuditLog::init(mm.get(ids::AUDIT_INDEX), slab.clone()),
@@ -212,6 +213,9 @@ impl State {
         if found == 3 {
             self.audit.migrate_flat_layout_3();
         }
+        if found < 6 {
+            self.migrate_to_6();
+        }
         if found < LAYOUT_VERSION {
             self.stamp_layout();
         }
@@ -253,6 +257,20 @@ impl State {
             self.download_tickets.insert(id, ticket);
         }
         old_tickets.clear_new();
+    }
+
+    /// Layout 6: the owner index leaves its retired `StableBTreeMap` (memory id 3) for the
+    /// salted hash table (`storage::owner_index`), built in one pass; the map is then
+    /// cleared. Memory that never held the map (a fresh install) is not touched.
+    fn migrate_to_6(&mut self) {
+        use ic_stable_structures::Memory;
+        let memory = self.memory_manager.get(ids::VAULTS_BY_OWNER);
+        if memory.size() == 0 {
+            return;
+        }
+        let mut old: StableBTreeMap<(Principal, VaultId), (), Mem> = StableBTreeMap::init(memory);
+        self.vaults.migrate_owner_index(old.keys());
+        old.clear_new();
     }
 
     /// Hands out the next vault id.
@@ -657,6 +675,89 @@ mod tests {
         assert_eq!(again.audit.get(1, 69_999), Some(event(1, 69_999)));
         assert_eq!(again.audit.first(2), Some(event(2, 123)));
         assert_eq!(again.vaults.get(&7), Some(vault(7)));
+    }
+
+    /// Layout 5 kept the owner index in a `StableBTreeMap` (memory id 3); the upgrade to
+    /// layout 6 builds the hash table from it in one pass and clears the map.
+    #[test]
+    fn layout_5_owner_index_migrates_to_the_hash_table() {
+        let memory = DefaultMemoryImpl::default();
+        let owner_of = |id: VaultId| p((id % 37) as u8 + 1);
+        let mut expect = std::collections::BTreeSet::new();
+        {
+            let mm = MemoryManager::init(memory.clone());
+            let slab = std::rc::Rc::new(Slab::init(mm.get(ids::RECORD_SLAB)));
+            let mut vaults: DenseTable<VaultRecord, Mem> =
+                DenseTable::init(mm.get(ids::VAULT_DIR), slab);
+            let mut by_owner: StableBTreeMap<(Principal, VaultId), (), Mem> =
+                StableBTreeMap::init(mm.get(ids::VAULTS_BY_OWNER));
+            let mut header: StableCell<StorageHeader, Mem> =
+                StableCell::init(mm.get(ids::HEADER), StorageHeader::default());
+            for id in 1..=1_000 {
+                let mut v = vault(id);
+                v.owner = owner_of(id);
+                if id % 10 == 0 {
+                    v.status = VaultStatus::Deleted;
+                } else {
+                    by_owner.insert((v.owner, id), ());
+                    expect.insert((v.owner, id));
+                }
+                vaults.insert(id, v);
+            }
+            let mut h = header.get().clone();
+            h.layout_version = 5;
+            h.next_vault_id = 1_001;
+            header.set(h);
+        }
+        let mut s = State::open(memory.clone());
+        assert_eq!(s.migrate(), Ok(5));
+        assert_eq!(s.header.get().layout_version, LAYOUT_VERSION);
+        let index: std::collections::BTreeSet<_> = s.vaults.owner_index().collect();
+        assert_eq!(index, expect);
+        for n in 1..=37u64 {
+            let want: Vec<VaultId> = (500..=1_000)
+                .filter(|id| owner_of(*id) == owner_of(n) && id % 10 != 0)
+                .collect();
+            assert_eq!(
+                s.vaults.owned_by(owner_of(n), 500).collect::<Vec<_>>(),
+                want
+            );
+        }
+        // The index's blocks and the vault records are exactly the slab's used blocks.
+        let mut blocks = s.vaults.check_invariants().unwrap();
+        blocks.extend(s.vaults.check_owner_index().unwrap());
+        s.vaults.slab().check_accounted(&blocks).unwrap();
+        // The retired map is empty; the index goes on like one built by inserts.
+        let old: StableBTreeMap<(Principal, VaultId), (), Mem> =
+            StableBTreeMap::init(s.memory_manager.get(ids::VAULTS_BY_OWNER));
+        assert!(old.is_empty());
+        drop(old);
+        let mut v = s.insert_vault(VaultRecord {
+            owner: p(200),
+            ..vault(s.header.get().next_vault_id)
+        });
+        v.owner = p(201);
+        s.save_vault(&mut v);
+        assert_eq!(s.vaults.owned_by(p(201), 0).collect::<Vec<_>>(), vec![v.id]);
+        assert_eq!(s.vaults.owned_by(p(200), 0).count(), 0);
+        // The next upgrade finds layout 6: nothing is migrated again.
+        drop(s);
+        let mut again = State::open(memory);
+        assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(again.vaults.owner_index().count(), expect.len() + 1);
+        again.vaults.check_owner_index().unwrap();
+    }
+
+    /// A fresh install never touches the retired owner-index memory.
+    #[test]
+    fn a_fresh_state_leaves_the_retired_owner_memory_empty() {
+        use ic_stable_structures::Memory;
+        let mut s = State::open(DefaultMemoryImpl::default());
+        s.stamp_layout();
+        s.insert_vault(vault(1));
+        assert_eq!(s.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(s.memory_manager.get(ids::VAULTS_BY_OWNER).size(), 0);
+        assert_eq!(s.vaults.owned_by(p(1), 0).collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]

@@ -13,11 +13,11 @@ use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 
 use candid::Principal;
-use ic_stable_structures::StableBTreeMap;
 
 use super::header::HeaderRepository;
 use crate::model::records::VaultRecord;
 use crate::model::types::{VaultId, VaultStatus};
+use crate::storage::owner_index::OwnerIndex;
 use crate::storage::slab::{DenseTable, Slab};
 use crate::storage::state::Mem;
 
@@ -25,8 +25,8 @@ use crate::storage::state::Mem;
 pub struct VaultRepository {
     /// `vault id → vault`, tombstones included.
     table: DenseTable<VaultRecord, Mem>,
-    /// `(owner, vault) → ()` for vaults that are not `Deleted`.
-    by_owner: StableBTreeMap<(Principal, VaultId), (), Mem>,
+    /// `(owner, vault)` for vaults that are not `Deleted` (a hash table in the same slab).
+    by_owner: OwnerIndex<Mem>,
 }
 
 /// A vault loaded to be changed and saved. Derefs to the record.
@@ -80,11 +80,12 @@ impl DerefMut for LoadedVault {
 }
 
 impl VaultRepository {
-    /// Opens the table (directory `dir` over `slab`) and the owner index.
-    pub fn init(dir: Mem, slab: Rc<Slab<Mem>>, by_owner: Mem) -> Self {
+    /// Opens the table (directory `dir` over `slab`) and the owner index (directory
+    /// `by_owner` over the same slab; `salt` keys its hash if it is created now).
+    pub fn init(dir: Mem, slab: Rc<Slab<Mem>>, by_owner: Mem, salt: [u8; 16]) -> Self {
         VaultRepository {
+            by_owner: OwnerIndex::init(by_owner, slab.clone(), salt),
             table: DenseTable::init(dir, slab),
-            by_owner: StableBTreeMap::init(by_owner),
         }
     }
 
@@ -114,15 +115,14 @@ impl VaultRepository {
     }
 
     /// Ids ≥ `from` of the live vaults `owner` owns, ascending.
-    pub fn owned_by(&self, owner: Principal, from: VaultId) -> impl Iterator<Item = VaultId> + '_ {
-        self.by_owner
-            .keys_range((owner, from)..=(owner, VaultId::MAX))
-            .map(|(_, id)| id)
+    pub fn owned_by(&self, owner: Principal, from: VaultId) -> impl Iterator<Item = VaultId> {
+        self.by_owner.owned_by(owner, from).into_iter()
     }
 
-    /// Every owner-index entry `(owner, vault)`, in key order (tests, invariant checks).
-    pub fn owner_index(&self) -> impl Iterator<Item = (Principal, VaultId)> + '_ {
-        self.by_owner.keys()
+    /// Every owner-index entry `(owner, vault)`, ordered (walks the whole index: tests,
+    /// invariant checks).
+    pub fn owner_index(&self) -> impl Iterator<Item = (Principal, VaultId)> {
+        self.by_owner.entries().into_iter()
     }
 
     /// Stores a new vault: its record, its owner-index entry, its status count and its
@@ -131,7 +131,7 @@ impl VaultRepository {
         debug_assert!(!self.table.contains_key(&vault.id), "vault id reused");
         self.table.put(vault.id, &vault);
         if vault.status != VaultStatus::Deleted {
-            self.by_owner.insert((vault.owner, vault.id), ());
+            self.by_owner.insert(vault.owner, vault.id);
         }
         header.count_status(None, Some(vault.status));
         header.move_storage((0, 0), storage_of(&vault));
@@ -153,10 +153,10 @@ impl VaultRepository {
         let indexed_before = vault.stored_status != VaultStatus::Deleted;
         let indexed_now = status != VaultStatus::Deleted;
         if indexed_before && (!indexed_now || owner != vault.stored_owner) {
-            self.by_owner.remove(&(vault.stored_owner, id));
+            self.by_owner.remove(vault.stored_owner, id);
         }
         if indexed_now && (!indexed_before || owner != vault.stored_owner) {
-            self.by_owner.insert((owner, id), ());
+            self.by_owner.insert(owner, id);
         }
         vault.stored_status = status;
         vault.stored_owner = owner;
@@ -166,7 +166,7 @@ impl VaultRepository {
     /// its stored numbers in the storage totals. Its id stays used (ids come from a counter).
     pub fn erase(&mut self, header: &mut HeaderRepository, vault: &LoadedVault) {
         let id = vault.record.id;
-        self.by_owner.remove(&(vault.stored_owner, id));
+        self.by_owner.remove(vault.stored_owner, id);
         header.count_status(Some(vault.stored_status), None);
         header.move_storage(vault.stored_storage, (0, 0));
         self.table.remove(&id);
@@ -176,6 +176,22 @@ impl VaultRepository {
     /// index and counts were written with it by the code of that layout.
     pub(in crate::storage) fn migrate_record(&mut self, vault: &VaultRecord) {
         self.table.put(vault.id, vault);
+    }
+
+    /// Migration (layout 6): builds the owner index from the retired B-tree's entries (into
+    /// an empty index; see `OwnerIndex::bulk_load`).
+    pub(in crate::storage) fn migrate_owner_index(
+        &mut self,
+        entries: impl Iterator<Item = (Principal, VaultId)>,
+    ) {
+        self.by_owner.bulk_load(entries);
+    }
+
+    /// The owner index's walk (`OwnerIndex::check_invariants`): the slab blocks it holds.
+    pub(in crate::storage) fn check_owner_index(
+        &self,
+    ) -> Result<Vec<crate::storage::slab::Loc>, String> {
+        self.by_owner.check_invariants()
     }
 
     /// The slab the vault records live in (for the storage-wide invariant walk).
@@ -206,12 +222,12 @@ impl VaultRepository {
     /// Test fixtures: an owner-index entry written directly.
     #[cfg(test)]
     pub fn index_unchecked(&mut self, owner: Principal, id: VaultId) {
-        self.by_owner.insert((owner, id), ());
+        self.by_owner.insert(owner, id);
     }
 
     /// Test fixtures: an owner-index entry removed directly.
     #[cfg(test)]
     pub fn unindex_unchecked(&mut self, owner: Principal, id: VaultId) {
-        self.by_owner.remove(&(owner, id));
+        self.by_owner.remove(owner, id);
     }
 }
