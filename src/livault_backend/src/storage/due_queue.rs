@@ -9,9 +9,9 @@
 //! entries and more with every level. The heap copy is an index only: the slots are the
 //! truth, written in the same message, so a trap rolls both back together.
 //!
-//! A second heap index, `(kind, id, due)`, answers "which entries does this id have for this
-//! kind" without a scan, so callers can keep one entry per (kind, id) and remove a deleted
-//! vault's entries.
+//! A second heap index, `(id, kind, due)`, answers "which entries does this id have" (for
+//! one kind, or for all kinds in one range) without a scan, so callers can keep one entry
+//! per (kind, id) and remove a deleted vault's entries with one lookup.
 //!
 //! Slot 0 is the header: magic (8 bytes), then the number of slots ever used (`u64 LE`).
 //! Slot `i ≥ 1`: `due: u64 LE, id: u64 LE, attempts: u32 LE, kind: u8, live: u8`, zero
@@ -34,8 +34,8 @@ pub struct DueQueue<M: Memory> {
     mem: M,
     /// key → (attempts, slot).
     index: BTreeMap<QueueKey, (u32, u64)>,
-    /// `(kind, id, due)` of every entry.
-    by_id: BTreeSet<(u8, u64, u64)>,
+    /// `(id, kind, due)` of every entry.
+    by_id: BTreeSet<(u64, u8, u64)>,
     /// Slots free for reuse.
     free: Vec<u64>,
     /// Slots ever used (the next fresh one).
@@ -96,8 +96,8 @@ impl<M: Memory> DueQueue<M> {
             }
             slot += n;
         }
-        let mut by_id: Vec<(u8, u64, u64)> =
-            entries.iter().map(|((d, k, i), _)| (*k, *i, *d)).collect();
+        let mut by_id: Vec<(u64, u8, u64)> =
+            entries.iter().map(|((d, k, i), _)| (*i, *k, *d)).collect();
         by_id.sort_unstable();
         q.by_id = by_id.into_iter().collect();
         entries.sort_unstable_by_key(|(key, _)| *key);
@@ -144,21 +144,29 @@ impl<M: Memory> DueQueue<M> {
         };
         self.mem.write(slot * SLOT, &encode(key, attempts));
         self.index.insert(key, (attempts, slot));
-        self.by_id.insert((key.1, key.2, key.0));
+        self.by_id.insert((key.2, key.1, key.0));
         None
     }
 
     /// Due times of the entries of `kind` for `id`, earliest first.
     pub fn dues_of(&self, kind: u8, id: u64) -> impl Iterator<Item = u64> + '_ {
         self.by_id
-            .range((kind, id, 0)..=(kind, id, u64::MAX))
+            .range((id, kind, 0)..=(id, kind, u64::MAX))
             .map(|(_, _, due)| *due)
+    }
+
+    /// Every entry of `id`, all kinds, as `(kind, due)` in order (one range of the by-id
+    /// index).
+    pub fn entries_of(&self, id: u64) -> impl Iterator<Item = (u8, u64)> + '_ {
+        self.by_id
+            .range((id, 0, 0)..=(id, u8::MAX, u64::MAX))
+            .map(|(_, kind, due)| (*kind, *due))
     }
 
     /// Removes `key`; its attempts if it was queued.
     pub fn remove(&mut self, key: &QueueKey) -> Option<u32> {
         let (attempts, slot) = self.index.remove(key)?;
-        self.by_id.remove(&(key.1, key.2, key.0));
+        self.by_id.remove(&(key.2, key.1, key.0));
         self.mem.write(slot * SLOT, &[0u8; SLOT as usize]);
         self.free.push(slot);
         Some(attempts)
@@ -243,8 +251,8 @@ impl<M: Memory> DueQueue<M> {
                 self.index.len()
             ));
         }
-        let by_id: BTreeSet<(u8, u64, u64)> =
-            self.index.keys().map(|(d, k, i)| (*k, *i, *d)).collect();
+        let by_id: BTreeSet<(u64, u8, u64)> =
+            self.index.keys().map(|(d, k, i)| (*i, *k, *d)).collect();
         if by_id != self.by_id {
             return Err("due queue: the by-id index differs from the index".into());
         }
@@ -366,6 +374,13 @@ mod tests {
                         .map(|(d, _, _)| *d)
                         .collect();
                     assert_eq!(q.dues_of(kind, id).collect::<Vec<_>>(), want);
+                    let mut all: Vec<(u8, u64)> = model
+                        .keys()
+                        .filter(|(_, _, i)| *i == id)
+                        .map(|(d, k, _)| (*k, *d))
+                        .collect();
+                    all.sort_unstable();
+                    assert_eq!(q.entries_of(id).collect::<Vec<_>>(), all);
                 }
                 Op::Range { lo, hi } => {
                     let (lo, hi) = (lo.min(hi), lo.max(hi));

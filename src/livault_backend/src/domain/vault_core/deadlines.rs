@@ -102,11 +102,13 @@ pub fn enqueue(state: &mut State, due: u64, kind: QueueKind, id: u64) {
 
 /// Removes every queued entry of vault `id` (an erased draft).
 pub fn unschedule_vault(state: &mut State, id: u64) {
-    for kind in QueueKind::ALL {
-        let dues: Vec<u64> = state.scheduler_queue.dues_of(kind.code(), id).collect();
-        for d in dues {
-            state.scheduler_queue.remove(&(d, kind.code(), id));
-        }
+    let entries: Vec<(u8, u64)> = state
+        .scheduler_queue
+        .entries_of(id)
+        .filter(|(code, _)| QueueKind::ALL.iter().any(|k| k.code() == *code))
+        .collect();
+    for (code, due) in entries {
+        state.scheduler_queue.remove(&(due, code, id));
     }
 }
 
