@@ -20,7 +20,7 @@
 //!   - cells: one 64 KiB page each.
 //!
 //! A call's stable bytes are `used` after N calls minus `used` before, divided by N: B-tree
-//! nodes (a few KiB) and slab blocks (powers of two from 64 B) are allocated in units, so one
+//! nodes (a few KiB) and slab blocks (64 B × 2^c or 96 B × 2^c) are allocated in units, so one
 //! call can read 0 or a whole node; N calls average that out (see docs/security.md).
 
 use std::collections::BTreeMap;
@@ -436,7 +436,19 @@ fn dir_used(m: &VMem) -> u64 {
         .map_or(0, |i| (i as u64 + 1) * 16)
 }
 
-/// Slab block at a 16-byte location entry: capacity (64 B × 2^class).
+/// Slab block classes: codes 0..=14 are 64 B × 2^c, codes 15..=28 (layout 6) 96 B × 2^(c − 15).
+const SLAB_CLASSES: u8 = 29;
+
+/// Size of a slab block of class `class`.
+fn block_size(class: u8) -> u64 {
+    if class < 15 {
+        64u64 << class
+    } else {
+        96u64 << (class - 15)
+    }
+}
+
+/// Slab block at a 16-byte location entry: its address, record length and class.
 fn loc(e: &[u8]) -> Option<(u64, u32, u8)> {
     if e[13] == 0 {
         return None;
@@ -461,13 +473,13 @@ fn dir_blocks(dir: &VMem, slab: &VMem, nested: bool) -> u64 {
         let Some((addr, len, class)) = loc(e) else {
             continue;
         };
-        total += 64u64 << class;
+        total += block_size(class);
         if nested {
             let mut rec = vec![0u8; len as usize];
             slab.read(addr, &mut rec);
             for inner in rec.chunks_exact(16) {
                 if let Some((_, _, c)) = loc(inner) {
-                    total += 64u64 << c;
+                    total += block_size(c);
                 }
             }
         }
@@ -482,11 +494,11 @@ fn slab_used_bytes(m: &VMem) -> u64 {
     assert_eq!(&magic, b"LVSLAB\x00\x01", "not the record slab");
     let bump = m.u64(8);
     let mut free = 0;
-    for class in 0..15u64 {
-        let mut addr = m.u64(16 + 8 * class);
+    for class in 0..SLAB_CLASSES {
+        let mut addr = m.u64(16 + 8 * u64::from(class));
         let mut steps = 0;
         while addr != 0 {
-            free += 64u64 << class;
+            free += block_size(class);
             addr = m.u64(addr);
             steps += 1;
             assert!(steps <= bump / 64, "slab free list {class} has a cycle");

@@ -34,6 +34,12 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   linear-hashing table whose buckets are records in the slab (`storage::owner_index`,
 ///   directory memory id 36), so its cost no longer grows with the number of owners;
 ///   `post_upgrade` builds it from the old map in one pass.
+///   Also in 6: the record slab has a second series of block classes (96 B × 2^c, codes 15..=28; the
+///   64 B × 2^c codes keep their meaning), and a vault's audit log starts as one packed
+///   record (events inline, hashes chained, `storage::audit_log`) until it outgrows 512
+///   bytes. Every layout-5 structure still reads as it is (paged logs stay paged), so the
+///   step 5 → 6 rewrites nothing; the bump makes older code, which knows neither the new
+///   classes nor packed records, refuse this memory.
 pub const LAYOUT_VERSION: u32 = 6;
 
 /// Layout version, id counters and aggregate counts.
@@ -337,6 +343,47 @@ pub struct AuditEvent {
     pub details: String,
     #[serde(with = "serde_bytes")]
     pub hash: Vec<u8>,
+}
+
+impl AuditEvent {
+    /// The chain hash of an event given the previous event's hash (32 zero bytes before seq
+    /// 0): `sha256(prev ‖ seq ‖ at ‖ actor ‖ action ‖ details)` with fixed-width big-endian
+    /// integers and length-prefixed strings (SPEC §11).
+    pub fn chain_hash(
+        prev: &[u8],
+        seq: u64,
+        at: u64,
+        actor: &Principal,
+        action: &str,
+        details: &str,
+    ) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(seq.to_be_bytes());
+        h.update(at.to_be_bytes());
+        let actor = actor.as_slice();
+        h.update([actor.len() as u8]);
+        h.update(actor);
+        h.update((action.len() as u64).to_be_bytes());
+        h.update(action.as_bytes());
+        h.update((details.len() as u64).to_be_bytes());
+        h.update(details.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Whether this event's hash is the chain hash after `prev`.
+    pub fn chains_from(&self, prev: &[u8]) -> bool {
+        self.hash
+            == Self::chain_hash(
+                prev,
+                self.seq,
+                self.at,
+                &self.actor,
+                &self.action,
+                &self.details,
+            )
+    }
 }
 
 /// Stored configuration cell: `None` only before `init` has run.

@@ -1,6 +1,30 @@
-//! The per-vault audit log: events in [`Slab`] blocks, found through a two-level page index
-//! per vault (storage layout 4).
+//! The per-vault audit log, in one of two forms per vault: a **packed** record holding the
+//! events themselves while the log is small (layout 6), or events in [`Slab`] blocks found
+//! through a two-level page index (layout 4).
 //!
+//! **Packed form.** A new log starts as one record in the root's place (the vault's
+//! [`AUDIT_INDEX`](super::memory::AUDIT_INDEX) entry), told apart from a paged root by bit 63
+//! of its first word (a seq never reaches it):
+//!
+//! ```text
+//! packed: first | 2^63 u64 | newest event's hash [32] | events, oldest first
+//! event:  at u64 | actor (u8 length + bytes, or 0xFF: the previous event's) | action (u8
+//!         code, or 0 + varint length + string) | details (varint length + string) |
+//!         hash (0: chained, or 1 + varint length + bytes)       (`binary::encode_audit_packed`)
+//! ```
+//!
+//! The seq is the event's position. A hash is stored as *chained* when it is the chain hash
+//! ([`AuditEvent::chain_hash`]) after the previous event's (32 zero bytes before seq 0), as
+//! the domain computes every hash; reads recompute it (the newest one is the header's), so
+//! an append computes one hash and a read at most one per event before the one asked for.
+//! The first kept event of a log that does not start at seq 0 (restarted or compacted)
+//! stores its hash. An idle vault (created and paid: four events) is one record of ~350
+//! bytes in a 384-byte block, instead of four event blocks, a root, a directory and a leaf
+//! (1 216 bytes). An append that would make the record longer than [`PACKED_MAX`] moves the
+//! log to pages (each event to its own block, as below) for good; compaction of a packed
+//! log rewrites the record.
+//!
+//! **Paged form.**
 //! A vault's kept events have consecutive sequence numbers `first..end` (new events are
 //! appended, compaction drops the oldest). Their block locations ([`Loc`], 16 bytes) sit in
 //! **leaf pages** of `P` entries, the leaf pages' locations in **directory pages** of `P`
@@ -17,8 +41,7 @@
 //! entry and the root header, writes the event's block, its 16-byte leaf slot and `end`: the
 //! same number of stable reads and writes as the flat index of layout 3, whatever the log's
 //! size. A full leaf starts a new one (a full directory a new directory, appended to the root).
-//! Pages start at 64 bytes and double while they fill (the tail leaf and directory only), so
-//! a vault with few events holds three small blocks (root, directory, leaf). Compaction
+//! Pages start at 64 bytes and double while they fill (the tail leaf and directory only). Compaction
 //! ([`AuditLog::drop_before`]) frees the dropped events' blocks, then the leaves and
 //! directories wholly before the new `first`; only when whole directories go does it rewrite
 //! the root (shifting its list and moving `origin` by `P²`): no entry is copied.
@@ -40,6 +63,7 @@ use std::rc::Rc;
 
 use ic_stable_structures::{Memory, Storable};
 
+use super::binary::{decode_audit_packed, encode_audit_packed, Reader, Writer};
 use super::slab::{DenseBytes, Loc, Slab};
 use crate::model::records::AuditEvent;
 use crate::model::types::VaultId;
@@ -52,6 +76,121 @@ const HEAD: u64 = 40;
 const END_AT: u64 = 16;
 /// Leaf entries read per stable read while iterating or freeing.
 const BATCH: u64 = 64;
+/// Bit 63 of a root record's first word: the record is a packed small log (layout 6).
+const PACKED: u64 = 1 << 63;
+/// Packed record header: `first | PACKED` and the newest event's hash.
+const PACKED_HEAD: usize = 40;
+/// Largest packed record; a log that would outgrow it moves to pages.
+pub const PACKED_MAX: usize = 512;
+const ZERO_HASH: [u8; 32] = [0; 32];
+
+/// A packed small log as read: its events in order, each with whether its hash is chained
+/// (empty until [`Packed::fill_hashes`] computes it).
+struct Packed {
+    first: u64,
+    head: Vec<u8>,
+    events: Vec<(AuditEvent, bool)>,
+}
+
+impl Packed {
+    fn decode(bytes: &[u8]) -> Packed {
+        Self::try_decode(bytes).unwrap_or_else(|e| panic!("BUG: {e}"))
+    }
+
+    /// The record's events; an error if it is malformed, holds no event, or chains its
+    /// first event from before a first seq other than 0.
+    fn try_decode(bytes: &[u8]) -> Result<Packed, String> {
+        if bytes.len() < PACKED_HEAD {
+            return Err(format!("packed audit log of {} bytes", bytes.len()));
+        }
+        let first = u64_at(bytes, 0) & !PACKED;
+        let head = bytes[8..PACKED_HEAD].to_vec();
+        let mut r = Reader(&bytes[PACKED_HEAD..]);
+        let mut events: Vec<(AuditEvent, bool)> = Vec::new();
+        while !r.at_end() {
+            let seq = first + events.len() as u64;
+            let prev = events.last().map(|(e, _)| e.actor);
+            let ev = decode_audit_packed(&mut r, seq, prev.as_ref())
+                .ok_or_else(|| format!("corrupt packed audit log at seq {seq}"))?;
+            events.push(ev);
+        }
+        match events.first() {
+            None => return Err("packed audit log without events".into()),
+            Some((_, true)) if first != 0 => {
+                return Err(format!(
+                    "packed audit log chains seq {first} from before it"
+                ))
+            }
+            _ => {}
+        }
+        Ok(Packed {
+            first,
+            head,
+            events,
+        })
+    }
+
+    fn end(&self) -> u64 {
+        self.first + self.events.len() as u64
+    }
+
+    /// Computes the chained hashes of events `0..=upto`: the newest event's is the head,
+    /// another's the chain hash after the previous event (32 zero bytes before seq 0).
+    fn fill_hashes(&mut self, upto: usize) {
+        let last = self.events.len() - 1;
+        for i in 0..=upto.min(last) {
+            if !self.events[i].1 || !self.events[i].0.hash.is_empty() {
+                continue;
+            }
+            let hash = if i == last {
+                self.head.clone()
+            } else {
+                let prev = if i == 0 {
+                    assert_eq!(
+                        self.first, 0,
+                        "BUG: packed audit log chains before its first"
+                    );
+                    ZERO_HASH.to_vec()
+                } else {
+                    self.events[i - 1].0.hash.clone()
+                };
+                let e = &self.events[i].0;
+                AuditEvent::chain_hash(&prev, e.seq, e.at, &e.actor, &e.action, &e.details).to_vec()
+            };
+            self.events[i].0.hash = hash;
+        }
+    }
+
+    /// Event `i` with its hash.
+    fn event(&mut self, i: usize) -> AuditEvent {
+        if i == self.events.len() - 1 && self.events[i].1 {
+            let mut e = self.events[i].0.clone();
+            e.hash = self.head.clone();
+            return e;
+        }
+        self.fill_hashes(i);
+        self.events[i].0.clone()
+    }
+
+    /// The record: header, then the events (each hash chained or not as flagged).
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(PACKED_MAX));
+        w.u64(self.first | PACKED);
+        w.0.extend_from_slice(&self.head);
+        let mut prev = None;
+        for (e, chained) in &self.events {
+            encode_audit_packed(&mut w, e, prev, *chained);
+            prev = Some(&e.actor);
+        }
+        w.0
+    }
+}
+
+/// A vault's log as read: pages under a root, or one packed record.
+enum Log {
+    Paged(Root),
+    Packed(Loc, Packed),
+}
 
 /// A vault's root header, as read.
 #[derive(Clone, Copy, Debug)]
@@ -85,35 +224,44 @@ pub struct AuditLog<M: Memory> {
     slab: Rc<Slab<M>>,
     /// Entries per page (`P`): [`PAGE_ENTRIES`], smaller in tests. Part of the layout.
     page: u64,
+    /// Largest packed record: [`PACKED_MAX`]; other sizes in tests (0: always pages).
+    packed_max: usize,
 }
 
 impl<M: Memory> AuditLog<M> {
     /// Opens the log with index directory `dir` over the shared `slab`.
     pub fn init(dir: M, slab: Rc<Slab<M>>) -> Self {
-        Self::with_page_entries(dir, slab, PAGE_ENTRIES)
+        Self::with_page_entries(dir, slab, PAGE_ENTRIES, PACKED_MAX)
     }
 
-    /// [`Self::init`] with `page` entries per page (tests cross page boundaries often).
-    fn with_page_entries(dir: M, slab: Rc<Slab<M>>, page: u64) -> Self {
+    /// [`Self::init`] with `page` entries per page (tests cross page boundaries often) and
+    /// packed records of at most `packed_max` bytes.
+    fn with_page_entries(dir: M, slab: Rc<Slab<M>>, page: u64, packed_max: usize) -> Self {
         assert!(page >= 2, "BUG: audit pages need two entries");
         AuditLog {
             index: DenseBytes::init(dir),
             slab,
             page,
+            packed_max,
         }
     }
 
-    fn root(&self, vault: VaultId) -> Option<Root> {
+    /// The vault's log, if it has one.
+    fn load(&self, vault: VaultId) -> Option<Log> {
         let loc = self.index.loc(vault)?;
         let mut b = [0u8; HEAD as usize];
-        self.slab.read(loc, 0, &mut b);
-        Some(Root {
+        let n = (loc.len as usize).min(HEAD as usize);
+        self.slab.read(loc, 0, &mut b[..n]);
+        if u64_at(&b, 0) & PACKED != 0 {
+            return Some(Log::Packed(loc, Packed::decode(&self.slab.read_all(loc))));
+        }
+        Some(Log::Paged(Root {
             loc,
             first: u64_at(&b, 0),
             origin: u64_at(&b, 8),
             end: u64_at(&b, 16),
             tail: decode_entry(&b[24..40]),
-        })
+        }))
     }
 
     fn read_entry(&self, block: Loc, at: u64) -> Loc {
@@ -145,24 +293,84 @@ impl<M: Memory> AuditLog<M> {
 
     /// `(first kept seq, number kept)` of the vault's log.
     pub fn bounds(&self, vault: VaultId) -> (u64, u64) {
-        self.root(vault)
-            .map_or((0, 0), |r| (r.first, r.end - r.first))
+        match self.load(vault) {
+            None => (0, 0),
+            Some(Log::Paged(r)) => (r.first, r.end - r.first),
+            Some(Log::Packed(_, p)) => (p.first, p.events.len() as u64),
+        }
     }
 
     /// Appends `event` to the vault's log. Its `seq` must follow the last kept event (or
     /// start the log); anything else is a programming error.
     pub fn append(&mut self, vault: VaultId, event: &AuditEvent) {
-        let root = self.root(vault);
-        if let Some(r) = &root {
-            assert_eq!(event.seq, r.end, "BUG: audit events out of sequence");
+        let log = self.load(vault);
+        match &log {
+            Some(Log::Paged(r)) => {
+                assert_eq!(event.seq, r.end, "BUG: audit events out of sequence")
+            }
+            Some(Log::Packed(_, p)) => {
+                assert_eq!(event.seq, p.end(), "BUG: audit events out of sequence")
+            }
+            None => {}
         }
-        let bytes = event.to_bytes();
-        let loc = self.slab.alloc(bytes.len());
-        self.slab.write(loc, 0, &bytes);
-        match root {
+        let r = match log {
+            Some(Log::Paged(r)) => Some(r),
+            Some(Log::Packed(_, mut p)) => {
+                let chained = event.chains_from(&p.head);
+                p.head.clone_from(&event.hash);
+                p.events.push((event.clone(), chained));
+                let bytes = p.encode();
+                if bytes.len() <= self.packed_max && event.hash.len() == ZERO_HASH.len() {
+                    self.index.put(&self.slab, vault, &bytes);
+                } else {
+                    self.unpack(vault, p);
+                }
+                return;
+            }
+            None => {
+                let chained = event.seq == 0 && event.chains_from(&ZERO_HASH);
+                let p = Packed {
+                    first: event.seq,
+                    head: event.hash.clone(),
+                    events: vec![(event.clone(), chained)],
+                };
+                let bytes = p.encode();
+                if bytes.len() <= self.packed_max && event.hash.len() == ZERO_HASH.len() {
+                    self.index.put(&self.slab, vault, &bytes);
+                    return;
+                }
+                None
+            }
+        };
+        let loc = self.write_event(event);
+        match r {
             None => self.start(vault, event.seq, &loc.encode()),
             Some(r) => self.push(vault, r, loc),
         }
+    }
+
+    /// A block holding `event` (the paged form's event encoding).
+    fn write_event(&self, event: &AuditEvent) -> Loc {
+        let bytes = event.to_bytes();
+        let loc = self.slab.alloc(bytes.len());
+        self.slab.write(loc, 0, &bytes);
+        loc
+    }
+
+    /// Moves a packed log that outgrew its record to pages: one block per event, then the
+    /// index (the packed record is freed).
+    fn unpack(&mut self, vault: VaultId, mut p: Packed) {
+        p.fill_hashes(p.events.len() - 1);
+        let last = p.events.len() - 1;
+        let mut entries = Vec::with_capacity(p.events.len() * Loc::BYTES);
+        for (i, (e, chained)) in p.events.iter_mut().enumerate() {
+            if i == last && *chained {
+                e.hash.clone_from(&p.head);
+            }
+            entries.extend_from_slice(&self.write_event(e).encode());
+        }
+        self.index.remove(&self.slab, vault);
+        self.start(vault, p.first, &entries);
     }
 
     /// Creates the vault's index with `entries` (event locations from seq `first` on, at
@@ -267,20 +475,31 @@ impl<M: Memory> AuditLog<M> {
 
     /// Event `seq` of the vault, if kept.
     pub fn get(&self, vault: VaultId, seq: u64) -> Option<AuditEvent> {
-        let r = self.root(vault)?;
-        self.event_loc(&r, seq).map(|l| self.read(l))
+        match self.load(vault)? {
+            Log::Paged(r) => self.event_loc(&r, seq).map(|l| self.read(l)),
+            Log::Packed(_, mut p) => {
+                if seq < p.first || seq >= p.end() {
+                    return None;
+                }
+                Some(p.event((seq - p.first) as usize))
+            }
+        }
     }
 
     /// The vault's oldest kept event.
     pub fn first(&self, vault: VaultId) -> Option<AuditEvent> {
-        let r = self.root(vault)?;
-        self.event_loc(&r, r.first).map(|l| self.read(l))
+        match self.load(vault)? {
+            Log::Paged(r) => self.event_loc(&r, r.first).map(|l| self.read(l)),
+            Log::Packed(_, mut p) => Some(p.event(0)),
+        }
     }
 
     /// The vault's newest event.
     pub fn last(&self, vault: VaultId) -> Option<AuditEvent> {
-        let r = self.root(vault)?;
-        self.event_loc(&r, r.end - 1).map(|l| self.read(l))
+        match self.load(vault)? {
+            Log::Paged(r) => self.event_loc(&r, r.end - 1).map(|l| self.read(l)),
+            Log::Packed(_, mut p) => Some(p.event(p.events.len() - 1)),
+        }
     }
 
     /// Calls `f` with the locations of kept events `from..to` of `r`, up to [`BATCH`] at a
@@ -302,14 +521,26 @@ impl<M: Memory> AuditLog<M> {
 
     /// The vault's kept events with seq ≥ `from`, oldest first (read lazily).
     pub fn events_from(&self, vault: VaultId, from: u64) -> impl Iterator<Item = AuditEvent> + '_ {
-        let root = self.root(vault);
+        let (root, packed) = match self.load(vault) {
+            None => (None, None),
+            Some(Log::Paged(r)) => (Some(r), None),
+            Some(Log::Packed(_, mut p)) => {
+                let skip = from.saturating_sub(p.first).min(p.events.len() as u64) as usize;
+                if skip < p.events.len() {
+                    p.fill_hashes(p.events.len() - 1);
+                }
+                let events: Vec<AuditEvent> =
+                    p.events.drain(..).skip(skip).map(|(e, _)| e).collect();
+                (None, Some(events.into_iter()))
+            }
+        };
         let (mut next, end) = root.map_or((0, 0), |r| (from.max(r.first), r.end));
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_start = next;
         let page = self.page;
         // The leaf of the last batch: (leaf number, location).
         let mut leaf: Option<(u64, Loc)> = None;
-        std::iter::from_fn(move || {
+        let paged = std::iter::from_fn(move || {
             if next >= end {
                 return None;
             }
@@ -330,7 +561,8 @@ impl<M: Memory> AuditLog<M> {
             let i = ((next - buf_start) * ENTRY) as usize;
             next += 1;
             Some(self.read(decode_entry(&buf[i..i + Loc::BYTES])))
-        })
+        });
+        packed.into_iter().flatten().chain(paged)
     }
 
     /// Removes the vault's events with seq < `before` (compaction); returns how many. Frees
@@ -339,8 +571,10 @@ impl<M: Memory> AuditLog<M> {
     /// whole directories go. Dropping every event removes the vault's index: the next append
     /// starts the log afresh at its own seq (as in layout 3).
     pub fn drop_before(&mut self, vault: VaultId, before: u64) -> u64 {
-        let Some(r) = self.root(vault) else {
-            return 0;
+        let r = match self.load(vault) {
+            None => return 0,
+            Some(Log::Paged(r)) => r,
+            Some(Log::Packed(_, p)) => return self.drop_packed(vault, p, before),
         };
         let keep = before.clamp(r.first, r.end);
         let n = keep - r.first;
@@ -385,6 +619,26 @@ impl<M: Memory> AuditLog<M> {
         root.extend_from_slice(&record[16..HEAD as usize]);
         root.extend_from_slice(&record[(HEAD + keep_dir * ENTRY) as usize..]);
         self.index.put(&self.slab, vault, &root);
+        n
+    }
+
+    /// [`Self::drop_before`] of a packed log: the record is rewritten without the dropped
+    /// events (the new first event's hash stored, as nothing before it is kept).
+    fn drop_packed(&mut self, vault: VaultId, mut p: Packed, before: u64) -> u64 {
+        let keep = before.clamp(p.first, p.end());
+        let n = keep - p.first;
+        if n == 0 {
+            return 0;
+        }
+        if keep == p.end() {
+            self.index.remove(&self.slab, vault);
+            return n;
+        }
+        p.fill_hashes(n as usize);
+        p.events.drain(..n as usize);
+        p.events[0].1 = false;
+        p.first = keep;
+        self.index.put(&self.slab, vault, &p.encode());
         n
     }
 
@@ -433,7 +687,26 @@ impl<M: Memory> AuditLog<M> {
         let mut blocks = Vec::new();
         self.index.check_invariants(&self.slab)?;
         for vault in self.index.ids_from(0) {
-            let r = self.root(vault).expect("listed");
+            let r = match self.load_checked(vault)? {
+                Log::Paged(r) => r,
+                Log::Packed(loc, mut packed) => {
+                    ensure!(
+                        loc.len as usize <= self.packed_max,
+                        "audit log: vault {vault}: packed record of {} bytes",
+                        loc.len
+                    );
+                    let last = packed.events.len() - 1;
+                    if !packed.events[last].1 {
+                        ensure!(
+                            packed.events[last].0.hash == packed.head,
+                            "audit log: vault {vault}: the packed head is not the newest hash"
+                        );
+                    }
+                    packed.fill_hashes(last);
+                    blocks.push(loc);
+                    continue;
+                }
+            };
             ensure!(
                 u64::from(r.loc.len) >= HEAD && (u64::from(r.loc.len) - HEAD).is_multiple_of(ENTRY),
                 "audit log: vault {vault}: root record of {} bytes",
@@ -505,6 +778,19 @@ impl<M: Memory> AuditLog<M> {
             }
         }
         Ok(blocks)
+    }
+
+    /// [`Self::load`], with a malformed packed record an error.
+    fn load_checked(&self, vault: VaultId) -> Result<Log, String> {
+        let loc = self.index.loc(vault).expect("listed");
+        let mut word = [0u8; 8];
+        self.slab.read(loc, 0, &mut word);
+        if u64::from_le_bytes(word) & PACKED != 0 {
+            let packed = Packed::try_decode(&self.slab.read_all(loc))
+                .map_err(|e| format!("audit log: vault {vault}: {e}"))?;
+            return Ok(Log::Packed(loc, packed));
+        }
+        Ok(self.load(vault).expect("listed"))
     }
 
     /// [`Self::reachable_blocks`] without the blocks.
@@ -584,13 +870,22 @@ mod tests {
     use ic_stable_structures::VectorMemory;
     use proptest::prelude::*;
 
-    /// An event whose encoding varies in length (several slab classes).
+    /// An event whose encoding varies in length (several slab classes), with the vault's
+    /// actor or another one, and an action the packed form codes or spells out.
     fn ev_of(vault: VaultId, seq: u64) -> AuditEvent {
         AuditEvent {
             seq,
             at: 1_000 + seq,
-            actor: Principal::from_slice(&[vault as u8; 29]),
-            action: "vault.updated".into(),
+            actor: if seq % 3 == 1 {
+                Principal::from_slice(&[vault as u8, 1])
+            } else {
+                Principal::from_slice(&[vault as u8; 29])
+            },
+            action: if seq % 2 == 0 {
+                "status.changed".into()
+            } else {
+                "vault.updated".into()
+            },
             details: format!(
                 "vault {vault} event {seq} {}",
                 "x".repeat((seq % 7 * 23) as usize)
@@ -617,10 +912,15 @@ mod tests {
         }
         /// The log over these memories (opened again: an upgrade).
         fn open(&self, page: u64) -> AuditLog<VectorMemory> {
+            self.open_packing(page, PACKED_MAX)
+        }
+        /// [`Self::open`] with packed records of at most `packed_max` bytes.
+        fn open_packing(&self, page: u64, packed_max: usize) -> AuditLog<VectorMemory> {
             AuditLog::with_page_entries(
                 self.dir.clone(),
                 Rc::new(Slab::init(self.data.clone())),
                 page,
+                packed_max,
             )
         }
     }
@@ -703,6 +1003,115 @@ mod tests {
         log.assert_consistent();
     }
 
+    /// Events as the domain writes them: hashes chained from 32 zero bytes.
+    fn chained(vault: VaultId, seqs: std::ops::Range<u64>, details: usize) -> Vec<AuditEvent> {
+        let mut head = vec![0u8; 32];
+        let mut out = Vec::new();
+        for seq in 0..seqs.end {
+            let mut e = ev_of(vault, seq);
+            e.actor = Principal::from_slice(&[vault as u8; 29]);
+            e.action = "payment.confirmed".into();
+            e.details = "d".repeat(details);
+            e.hash =
+                AuditEvent::chain_hash(&head, seq, e.at, &e.actor, &e.action, &e.details).to_vec();
+            head.clone_from(&e.hash);
+            if seq >= seqs.start {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_small_log_is_one_packed_record_until_it_outgrows_it() {
+        let m = Mems::new();
+        let mut log = m.open(PAGE_ENTRIES);
+        // An idle vault's four events (created, session opened, status, confirmed): one
+        // record, the hashes but the newest recomputed on read.
+        let events = chained(5, 0..40, 60);
+        for e in &events[..4] {
+            log.append(5, e);
+        }
+        let blocks = log.reachable_blocks().unwrap();
+        assert_eq!(blocks.len(), 1, "one packed record");
+        // 40 header bytes; 8 + 30 + 1 + 61 + 1 for the first event (actor spelled out, hash
+        // chained from zeros), 8 + 1 + 1 + 61 + 1 for each other (same actor, chained).
+        assert_eq!(blocks[0].len, 40 + 101 + 3 * 72);
+        assert_eq!(blocks[0].capacity(), 384);
+        assert_eq!(log.events_from(5, 0).collect::<Vec<_>>(), events[..4]);
+        assert_eq!(log.get(5, 2), Some(events[2].clone()));
+        assert_eq!(log.first(5), Some(events[0].clone()));
+        assert_eq!(log.last(5), Some(events[3].clone()));
+        assert_eq!(log.bounds(5), (0, 4));
+        log.assert_consistent();
+        // Compaction keeps the rest readable (the new first event's hash is stored).
+        assert_eq!(log.drop_before(5, 2), 2);
+        assert_eq!(log.first(5), Some(events[2].clone()));
+        assert_eq!(log.events_from(5, 0).collect::<Vec<_>>(), events[2..4]);
+        log.assert_consistent();
+        // Growing past PACKED_MAX moves the log to pages, every event as it was.
+        for e in &events[4..40] {
+            log.append(5, e);
+        }
+        assert!(log.reachable_blocks().unwrap().len() > 3, "pages now");
+        assert_eq!(log.events_from(5, 0).collect::<Vec<_>>(), events[2..40]);
+        drop(log);
+        let log = m.open(PAGE_ENTRIES);
+        assert_eq!(log.get(5, 39), Some(events[39].clone()));
+        log.assert_consistent();
+    }
+
+    /// Logs written before layout 6 are paged however small: they stay paged and readable,
+    /// while a new vault's log starts packed.
+    #[test]
+    fn layout_5_paged_logs_stay_paged_next_to_packed_ones() {
+        let m = Mems::new();
+        let mut old = m.open_packing(PAGE_ENTRIES, 0);
+        let events = chained(1, 0..8, 30);
+        for e in &events[..3] {
+            old.append(1, e);
+        }
+        assert_eq!(
+            old.reachable_blocks().unwrap().len(),
+            6,
+            "root, dir, leaf, 3 events"
+        );
+        drop(old);
+        let mut log = m.open(PAGE_ENTRIES);
+        for e in &events[3..] {
+            log.append(1, e);
+        }
+        assert_eq!(log.events_from(1, 0).collect::<Vec<_>>(), events);
+        assert_eq!(log.reachable_blocks().unwrap().len(), 3 + 8, "still paged");
+        let fresh = chained(2, 0..2, 30);
+        for e in &fresh {
+            log.append(2, e);
+        }
+        assert_eq!(log.reachable_blocks().unwrap().len(), 3 + 8 + 1, "packed");
+        assert_eq!(log.drop_before(1, 5), 5);
+        assert_eq!(log.events_from(1, 0).collect::<Vec<_>>(), events[5..]);
+        assert_eq!(log.events_from(2, 0).collect::<Vec<_>>(), fresh);
+        log.assert_consistent();
+    }
+
+    #[test]
+    fn a_restarted_log_stores_its_first_hash() {
+        let m = Mems::new();
+        let mut log = m.open(4);
+        let events = chained(2, 0..6, 10);
+        for e in &events[..3] {
+            log.append(2, e);
+        }
+        assert_eq!(log.drop_before(2, 3), 3);
+        assert_eq!(log.reachable_blocks(), Ok(vec![]));
+        // Restarting at seq 3: its predecessor is gone, so its hash is kept as given.
+        for e in &events[3..] {
+            log.append(2, e);
+        }
+        assert_eq!(log.events_from(2, 0).collect::<Vec<_>>(), events[3..]);
+        log.assert_consistent();
+    }
+
     #[test]
     #[should_panic(expected = "out of sequence")]
     fn a_gap_in_sequence_is_a_bug() {
@@ -755,11 +1164,13 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        /// `n` events; an empty log restarts `jump` after its last seq.
+        /// `n` events; an empty log restarts `jump` after its last seq. `chain`: their
+        /// hashes chain from the previous event's, as the domain computes them.
         Append {
             vault: usize,
             n: u8,
             jump: u8,
+            chain: bool,
         },
         DropBefore {
             vault: usize,
@@ -782,7 +1193,8 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         let vault = 0..VAULTS.len();
         prop_oneof![
-            4 => (vault.clone(), 1u8..40, 0u8..3).prop_map(|(vault, n, jump)| Op::Append { vault, n, jump }),
+            4 => (vault.clone(), 1u8..40, 0u8..3, any::<bool>())
+                .prop_map(|(vault, n, jump, chain)| Op::Append { vault, n, jump, chain }),
             2 => (vault.clone(), -3i64..60).prop_map(|(vault, delta)| Op::DropBefore { vault, delta }),
             2 => (vault.clone(), -3i64..80).prop_map(|(vault, delta)| Op::Get { vault, delta }),
             1 => (vault, -3i64..80, 0usize..100).prop_map(|(vault, delta, take)| Op::EventsFrom { vault, delta, take }),
@@ -790,11 +1202,22 @@ mod tests {
         ]
     }
 
-    /// The model: per vault, the next seq the domain would append and the kept events.
-    #[derive(Default)]
+    /// The model: per vault, the next seq the domain would append, the kept events and the
+    /// hash of the last event appended (the chain's head).
     struct Model {
         next: u64,
         kept: VecDeque<AuditEvent>,
+        head: Vec<u8>,
+    }
+
+    impl Default for Model {
+        fn default() -> Self {
+            Model {
+                next: 0,
+                kept: VecDeque::new(),
+                head: vec![0; 32],
+            }
+        }
     }
 
     impl Model {
@@ -820,14 +1243,19 @@ mod tests {
         }
     }
 
-    fn run(page: u64, ops: Vec<Op>) {
+    fn run(page: u64, packed_max: usize, ops: Vec<Op>) {
         let mems = Mems::new();
-        let mut log = mems.open(page);
+        let mut log = mems.open_packing(page, packed_max);
         let mut model: BTreeMap<VaultId, Model> =
             VAULTS.iter().map(|&v| (v, Model::default())).collect();
         for op in ops {
             match op {
-                Op::Append { vault, n, jump } => {
+                Op::Append {
+                    vault,
+                    n,
+                    jump,
+                    chain,
+                } => {
                     let (v, m) = (VAULTS[vault], model.get_mut(&VAULTS[vault]).unwrap());
                     for _ in 0..n {
                         let seq = if m.kept.is_empty() {
@@ -835,8 +1263,15 @@ mod tests {
                         } else {
                             m.next
                         };
-                        let e = ev_of(v, seq);
+                        let mut e = ev_of(v, seq);
+                        if chain {
+                            e.hash = AuditEvent::chain_hash(
+                                &m.head, e.seq, e.at, &e.actor, &e.action, &e.details,
+                            )
+                            .to_vec();
+                        }
                         log.append(v, &e);
+                        m.head.clone_from(&e.hash);
                         m.kept.push_back(e);
                         m.next = seq + 1;
                     }
@@ -874,7 +1309,7 @@ mod tests {
                 }
                 Op::Reopen => {
                     drop(log);
-                    log = mems.open(page);
+                    log = mems.open_packing(page, packed_max);
                 }
             }
             check(&log, &model);
@@ -886,9 +1321,10 @@ mod tests {
         #[test]
         fn random_operations_match_a_model(
             page in prop::sample::select(vec![2u64, 3, 4, 5, 8, 13]),
+            packed_max in prop::sample::select(vec![0usize, 200, PACKED_MAX]),
             ops in prop::collection::vec(op(), 1..60),
         ) {
-            run(page, ops);
+            run(page, packed_max, ops);
         }
     }
 }

@@ -130,6 +130,14 @@ impl Writer {
             }
         }
     }
+    /// An unsigned LEB128 integer (7 bits a byte, low first; used by the packed audit log).
+    pub fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
     /// Field `vec` (see the module docs for its layout).
     pub fn vec<T>(&mut self, v: &[T], mut f: impl FnMut(&mut Writer, &T)) {
         self.u32(v.len() as u32);
@@ -230,6 +238,26 @@ impl<'a> Reader<'a> {
             1 => self.array::<32>().map(hex::encode),
             _ => None,
         }
+    }
+    /// An unsigned LEB128 integer ([`Writer::varint`]); `None` past 10 bytes or 64 bits.
+    pub fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8()?;
+            let bits = u64::from(b & 0x7F);
+            if i == 9 && bits > 1 {
+                return None;
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    /// Bytes left unread.
+    pub fn rest(&self) -> &'a [u8] {
+        self.0
     }
     /// Field `vec` (see the module docs for its layout).
     pub fn vec<T>(&mut self, mut f: impl FnMut(&mut Reader<'a>) -> Option<T>) -> Option<Vec<T>> {
@@ -455,6 +483,134 @@ pub fn decode_audit(body: &[u8]) -> Option<AuditEvent> {
         details: r.string()?,
         hash: r.bytes()?.to_vec(),
     })
+}
+
+/// The audit action codes the packed form stores as one byte (code `i + 1`; 0: the action
+/// follows as a string). Append-only: a code's meaning never changes. Actions not listed
+/// (none today) cost their string.
+pub const AUDIT_ACTIONS: [&str; 36] = [
+    "vault.created",
+    "vault.renamed",
+    "vault.unlock_rules_changed",
+    "vault.settings_changed",
+    "status.changed",
+    "owner.check_in",
+    "vault.deleted",
+    "invite.created",
+    "invite.revoked",
+    "invite.regenerated",
+    "member.joined",
+    "member.removed",
+    "unlock.requested",
+    "unlock.approved",
+    "unlock.attempt_failed",
+    "unlock.request_cancelled",
+    "unlock.completed",
+    "recovery.issued",
+    "recovery.revoked",
+    "recovery.ownership_transferred",
+    "recovery.quorum_bypassed",
+    "audit.compacted",
+    "payment.session_opened",
+    "payment.confirmed",
+    "payment.refunded",
+    "payment.refund_account_set",
+    "vault.plan_upgraded",
+    "content.upload_begun",
+    "content.upload_aborted",
+    "content.upload_expired",
+    "content.item_added",
+    "content.item_replaced",
+    "content.item_deleted",
+    "content.download_requested",
+    "content.item_meta_updated",
+    "key.derived",
+];
+
+/// Actor byte of a packed event: the previous event of the record had the same actor.
+const SAME_ACTOR: u8 = 0xFF;
+
+/// Appends one event of the packed small-log form (`storage::audit_log`, layout 6) to `w`:
+/// `at: u64 LE | actor | action | details | hash`, where `actor` is a `u8` length and the
+/// principal's bytes, or [`SAME_ACTOR`] when it equals `prev_actor`; `action` is a `u8` code
+/// (`i + 1` for [`AUDIT_ACTIONS`]`[i]`), or 0 then a varint length and the string;
+/// `details` a varint length and the string; `hash` a `u8` tag: 0 when the hash is the chain
+/// hash after the previous event (`chained`, recomputed on read), else 1, a varint length
+/// and the bytes. The seq is not stored: it is the event's position in the record.
+pub fn encode_audit_packed(
+    w: &mut Writer,
+    e: &AuditEvent,
+    prev_actor: Option<&Principal>,
+    chained: bool,
+) {
+    w.u64(e.at);
+    if prev_actor == Some(&e.actor) {
+        w.u8(SAME_ACTOR);
+    } else {
+        w.principal(&e.actor);
+    }
+    match AUDIT_ACTIONS.iter().position(|a| *a == e.action) {
+        Some(i) => w.u8(i as u8 + 1),
+        None => {
+            w.u8(0);
+            w.varint(e.action.len() as u64);
+            w.0.extend_from_slice(e.action.as_bytes());
+        }
+    }
+    w.varint(e.details.len() as u64);
+    w.0.extend_from_slice(e.details.as_bytes());
+    if chained {
+        w.u8(0);
+    } else {
+        w.u8(1);
+        w.varint(e.hash.len() as u64);
+        w.0.extend_from_slice(&e.hash);
+    }
+}
+
+/// Reads one packed event ([`encode_audit_packed`]) as event `seq`; its hash is empty when
+/// it is chained (the caller computes it). `None` when malformed.
+pub fn decode_audit_packed(
+    r: &mut Reader,
+    seq: u64,
+    prev_actor: Option<&Principal>,
+) -> Option<(AuditEvent, bool)> {
+    let at = r.u64()?;
+    let actor = match r.0.first()? {
+        &SAME_ACTOR => {
+            r.u8()?;
+            *prev_actor?
+        }
+        _ => r.principal()?,
+    };
+    let action = match r.u8()? {
+        0 => {
+            let n = usize::try_from(r.varint()?).ok()?;
+            String::from_utf8(r.take(n)?.to_vec()).ok()?
+        }
+        code => (*AUDIT_ACTIONS.get(usize::from(code) - 1)?).to_string(),
+    };
+    let n = usize::try_from(r.varint()?).ok()?;
+    let details = String::from_utf8(r.take(n)?.to_vec()).ok()?;
+    let (hash, chained) = match r.u8()? {
+        0 => (Vec::new(), true),
+        1 => {
+            let n = usize::try_from(r.varint()?).ok()?;
+            (r.take(n)?.to_vec(), false)
+        }
+        _ => return None,
+    };
+    Some((
+        AuditEvent {
+            seq,
+            at,
+            actor,
+            action,
+            details,
+            hash,
+        },
+        chained,
+    ))
 }
 
 /// Encodes the storage header (version [`BINARY_VERSION`]).

@@ -8,9 +8,11 @@
 //! the map. The records every scheduler item and every download touches are addressed by
 //! dense, never-reused `u64` ids (vault ids, ticket ids, ...), so they need no search tree:
 //!
-//! - [`Slab`] owns one virtual memory cut into blocks of 64 B × 2^c (c < [`CLASSES`]: 64 B …
-//!   1 MiB), with one free list per class threaded through the free blocks and a bump
-//!   pointer for fresh space. Allocation and release are two or three fixed-size reads and
+//! - [`Slab`] owns one virtual memory cut into blocks of two series of size classes: codes
+//!   0..=14 are 64 B × 2^c (64 B … 1 MiB), codes 15..=28 (since `LAYOUT_VERSION` 6) are
+//!   96 B × 2^(c − 15) (96 B … 768 KiB), so a record wastes at most a third of its block
+//!   instead of half (a 140-byte record takes 192 bytes, not 256). One free list per class
+//!   is threaded through the free blocks, and a bump pointer hands out fresh space. Allocation and release are two or three fixed-size reads and
 //!   writes; a freed block is reused by the next record of its class.
 //! - [`DenseTable`] maps id → record with a directory in its own virtual memory: entry `id`
 //!   (16 bytes at `16 × id`) holds where the record's block is and how long the record is.
@@ -25,12 +27,27 @@ use std::marker::PhantomData;
 
 use ic_stable_structures::{Memory, Storable};
 
-/// Number of block size classes: 64 B × 2^c for c in `0..CLASSES` (up to 1 MiB).
-pub const CLASSES: u8 = 15;
+/// Number of block size classes: codes `0..POW2_CLASSES` are 64 B × 2^c (up to 1 MiB), codes
+/// `POW2_CLASSES..CLASSES` are 96 B × 2^(c − POW2_CLASSES) (up to 768 KiB). The first
+/// series is layout 3's (its codes keep their meaning); the second was added in layout 6.
+pub const CLASSES: u8 = POW2_CLASSES + 14;
+/// Classes of the 64 B × 2^c series.
+const POW2_CLASSES: u8 = 15;
 /// Smallest block.
 const MIN_BLOCK: u64 = 64;
+/// Smallest block of the 96 B × 2^c series.
+const MIN_BLOCK_3: u64 = 96;
 /// Largest record a block holds.
-pub const MAX_RECORD: u64 = MIN_BLOCK << (CLASSES - 1);
+pub const MAX_RECORD: u64 = MIN_BLOCK << (POW2_CLASSES - 1);
+
+/// Block size of class `class` (< [`CLASSES`]).
+pub const fn class_size(class: u8) -> u64 {
+    if class < POW2_CLASSES {
+        MIN_BLOCK << class
+    } else {
+        MIN_BLOCK_3 << (class - POW2_CLASSES)
+    }
+}
 /// Slab header: magic, bump pointer, free-list heads; blocks start after it.
 const SLAB_MAGIC: &[u8; 8] = b"LVSLAB\x00\x01";
 const BUMP_AT: u64 = 8;
@@ -55,7 +72,7 @@ impl Loc {
 
     /// Block size.
     pub fn capacity(&self) -> u64 {
-        MIN_BLOCK << self.class
+        class_size(self.class)
     }
 
     /// `addr: u64 LE, len: u32 LE, class: u8, present: u8 = 1, 2 zero bytes`.
@@ -99,20 +116,26 @@ fn ensure_size<M: Memory>(m: &M, end: u64) {
     }
 }
 
-/// The smallest class whose block holds `len` bytes.
+/// The class of the smallest block that holds `len` bytes (of both series; the 64 B × 2^c
+/// one on a tie, which never happens above 64 B).
 fn class_for(len: u64) -> u8 {
     assert!(
         len <= MAX_RECORD,
         "BUG: record of {len} bytes over the slab maximum"
     );
-    let mut class = 0;
-    while (MIN_BLOCK << class) < len {
-        class += 1;
+    let mut pow2 = 0;
+    while (MIN_BLOCK << pow2) < len {
+        pow2 += 1;
     }
-    class
+    // 96 × 2^k < 64 × 2^pow2 only for k = pow2 − 1.
+    if pow2 >= 1 && (MIN_BLOCK_3 << (pow2 - 1)) >= len {
+        POW2_CLASSES + pow2 - 1
+    } else {
+        pow2
+    }
 }
 
-/// Blocks of 64 B × 2^c in one virtual memory (see the module docs).
+/// Blocks of 64 B × 2^c and 96 B × 2^c in one virtual memory (see the module docs).
 pub struct Slab<M: Memory> {
     mem: M,
 }
@@ -143,7 +166,7 @@ impl<M: Memory> Slab<M> {
             head
         } else {
             let bump = read_u64(&self.mem, BUMP_AT);
-            let end = bump + (MIN_BLOCK << class);
+            let end = bump + class_size(class);
             ensure_size(&self.mem, end);
             self.mem.write(BUMP_AT, &end.to_le_bytes());
             bump
@@ -199,7 +222,7 @@ impl<M: Memory> Slab<M> {
         let bump = self.high_water();
         let mut out = Vec::new();
         for class in 0..CLASSES {
-            let size = MIN_BLOCK << class;
+            let size = class_size(class);
             let mut addr = read_u64(&self.mem, HEADS_AT + 8 * u64::from(class));
             let mut steps = 0;
             while addr != 0 {
@@ -568,8 +591,26 @@ mod tests {
     fn classes_cover_every_length() {
         assert_eq!(class_for(0), 0);
         assert_eq!(class_for(64), 0);
-        assert_eq!(class_for(65), 1);
-        assert_eq!(class_for(MAX_RECORD), CLASSES - 1);
+        assert_eq!((class_for(65), class_size(class_for(65))), (15, 96));
+        assert_eq!((class_for(97), class_size(class_for(97))), (1, 128));
+        assert_eq!((class_for(129), class_size(class_for(129))), (16, 192));
+        assert_eq!((class_for(193), class_size(class_for(193))), (2, 256));
+        assert_eq!(class_for(MAX_RECORD), POW2_CLASSES - 1);
+        assert_eq!(class_size(CLASSES - 1), 96 << 13);
+        // Layout 3's codes keep their sizes (blocks written by older code stay valid).
+        for c in 0..POW2_CLASSES {
+            assert_eq!(class_size(c), 64 << c);
+        }
+        // Every length gets the smallest block of either series that holds it.
+        for len in (0..5_000).chain([MAX_RECORD - 1, MAX_RECORD, 700_000, 786_433]) {
+            let c = class_for(len);
+            let smallest = (0..CLASSES)
+                .map(class_size)
+                .filter(|s| *s >= len)
+                .min()
+                .unwrap();
+            assert_eq!(class_size(c), smallest, "length {len}");
+        }
     }
 
     #[test]

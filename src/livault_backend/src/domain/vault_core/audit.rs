@@ -5,7 +5,6 @@
 //! in the middle breaks the chain up to the head kept in the vault record.
 
 use candid::Principal;
-use sha2::{Digest, Sha256};
 
 use crate::domain::error::VaultResult;
 use crate::domain::validation;
@@ -111,7 +110,7 @@ impl AuditAction {
     }
 }
 
-/// Hash of an event given the previous head.
+/// Hash of an event given the previous head ([`AuditEvent::chain_hash`]).
 pub fn event_hash(
     prev: &[u8],
     seq: u64,
@@ -120,18 +119,7 @@ pub fn event_hash(
     action: &str,
     details: &str,
 ) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(prev);
-    h.update(seq.to_be_bytes());
-    h.update(at.to_be_bytes());
-    let actor = actor.as_slice();
-    h.update([actor.len() as u8]);
-    h.update(actor);
-    h.update((action.len() as u64).to_be_bytes());
-    h.update(action.as_bytes());
-    h.update((details.len() as u64).to_be_bytes());
-    h.update(details.as_bytes());
-    h.finalize().into()
+    AuditEvent::chain_hash(prev, seq, at, actor, action, details)
 }
 
 /// Appends an event to the vault's log and advances the chain head in `vault`.
