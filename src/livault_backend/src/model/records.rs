@@ -30,7 +30,14 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   are rewritten on their next write, so the step 4 → 5 rewrites nothing. The bump makes
 ///   older code, which cannot read those version-2 records, refuse this memory (an upgrade
 ///   back to it traps and rolls back) instead of trapping later on the first such read.
-pub const LAYOUT_VERSION: u32 = 5;
+/// - 6: the payment trail of a settled session shrinks (issue #14): sessions are written as
+///   version 3 (the ICRC-1 account text as its owner, a journal base appended); billing
+///   entries move to fixed 74-byte slots without the fields that are their session's
+///   (memory 36, `BILLING_SLOTS`); the journal entries of a session with nothing left to
+///   do are folded away. `post_upgrade` moves the billing entries into slots and folds the
+///   settled journals once; version-2 sessions still decode and are rewritten on their
+///   next write. The bump makes older code refuse this memory (it cannot see the slots).
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

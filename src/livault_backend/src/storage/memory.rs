@@ -66,6 +66,9 @@ pub const PAYMENT_SESSIONS: MemoryId = MemoryId::new(8);
 /// the call) and their outcomes (see `domain::payments::journal`).
 pub const PAYMENT_JOURNAL: MemoryId = MemoryId::new(9);
 /// `StableBTreeMap<BillingId, BillingEntry>`: confirmed payments with ledger block indices.
+/// Since layout 6 only the entries that cannot be kept in [`BILLING_SLOTS`] (none the
+/// canister writes; older records whose vault, owner, purpose or price differ from their
+/// session's).
 pub const BILLING: MemoryId = MemoryId::new(10);
 /// `StableBTreeMap<(tag, a, b), UploadEntry>`: open upload sessions (head, progress with the
 /// resumable hash state, encrypted meta) and their idle-time and per-vault indexes.
@@ -145,11 +148,15 @@ pub const ADMIN_TRAIL: MemoryId = MemoryId::new(34);
 /// most `vaults::MAX_VAULT_CREATIONS_PER_DAY`); past days are collected by the scheduler's
 /// ticks (the day comes first, so they are a prefix).
 pub const VAULT_CREATIONS: MemoryId = MemoryId::new(35);
+/// `StableVec` of fixed 74-byte slots: billing entry `id` at index `id − 1`, without the
+/// fields that are its session's (layout 6; whole entries that cannot be split so stay in
+/// [`BILLING`]). See `storage::repositories::payments`.
+pub const BILLING_SLOTS: MemoryId = MemoryId::new(36);
 
 /// Every id above with its number and its name in metrics
 /// (`livault_stable_memory_virtual_bytes{memory=…}`), for the layout test and the
 /// per-memory breakdown.
-pub const ALL: [(MemoryId, u8, &str); 36] = [
+pub const ALL: [(MemoryId, u8, &str); 37] = [
     (CONFIG, 0, "config"),
     (HEADER, 1, "header"),
     (VAULTS, 2, "retired_vaults"),
@@ -186,6 +193,7 @@ pub const ALL: [(MemoryId, u8, &str); 36] = [
     (OPS_SNAPSHOT, 33, "ops_snapshot"),
     (ADMIN_TRAIL, 34, "admin_trail"),
     (VAULT_CREATIONS, 35, "vault_creations"),
+    (BILLING_SLOTS, 36, "billing_slots"),
 ];
 
 /// Pages per bucket of the memory manager: 16 Wasm pages, 1 MiB.
@@ -420,7 +428,7 @@ mod tests {
             assert!(names.insert(name), "{name} listed twice");
             assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
         }
-        assert_eq!(ALL.len(), 36);
+        assert_eq!(ALL.len(), 37);
     }
 
     use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap};
