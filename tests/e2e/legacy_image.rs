@@ -13,6 +13,9 @@ use local_replica::{Host, HostConfig};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
+/// Bytes of one `MemoryManager` bucket after the bucket migration (1 MiB).
+const BUCKET_BYTES: usize = memory::BUCKET_PAGES as usize * 65_536;
+
 type R<T> = Result<T, VaultError>;
 
 struct Fixture {
@@ -79,13 +82,29 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
     let (bucket_pages, count) = buckets(&stable).unwrap();
     let (_, old_count) = buckets(&f.image).unwrap();
     assert_eq!(bucket_pages, memory::BUCKET_PAGES);
-    assert_eq!(count, old_count * 8, "no memory grew during the upgrade");
-    assert_eq!(stable.len(), f.image.len(), "no data moved");
+    // The billing slots of layout 6 take their first bucket; no other memory grew.
+    assert_eq!(count, old_count * 8 + 1, "only the billing slots grew");
+    assert_eq!(stable.len(), f.image.len() + BUCKET_BYTES, "no data moved");
 
     // Byte for byte: every memory the upgrade does not write holds what it held.
     // Written by post_upgrade: the header (metrics counters recounted), the ops snapshot
-    // pages (reserved again), the admin trail (the upgrade's entry).
-    let written = [memory::HEADER, memory::OPS_SNAPSHOT, memory::ADMIN_TRAIL];
+    // pages (reserved again), the admin trail (the upgrade's entry), and the payment trail
+    // of layout 6 (billing entries moved into their slots, settled journals folded with
+    // their session's journal base); the answers below read them back the same.
+    let written = [
+        memory::HEADER,
+        memory::OPS_SNAPSHOT,
+        memory::ADMIN_TRAIL,
+        memory::PAYMENT_SESSIONS,
+        memory::PAYMENT_JOURNAL,
+        memory::BILLING,
+        memory::BILLING_SLOTS,
+    ];
+    let slots = virtual_memory(&stable, 36);
+    assert!(
+        !slots.is_empty() && slots[12..16] == [74, 0, 0, 0],
+        "billing slots"
+    );
     for (id, n, name) in memory::ALL {
         let before = virtual_memory(&f.image, n);
         let after = virtual_memory(&stable, n);
@@ -151,8 +170,12 @@ fn the_operators_view_carries_over_with_one_upgrade_more() {
         m.scheduler.payment_checks_queued,
         old.scheduler.payment_checks_queued
     );
-    assert_eq!(m.stable_memory_bytes, f.image.len() as u64);
-    assert_eq!(m.stable_memory_bytes, old.stable_memory_bytes);
+    // One bucket more: the billing slots of layout 6.
+    assert_eq!(m.stable_memory_bytes, (f.image.len() + BUCKET_BYTES) as u64);
+    assert_eq!(
+        m.stable_memory_bytes,
+        old.stable_memory_bytes + BUCKET_BYTES as u64
+    );
     // The migrated memories keep the unused tail of their last 8 MiB bucket: counted.
     let allocated: u64 = m.stable_memories.iter().map(|x| x.allocated_bytes).sum();
     assert_eq!(allocated + 65_536, m.stable_memory_bytes);
