@@ -13,6 +13,9 @@ use local_replica::{Host, HostConfig};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
+/// Bytes of one `MemoryManager` bucket after the bucket migration (1 MiB).
+const BUCKET_BYTES: usize = memory::BUCKET_PAGES as usize * 65_536;
+
 type R<T> = Result<T, VaultError>;
 
 struct Fixture {
@@ -79,21 +82,25 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
     let (bucket_pages, count) = buckets(&stable).unwrap();
     let (_, old_count) = buckets(&f.image).unwrap();
     assert_eq!(bucket_pages, memory::BUCKET_PAGES);
-    // The one memory that grows: the owner index's directory (layout 6), new, one bucket.
+    // The memories that grow (layout 6), new, one bucket each: the owner index's directory
+    // and the billing slots.
     assert_eq!(virtual_memory(&f.image, 36).len(), 0);
     assert_eq!(virtual_memory(&stable, 36).len(), 65_536);
+    assert_eq!(virtual_memory(&f.image, 37).len(), 0);
     assert_eq!(
         count,
-        old_count * 8 + 1,
+        old_count * 8 + 2,
         "no other memory grew during the upgrade"
     );
-    assert_eq!(stable.len(), f.image.len() + (1 << 20), "no data moved");
+    assert_eq!(stable.len(), f.image.len() + 2 * BUCKET_BYTES, "no data moved");
 
     // Byte for byte: every memory the upgrade does not write holds what it held.
     // Written by post_upgrade: the header (metrics counters recounted), the ops snapshot
     // pages (reserved again), the admin trail (the upgrade's entry); the layout-6 migration
     // clears the retired owner B-tree and writes the owner index (its directory, its
-    // buckets in the record slab).
+    // buckets in the record slab), and moves the payment trail (billing entries into their
+    // slots, settled journals folded with their session's journal base); the answers below
+    // read them back the same.
     let written = [
         memory::HEADER,
         memory::OPS_SNAPSHOT,
@@ -101,7 +108,16 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
         memory::VAULTS_BY_OWNER,
         memory::RECORD_SLAB,
         memory::OWNER_INDEX,
+        memory::PAYMENT_SESSIONS,
+        memory::PAYMENT_JOURNAL,
+        memory::BILLING,
+        memory::BILLING_SLOTS,
     ];
+    let slots = virtual_memory(&stable, 37);
+    assert!(
+        !slots.is_empty() && slots[12..16] == [74, 0, 0, 0],
+        "billing slots"
+    );
     for (id, n, name) in memory::ALL {
         let before = virtual_memory(&f.image, n);
         let after = virtual_memory(&stable, n);
@@ -167,8 +183,12 @@ fn the_operators_view_carries_over_with_one_upgrade_more() {
         m.scheduler.payment_checks_queued,
         old.scheduler.payment_checks_queued
     );
-    assert_eq!(m.stable_memory_bytes, f.image.len() as u64);
-    assert_eq!(m.stable_memory_bytes, old.stable_memory_bytes);
+    // One bucket more: the billing slots of layout 6.
+    assert_eq!(m.stable_memory_bytes, (f.image.len() + BUCKET_BYTES) as u64);
+    assert_eq!(
+        m.stable_memory_bytes,
+        old.stable_memory_bytes + BUCKET_BYTES as u64
+    );
     // The migrated memories keep the unused tail of their last 8 MiB bucket: counted.
     let allocated: u64 = m.stable_memories.iter().map(|x| x.allocated_bytes).sum();
     assert_eq!(allocated + 65_536, m.stable_memory_bytes);

@@ -43,6 +43,7 @@ enum Kind {
     Queue,
     Pages,
     Retired,
+    Vec,
 }
 
 /// (id, name, kind, category)
@@ -114,6 +115,9 @@ const MEMORIES: [(u8, &str, Kind, Category); 36] = [
 
 /// Memories a newer layout may add (read as B-trees when present; listed by id).
 const EXTRA_BTREES: [(u8, &str, Category); 1] = [(35, "VAULT_CREATIONS", Category::Counters)];
+
+/// Memories a newer layout may add that are `StableVec`s (read as such when present).
+const EXTRA_VECS: [(u8, &str, Category); 1] = [(37, "BILLING_SLOTS", Category::Payments)];
 
 /// What the bytes are for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -227,7 +231,8 @@ impl StableUsage {
         let all = MEMORIES.iter().copied().chain(
             EXTRA_BTREES
                 .iter()
-                .map(|(id, n, c)| (*id, *n, Kind::BTree, *c)),
+                .map(|(id, n, c)| (*id, *n, Kind::BTree, *c))
+                .chain(EXTRA_VECS.iter().map(|(id, n, c)| (*id, *n, Kind::Vec, *c))),
         );
         for (id, name, kind, category) in all {
             let mem = mm.memory(id);
@@ -235,6 +240,7 @@ impl StableUsage {
             let entries = match kind {
                 Kind::BTree if pages > 0 => mem.u64(20),
                 Kind::Queue if pages > 0 => queue_used(&mem) / 32,
+                Kind::Vec if pages > 0 => mem.u64(4),
                 _ => 0,
             };
             let used = if pages == 0 {
@@ -247,6 +253,7 @@ impl StableUsage {
                     Kind::Queue => queue_used(&mem),
                     Kind::Pages => pages * WASM_PAGE,
                     Kind::Dir => dir_used(&mem),
+                    Kind::Vec => vec_used(&mem),
                     Kind::Slab => {
                         slab_used = slab_used_bytes(&mem);
                         0
@@ -408,6 +415,26 @@ fn btree_used(m: &VMem) -> u64 {
     let chunk = m.u64(52 + 8);
     let chunks = m.u64(52 + 16);
     chunk * chunks
+}
+
+/// `StableVec`: its 64-byte header and its slots (the max element size, plus a length prefix
+/// of 1, 2 or 4 bytes unless the elements are fixed-size; `ic-stable-structures`'
+/// `base_vec.rs`).
+fn vec_used(m: &VMem) -> u64 {
+    let mut magic = [0u8; 3];
+    m.read(0, &mut magic);
+    assert_eq!(&magic, b"SVC", "not a StableVec");
+    let mut head = [0u8; 17];
+    m.read(0, &mut head);
+    let len = u64::from_le_bytes(head[4..12].try_into().unwrap());
+    let max = u64::from(u32::from_le_bytes(head[12..16].try_into().unwrap()));
+    let prefix = match (head[16] != 0, max) {
+        (true, _) => 0,
+        (false, 0..=255) => 1,
+        (false, 256..=65_535) => 2,
+        (false, _) => 4,
+    };
+    64 + len * (max + prefix)
 }
 
 /// Due queue: 32 bytes per live slot (slot 0 is the header with the slots ever used).

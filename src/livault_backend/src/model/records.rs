@@ -40,6 +40,13 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   bytes. Every layout-5 structure still reads as it is (paged logs stay paged), so the
 ///   step 5 → 6 rewrites nothing; the bump makes older code, which knows neither the new
 ///   classes nor packed records, refuse this memory.
+///   Also in 6: the payment trail of a settled session shrinks (issue #14): sessions are written as
+///   version 3 (the ICRC-1 account text as its owner, a journal base appended); billing
+///   entries move to fixed 74-byte slots without the fields that are their session's
+///   (memory 37, `BILLING_SLOTS`); the journal entries of a session with nothing left to
+///   do are folded away. `post_upgrade` moves the billing entries into slots and folds the
+///   settled journals once; version-2 sessions still decode and are rewritten on their
+///   next write. The bump makes older code refuse this memory (it cannot see the slots).
 pub const LAYOUT_VERSION: u32 = 6;
 
 /// Layout version, id counters and aggregate counts.

@@ -881,6 +881,102 @@ pub fn decode_session(body: &[u8]) -> Option<PaymentSession> {
     })
 }
 
+/// Version byte of a stored payment session since layout 6 (see [`encode_stored_session`]).
+pub const SESSION_VERSION: u8 = 3;
+
+/// Encodes a payment session as stored since layout 6 (version [`SESSION_VERSION`]): the
+/// fields of [`encode_session`] in the same order, except that the ICRC-1 account text is
+/// written as `icrc1` (tag 1 and the owner principal when the text is exactly
+/// `icrc1_text(owner, subaccount)` of the session's own subaccount, which every session the
+/// canister opens has; else tag 0 and a plain string), then `journal_base`: the first
+/// journal seq the session has not used yet once its settled entries were folded away
+/// (`u32`; see `storage::repositories::payments`).
+pub fn encode_stored_session(s: &PaymentSession, journal_base: u32) -> Vec<u8> {
+    let mut w = Writer::new(SESSION_VERSION, 160 + s.subaccount.len());
+    w.u64(s.id);
+    w.u64(s.vault_id);
+    w.principal(&s.owner);
+    purpose_write(&mut w, &s.purpose);
+    w.u64(s.amount_e8s);
+    w.bytes32(&s.subaccount);
+    w.hex32(&s.account_identifier);
+    match icrc1_owner(&s.icrc1_account, &s.subaccount) {
+        Some(owner) => {
+            w.u8(1);
+            w.principal(&owner);
+        }
+        None => {
+            w.u8(0);
+            w.str(&s.icrc1_account);
+        }
+    }
+    w.u64(s.created_at);
+    w.u64(s.expires_at);
+    w.u8(session_status_code(s.status));
+    w.u64(s.received_e8s);
+    w.opt_u64(s.billing_id);
+    w.opt_u64(s.closed_at);
+    w.u64(s.refunded_e8s);
+    w.opt_u64(s.refund_block);
+    w.opt_u64(s.period_expires_at);
+    w.opt_u64(s.next_check_at);
+    w.u32(journal_base);
+    // New fields go here (see the module docs).
+    w.0
+}
+
+/// The owner of `text` when it is exactly the ICRC-1 text of that owner and `subaccount`.
+fn icrc1_owner(text: &str, subaccount: &[u8]) -> Option<Principal> {
+    let sub: [u8; 32] = subaccount.try_into().ok()?;
+    let (owner, _) = icp_ledger_types::icrc1_decode(text).ok()?;
+    (icp_ledger_types::icrc1_text(&owner, Some(sub)) == text).then_some(owner)
+}
+
+/// Decodes the body of a session written by [`encode_stored_session`]: the session and its
+/// journal base.
+pub fn decode_stored_session(body: &[u8]) -> Option<(PaymentSession, u32)> {
+    let mut r = Reader(body);
+    let r = &mut r;
+    let id = r.u64()?;
+    let vault_id = r.u64()?;
+    let owner = r.principal()?;
+    let purpose = purpose_read(r)?;
+    let amount_e8s = r.u64()?;
+    let subaccount = r.bytes32()?;
+    let account_identifier = r.hex32()?;
+    let icrc1_account = match r.u8()? {
+        0 => r.string()?,
+        1 => {
+            let canister = r.principal()?;
+            let sub: [u8; 32] = subaccount.as_slice().try_into().ok()?;
+            icp_ledger_types::icrc1_text(&canister, Some(sub))
+        }
+        _ => return None,
+    };
+    let session = PaymentSession {
+        id,
+        vault_id,
+        owner,
+        purpose,
+        amount_e8s,
+        subaccount: serde_bytes::ByteBuf::from(subaccount),
+        account_identifier,
+        icrc1_account,
+        created_at: r.u64()?,
+        expires_at: r.u64()?,
+        status: session_status(r.u8()?)?,
+        received_e8s: r.u64()?,
+        billing_id: r.opt_u64()?,
+        closed_at: r.opt_u64()?,
+        refunded_e8s: r.u64()?,
+        refund_block: r.opt_u64()?,
+        period_expires_at: r.opt_u64()?,
+        next_check_at: r.opt_u64()?,
+    };
+    let journal_base = if r.at_end() { 0 } else { r.u32()? };
+    Some((session, journal_base))
+}
+
 /// Encodes a payment journal entry (version [`BINARY_VERSION`]).
 pub fn encode_journal(e: &JournalEntry) -> Vec<u8> {
     let reason = match &e.outcome {
@@ -999,6 +1095,100 @@ pub fn decode_billing(body: &[u8]) -> Option<BillingEntry> {
         applied: r.bool()?,
         recorded_at: r.u64()?,
     })
+}
+
+// ---- billing slots (layout 6)
+
+/// Bytes of a billing slot: every slot has exactly this size (see [`encode_billing_slot`]).
+pub const BILLING_SLOT_BYTES: usize = 74;
+/// Slot tag: no billing entry has this id.
+pub const SLOT_ABSENT: u8 = 0;
+/// Slot tag: the entry is in the slot; its vault, owner, purpose and price are its session's.
+pub const SLOT_COMPACT: u8 = 1;
+/// Slot tag: the entry is kept whole in the `BILLING` map (one whose vault, owner, purpose
+/// or price differ from its session's: none the canister writes; an older record might).
+pub const SLOT_OVERFLOW: u8 = 2;
+
+/// Encodes a billing slot: the tag, then (for [`SLOT_COMPACT`]; zeros otherwise) the fields
+/// of the entry that are not its session's, at fixed width: `session_id`, `received_e8s`,
+/// `treasury_e8s` (`u64`), one flags byte (bit 0 `sweep_pending`, 1 `refund_pending`,
+/// 2 `applied`, 3 `sweep_block` present, 4 `refund_block` present), `sweep_block`,
+/// `refund_e8s`, `refund_block`, `dust_e8s`, `fees_e8s`, `recorded_at` (`u64`, an absent
+/// block as 0). The billing id is the slot's index + 1.
+pub fn encode_billing_slot(tag: u8, b: &BillingEntry) -> Vec<u8> {
+    let mut out = vec![0u8; BILLING_SLOT_BYTES];
+    out[0] = tag;
+    if tag != SLOT_COMPACT {
+        return out;
+    }
+    let flags = u8::from(b.sweep_pending)
+        | u8::from(b.refund_pending) << 1
+        | u8::from(b.applied) << 2
+        | u8::from(b.sweep_block.is_some()) << 3
+        | u8::from(b.refund_block.is_some()) << 4;
+    let mut w = Writer(Vec::with_capacity(BILLING_SLOT_BYTES));
+    w.u8(tag);
+    w.u64(b.session_id);
+    w.u64(b.received_e8s);
+    w.u64(b.treasury_e8s);
+    w.u8(flags);
+    w.u64(b.sweep_block.unwrap_or(0));
+    w.u64(b.refund_e8s);
+    w.u64(b.refund_block.unwrap_or(0));
+    w.u64(b.dust_e8s);
+    w.u64(b.fees_e8s);
+    w.u64(b.recorded_at);
+    debug_assert_eq!(w.0.len(), BILLING_SLOT_BYTES);
+    w.0
+}
+
+/// Decodes a billing slot: its tag and, for [`SLOT_COMPACT`], the entry with id 0 and
+/// without its session's fields (vault 0, the anonymous owner, `Create`, price 0), which
+/// the reader fills in. `None` for a malformed slot.
+pub fn decode_billing_slot(bytes: &[u8]) -> Option<(u8, Option<BillingEntry>)> {
+    if bytes.len() != BILLING_SLOT_BYTES {
+        return None;
+    }
+    let mut r = Reader(bytes);
+    let tag = r.u8()?;
+    match tag {
+        SLOT_ABSENT | SLOT_OVERFLOW => {
+            return bytes[1..].iter().all(|b| *b == 0).then_some((tag, None))
+        }
+        SLOT_COMPACT => {}
+        _ => return None,
+    }
+    let session_id = r.u64()?;
+    let received_e8s = r.u64()?;
+    let treasury_e8s = r.u64()?;
+    let flags = r.u8()?;
+    if flags >> 5 != 0 {
+        return None;
+    }
+    let bit = |n: u8| flags & (1 << n) != 0;
+    let sweep_block = r.u64()?;
+    let refund_e8s = r.u64()?;
+    let refund_block = r.u64()?;
+    let entry = BillingEntry {
+        id: 0,
+        session_id,
+        vault_id: 0,
+        owner: Principal::anonymous(),
+        purpose: PaymentPurpose::Create,
+        amount_e8s: 0,
+        received_e8s,
+        treasury_e8s,
+        sweep_block: bit(3).then_some(sweep_block),
+        sweep_pending: bit(0),
+        refund_e8s,
+        refund_block: bit(4).then_some(refund_block),
+        refund_pending: bit(1),
+        dust_e8s: r.u64()?,
+        fees_e8s: r.u64()?,
+        applied: bit(2),
+        recorded_at: r.u64()?,
+    };
+    Some((tag, Some(entry)))
 }
 
 /// Implements `Storable` (unbounded) for a record with a binary encoding (version 2) that
@@ -1349,6 +1539,85 @@ mod tests {
             fees_e8s: 20_000,
             applied: true,
             recorded_at: 32,
+        }
+    }
+
+    /// Layout 6 sessions: the ICRC-1 text of the session's own subaccount is stored as its
+    /// owner only, any other text whole; both read back exactly, with the journal base;
+    /// a version-2 body (no base) reads with base 0.
+    #[test]
+    fn stored_sessions_keep_the_icrc1_text_as_its_owner_when_it_is_derived() {
+        let canister = Principal::from_slice(&[0xCA, 0xFE, 1, 1]);
+        for purpose in purposes() {
+            let mut s = session_of(purpose, PaymentSessionStatus::Completed);
+            let sub: [u8; 32] = s.subaccount.as_slice().try_into().unwrap();
+            s.icrc1_account = icp_ledger_types::icrc1_text(&canister, Some(sub));
+            let derived = encode_stored_session(&s, 3);
+            assert_eq!(derived[0], SESSION_VERSION);
+            assert_eq!(decode_stored_session(&derived[1..]), Some((s.clone(), 3)));
+            // Not derived from this subaccount (the fixture's text): stored whole.
+            let other = session_of(purpose, PaymentSessionStatus::Open);
+            let whole = encode_stored_session(&other, 0);
+            assert_eq!(decode_stored_session(&whole[1..]), Some((other.clone(), 0)));
+            assert_eq!(
+                whole.len() - derived.len(),
+                // tag, u32 length, text against tag, principal length, principal
+                (1 + 4 + other.icrc1_account.len()) - (1 + 1 + canister.as_slice().len()),
+            );
+            // A layout-5 body: the same fields, no base.
+            let v2 = encode_session(&other);
+            assert_eq!(decode_session(&v2[1..]), Some(other.clone()));
+            assert_eq!(
+                decode_stored_session(&whole[1..whole.len() - 4]),
+                Some((other, 0))
+            );
+            assert_eq!(decode_stored_session(&derived[1..derived.len() - 9]), None);
+        }
+    }
+
+    /// Billing slots: fixed size, every field of the entry that is not its session's reads
+    /// back (absent blocks and set ones, flags); absent and overflow slots carry nothing;
+    /// anything malformed is refused.
+    #[test]
+    fn billing_slots_round_trip_and_refuse_malformed_bytes() {
+        let strip = |b: &BillingEntry| BillingEntry {
+            id: 0,
+            vault_id: 0,
+            owner: Principal::anonymous(),
+            purpose: PaymentPurpose::Create,
+            amount_e8s: 0,
+            ..b.clone()
+        };
+        let mut b = billing_of(PaymentPurpose::Renew);
+        for (sweep, refund, flags) in [
+            (None, None, (false, false, false)),
+            (Some(0), Some(u64::MAX), (true, true, true)),
+            (Some(30), None, (true, false, true)),
+        ] {
+            b.sweep_block = sweep;
+            b.refund_block = refund;
+            (b.sweep_pending, b.refund_pending, b.applied) = flags;
+            let bytes = encode_billing_slot(SLOT_COMPACT, &b);
+            assert_eq!(bytes.len(), BILLING_SLOT_BYTES);
+            assert_eq!(
+                decode_billing_slot(&bytes),
+                Some((SLOT_COMPACT, Some(strip(&b))))
+            );
+        }
+        for tag in [SLOT_ABSENT, SLOT_OVERFLOW] {
+            let bytes = encode_billing_slot(tag, &b);
+            assert!(bytes[1..].iter().all(|x| *x == 0));
+            assert_eq!(decode_billing_slot(&bytes), Some((tag, None)));
+        }
+        let good = encode_billing_slot(SLOT_COMPACT, &b);
+        let mut bad_tag = good.clone();
+        bad_tag[0] = 3;
+        let mut bad_flags = good.clone();
+        bad_flags[25] |= 1 << 5;
+        let mut dirty_absent = encode_billing_slot(SLOT_ABSENT, &b);
+        dirty_absent[9] = 1;
+        for bad in [bad_tag, bad_flags, dirty_absent, good[..73].to_vec()] {
+            assert_eq!(decode_billing_slot(&bad), None);
         }
     }
 

@@ -68,6 +68,9 @@ pub const PAYMENT_SESSIONS: MemoryId = MemoryId::new(8);
 /// the call) and their outcomes (see `domain::payments::journal`).
 pub const PAYMENT_JOURNAL: MemoryId = MemoryId::new(9);
 /// `StableBTreeMap<BillingId, BillingEntry>`: confirmed payments with ledger block indices.
+/// Since layout 6 only the entries that cannot be kept in [`BILLING_SLOTS`] (none the
+/// canister writes; older records whose vault, owner, purpose or price differ from their
+/// session's).
 pub const BILLING: MemoryId = MemoryId::new(10);
 /// `StableBTreeMap<(tag, a, b), UploadEntry>`: open upload sessions (head, progress with the
 /// resumable hash state, encrypted meta) and their idle-time and per-vault indexes.
@@ -151,11 +154,15 @@ pub const VAULT_CREATIONS: MemoryId = MemoryId::new(35);
 /// vaults not deleted, a salted linear-hashing table: id 0 its header, id `b + 1` bucket
 /// `b`'s block in [`RECORD_SLAB`].
 pub const OWNER_INDEX: MemoryId = MemoryId::new(36);
+/// `StableVec` of fixed 74-byte slots: billing entry `id` at index `id − 1`, without the
+/// fields that are its session's (layout 6; whole entries that cannot be split so stay in
+/// [`BILLING`]). See `storage::repositories::payments`.
+pub const BILLING_SLOTS: MemoryId = MemoryId::new(37);
 
 /// Every id above with its number and its name in metrics
 /// (`livault_stable_memory_virtual_bytes{memory=…}`), for the layout test and the
 /// per-memory breakdown.
-pub const ALL: [(MemoryId, u8, &str); 37] = [
+pub const ALL: [(MemoryId, u8, &str); 38] = [
     (CONFIG, 0, "config"),
     (HEADER, 1, "header"),
     (VAULTS, 2, "retired_vaults"),
@@ -193,6 +200,7 @@ pub const ALL: [(MemoryId, u8, &str); 37] = [
     (ADMIN_TRAIL, 34, "admin_trail"),
     (VAULT_CREATIONS, 35, "vault_creations"),
     (OWNER_INDEX, 36, "owner_index"),
+    (BILLING_SLOTS, 37, "billing_slots"),
 ];
 
 /// Pages per bucket of the memory manager: 16 Wasm pages, 1 MiB.
@@ -427,7 +435,7 @@ mod tests {
             assert!(names.insert(name), "{name} listed twice");
             assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
         }
-        assert_eq!(ALL.len(), 37);
+        assert_eq!(ALL.len(), 38);
     }
 
     use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap};

@@ -215,6 +215,7 @@ impl State {
         }
         if found < 6 {
             self.migrate_to_6();
+            self.migrate_payments_to_6();
         }
         if found < LAYOUT_VERSION {
             self.stamp_layout();
@@ -271,6 +272,11 @@ impl State {
         let mut old: StableBTreeMap<(Principal, VaultId), (), Mem> = StableBTreeMap::init(memory);
         self.vaults.migrate_owner_index(old.keys());
         old.clear_new();
+    /// Layout 6: billing entries move from their map into slots, and the journals of the
+    /// sessions with nothing left to do are folded (`PaymentRepository`). Idempotent.
+    fn migrate_payments_to_6(&mut self) {
+        self.payments.migrate_billing_to_slots();
+        self.payments.fold_settled_journals();
     }
 
     /// Hands out the next vault id.
@@ -758,6 +764,113 @@ mod tests {
         assert_eq!(s.migrate(), Ok(LAYOUT_VERSION));
         assert_eq!(s.memory_manager.get(ids::VAULTS_BY_OWNER).size(), 0);
         assert_eq!(s.vaults.owned_by(p(1), 0).collect::<Vec<_>>(), vec![1]);
+    /// Layout 5 kept every billing entry in its map and every journal entry: the upgrade
+    /// to layout 6 moves the entries into slots and folds the journal of a settled session
+    /// (`if found < 6`); a layout-6 memory is not migrated again.
+    #[test]
+    fn layout_5_payments_migrate_to_billing_slots_and_folded_journals() {
+        use crate::model::payments::{Outcome, PaymentPurpose, PaymentSessionStatus, TransferKind};
+        let memory = DefaultMemoryImpl::default();
+        let session = |id: u64| PaymentSession {
+            id,
+            vault_id: 7,
+            owner: p(2),
+            purpose: PaymentPurpose::Create,
+            amount_e8s: 1_000_000,
+            subaccount: serde_bytes::ByteBuf::from(vec![id as u8; 32]),
+            account_identifier: "ab".repeat(32),
+            icrc1_account: "aaaaa-aa".into(),
+            created_at: 1,
+            expires_at: 2,
+            status: PaymentSessionStatus::Completed,
+            received_e8s: 1_000_000,
+            billing_id: Some(id),
+            closed_at: Some(3),
+            refunded_e8s: 0,
+            refund_block: None,
+            period_expires_at: None,
+            next_check_at: None,
+        };
+        let billing = |id: u64| BillingEntry {
+            id,
+            session_id: id,
+            vault_id: 7,
+            owner: p(2),
+            purpose: PaymentPurpose::Create,
+            amount_e8s: 1_000_000,
+            received_e8s: 1_000_000,
+            treasury_e8s: 990_000,
+            sweep_block: Some(id),
+            sweep_pending: false,
+            refund_e8s: 0,
+            refund_block: None,
+            refund_pending: false,
+            dust_e8s: 0,
+            fees_e8s: 10_000,
+            applied: true,
+            recorded_at: 3,
+        };
+        let sweep = |id: u64| JournalEntry {
+            session_id: id,
+            seq: 0,
+            kind: TransferKind::Sweep,
+            from_subaccount: vec![id as u8; 32],
+            to: vec![2; 32],
+            to_owner: p(9),
+            amount_e8s: 990_000,
+            fee_e8s: 10_000,
+            memo: id << 16,
+            created_at_time: 3,
+            balance_before: 1_000_000,
+            attempts: 1,
+            outcome: Outcome::Done { block: Some(id) },
+            written_at: 3,
+            settled_at: Some(3),
+        };
+        // What layout 5 wrote, in its maps.
+        let write_layout_5 = |memory: &DefaultMemoryImpl, id: u64| {
+            let mm = MemoryManager::init_with_bucket_size(memory.clone(), ids::BUCKET_PAGES);
+            let mut sessions: StableBTreeMap<u64, PaymentSession, Mem> =
+                StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS));
+            let mut by_vault: StableBTreeMap<(VaultId, u64), (), Mem> =
+                StableBTreeMap::init(mm.get(ids::PAYMENT_SESSIONS_BY_VAULT));
+            let mut journal: StableBTreeMap<(u64, u32), JournalEntry, Mem> =
+                StableBTreeMap::init(mm.get(ids::PAYMENT_JOURNAL));
+            let mut billings: StableBTreeMap<u64, BillingEntry, Mem> =
+                StableBTreeMap::init(mm.get(ids::BILLING));
+            sessions.insert(id, session(id));
+            by_vault.insert((7, id), ());
+            journal.insert((id, 0), sweep(id));
+            billings.insert(id, billing(id));
+        };
+        let mut s = State::open(memory.clone());
+        assert_eq!(s.migrate(), Ok(0));
+        let mut header = s.header.get().clone();
+        header.layout_version = 5;
+        s.header.set(header);
+        drop(s);
+        write_layout_5(&memory, 1);
+        let mut s = State::open(memory.clone());
+        assert_eq!(
+            s.payments.billing(1),
+            None,
+            "not in a slot before the migration"
+        );
+        assert_eq!(s.migrate(), Ok(5));
+        assert_eq!(s.header.get().layout_version, LAYOUT_VERSION);
+        assert_eq!(s.payments.billing(1), Some(billing(1)));
+        assert_eq!(s.payments.session(1), Some(session(1)));
+        assert_eq!(s.payments.journal().count(), 0);
+        assert_eq!(s.payments.next_journal_seq(1), 1);
+        assert_eq!(s.payments.check_invariants(), Ok(()));
+        drop(s);
+        // Layout 6 is not migrated again: an entry written to the old map stays there.
+        write_layout_5(&memory, 2);
+        let mut again = State::open(memory);
+        assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(again.payments.billing(2), None);
+        assert_eq!(again.payments.journal().count(), 1);
+        assert_eq!(again.payments.billing(1), Some(billing(1)));
     }
 
     #[test]

@@ -692,8 +692,23 @@ fn log_settlement(entry: &JournalEntry) {
 }
 
 /// Records a settled transfer and what follows from it (one synchronous step; nothing in it
-/// can fail after a write).
+/// can fail after a write). When that leaves nothing of the session's trail to do (no
+/// transfer pending, sweep and excess refund settled, or the session refunded), its journal
+/// is folded away in the same step: the blocks stay in the billing entry and the session,
+/// and the session's next transfer still gets a new seq (docs/decisions.md).
 fn record_settlement(
+    state: &mut State,
+    entry: &JournalEntry,
+    outcome: Outcome,
+    now: u64,
+    actor: Principal,
+) {
+    apply_settlement(state, entry, outcome, now, actor);
+    state.payments.fold_settled_journal(entry.session_id);
+}
+
+/// [`record_settlement`] before the fold.
+fn apply_settlement(
     state: &mut State,
     entry: &JournalEntry,
     outcome: Outcome,

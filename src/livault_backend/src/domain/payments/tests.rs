@@ -198,21 +198,30 @@ fn exact_payment_confirms_creation() {
 }
 
 /// The stored size of the payment trail of a settled creation (session, its one sweep,
-/// its billing entry): the binary records against the CBOR ones they replace. Run with
-/// `--nocapture` to see the numbers.
+/// its billing entry): the binary records against the CBOR ones they replace; once the
+/// sweep is settled its journal entry is folded away and the billing entry is a fixed
+/// slot. Run with `--nocapture` to see the numbers.
 #[test]
 fn a_settled_creation_stores_its_payment_trail_compactly() {
+    use crate::storage::binary;
     use ic_stable_structures::Storable;
     let env = Env::new();
     let s = env.init(PaymentPurpose::Create).unwrap();
     env.pay(s.id, s.amount_e8s);
+    // The sweep's outcome is unknown in the first call: its entry is still there.
+    env.rt.ledger.borrow_mut().unknown_transfer = ATTEMPTS_PER_CALL;
+    assert!(env.verify(s.id).unwrap().billing.sweep_pending);
+    let journal = journal::entries(&env.store.borrow(), s.id);
+    assert_eq!(journal.len(), 1);
     let r = env.verify(s.id).unwrap();
     assert!(!r.billing.sweep_pending);
     let st = env.store.borrow();
+    // Settled: the entry is folded, its seq stays used.
+    assert!(journal::entries(&st, s.id).is_empty());
+    assert_eq!(st.payments.next_journal_seq(s.id), 1);
     let session = st.payments.session(s.id).unwrap();
-    let journal = journal::entries(&st, s.id);
-    assert_eq!(journal.len(), 1);
     let billing = st.payments.billing(r.billing.id).unwrap();
+    assert_eq!(billing, r.billing);
     let sizes = |cbor: usize, binary: usize, what: &str| {
         println!("{what}: CBOR {cbor} B, binary {binary} B");
         // At most 60 % of the CBOR size (the field names are most of what goes).
@@ -223,9 +232,19 @@ fn a_settled_creation_stores_its_payment_trail_compactly() {
         (cbor, binary)
     };
     let cbor = |bytes: Vec<u8>| bytes.len();
+    let stored = binary::encode_stored_session(&session, 1);
+    assert_eq!(
+        binary::decode_stored_session(&stored[1..]),
+        Some((session.clone(), 1))
+    );
+    assert_eq!(
+        stored.len() + session.icrc1_account.len(),
+        session.to_bytes().len() + 6,
+        "the ICRC-1 text is stored as the canister's principal, a journal base is added"
+    );
     let (a, b) = sizes(
         cbor(crate::storage::codec::encode(1, &session)),
-        session.to_bytes().len(),
+        stored.len(),
         "payment session",
     );
     let (c, d) = sizes(
@@ -235,8 +254,8 @@ fn a_settled_creation_stores_its_payment_trail_compactly() {
     );
     let (e, f) = sizes(
         cbor(crate::storage::codec::encode(1, &billing)),
-        billing.to_bytes().len(),
-        "billing entry",
+        binary::BILLING_SLOT_BYTES,
+        "billing entry (slot)",
     );
     println!(
         "payment trail of a settled creation: CBOR {} B, binary {} B",
@@ -416,13 +435,23 @@ fn unknown_outcome_is_retried_with_the_same_dedup_key() {
     assert!(r.billing.sweep_pending);
     assert_eq!(env.transfers(), 1, "applied once, deduplicated after");
     assert_eq!(env.vault_status(), VaultStatus::NeedSetup);
+    let sweep = journal::entries(&env.store.borrow(), s.id)[0].clone();
+    assert_eq!(sweep.attempts, ATTEMPTS_PER_CALL);
+    assert_eq!(sweep.memo, journal::memo(s.id, 0));
     let r = env.verify(s.id).unwrap();
     assert_eq!(r.billing.sweep_block, Some(1));
     assert!(!r.billing.sweep_pending);
     assert_eq!(env.transfers(), 1);
-    let sweep = &journal::entries(&env.store.borrow(), s.id)[0];
-    assert_eq!(sweep.attempts, ATTEMPTS_PER_CALL + 1);
-    assert_eq!(sweep.memo, journal::memo(s.id, 0));
+    // The one block carries the dedup key written before the first attempt.
+    let blocks = env.rt.ledger.borrow().blocks.clone();
+    let sent: Vec<_> = blocks.iter().filter(|b| b.from.is_some()).collect();
+    assert_eq!(
+        (sent[0].memo, sent[0].created_at_time),
+        (sweep.memo, Some(sweep.created_at_time))
+    );
+    // Settled: the journal is folded, the outcome is in the billing entry.
+    assert!(journal::entries(&env.store.borrow(), s.id).is_empty());
+    assert_eq!(env.store.borrow().payments.next_journal_seq(s.id), 1);
     // One unknown outcome is resolved within the same call.
     let env = Env::new();
     let s = env.init(PaymentPurpose::Create).unwrap();
@@ -862,18 +891,22 @@ fn too_old_key_is_resolved_from_the_balance() {
     env.pay(s.id, s.amount_e8s);
     env.rt.ledger.borrow_mut().fail_transfer = 1;
     assert!(env.verify(s.id).unwrap().billing.sweep_pending);
+    let first = journal::entries(&env.store.borrow(), s.id);
+    assert_eq!(
+        first.iter().map(|e| (e.seq, e.memo)).collect::<Vec<_>>(),
+        vec![(0, journal::memo(s.id, 0))]
+    );
     env.rt.ledger.borrow_mut().too_old_transfer = 1;
     let r = env.verify(s.id).unwrap();
     assert!(r.billing.sweep_block.is_some());
-    let entries = journal::entries(&env.store.borrow(), s.id);
-    assert!(matches!(entries[0].outcome, Outcome::Failed { .. }));
-    assert_eq!(
-        entries[1].outcome,
-        Outcome::Done {
-            block: r.billing.sweep_block
-        }
-    );
-    assert_ne!(entries[0].memo, entries[1].memo);
+    // Both entries were folded once the second sweep settled; two seqs were used, and the
+    // one transfer carries the second key.
+    assert!(journal::entries(&env.store.borrow(), s.id).is_empty());
+    assert_eq!(env.store.borrow().payments.next_journal_seq(s.id), 2);
+    let blocks = env.rt.ledger.borrow().blocks.clone();
+    let sent: Vec<_> = blocks.iter().filter(|b| b.from.is_some()).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].memo, journal::memo(s.id, 1));
     assert_eq!(env.transfers(), 1);
     env.assert_conserved();
 
