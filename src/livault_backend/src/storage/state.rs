@@ -214,7 +214,7 @@ impl State {
             self.audit.migrate_flat_layout_3();
         }
         if found < 6 {
-            self.migrate_to_6();
+            self.migrate_owner_index_to_6();
             self.migrate_payments_to_6();
         }
         if found < LAYOUT_VERSION {
@@ -263,7 +263,7 @@ impl State {
     /// Layout 6: the owner index leaves its retired `StableBTreeMap` (memory id 3) for the
     /// salted hash table (`storage::owner_index`), built in one pass; the map is then
     /// cleared. Memory that never held the map (a fresh install) is not touched.
-    fn migrate_to_6(&mut self) {
+    fn migrate_owner_index_to_6(&mut self) {
         use ic_stable_structures::Memory;
         let memory = self.memory_manager.get(ids::VAULTS_BY_OWNER);
         if memory.size() == 0 {
@@ -272,6 +272,8 @@ impl State {
         let mut old: StableBTreeMap<(Principal, VaultId), (), Mem> = StableBTreeMap::init(memory);
         self.vaults.migrate_owner_index(old.keys());
         old.clear_new();
+    }
+
     /// Layout 6: billing entries move from their map into slots, and the journals of the
     /// sessions with nothing left to do are folded (`PaymentRepository`). Idempotent.
     fn migrate_payments_to_6(&mut self) {
@@ -764,6 +766,8 @@ mod tests {
         assert_eq!(s.migrate(), Ok(LAYOUT_VERSION));
         assert_eq!(s.memory_manager.get(ids::VAULTS_BY_OWNER).size(), 0);
         assert_eq!(s.vaults.owned_by(p(1), 0).collect::<Vec<_>>(), vec![1]);
+    }
+
     /// Layout 5 kept every billing entry in its map and every journal entry: the upgrade
     /// to layout 6 moves the entries into slots and folds the journal of a settled session
     /// (`if found < 6`); a layout-6 memory is not migrated again.
