@@ -183,18 +183,29 @@ fn the_operators_view_carries_over_with_one_upgrade_more() {
         m.scheduler.payment_checks_queued,
         old.scheduler.payment_checks_queued
     );
-    // One bucket more: the billing slots of layout 6.
-    assert_eq!(m.stable_memory_bytes, (f.image.len() + BUCKET_BYTES) as u64);
+    // Two buckets more (layout 6), memories the image lacks: the owner index's directory and
+    // the billing slots.
     assert_eq!(
         m.stable_memory_bytes,
-        old.stable_memory_bytes + BUCKET_BYTES as u64
+        (f.image.len() + 2 * BUCKET_BYTES) as u64
+    );
+    assert_eq!(
+        m.stable_memory_bytes,
+        old.stable_memory_bytes + 2 * BUCKET_BYTES as u64
     );
     // The migrated memories keep the unused tail of their last 8 MiB bucket: counted.
     let allocated: u64 = m.stable_memories.iter().map(|x| x.allocated_bytes).sum();
     assert_eq!(allocated + 65_536, m.stable_memory_bytes);
+    assert_eq!(m.stable_memories.len(), old.stable_memories.len() + 2);
     for (new, old) in m.stable_memories.iter().zip(&old.stable_memories) {
         assert_eq!((new.id, new.allocated_bytes), (old.id, old.allocated_bytes));
     }
+    // The two memories of layout 6: the owner index's directory and the billing slots.
+    let added: Vec<(u8, u64)> = m.stable_memories[old.stable_memories.len()..]
+        .iter()
+        .map(|x| (x.id, x.allocated_bytes))
+        .collect();
+    assert_eq!(added, vec![(36, 1 << 20), (37, 1 << 20)]);
 
     let old: Page<AdminTrailEntry> = recorded(&f, "list_admin_trail");
     let page = PageArgs {

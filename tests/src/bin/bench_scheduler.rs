@@ -12,6 +12,10 @@
 //! 50. It then measures with `run_maintenance` an empty tick (before the deadline) and the
 //! tick that purges the 50 due drafts, and an empty tick of the periodic timer (its
 //! `canister_global_timer`, timer executor and callback messages) on a separate canister.
+//!
+//! With `LIVAULT_UPGRADE_WASM=<module>` the canister (seeded and ticked by `LIVAULT_WASM`) is
+//! then upgraded to that module first, and that `post_upgrade` is printed as "migration":
+//! a layout migration measured at N vaults (the usual upgrade then runs on that module).
 
 use std::time::{Duration, Instant};
 
@@ -96,6 +100,7 @@ struct Row {
     due_total: u64,
     due_report: TickReport,
     post_upgrade: u64,
+    migration: Option<u64>,
     stable_bytes: u64,
     heap_bytes: u64,
 }
@@ -118,15 +123,29 @@ fn run(n: usize, bulk: bool) -> Row {
     assert_eq!(due_report.processed as usize, DUE, "{due_report:?}");
     assert_eq!(due_report.applied as usize, DUE);
     assert!(!due_report.more_due);
+    let last_post_upgrade = |env: &TestEnv| {
+        env.host
+            .executions()
+            .filter(|e| e.kind == local_replica::ic0::ExecKind::PostUpgrade)
+            .last()
+            .expect("post_upgrade ran")
+            .instructions
+    };
+    let upgrade_to = std::env::var_os("LIVAULT_UPGRADE_WASM")
+        .map(|p| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.to_string_lossy())));
+    let no_args = candid::encode_one(None::<LiVaultArgs>).expect("encode upgrade args");
+    let migration = upgrade_to.as_ref().map(|w| {
+        env.host
+            .upgrade(w, no_args.clone())
+            .expect("upgrade to LIVAULT_UPGRADE_WASM");
+        last_post_upgrade(&env)
+    });
     // An upgrade at this size: `post_upgrade` rebuilds the queue's heap index from its slots.
-    env.upgrade(None).expect("upgrade");
-    let post_upgrade = env
-        .host
-        .executions()
-        .filter(|e| e.kind == local_replica::ic0::ExecKind::PostUpgrade)
-        .last()
-        .expect("post_upgrade ran")
-        .instructions;
+    match &upgrade_to {
+        Some(w) => env.host.upgrade(w, no_args).expect("upgrade"),
+        None => env.upgrade(None).expect("upgrade"),
+    }
+    let post_upgrade = last_post_upgrade(&env);
     let status = env.host.status().expect("installed");
     let (stable_bytes, heap_bytes) = (status.stable_memory_bytes, status.heap_bytes);
     Row {
@@ -138,6 +157,7 @@ fn run(n: usize, bulk: bool) -> Row {
         due_total,
         due_report,
         post_upgrade,
+        migration,
         stable_bytes,
         heap_bytes,
     }
@@ -219,6 +239,12 @@ fn main() {
             row.stable_bytes / row.n as u64,
             row.heap_bytes,
         );
+        if let Some(m) = row.migration {
+            println!(
+                "N={:>7}: migration post_upgrade (to LIVAULT_UPGRADE_WASM) {m} instr",
+                row.n
+            );
+        }
         rows.push(row);
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
