@@ -20,9 +20,9 @@
 //! The first kept event of a log that does not start at seq 0 (restarted or compacted)
 //! stores its hash. An idle vault (created and paid: four events) is one record of ~350
 //! bytes in a 384-byte block, instead of four event blocks, a root, a directory and a leaf
-//! (1 216 bytes). An append that would make the record longer than [`PACKED_MAX`] moves the
-//! log to pages (each event to its own block, as below) for good; compaction of a packed
-//! log rewrites the record.
+//! (1 216 bytes). An append that would make the record longer than [`PACKED_MAX`] or hold
+//! more than [`PACKED_EVENTS`] events moves the log to pages (each event to its own block,
+//! as below) for good; compaction of a packed log rewrites the record.
 //!
 //! **Paged form.**
 //! A vault's kept events have consecutive sequence numbers `first..end` (new events are
@@ -63,7 +63,7 @@ use std::rc::Rc;
 
 use ic_stable_structures::{Memory, Storable};
 
-use super::binary::{decode_audit_packed, encode_audit_packed, Reader, Writer};
+use super::binary::{decode_audit_packed, encode_audit_packed, skip_audit_packed, Reader, Writer};
 use super::slab::{DenseBytes, Loc, Slab};
 use crate::model::records::AuditEvent;
 use crate::model::types::VaultId;
@@ -80,8 +80,15 @@ const BATCH: u64 = 64;
 const PACKED: u64 = 1 << 63;
 /// Packed record header: `first | PACKED` and the newest event's hash.
 const PACKED_HEAD: usize = 40;
-/// Largest packed record; a log that would outgrow it moves to pages.
+/// Largest packed record (an idle vault's four events take ~350 bytes: one 384-byte block);
+/// a log that would outgrow it moves to pages.
 pub const PACKED_MAX: usize = 512;
+/// Most events a packed record holds. With [`PACKED_MAX`] this bounds the one-time move to
+/// pages (a chain hash recomputed per event, one block written per event): ~155 000
+/// instructions for seven events, measured in the append that moves it
+/// (`bench_endpoints_cost`: `generate_invite`'s callback). Six, so that `update_vault`
+/// setting a paid vault's rules (two events after the idle vault's four) stays packed.
+pub const PACKED_EVENTS: u64 = 6;
 const ZERO_HASH: [u8; 32] = [0; 32];
 
 /// A packed small log as read: its events in order, each with whether its hash is chained
@@ -301,8 +308,36 @@ impl<M: Memory> AuditLog<M> {
     }
 
     /// Appends `event` to the vault's log. Its `seq` must follow the last kept event (or
-    /// start the log); anything else is a programming error.
+    /// start the log); anything else is a programming error. Computes whether its hash
+    /// chains from the log's newest (one SHA-256); [`Self::append_after`] is told.
     pub fn append(&mut self, vault: VaultId, event: &AuditEvent) {
+        self.append_checked(vault, event, None);
+    }
+
+    /// [`Self::append`] of an event whose hash the caller computed as the chain hash after
+    /// `prev` (the vault's chain head before it): it chains in a packed log when `prev` is
+    /// the log's newest hash (32 zero bytes before seq 0), a 32-byte comparison.
+    pub fn append_after(&mut self, vault: VaultId, event: &AuditEvent, prev: &[u8]) {
+        debug_assert!(
+            event.chains_from(prev),
+            "BUG: the event does not chain from prev"
+        );
+        self.append_checked(vault, event, Some(prev));
+    }
+
+    fn append_checked(&mut self, vault: VaultId, event: &AuditEvent, prev: Option<&[u8]>) {
+        let chains = |from: &[u8]| match prev {
+            Some(prev) => prev == from,
+            None => event.chains_from(from),
+        };
+        if let Some(loc) = self.index.loc(vault) {
+            let mut word = [0u8; 8];
+            self.slab.read(loc, 0, &mut word);
+            if u64::from_le_bytes(word) & PACKED != 0 {
+                self.append_packed(vault, loc, event, chains);
+                return;
+            }
+        }
         let log = self.load(vault);
         match &log {
             Some(Log::Paged(r)) => {
@@ -315,20 +350,9 @@ impl<M: Memory> AuditLog<M> {
         }
         let r = match log {
             Some(Log::Paged(r)) => Some(r),
-            Some(Log::Packed(_, mut p)) => {
-                let chained = event.chains_from(&p.head);
-                p.head.clone_from(&event.hash);
-                p.events.push((event.clone(), chained));
-                let bytes = p.encode();
-                if bytes.len() <= self.packed_max && event.hash.len() == ZERO_HASH.len() {
-                    self.index.put(&self.slab, vault, &bytes);
-                } else {
-                    self.unpack(vault, p);
-                }
-                return;
-            }
+            Some(Log::Packed(..)) => unreachable!("appended above"),
             None => {
-                let chained = event.seq == 0 && event.chains_from(&ZERO_HASH);
+                let chained = event.seq == 0 && chains(&ZERO_HASH);
                 let p = Packed {
                     first: event.seq,
                     head: event.hash.clone(),
@@ -346,6 +370,55 @@ impl<M: Memory> AuditLog<M> {
         match r {
             None => self.start(vault, event.seq, &loc.encode()),
             Some(r) => self.push(vault, r, loc),
+        }
+    }
+
+    /// Appends `event` to the packed record at `loc`: scans the record for its length and
+    /// newest actor (no decoding), then writes the new head and the event in place while
+    /// the block holds them, else rewrites the record (or moves the log to pages past
+    /// `packed_max`).
+    fn append_packed(
+        &mut self,
+        vault: VaultId,
+        loc: Loc,
+        event: &AuditEvent,
+        chains: impl Fn(&[u8]) -> bool,
+    ) {
+        let mut bytes = self.slab.read_all(loc);
+        let first = u64_at(&bytes, 0) & !PACKED;
+        let mut r = Reader(&bytes[PACKED_HEAD..]);
+        let (mut count, mut actor) = (0u64, None);
+        while !r.at_end() {
+            let a = skip_audit_packed(&mut r).expect("BUG: corrupt packed audit log");
+            actor = a.or(actor);
+            count += 1;
+        }
+        assert_eq!(
+            event.seq,
+            first + count,
+            "BUG: audit events out of sequence"
+        );
+        let chained = chains(&bytes[8..PACKED_HEAD]);
+        let mut w = Writer(Vec::with_capacity(128));
+        let same = actor == Some(event.actor.as_slice());
+        let prev_actor = same.then_some(&event.actor);
+        encode_audit_packed(&mut w, event, prev_actor, chained);
+        let new_len = bytes.len() + w.0.len();
+        if new_len > self.packed_max
+            || count + 1 > PACKED_EVENTS
+            || event.hash.len() != ZERO_HASH.len()
+        {
+            let mut p = Packed::decode(&bytes);
+            p.head.clone_from(&event.hash);
+            p.events.push((event.clone(), chained));
+            self.unpack(vault, p);
+        } else if new_len as u64 <= loc.capacity() {
+            self.slab.write(loc, 8, &event.hash);
+            self.index.append(&self.slab, vault, Some(loc), &w.0);
+        } else {
+            bytes[8..PACKED_HEAD].copy_from_slice(&event.hash);
+            bytes.extend_from_slice(&w.0);
+            self.index.put(&self.slab, vault, &bytes);
         }
     }
 
@@ -695,6 +768,11 @@ impl<M: Memory> AuditLog<M> {
                         "audit log: vault {vault}: packed record of {} bytes",
                         loc.len
                     );
+                    ensure!(
+                        packed.events.len() as u64 <= PACKED_EVENTS,
+                        "audit log: vault {vault}: {} packed events",
+                        packed.events.len()
+                    );
                     let last = packed.events.len() - 1;
                     if !packed.events[last].1 {
                         ensure!(
@@ -1029,8 +1107,9 @@ mod tests {
         // An idle vault's four events (created, session opened, status, confirmed): one
         // record, the hashes but the newest recomputed on read.
         let events = chained(5, 0..40, 60);
-        for e in &events[..4] {
-            log.append(5, e);
+        log.append_after(5, &events[0], &[0; 32]);
+        for w in events[..4].windows(2) {
+            log.append_after(5, &w[1], &w[0].hash);
         }
         let blocks = log.reachable_blocks().unwrap();
         assert_eq!(blocks.len(), 1, "one packed record");
@@ -1058,6 +1137,24 @@ mod tests {
         drop(log);
         let log = m.open(PAGE_ENTRIES);
         assert_eq!(log.get(5, 39), Some(events[39].clone()));
+        log.assert_consistent();
+    }
+
+    #[test]
+    fn a_packed_record_holds_at_most_packed_events() {
+        let m = Mems::new();
+        let mut log = m.open(PAGE_ENTRIES);
+        let events = chained(3, 0..8, 0);
+        for (i, e) in events.iter().enumerate() {
+            log.append(3, e);
+            let blocks = log.reachable_blocks().unwrap().len();
+            if (i as u64) < PACKED_EVENTS {
+                assert_eq!(blocks, 1, "{} tiny events: one record", i + 1);
+            } else {
+                assert_eq!(blocks, 3 + i + 1, "{} events: pages", i + 1);
+            }
+        }
+        assert_eq!(log.events_from(3, 0).collect::<Vec<_>>(), events);
         log.assert_consistent();
     }
 
@@ -1269,8 +1366,16 @@ mod tests {
                                 &m.head, e.seq, e.at, &e.actor, &e.action, &e.details,
                             )
                             .to_vec();
+                            // The domain's path (told the previous head) on odd seqs, the
+                            // checking one on even.
+                            if seq % 2 == 1 {
+                                log.append_after(v, &e, &m.head);
+                            } else {
+                                log.append(v, &e);
+                            }
+                        } else {
+                            log.append(v, &e);
                         }
-                        log.append(v, &e);
                         m.head.clone_from(&e.hash);
                         m.kept.push_back(e);
                         m.next = seq + 1;

@@ -568,6 +568,27 @@ pub fn encode_audit_packed(
     }
 }
 
+/// Skips one packed event ([`encode_audit_packed`]) without decoding it; returns its actor's
+/// bytes (`None`: the previous event's). `None` outside when malformed.
+pub fn skip_audit_packed<'a>(r: &mut Reader<'a>) -> Option<Option<&'a [u8]>> {
+    r.take(8)?;
+    let actor = match r.u8()? {
+        SAME_ACTOR => None,
+        n => Some(r.take(usize::from(n))?),
+    };
+    if r.u8()? == 0 {
+        let n = usize::try_from(r.varint()?).ok()?;
+        r.take(n)?;
+    }
+    let n = usize::try_from(r.varint()?).ok()?;
+    r.take(n)?;
+    if r.u8()? == 1 {
+        let n = usize::try_from(r.varint()?).ok()?;
+        r.take(n)?;
+    }
+    Some(actor)
+}
+
 /// Reads one packed event ([`encode_audit_packed`]) as event `seq`; its hash is empty when
 /// it is chained (the caller computes it). `None` when malformed.
 pub fn decode_audit_packed(

@@ -134,7 +134,7 @@ pub fn append(
 ) {
     let seq = vault.audit_next_seq;
     let hash = event_hash(&vault.audit_head, seq, at, &actor, action.code(), &details);
-    state.audit.append(
+    state.audit.append_after(
         vault.id,
         &AuditEvent {
             seq,
@@ -144,6 +144,7 @@ pub fn append(
             details,
             hash: hash.to_vec(),
         },
+        &vault.audit_head,
     );
     vault.audit_next_seq = seq + 1;
     vault.audit_head = hash.to_vec();
