@@ -92,7 +92,11 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
         old_count * 8 + 2,
         "no other memory grew during the upgrade"
     );
-    assert_eq!(stable.len(), f.image.len() + 2 * BUCKET_BYTES, "no data moved");
+    assert_eq!(
+        stable.len(),
+        f.image.len() + 2 * BUCKET_BYTES,
+        "no data moved"
+    );
 
     // Byte for byte: every memory the upgrade does not write holds what it held.
     // Written by post_upgrade: the header (metrics counters recounted), the ops snapshot
