@@ -9,18 +9,23 @@
 //! ```text
 //! packed: first | 2^63 u64 | newest event's hash [32] | events, oldest first
 //! event:  at u64 | actor (u8 length + bytes, or 0xFF: the previous event's) | action (u8
-//!         code, or 0 + varint length + string) | details (varint length + string) |
-//!         hash (0: chained, or 1 + varint length + bytes)       (`binary::encode_audit_packed`)
+//!         code, or 0 + varint length + string; bit 7: compact details) | details (varint
+//!         length + string or its compact encoding) | hash (0: chained, or 1 + varint
+//!         length + bytes)                                      (`binary::encode_audit_packed`)
 //! ```
+//!
+//! Details are stored in the compact encoding of [`super::details`] (dictionary words and
+//! numbers as a byte or a few) when that is shorter; records written before it hold plain
+//! details and read the same (the flag is per event, so such a record takes new events).
 //!
 //! The seq is the event's position. A hash is stored as *chained* when it is the chain hash
 //! ([`AuditEvent::chain_hash`]) after the previous event's (32 zero bytes before seq 0), as
 //! the domain computes every hash; reads recompute it (the newest one is the header's), so
 //! an append computes one hash and a read at most one per event before the one asked for.
 //! The first kept event of a log that does not start at seq 0 (restarted or compacted)
-//! stores its hash. An idle vault (created and paid: four events) is one record of ~350
-//! bytes in a 384-byte block, instead of four event blocks, a root, a directory and a leaf
-//! (1 216 bytes). An append that would make the record longer than [`PACKED_MAX`] or hold
+//! stores its hash. An idle vault (created and paid: four events) is one record of ~160
+//! bytes in a 192-byte block (~350 bytes, a 384-byte block, with plain details), instead of
+//! four event blocks, a root, a directory and a leaf (1 216 bytes). An append that would make the record longer than [`PACKED_MAX`] or hold
 //! more than [`PACKED_EVENTS`] events moves the log to pages (each event to its own block,
 //! as below) for good; compaction of a packed log rewrites the record.
 //!
@@ -80,7 +85,7 @@ const BATCH: u64 = 64;
 const PACKED: u64 = 1 << 63;
 /// Packed record header: `first | PACKED` and the newest event's hash.
 const PACKED_HEAD: usize = 40;
-/// Largest packed record (an idle vault's four events take ~350 bytes: one 384-byte block);
+/// Largest packed record (an idle vault's four events take ~160 bytes: one 192-byte block);
 /// a log that would outgrow it moves to pages.
 pub const PACKED_MAX: usize = 512;
 /// Most events a packed record holds. With [`PACKED_MAX`] this bounds the one-time move to
@@ -180,13 +185,13 @@ impl Packed {
     }
 
     /// The record: header, then the events (each hash chained or not as flagged).
-    fn encode(&self) -> Vec<u8> {
+    fn encode(&self, compress: bool) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(PACKED_MAX));
         w.u64(self.first | PACKED);
         w.0.extend_from_slice(&self.head);
         let mut prev = None;
         for (e, chained) in &self.events {
-            encode_audit_packed(&mut w, e, prev, *chained);
+            encode_audit_packed(&mut w, e, prev, *chained, compress);
             prev = Some(&e.actor);
         }
         w.0
@@ -233,6 +238,9 @@ pub struct AuditLog<M: Memory> {
     page: u64,
     /// Largest packed record: [`PACKED_MAX`]; other sizes in tests (0: always pages).
     packed_max: usize,
+    /// Packed events store their details compactly ([`super::details`]); off only in tests
+    /// that write records as the first layout-6 code did.
+    compress: bool,
 }
 
 impl<M: Memory> AuditLog<M> {
@@ -250,6 +258,7 @@ impl<M: Memory> AuditLog<M> {
             slab,
             page,
             packed_max,
+            compress: true,
         }
     }
 
@@ -352,7 +361,7 @@ impl<M: Memory> AuditLog<M> {
                     head: event.hash.clone(),
                     events: vec![(event.clone(), chained)],
                 };
-                let bytes = p.encode();
+                let bytes = p.encode(self.compress);
                 if bytes.len() <= self.packed_max && event.hash.len() == ZERO_HASH.len() {
                     self.index.put(&self.slab, vault, &bytes);
                     return;
@@ -396,7 +405,7 @@ impl<M: Memory> AuditLog<M> {
         let mut w = Writer(Vec::with_capacity(128));
         let same = actor == Some(event.actor.as_slice());
         let prev_actor = same.then_some(&event.actor);
-        encode_audit_packed(&mut w, event, prev_actor, chained);
+        encode_audit_packed(&mut w, event, prev_actor, chained, self.compress);
         let new_len = bytes.len() + w.0.len();
         if new_len > self.packed_max
             || count + 1 > PACKED_EVENTS
@@ -705,7 +714,7 @@ impl<M: Memory> AuditLog<M> {
         p.events.drain(..n as usize);
         p.events[0].1 = false;
         p.first = keep;
-        self.index.put(&self.slab, vault, &p.encode());
+        self.index.put(&self.slab, vault, &p.encode(self.compress));
         n
     }
 
@@ -959,7 +968,13 @@ mod tests {
                 "vault.updated".into()
             },
             details: format!(
-                "vault {vault} event {seq} {}",
+                "vault {vault} event {seq}{} {}",
+                // Text the compact details encoding shortens, on some events.
+                if seq % 4 == 0 {
+                    " amount_e8s=150000000 -> Active"
+                } else {
+                    ""
+                },
                 "x".repeat((seq % 7 * 23) as usize)
             ),
             hash: vec![seq as u8; 32],
@@ -1135,6 +1150,56 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_vaults_record_fits_a_192_byte_block() {
+        // The four events of a created and paid vault, their details as the domain formats
+        // them: with compact details one 192-byte block, with plain ones (the first layout-6
+        // records) a 384-byte one; both read back the same events.
+        let details = [
+            "plan=Standard heir_slots=2 witness_slot=true price_e8s=150000000",
+            "session=7 purpose=Create amount_e8s=150000000",
+            "session=7 purpose=Create amount_e8s=150000000 received_e8s=150000000 billing=7 applied=true",
+            "Draft -> NeedSetup (CreationPaid)",
+        ];
+        let actions = [
+            "vault.created",
+            "payment.session_opened",
+            "payment.confirmed",
+            "status.changed",
+        ];
+        let mut head = vec![0u8; 32];
+        let mut events = Vec::new();
+        for (seq, (action, details)) in actions.iter().zip(details).enumerate() {
+            let mut e = ev_of(9, seq as u64);
+            e.actor = Principal::from_slice(&[9; 29]);
+            e.at = 1_790_000_000_000_000_000 + seq as u64 * 60_000_000_000;
+            e.action = (*action).into();
+            e.details = details.into();
+            e.hash = AuditEvent::chain_hash(&head, e.seq, e.at, &e.actor, &e.action, &e.details)
+                .to_vec();
+            head.clone_from(&e.hash);
+            events.push(e);
+        }
+        for (compress, capacity) in [(true, 192), (false, 384)] {
+            let m = Mems::new();
+            let mut log = m.open(PAGE_ENTRIES);
+            log.compress = compress;
+            for e in &events {
+                log.append(9, e);
+            }
+            let blocks = log.reachable_blocks().unwrap();
+            assert_eq!(blocks.len(), 1);
+            assert_eq!(
+                blocks[0].capacity(),
+                capacity,
+                "compact details: {compress}"
+            );
+            let log = m.open(PAGE_ENTRIES);
+            assert_eq!(log.events_from(9, 0).collect::<Vec<_>>(), events);
+            log.assert_consistent();
+        }
+    }
+
+    #[test]
     fn a_packed_record_holds_at_most_packed_events() {
         let m = Mems::new();
         let mut log = m.open(PAGE_ENTRIES);
@@ -1276,7 +1341,11 @@ mod tests {
             delta: i64,
             take: usize,
         },
-        Reopen,
+        /// Opens the log again, writing compact details or (as the first layout-6 code
+        /// did) plain ones.
+        Reopen {
+            compress: bool,
+        },
     }
 
     const VAULTS: [VaultId; 4] = [0, 1, 5, 300];
@@ -1289,7 +1358,7 @@ mod tests {
             2 => (vault.clone(), -3i64..60).prop_map(|(vault, delta)| Op::DropBefore { vault, delta }),
             2 => (vault.clone(), -3i64..80).prop_map(|(vault, delta)| Op::Get { vault, delta }),
             1 => (vault, -3i64..80, 0usize..100).prop_map(|(vault, delta, take)| Op::EventsFrom { vault, delta, take }),
-            1 => Just(Op::Reopen),
+            1 => any::<bool>().prop_map(|compress| Op::Reopen { compress }),
         ]
     }
 
@@ -1406,9 +1475,10 @@ mod tests {
                         expect
                     );
                 }
-                Op::Reopen => {
+                Op::Reopen { compress } => {
                     drop(log);
                     log = mems.open_packing(page, packed_max);
+                    log.compress = compress;
                 }
             }
             check(&log, &model);

@@ -155,7 +155,7 @@ impl<'a> Reader<'a> {
     pub fn at_end(&self) -> bool {
         self.0.is_empty()
     }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -529,12 +529,18 @@ pub const AUDIT_ACTIONS: [&str; 36] = [
 
 /// Actor byte of a packed event: the previous event of the record had the same actor.
 const SAME_ACTOR: u8 = 0xFF;
+/// Bit 7 of a packed event's action byte: its details are in the compact encoding of
+/// [`super::details`] (records written before it have codes ≤ 36 and plain details).
+const PACKED_DETAILS: u8 = 0x80;
+const _: () = assert!(AUDIT_ACTIONS.len() < PACKED_DETAILS as usize);
 
 /// Appends one event of the packed small-log form (`storage::audit_log`, layout 6) to `w`:
 /// `at: u64 LE | actor | action | details | hash`, where `actor` is a `u8` length and the
 /// principal's bytes, or [`SAME_ACTOR`] when it equals `prev_actor`; `action` is a `u8` code
-/// (`i + 1` for [`AUDIT_ACTIONS`]`[i]`), or 0 then a varint length and the string;
-/// `details` a varint length and the string; `hash` a `u8` tag: 0 when the hash is the chain
+/// (`i + 1` for [`AUDIT_ACTIONS`]`[i]`), or 0 then a varint length and the string, the
+/// code's bit 7 ([`PACKED_DETAILS`]) set when the details are compact; `details` a varint
+/// length and the string, or its [`super::details`] encoding when `compress` and that is
+/// shorter (records written before it hold plain details); `hash` a `u8` tag: 0 when the hash is the chain
 /// hash after the previous event (`chained`, recomputed on read), else 1, a varint length
 /// and the bytes. The seq is not stored: it is the event's position in the record.
 pub fn encode_audit_packed(
@@ -542,6 +548,7 @@ pub fn encode_audit_packed(
     e: &AuditEvent,
     prev_actor: Option<&Principal>,
     chained: bool,
+    compress: bool,
 ) {
     w.u64(e.at);
     if prev_actor == Some(&e.actor) {
@@ -549,16 +556,27 @@ pub fn encode_audit_packed(
     } else {
         w.principal(&e.actor);
     }
+    let mut details = Writer(Vec::with_capacity(e.details.len()));
+    if compress {
+        super::details::encode(&mut details, &e.details);
+    }
+    let compressed = compress && details.0.len() < e.details.len();
+    let flag = if compressed { PACKED_DETAILS } else { 0 };
     match AUDIT_ACTIONS.iter().position(|a| *a == e.action) {
-        Some(i) => w.u8(i as u8 + 1),
+        Some(i) => w.u8(flag | (i as u8 + 1)),
         None => {
-            w.u8(0);
+            w.u8(flag);
             w.varint(e.action.len() as u64);
             w.0.extend_from_slice(e.action.as_bytes());
         }
     }
-    w.varint(e.details.len() as u64);
-    w.0.extend_from_slice(e.details.as_bytes());
+    let details = if compressed {
+        &details.0[..]
+    } else {
+        e.details.as_bytes()
+    };
+    w.varint(details.len() as u64);
+    w.0.extend_from_slice(details);
     if chained {
         w.u8(0);
     } else {
@@ -576,7 +594,7 @@ pub fn skip_audit_packed<'a>(r: &mut Reader<'a>) -> Option<Option<&'a [u8]>> {
         SAME_ACTOR => None,
         n => Some(r.take(usize::from(n))?),
     };
-    if r.u8()? == 0 {
+    if r.u8()? & !PACKED_DETAILS == 0 {
         let n = usize::try_from(r.varint()?).ok()?;
         r.take(n)?;
     }
@@ -604,7 +622,8 @@ pub fn decode_audit_packed(
         }
         _ => r.principal()?,
     };
-    let action = match r.u8()? {
+    let code = r.u8()?;
+    let action = match code & !PACKED_DETAILS {
         0 => {
             let n = usize::try_from(r.varint()?).ok()?;
             String::from_utf8(r.take(n)?.to_vec()).ok()?
@@ -612,7 +631,11 @@ pub fn decode_audit_packed(
         code => (*AUDIT_ACTIONS.get(usize::from(code) - 1)?).to_string(),
     };
     let n = usize::try_from(r.varint()?).ok()?;
-    let details = String::from_utf8(r.take(n)?.to_vec()).ok()?;
+    let details = if code & PACKED_DETAILS != 0 {
+        super::details::decode(r.take(n)?)?
+    } else {
+        String::from_utf8(r.take(n)?.to_vec()).ok()?
+    };
     let (hash, chained) = match r.u8()? {
         0 => (Vec::new(), true),
         1 => {

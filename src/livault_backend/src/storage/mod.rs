@@ -11,6 +11,7 @@ pub mod audit_log;
 pub mod binary;
 pub mod chunk_index;
 pub mod codec;
+pub mod details;
 pub mod due_queue;
 pub mod memory;
 pub mod owner_index;
