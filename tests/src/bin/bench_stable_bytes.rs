@@ -23,6 +23,14 @@ fn usage(env: &TestEnv) -> StableUsage {
     StableUsage::read(env.host.stable_memory().expect("installed"))
 }
 
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
 fn run(label: &str, wasm: &[u8], sizes: &[u64]) {
     let mut env = TestEnv::with_wasm(
         wasm,
@@ -51,6 +59,10 @@ fn run(label: &str, wasm: &[u8], sizes: &[u64]) {
         empty.physical as f64 / 1_048_576.0,
         empty.used()
     );
+    println!(
+        "  target: an empty canister holds at most 32 MiB: {}",
+        verdict(empty.physical <= 32 * 1_048_576)
+    );
     let mut made = 0u64;
     for &n in sizes {
         while made < n {
@@ -66,6 +78,10 @@ fn run(label: &str, wasm: &[u8], sizes: &[u64]) {
         println!(
             "{n:>6} idle vaults: stable memory {} bytes; per vault: physical {physical:.0} B, live {live:.0} B",
             now.physical
+        );
+        println!(
+            "  target: at most 1 024 live bytes per idle vault: {}",
+            verdict(live <= 1_024.0)
         );
         let mut rows: BTreeMap<u8, (&str, f64)> = BTreeMap::new();
         for (id, m) in &now.memories {

@@ -114,6 +114,24 @@ pub const DICTIONARY: &[&str] = &[
     "trigger_unlock: ",
     "approve_unlock: ",
     "recovery code bypassed the quorum; ",
+    // appended: settings, rules and the remaining templates
+    "unlock_after=",
+    " inactivity_days=",
+    " request_wait_days=",
+    " required_heirs=",
+    " required_witness=",
+    " while=",
+    "post_unlock_days=",
+    "audit_retention_days=",
+    " upload=",
+    " version=",
+    "owner activity; request_open=",
+    " approvals_cleared=",
+    "refund_account=",
+    "removed ",
+    " events (seq ",
+    ") older than ",
+    " days",
 ];
 
 const FIRST_WORD: u8 = 0x80;
@@ -121,22 +139,71 @@ const NUMBER: u8 = 0xF0;
 const RAW: u8 = 0xF1;
 const _: () = assert!(DICTIONARY.len() <= (NUMBER - FIRST_WORD) as usize);
 
+/// Most dictionary entries that start with the same byte.
+const MAX_SAME_FIRST: usize = 48;
+
+/// Per first byte, the indexes of the dictionary entries that start with it, longest first:
+/// the encoder tries only those (most bytes of free text start none).
+struct Starts {
+    index: [[u8; MAX_SAME_FIRST]; 128],
+    count: [u8; 128],
+}
+
+const STARTS: Starts = {
+    let mut s = Starts {
+        index: [[0; MAX_SAME_FIRST]; 128],
+        count: [0; 128],
+    };
+    let mut longest = 0;
+    let mut i = 0;
+    while i < DICTIONARY.len() {
+        let w = DICTIONARY[i].as_bytes();
+        assert!(
+            !w.is_empty() && w[0] < 0x80,
+            "dictionary entries start with ASCII"
+        );
+        if w.len() > longest {
+            longest = w.len();
+        }
+        i += 1;
+    }
+    let mut len = longest;
+    while len > 0 {
+        let mut i = 0;
+        while i < DICTIONARY.len() {
+            let w = DICTIONARY[i].as_bytes();
+            if w.len() == len {
+                let f = w[0] as usize;
+                assert!((s.count[f] as usize) < MAX_SAME_FIRST);
+                s.index[f][s.count[f] as usize] = i as u8;
+                s.count[f] += 1;
+            }
+            i += 1;
+        }
+        len -= 1;
+    }
+    s
+};
+
 /// The longest dictionary entry `rest` starts with: its index and length.
 fn word_at(rest: &[u8]) -> Option<(usize, usize)> {
-    let first = *rest.first()?;
-    let mut best: Option<(usize, usize)> = None;
-    for (i, w) in DICTIONARY.iter().enumerate() {
-        let w = w.as_bytes();
-        if w[0] == first && w.len() > best.map_or(0, |(_, n)| n) && rest.starts_with(w) {
-            best = Some((i, w.len()));
-        }
+    let first = usize::from(*rest.first()?);
+    if first >= 0x80 {
+        return None;
     }
-    best
+    STARTS.index[first][..usize::from(STARTS.count[first])]
+        .iter()
+        .map(|&i| (usize::from(i), DICTIONARY[usize::from(i)].as_bytes()))
+        .find(|(_, w)| rest.starts_with(w))
+        .map(|(i, w)| (i, w.len()))
 }
 
 /// The value of the digit run `rest` starts with, and its length, when it has no leading
 /// zero (or is `0`) and fits a `u64`: then the value's decimal form is exactly the run.
 fn number_at(rest: &[u8]) -> Option<(u64, usize)> {
+    if !rest.first()?.is_ascii_digit() {
+        return None;
+    }
     let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if n == 0 || (n > 1 && rest[0] == b'0') {
         return None;
@@ -246,6 +313,30 @@ mod tests {
             digest, 0xb614_cecb_3acb_56f3,
             "dictionary digest {digest:#x}: entries are only appended"
         );
+    }
+
+    #[test]
+    fn the_first_byte_table_finds_the_longest_entry_a_plain_scan_finds() {
+        let longest = |rest: &[u8]| {
+            DICTIONARY
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| rest.starts_with(w.as_bytes()))
+                .max_by_key(|(_, w)| w.len())
+                .map(|(i, w)| (i, w.len()))
+        };
+        for w in DICTIONARY {
+            for tail in ["", "x", " -> ", "0", "Elapsed"] {
+                let text = format!("{w}{tail}");
+                assert_eq!(
+                    word_at(text.as_bytes()),
+                    longest(text.as_bytes()),
+                    "{text:?}"
+                );
+            }
+        }
+        assert_eq!(word_at(b"GraceHeirElapsed"), longest(b"GraceHeirElapsed"));
+        assert_eq!(word_at("é".as_bytes()), None);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub struct State {
     /// `(blob, chunk index) → pages`.
     pub content_chunks: ChunkIndex<Mem>,
     /// Raw pages of chunk bodies (see `storage::pages`).
-    pub content_pages: Mem,
+    pub(super) content_pages: Mem,
     /// Free page runs: `first page → pages`.
     pub content_free: StableBTreeMap<u64, u64, Mem>,
     /// `(principal, day) → downloads requested that day` (non-owners).
@@ -105,7 +105,7 @@ pub struct State {
     pub vetkeys: KeyRepository,
     // ---- operations
     /// The operational counters' snapshot (raw; see `domain::ops`).
-    pub ops_snapshot: Mem,
+    ops_snapshot: Mem,
     /// The newest admin actions (see `domain::admin_trail`).
     pub admin_trail: AdminTrail<Mem>,
 }
