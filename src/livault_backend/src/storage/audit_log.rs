@@ -970,7 +970,7 @@ mod tests {
             details: format!(
                 "vault {vault} event {seq}{} {}",
                 // Text the compact details encoding shortens, on some events.
-                if seq % 4 == 0 {
+                if seq.is_multiple_of(4) {
                     " amount_e8s=150000000 -> Active"
                 } else {
                     ""
