@@ -5,7 +5,9 @@
 //! (`create_vault`), pays it (`init_payment`, then a wallet transfer and `verify_payment`),
 //! sets inactivity unlock rules (`update_vault`), invites Bob as heir (`generate_invite`,
 //! `claim_invite`), checks in (`check_in`), uploads a letter and finalizes; 31 days later Bob
-//! approves the unlock (`approve_unlock`). The queries run on the resulting state.
+//! approves the unlock (`approve_unlock`). The queries run on the resulting state. Last,
+//! `update_vault (7th)`: Carol's paid vault with six audit events gets the rules call whose
+//! event is its seventh, which moves the packed audit log to pages (the heaviest update_vault).
 //!
 //! `cargo run -p livault_tests --bin bench_endpoints_cost` (after `scripts/build.sh`)
 //!
@@ -193,6 +195,49 @@ fn main() {
     let r: R<UnlockStatus> = call(&mut env, rows, bob, "get_unlock_status", true, (v,));
     r.expect("get_unlock_status");
     let _: PlansInfo = call(&mut env, rows, bob, "get_plans", true, ());
+
+    // The heaviest case of update_vault: the call whose event is the vault's seventh, which
+    // moves its packed audit log to pages (storage::audit_log). Carol's paid vault has four
+    // events; two settings changes make six; the measured call sets the rules.
+    let carol = user("carol");
+    let c = env.create_vault(carol, "Carol");
+    env.pay_creation(carol, c.id);
+    let update = |days: Option<u16>, rules: Option<UnlockRules>| UpdateVaultArgs {
+        vault_id: c.id,
+        name: None,
+        unlock_rules: rules,
+        post_unlock_days: days,
+        audit_retention_days: None,
+    };
+    for days in [31, 32] {
+        let r: R<VaultView> = env.update(carol, "update_vault", (update(Some(days), None),));
+        r.expect("update_vault");
+    }
+    let head: R<AuditHead> = env.query(carol, "get_audit_head", (c.id,));
+    assert_eq!(
+        head.expect("get_audit_head").next_seq,
+        6,
+        "six events before the call"
+    );
+    let r: R<VaultView> = call(
+        &mut env,
+        rows,
+        carol,
+        "update_vault",
+        false,
+        (update(
+            Some(30),
+            Some(UnlockRules {
+                unlock_after: None,
+                inactivity_days: Some(30),
+                request_wait_days: 7,
+                required_heirs: 1,
+                required_witness: false,
+            }),
+        ),),
+    );
+    r.expect("update_vault");
+    rows.last_mut().expect("a row").name = "update_vault (7th)";
 
     // The reply's bytes cost 50 instructions each on the IC (`msg_reply_data_append`, see
     // `local_replica::costs::TRANSMISSION_PER_BYTE`): shown so the share of the reply is visible.

@@ -194,7 +194,8 @@ fn word_at(rest: &[u8]) -> Option<(usize, usize)> {
     STARTS.index[first][..usize::from(STARTS.count[first])]
         .iter()
         .map(|&i| (usize::from(i), DICTIONARY[usize::from(i)].as_bytes()))
-        .find(|(_, w)| rest.starts_with(w))
+        // The second byte first: most candidates differ there, before a slice comparison.
+        .find(|(_, w)| w.get(1).is_none_or(|b| rest.get(1) == Some(b)) && rest.starts_with(w))
         .map(|(i, w)| (i, w.len()))
 }
 
