@@ -95,6 +95,9 @@ pub const PACKED_MAX: usize = 512;
 /// setting a paid vault's rules (two events after the idle vault's four) stays packed.
 pub const PACKED_EVENTS: u64 = 6;
 const ZERO_HASH: [u8; 32] = [0; 32];
+/// Events of a packed record whose hashes stay chained (recomputed on read): an idle vault's
+/// four. The newest event's hash is written out when a fifth or later event follows it.
+const CHAINED_EVENTS: u64 = 4;
 
 /// A packed small log as read: its events in order, each with whether its hash is chained
 /// (empty until [`Packed::fill_hashes`] computes it).
@@ -390,10 +393,11 @@ impl<M: Memory> AuditLog<M> {
         let mut bytes = self.slab.read_all(loc);
         let first = u64_at(&bytes, 0) & !PACKED;
         let mut r = Reader(&bytes[PACKED_HEAD..]);
-        let (mut count, mut actor) = (0u64, None);
+        let (mut count, mut actor, mut newest_chained) = (0u64, None, false);
         while !r.at_end() {
-            let a = skip_audit_packed(&mut r).expect("BUG: corrupt packed audit log");
+            let (a, chained) = skip_audit_packed(&mut r).expect("BUG: corrupt packed audit log");
             actor = a.or(actor);
+            newest_chained = chained;
             count += 1;
         }
         assert_eq!(
@@ -406,15 +410,33 @@ impl<M: Memory> AuditLog<M> {
         let same = actor == Some(event.actor.as_slice());
         let prev_actor = same.then_some(&event.actor);
         encode_audit_packed(&mut w, event, prev_actor, chained, self.compress);
-        let new_len = bytes.len() + w.0.len();
+        // From the fifth event on, the newest event's hash (the header's) is written out when
+        // the next one arrives instead of staying chained: its tag is the record's last byte.
+        // A later move to pages then recomputes the first events' hashes only.
+        let spell_out = newest_chained && count >= CHAINED_EVENTS;
+        let new_len = bytes.len() + w.0.len() + if spell_out { 1 + ZERO_HASH.len() } else { 0 };
         if new_len > self.packed_max
             || count + 1 > PACKED_EVENTS
             || event.hash.len() != ZERO_HASH.len()
         {
             let mut p = Packed::decode(&bytes);
-            p.head.clone_from(&event.hash);
+            // The newest event's hash is the header's: no need to recompute it.
+            let head = std::mem::replace(&mut p.head, event.hash.clone());
+            if let Some((newest, true)) = p.events.last_mut() {
+                newest.hash = head;
+            }
             p.events.push((event.clone(), chained));
             self.unpack(vault, p);
+        } else if spell_out {
+            let head = bytes[8..PACKED_HEAD].to_vec();
+            bytes[8..PACKED_HEAD].copy_from_slice(&event.hash);
+            let tag = bytes.len() - 1;
+            debug_assert_eq!(bytes[tag], 0, "BUG: a chained event ends with tag 0");
+            bytes[tag] = 1;
+            bytes.push(ZERO_HASH.len() as u8);
+            bytes.extend_from_slice(&head);
+            bytes.extend_from_slice(&w.0);
+            self.index.put(&self.slab, vault, &bytes);
         } else if new_len as u64 <= loc.capacity() {
             self.slab.write(loc, 8, &event.hash);
             self.index.append(&self.slab, vault, Some(loc), &w.0);
@@ -1146,6 +1168,32 @@ mod tests {
         drop(log);
         let log = m.open(PAGE_ENTRIES);
         assert_eq!(log.get(5, 39), Some(events[39].clone()));
+        log.assert_consistent();
+    }
+
+    #[test]
+    fn past_four_events_the_previous_newest_hash_is_written_out() {
+        let m = Mems::new();
+        let mut log = m.open(PAGE_ENTRIES);
+        let events = chained(5, 0..7, 20);
+        log.append_after(5, &events[0], &[0; 32]);
+        for w in events[..6].windows(2) {
+            log.append_after(5, &w[1], &w[0].hash);
+        }
+        // 40 header bytes, 8 + 30 + 1 + 21 + 1 for the first event, 8 + 1 + 1 + 21 + 1 for
+        // each other; events 3 and 4 carry their hashes (a tag, a length byte and 32 bytes
+        // instead of the tag).
+        let blocks = log.reachable_blocks().unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].len, 40 + 61 + 5 * 32 + 2 * 33);
+        assert_eq!(log.events_from(5, 0).collect::<Vec<_>>(), events[..6]);
+        log.assert_consistent();
+        // The seventh moves the log to pages, every hash as it was.
+        log.append_after(5, &events[6], &events[5].hash);
+        assert!(log.reachable_blocks().unwrap().len() > 3, "pages now");
+        drop(log);
+        let log = m.open(PAGE_ENTRIES);
+        assert_eq!(log.events_from(5, 0).collect::<Vec<_>>(), events);
         log.assert_consistent();
     }
 

@@ -587,8 +587,9 @@ pub fn encode_audit_packed(
 }
 
 /// Skips one packed event ([`encode_audit_packed`]) without decoding it; returns its actor's
-/// bytes (`None`: the previous event's). `None` outside when malformed.
-pub fn skip_audit_packed<'a>(r: &mut Reader<'a>) -> Option<Option<&'a [u8]>> {
+/// bytes (`None`: the previous event's) and whether its hash is chained. `None` outside when
+/// malformed.
+pub fn skip_audit_packed<'a>(r: &mut Reader<'a>) -> Option<(Option<&'a [u8]>, bool)> {
     r.take(8)?;
     let actor = match r.u8()? {
         SAME_ACTOR => None,
@@ -600,11 +601,16 @@ pub fn skip_audit_packed<'a>(r: &mut Reader<'a>) -> Option<Option<&'a [u8]>> {
     }
     let n = usize::try_from(r.varint()?).ok()?;
     r.take(n)?;
-    if r.u8()? == 1 {
-        let n = usize::try_from(r.varint()?).ok()?;
-        r.take(n)?;
-    }
-    Some(actor)
+    let chained = match r.u8()? {
+        0 => true,
+        1 => {
+            let n = usize::try_from(r.varint()?).ok()?;
+            r.take(n)?;
+            false
+        }
+        _ => return None,
+    };
+    Some((actor, chained))
 }
 
 /// Reads one packed event ([`encode_audit_packed`]) as event `seq`; its hash is empty when
