@@ -23,11 +23,15 @@
 //! the domain computes every hash; reads recompute it (the newest one is the header's), so
 //! an append computes one hash and a read at most one per event before the one asked for.
 //! The first kept event of a log that does not start at seq 0 (restarted or compacted)
-//! stores its hash. An idle vault (created and paid: four events) is one record of ~160
-//! bytes in a 192-byte block (~350 bytes, a 384-byte block, with plain details), instead of
-//! four event blocks, a root, a directory and a leaf (1 216 bytes). An append that would make the record longer than [`PACKED_MAX`] or hold
-//! more than [`PACKED_EVENTS`] events moves the log to pages (each event to its own block,
-//! as below) for good; compaction of a packed log rewrites the record.
+//! stores its hash, and so does every event from the fourth on once a later one follows it
+//! (its tag is the record's last byte when the next event arrives; [`CHAINED_EVENTS`]), so
+//! the move to pages below recomputes at most three hashes. An idle vault (created and
+//! paid: four events) is one record of ~160 bytes in a 192-byte block (~350 bytes, a
+//! 384-byte block, with plain details), instead of four event blocks, a root, a directory
+//! and a leaf (1 216 bytes). An append that would make the record longer than
+//! [`PACKED_MAX`] or hold more than [`PACKED_EVENTS`] events moves the log to pages (each
+//! event to its own block, as below) for good; compaction of a packed log rewrites the
+//! record.
 //!
 //! **Paged form.**
 //! A vault's kept events have consecutive sequence numbers `first..end` (new events are
