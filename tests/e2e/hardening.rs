@@ -463,3 +463,104 @@ fn the_owner_names_where_refunds_go() {
         500_000 - LEDGER_FEE
     );
 }
+
+// ---------------------------------------------------------------- daily download counters
+
+/// Issue #14 (found while making the per-day counters a repository): the tick's collector
+/// of past days' download counters walked the `(principal, day)` map from its start until it
+/// had found its batch of past ones, so on a day when none is past it read **every counter of
+/// the day**, each tick: the heirs downloading that day made every tick dearer. Keyed
+/// `(day, principal)` (layout 7) the past days are a prefix and the collector reads one key.
+/// Here 40 heirs download on one day: the next tick costs what the tick before them cost.
+#[test]
+fn a_tick_does_not_read_the_days_download_counters() {
+    const VAULTS: usize = 20;
+    let mut env = TestEnv::with_init(InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(local_replica::ledger_principal()),
+        durations: Some(Durations {
+            timer_interval_secs: 365 * 86_400,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let admin = env.admin;
+    let tick = |env: &mut TestEnv| -> u64 {
+        let reply = env
+            .host
+            .update(
+                admin,
+                "run_maintenance",
+                candid::encode_args(()).expect("encode"),
+            )
+            .expect("run_maintenance");
+        let r: R<TickReport> = candid::decode_one(&reply.bytes).expect("decode");
+        r.expect("run_maintenance");
+        reply.instructions
+    };
+    let now = env.now();
+    let mut readers = Vec::new();
+    for i in 0..VAULTS {
+        let owner = user(&format!("owner-{i}"));
+        let v = env.create_vault(owner, "Family").id;
+        env.pay_creation(owner, v);
+        let r: R<VaultView> = env.update(
+            owner,
+            "update_vault",
+            (UpdateVaultArgs {
+                vault_id: v,
+                name: None,
+                unlock_rules: Some(UnlockRules {
+                    unlock_after: Some(now + 2 * DAY_NS),
+                    inactivity_days: None,
+                    request_wait_days: 0,
+                    required_heirs: 0,
+                    required_witness: false,
+                }),
+                post_unlock_days: None,
+                audit_retention_days: None,
+            },),
+        );
+        r.expect("rules");
+        let heirs = [user(&format!("heir-{i}-a")), user(&format!("heir-{i}-b"))];
+        for h in heirs {
+            env.join(owner, v, MemberRole::Heir, h);
+        }
+        let item = env.upload_letter(owner, v, b"ciphertext", None);
+        let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
+        assert_eq!(r.unwrap().status, VaultStatus::Active);
+        readers.extend(heirs.map(|h| (h, v, item)));
+    }
+    env.advance_days(3);
+    tick(&mut env);
+    for &(h, v, _) in &readers {
+        assert_eq!(env.get_vault(h, v).unwrap().status, VaultStatus::Unlockable);
+    }
+    // A quiet tick, then one download per heir (40 counters of today), then a tick.
+    tick(&mut env);
+    let before = tick(&mut env);
+    for &(h, v, item) in &readers {
+        let t: R<DownloadTicket> = env.update(h, "request_download", (v, item));
+        t.expect("request_download");
+    }
+    let after = tick(&mut env);
+    println!(
+        "tick before {} downloads today: {before} instructions; after: {after}",
+        readers.len()
+    );
+    assert!(
+        after <= before + 20_000,
+        "a tick after {} downloads today: {after} instructions, {before} before",
+        readers.len()
+    );
+    // The next day the 40 counters are past: one tick collects them all (memory 38,
+    // `DOWNLOAD_COUNTERS_BY_DAY`).
+    let counters = |env: &TestEnv| {
+        livault_tests::stable_usage::StableUsage::read(env.host.stable_memory().unwrap())
+            .entries(38)
+    };
+    assert_eq!(counters(&env), readers.len() as u64);
+    env.advance_days(1);
+    tick(&mut env);
+    assert_eq!(counters(&env), 0);
+}

@@ -82,19 +82,21 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
     let (bucket_pages, count) = buckets(&stable).unwrap();
     let (_, old_count) = buckets(&f.image).unwrap();
     assert_eq!(bucket_pages, memory::BUCKET_PAGES);
-    // The memories that grow (layout 6), new, one bucket each: the owner index's directory
-    // and the billing slots.
+    // The memories that grow (layouts 6 and 7), new, one bucket each: the owner index's
+    // directory, the billing slots and the day-first download counters.
     assert_eq!(virtual_memory(&f.image, 36).len(), 0);
     assert_eq!(virtual_memory(&stable, 36).len(), 65_536);
     assert_eq!(virtual_memory(&f.image, 37).len(), 0);
+    assert_eq!(virtual_memory(&f.image, 38).len(), 0);
+    assert_eq!(virtual_memory(&stable, 38).len(), 65_536);
     assert_eq!(
         count,
-        old_count * 8 + 2,
+        old_count * 8 + 3,
         "no other memory grew during the upgrade"
     );
     assert_eq!(
         stable.len(),
-        f.image.len() + 2 * BUCKET_BYTES,
+        f.image.len() + 3 * BUCKET_BYTES,
         "no data moved"
     );
 
@@ -103,7 +105,8 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
     // pages (reserved again), the admin trail (the upgrade's entry); the layout-6 migration
     // clears the retired owner B-tree and writes the owner index (its directory, its
     // buckets in the record slab), and moves the payment trail (billing entries into their
-    // slots, settled journals folded with their session's journal base); the answers below
+    // slots, settled journals folded with their session's journal base); layout 7 opens
+    // the day-first download counters (the image has none to move); the answers below
     // read them back the same.
     let written = [
         memory::HEADER,
@@ -116,6 +119,7 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
         memory::PAYMENT_JOURNAL,
         memory::BILLING,
         memory::BILLING_SLOTS,
+        memory::DOWNLOAD_COUNTERS_BY_DAY,
     ];
     let slots = virtual_memory(&stable, 37);
     assert!(
@@ -187,29 +191,30 @@ fn the_operators_view_carries_over_with_one_upgrade_more() {
         m.scheduler.payment_checks_queued,
         old.scheduler.payment_checks_queued
     );
-    // Two buckets more (layout 6), memories the image lacks: the owner index's directory and
-    // the billing slots.
+    // Three buckets more (layouts 6 and 7), memories the image lacks: the owner index's
+    // directory, the billing slots and the day-first download counters.
     assert_eq!(
         m.stable_memory_bytes,
-        (f.image.len() + 2 * BUCKET_BYTES) as u64
+        (f.image.len() + 3 * BUCKET_BYTES) as u64
     );
     assert_eq!(
         m.stable_memory_bytes,
-        old.stable_memory_bytes + 2 * BUCKET_BYTES as u64
+        old.stable_memory_bytes + 3 * BUCKET_BYTES as u64
     );
     // The migrated memories keep the unused tail of their last 8 MiB bucket: counted.
     let allocated: u64 = m.stable_memories.iter().map(|x| x.allocated_bytes).sum();
     assert_eq!(allocated + 65_536, m.stable_memory_bytes);
-    assert_eq!(m.stable_memories.len(), old.stable_memories.len() + 2);
+    assert_eq!(m.stable_memories.len(), old.stable_memories.len() + 3);
     for (new, old) in m.stable_memories.iter().zip(&old.stable_memories) {
         assert_eq!((new.id, new.allocated_bytes), (old.id, old.allocated_bytes));
     }
-    // The two memories of layout 6: the owner index's directory and the billing slots.
+    // The memories of layouts 6 and 7: the owner index's directory, the billing slots and
+    // the day-first download counters.
     let added: Vec<(u8, u64)> = m.stable_memories[old.stable_memories.len()..]
         .iter()
         .map(|x| (x.id, x.allocated_bytes))
         .collect();
-    assert_eq!(added, vec![(36, 1 << 20), (37, 1 << 20)]);
+    assert_eq!(added, vec![(36, 1 << 20), (37, 1 << 20), (38, 1 << 20)]);
 
     let old: Page<AdminTrailEntry> = recorded(&f, "list_admin_trail");
     let page = PageArgs {

@@ -469,7 +469,7 @@ impl Soak {
             deleted: count(VaultStatus::Deleted),
             uploads: u.entries(11),
             ticket_dir_bytes: u.memories.get(&29).map_or(0, |m| m.used),
-            download_counters: u.entries(19),
+            download_counters: u.entries(38),
             idempotency: u.entries(18),
             creation_counters: u.entries(35),
             vetkeys: u.entries(22),

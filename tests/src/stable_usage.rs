@@ -83,7 +83,12 @@ const MEMORIES: [(u8, &str, Kind, Category); 36] = [
         Category::Queues,
     ),
     (18, "IDEMPOTENCY", Kind::BTree, Category::Indexes),
-    (19, "DOWNLOAD_COUNTERS", Kind::BTree, Category::Counters),
+    (
+        19,
+        "DOWNLOAD_COUNTERS (retired)",
+        Kind::Retired,
+        Category::Counters,
+    ),
     (
         20,
         "DOWNLOAD_TICKETS (retired)",
@@ -114,7 +119,10 @@ const MEMORIES: [(u8, &str, Kind, Category); 36] = [
 ];
 
 /// Memories a newer layout may add (read as B-trees when present; listed by id).
-const EXTRA_BTREES: [(u8, &str, Category); 1] = [(35, "VAULT_CREATIONS", Category::Counters)];
+const EXTRA_BTREES: [(u8, &str, Category); 2] = [
+    (35, "VAULT_CREATIONS", Category::Counters),
+    (38, "DOWNLOAD_COUNTERS_BY_DAY", Category::Counters),
+];
 
 /// Memories a newer layout may add that are `StableVec`s (read as such when present).
 const EXTRA_VECS: [(u8, &str, Category); 1] = [(37, "BILLING_SLOTS", Category::Payments)];

@@ -688,9 +688,8 @@ mod tests {
         create_as(&mut s, 15);
         create_as(&mut s, 15);
         let today = (T0 + NANOS_PER_DAY) / NANOS_PER_DAY;
-        let counters = |s: &State| -> Vec<((u64, Principal), u32)> {
-            s.vault_creations.iter().map(|e| e.into_pair()).collect()
-        };
+        let counters =
+            |s: &State| -> Vec<((u64, Principal), u32)> { s.vault_creations.iter().collect() };
         assert_eq!(counters(&s).len(), 6);
         // Today's counter is there: past ones go two at a time.
         let now = rt.now.get();

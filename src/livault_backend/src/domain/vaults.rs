@@ -46,45 +46,16 @@ pub const MAX_VAULT_CREATIONS_PER_DAY: u64 = 20;
 
 /// Vaults `who` created on the UTC day of `now`.
 fn creations_today(state: &State, who: Principal, now: u64) -> u64 {
-    u64::from(
-        state
-            .vault_creations
-            .get(&(now / NANOS_PER_DAY, who))
-            .unwrap_or(0),
-    )
+    u64::from(state.vault_creations.get(now / NANOS_PER_DAY, who))
 }
 
-/// Drops creation counters of days before `now`'s (they are a prefix of the map: the day
-/// comes first). Returns how many went. Run by every scheduler tick.
-///
-/// When every counter is from a past day (the first tick of a day before anyone creates a
-/// vault, or after a quiet day), the map is emptied at once, at a cost that does not depend
-/// on how many counters it holds. Otherwise at most `max` go: each removal from the front of
-/// the B-tree costs a descent and a rebalance that grow with the map.
+/// Drops creation counters of days before `now`'s (see `DailyCounters::collect_before`:
+/// all at once when every counter is past, else at most `max` from the front). Returns how
+/// many went. Run by every scheduler tick.
 pub fn collect_creation_counters(state: &mut State, now: u64, max: usize) -> usize {
-    let today = now / NANOS_PER_DAY;
-    // The oldest counter first: when it is today's, nothing is past and the tick pays one
-    // descent, as before; only past counters make it look at the newest.
-    match state.vault_creations.first_key_value() {
-        Some(((oldest_day, _), _)) if oldest_day < today => {}
-        _ => return 0,
-    }
-    if let Some(((newest_day, _), _)) = state.vault_creations.last_key_value() {
-        if newest_day < today {
-            let all = state.vault_creations.len() as usize;
-            state.vault_creations.clear_new();
-            return all;
-        }
-    }
-    let old: Vec<(u64, Principal)> = state
+    state
         .vault_creations
-        .keys_range(..(today, Principal::management_canister()))
-        .take(max)
-        .collect();
-    for key in &old {
-        state.vault_creations.remove(key);
-    }
-    old.len()
+        .collect_before(now / NANOS_PER_DAY, max)
 }
 
 /// `create_vault`: a new `Draft` with the price quoted now and frozen in the vault.
@@ -177,9 +148,7 @@ pub fn create_vault(
             args.plan.tier, args.plan.heir_slots, args.plan.witness_slot, quote.total_e8s
         ),
     );
-    state
-        .vault_creations
-        .insert((now / NANOS_PER_DAY, caller), created as u32 + 1);
+    state.vault_creations.increment(now / NANOS_PER_DAY, caller);
     if let Some(hash) = idem {
         state.idempotency.bind_vault(hash, id);
     }

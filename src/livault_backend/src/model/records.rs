@@ -47,7 +47,14 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   do are folded away. `post_upgrade` moves the billing entries into slots and folds the
 ///   settled journals once; version-2 sessions still decode and are rewritten on their
 ///   next write. The bump makes older code refuse this memory (it cannot see the slots).
-pub const LAYOUT_VERSION: u32 = 6;
+///   Also in 6: packed audit events may keep their details in the compact encoding of
+///   `storage::details` (bit 7 of the action byte); the layout-6 code before it was never
+///   released.
+/// - 7: the daily download counters are keyed `(day, principal)` (memory 38,
+///   `DOWNLOAD_COUNTERS_BY_DAY`, a `DailyCounters` like the vault creations'), so the
+///   collector removes a prefix instead of scanning every counter of the day on each tick;
+///   `post_upgrade` moves them from the retired `(principal, day)` map (memory 19).
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,7 +92,9 @@ pub const AUDIT_LOG: MemoryId = MemoryId::new(16);
 pub const SCHEDULER_QUEUE: MemoryId = MemoryId::new(17);
 /// `StableBTreeMap<IdempotencyKey, VaultId>`: `create_vault` retries return the same vault.
 pub const IDEMPOTENCY: MemoryId = MemoryId::new(18);
-/// `StableBTreeMap<(Principal, day), u32>`: per-user daily download counters.
+/// RETIRED in layout 7 (read once by the migration from layout 6): was
+/// `StableBTreeMap<(Principal, day), u32>`, the daily download counters; now
+/// [`DOWNLOAD_COUNTERS_BY_DAY`].
 pub const DOWNLOAD_COUNTERS: MemoryId = MemoryId::new(19);
 /// RETIRED in layout 3 (read once by the migration from layout 2): was
 /// `StableBTreeMap<TicketId, TicketRecord>`; now [`TICKET_DIR`] + [`RECORD_SLAB`].
@@ -158,11 +160,15 @@ pub const OWNER_INDEX: MemoryId = MemoryId::new(36);
 /// fields that are its session's (layout 6; whole entries that cannot be split so stay in
 /// [`BILLING`]). See `storage::repositories::payments`.
 pub const BILLING_SLOTS: MemoryId = MemoryId::new(37);
+/// `StableBTreeMap<(day, Principal), u32>`: downloads each non-owner requested per UTC day
+/// (layout 7; `storage::repositories::daily_counters`): past days are a prefix, collected
+/// by the scheduler's ticks.
+pub const DOWNLOAD_COUNTERS_BY_DAY: MemoryId = MemoryId::new(38);
 
 /// Every id above with its number and its name in metrics
 /// (`livault_stable_memory_virtual_bytes{memory=…}`), for the layout test and the
 /// per-memory breakdown.
-pub const ALL: [(MemoryId, u8, &str); 38] = [
+pub const ALL: [(MemoryId, u8, &str); 39] = [
     (CONFIG, 0, "config"),
     (HEADER, 1, "header"),
     (VAULTS, 2, "retired_vaults"),
@@ -182,7 +188,7 @@ pub const ALL: [(MemoryId, u8, &str); 38] = [
     (AUDIT_LOG, 16, "retired_audit_log"),
     (SCHEDULER_QUEUE, 17, "retired_scheduler_queue"),
     (IDEMPOTENCY, 18, "idempotency"),
-    (DOWNLOAD_COUNTERS, 19, "download_counters"),
+    (DOWNLOAD_COUNTERS, 19, "retired_download_counters"),
     (DOWNLOAD_TICKETS, 20, "retired_download_tickets"),
     (RECOVERY_CODES, 21, "recovery_codes"),
     (VETKEYS, 22, "vetkeys"),
@@ -201,6 +207,7 @@ pub const ALL: [(MemoryId, u8, &str); 38] = [
     (VAULT_CREATIONS, 35, "vault_creations"),
     (OWNER_INDEX, 36, "owner_index"),
     (BILLING_SLOTS, 37, "billing_slots"),
+    (DOWNLOAD_COUNTERS_BY_DAY, 38, "download_counters"),
 ];
 
 /// Pages per bucket of the memory manager: 16 Wasm pages, 1 MiB.
@@ -435,7 +442,7 @@ mod tests {
             assert!(names.insert(name), "{name} listed twice");
             assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
         }
-        assert_eq!(ALL.len(), 38);
+        assert_eq!(ALL.len(), 39);
     }
 
     use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap};

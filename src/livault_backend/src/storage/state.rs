@@ -12,9 +12,9 @@ use super::due_queue::DueQueue;
 use super::memory as ids;
 use super::pages::ChunkLoc;
 use super::repositories::{
-    HeaderRepository, IdempotencyRepository, InviteRepository, ItemRepository, KeyRepository,
-    LoadedVault, MemberRepository, PaymentMemories, PaymentRepository, RecoveryCodeRepository,
-    UploadRepository, VaultRepository,
+    DailyCounters, HeaderRepository, IdempotencyRepository, InviteRepository, ItemRepository,
+    KeyRepository, LoadedVault, MemberRepository, PaymentMemories, PaymentRepository,
+    RecoveryCodeRepository, UploadRepository, VaultRepository,
 };
 use super::slab::{DenseTable, Slab};
 use crate::model::config::{Account, Config};
@@ -73,7 +73,7 @@ pub struct State {
     /// Idempotency keys of drafts (with their reverse index) and of open uploads.
     pub idempotency: IdempotencyRepository,
     /// `(UTC day, principal) → vaults it created that day` (today's, until collected).
-    pub vault_creations: StableBTreeMap<(u64, Principal), u32, Mem>,
+    pub vault_creations: DailyCounters,
     // ---- members (invites, recovery codes)
     /// Invites with their token index.
     pub invites: InviteRepository,
@@ -96,8 +96,9 @@ pub struct State {
     pub(super) content_pages: Mem,
     /// Free page runs: `first page → pages`.
     pub content_free: StableBTreeMap<u64, u64, Mem>,
-    /// `(principal, day) → downloads requested that day` (non-owners).
-    pub download_counters: StableBTreeMap<(Principal, u64), u32, Mem>,
+    /// `(UTC day, principal) → downloads requested that day` (non-owners; today's, until
+    /// collected).
+    pub download_counters: DailyCounters,
     /// `ticket → ticket`.
     pub download_tickets: DenseTable<TicketRecord, Mem>,
     // ---- vetKeys
@@ -150,7 +151,7 @@ impl State {
                 mm.get(ids::IDEMPOTENCY),
                 mm.get(ids::IDEMPOTENCY_BY_VAULT),
             ),
-            vault_creations: StableBTreeMap::init(mm.get(ids::VAULT_CREATIONS)),
+            vault_creations: DailyCounters::init(mm.get(ids::VAULT_CREATIONS)),
             // ---- members
             invites: InviteRepository::init(mm.get(ids::INVITES), mm.get(ids::INVITE_TOKEN_INDEX)),
             recovery_codes: RecoveryCodeRepository::init(mm.get(ids::RECOVERY_CODES)),
@@ -164,7 +165,7 @@ impl State {
             content_chunks: ChunkIndex::init(mm.get(ids::CHUNK_DIR), slab.clone()),
             content_pages: mm.get(ids::CONTENT_PAGES),
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
-            download_counters: StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS)),
+            download_counters: DailyCounters::init(mm.get(ids::DOWNLOAD_COUNTERS_BY_DAY)),
             download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab),
             vetkeys: KeyRepository::init(mm.get(ids::VETKEYS)),
             ops_snapshot: mm.get(ids::OPS_SNAPSHOT),
@@ -216,6 +217,9 @@ impl State {
         if found < 6 {
             self.migrate_owner_index_to_6();
             self.migrate_payments_to_6();
+        }
+        if found < 7 {
+            self.migrate_download_counters_to_7();
         }
         if found < LAYOUT_VERSION {
             self.stamp_layout();
@@ -271,6 +275,25 @@ impl State {
         }
         let mut old: StableBTreeMap<(Principal, VaultId), (), Mem> = StableBTreeMap::init(memory);
         self.vaults.migrate_owner_index(old.keys());
+        old.clear_new();
+    }
+
+    /// Layout 7: the download counters move from their `(principal, day)` map to
+    /// [`DailyCounters`] keyed `(day, principal)` (past days' too: the next tick collects
+    /// them). Reads the retired memory only when it was ever written.
+    fn migrate_download_counters_to_7(&mut self) {
+        use ic_stable_structures::Memory;
+        let memory = self.memory_manager.get(ids::DOWNLOAD_COUNTERS);
+        if memory.size() == 0 {
+            return;
+        }
+        let mut old: StableBTreeMap<(Principal, u64), u32, Mem> = StableBTreeMap::init(memory);
+        if old.is_empty() {
+            return;
+        }
+        for ((who, day), n) in old.iter().map(|e| e.into_pair()) {
+            self.download_counters.set(day, who, n);
+        }
         old.clear_new();
     }
 
@@ -754,6 +777,51 @@ mod tests {
         assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
         assert_eq!(again.vaults.owner_index().count(), expect.len() + 1);
         again.vaults.check_owner_index().unwrap();
+    }
+
+    /// Layout 6 kept the daily download counters keyed `(principal, day)`: the upgrade to
+    /// layout 7 moves them to the `(day, principal)` counters (`if found < 7`), empties the
+    /// retired map, and the collector then takes past days as a prefix.
+    #[test]
+    fn layout_6_download_counters_migrate_to_day_first_counters() {
+        let memory = DefaultMemoryImpl::default();
+        let mut expect = Vec::new();
+        {
+            let mm = MemoryManager::init(memory.clone());
+            let mut old: StableBTreeMap<(Principal, u64), u32, Mem> =
+                StableBTreeMap::init(mm.get(ids::DOWNLOAD_COUNTERS));
+            for who in 0..40u8 {
+                for day in [100u64, 101] {
+                    let n = u32::from(who % 7) + 1;
+                    old.insert((p(who), day), n);
+                    expect.push(((day, p(who)), n));
+                }
+            }
+            let mut header: StableCell<StorageHeader, Mem> =
+                StableCell::init(mm.get(ids::HEADER), StorageHeader::default());
+            let mut h = header.get().clone();
+            h.layout_version = 6;
+            header.set(h);
+        }
+        expect.sort();
+        let mut s = State::open(memory.clone());
+        assert_eq!(s.migrate(), Ok(6));
+        assert_eq!(s.header.get().layout_version, LAYOUT_VERSION);
+        assert_eq!(s.download_counters.iter().collect::<Vec<_>>(), expect);
+        let old: StableBTreeMap<(Principal, u64), u32, Mem> =
+            StableBTreeMap::init(s.memory_manager.get(ids::DOWNLOAD_COUNTERS));
+        assert!(old.is_empty());
+        drop(old);
+        assert_eq!(s.download_counters.get(101, p(3)), 4);
+        // Day 100's forty counters are the prefix the collector takes.
+        assert_eq!(s.download_counters.collect_before(101, 25), 25);
+        assert_eq!(s.download_counters.collect_before(101, 25), 15);
+        assert_eq!(s.download_counters.len(), 40);
+        // The next upgrade finds layout 7: nothing is migrated again.
+        drop(s);
+        let mut again = State::open(memory);
+        assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(again.download_counters.len(), 40);
     }
 
     /// A fresh install never touches the retired owner-index memory.

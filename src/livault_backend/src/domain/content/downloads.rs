@@ -28,7 +28,7 @@ pub fn request_download(
     let ticket_secs = state.config().durations.download_ticket_secs;
     let day = now / NANOS_PER_DAY;
     let counted = heir.is_some();
-    let used = state.download_counters.get(&(caller, day)).unwrap_or(0);
+    let used = state.download_counters.get(day, caller);
     if counted && used >= per_day {
         return Err(VaultError::DownloadLimitReached {
             resets_at: (day + 1) * NANOS_PER_DAY,
@@ -37,7 +37,7 @@ pub fn request_download(
     let expires_at = now.saturating_add(ticket_secs.saturating_mul(NANOS_PER_SEC));
     let ticket_id = state.header.next_id(IdKind::Ticket);
     if counted {
-        state.download_counters.insert((caller, day), used + 1);
+        state.download_counters.increment(day, caller);
     }
     state.download_tickets.insert(
         ticket_id,
@@ -145,15 +145,8 @@ pub fn collect_expired_tickets(state: &mut State, now: u64, max_batch: usize) ->
     if below > collected_below {
         state.header.set_tickets_collected_below(below);
     }
-    let today = now / NANOS_PER_DAY;
-    let old: Vec<(Principal, u64)> = state
+    let counters = state
         .download_counters
-        .keys()
-        .filter(|(_, day)| *day < today)
-        .take(max_batch)
-        .collect();
-    for key in &old {
-        state.download_counters.remove(key);
-    }
-    expired.len() + old.len()
+        .collect_before(now / NANOS_PER_DAY, max_batch);
+    expired.len() + counters
 }

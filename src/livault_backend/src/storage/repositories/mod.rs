@@ -4,6 +4,7 @@
 //! write are those of the plain structures they replaced (same memories, same keys, same
 //! encodings), so no migration is involved.
 
+pub mod daily_counters;
 pub mod header;
 pub mod idempotency;
 pub mod invites;
@@ -15,6 +16,7 @@ pub mod recovery_codes;
 pub mod uploads;
 pub mod vaults;
 
+pub use daily_counters::DailyCounters;
 pub use header::HeaderRepository;
 pub use idempotency::IdempotencyRepository;
 pub use invites::InviteRepository;
