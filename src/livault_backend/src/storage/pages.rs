@@ -304,14 +304,16 @@ pub fn read(state: &State, loc: &ChunkLoc) -> Vec<u8> {
     out
 }
 
+/// The free page runs `(first page, pages)`, ascending (tests compare them).
+#[cfg(test)]
+pub(crate) fn free_runs(state: &State) -> Vec<(u64, u64)> {
+    state.content_free.iter().map(|e| e.into_pair()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ic_stable_structures::DefaultMemoryImpl;
-
-    fn free_runs(s: &State) -> Vec<(u64, u64)> {
-        s.content_free.iter().map(|e| e.into_pair()).collect()
-    }
 
     #[test]
     fn chunk_loc_round_trips() {

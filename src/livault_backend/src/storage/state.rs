@@ -61,7 +61,7 @@ pub struct State {
     memory_manager: MemoryManager<DefaultMemoryImpl>,
     /// Buckets of memories migrated from 8 MiB buckets beyond their size (see `memory`).
     bucket_slack: ids::BucketSlack,
-    pub config: StableCell<ConfigCell, Mem>,
+    config: StableCell<ConfigCell, Mem>,
     /// Layout version, id counters, per-status counts, `get_metrics` aggregates.
     pub header: HeaderRepository,
     /// Vaults (tombstones included) with their owner index; keeps the per-status counts.
@@ -95,7 +95,7 @@ pub struct State {
     /// Raw pages of chunk bodies (see `storage::pages`).
     pub(super) content_pages: Mem,
     /// Free page runs: `first page → pages`.
-    pub content_free: StableBTreeMap<u64, u64, Mem>,
+    pub(super) content_free: StableBTreeMap<u64, u64, Mem>,
     /// `(UTC day, principal) → downloads requested that day` (non-owners; today's, until
     /// collected).
     pub download_counters: DailyCounters,

@@ -165,7 +165,7 @@ impl Env {
         let uploads: Vec<_> = self.s.uploads.raw_entries();
         let chunks: Vec<_> = self.s.content_chunks.iter().collect();
         let items: Vec<_> = self.s.content_items.iter().collect();
-        let free: Vec<_> = self.s.content_free.iter().map(|e| e.into_pair()).collect();
+        let free = crate::storage::pages::free_runs(&self.s);
         format!(
             "{} {} {} {} {:?} {:?} {:?} {:?} {:?}",
             v.item_count,
