@@ -44,11 +44,6 @@ fn idempotency_hash(caller: &Principal, key: &str) -> [u8; 32] {
 /// principal could leave megabytes a day behind at its rate limit.
 pub const MAX_VAULT_CREATIONS_PER_DAY: u64 = 20;
 
-/// Vaults `who` created on the UTC day of `now`.
-fn creations_today(state: &State, who: Principal, now: u64) -> u64 {
-    u64::from(state.vault_creations.get(now / NANOS_PER_DAY, who))
-}
-
 /// Drops creation counters of days before `now`'s (see `DailyCounters::collect_before`:
 /// all at once when every counter is past, else at most `max` from the front). Returns how
 /// many went. Run by every scheduler tick.
@@ -97,8 +92,9 @@ pub fn create_vault(
             limit: max,
         });
     }
-    let created = creations_today(state, caller, now);
-    if created >= MAX_VAULT_CREATIONS_PER_DAY {
+    let today = now / NANOS_PER_DAY;
+    let created = state.vault_creations.get(today, caller);
+    if u64::from(created) >= MAX_VAULT_CREATIONS_PER_DAY {
         return Err(VaultError::PlanLimit {
             resource: "vault_creations_per_day".into(),
             limit: MAX_VAULT_CREATIONS_PER_DAY,
@@ -148,7 +144,7 @@ pub fn create_vault(
             args.plan.tier, args.plan.heir_slots, args.plan.witness_slot, quote.total_e8s
         ),
     );
-    state.vault_creations.increment(now / NANOS_PER_DAY, caller);
+    state.vault_creations.increment_from(today, caller, created);
     if let Some(hash) = idem {
         state.idempotency.bind_vault(hash, id);
     }

@@ -31,9 +31,12 @@ impl DailyCounters {
         self.map.get(&(day, who)).unwrap_or(0)
     }
 
-    /// Adds one to `who`'s count on `day`; returns the new count.
-    pub fn increment(&mut self, day: u64, who: Principal) -> u32 {
-        let n = self.get(day, who).saturating_add(1);
+    /// Counts one more for `who` on `day`, whose count this message read as `seen` with
+    /// [`Self::get`] (the callers check a limit first): one B-tree write, no second read.
+    /// Returns the new count.
+    pub fn increment_from(&mut self, day: u64, who: Principal, seen: u32) -> u32 {
+        debug_assert_eq!(seen, self.get(day, who), "BUG: a stale count");
+        let n = seen.saturating_add(1);
         self.map.insert((day, who), n);
         n
     }
@@ -108,10 +111,10 @@ mod tests {
     fn past_days_go_and_today_stays() {
         let mut c = counters();
         for who in 0..5 {
-            c.increment(10, p(who));
+            c.increment_from(10, p(who), 0);
         }
-        c.increment(11, p(1));
-        assert_eq!(c.increment(11, p(1)), 2);
+        c.increment_from(11, p(1), 0);
+        assert_eq!(c.increment_from(11, p(1), 1), 2);
         assert_eq!(c.get(11, p(1)), 2);
         assert_eq!(c.get(11, p(2)), 0);
         assert_eq!(c.collect_before(11, 2), 2);
@@ -147,8 +150,10 @@ mod tests {
                 match op {
                     Op::Increment { day, who } => {
                         let n = model.entry((day, p(who))).or_default();
+                        let seen = c.get(day, p(who));
+                        prop_assert_eq!(seen, *n);
                         *n += 1;
-                        prop_assert_eq!(c.increment(day, p(who)), *n);
+                        prop_assert_eq!(c.increment_from(day, p(who), seen), *n);
                     }
                     Op::Collect { today, max } => {
                         let past: Vec<_> = model.range(..(today, Principal::management_canister())).map(|(k, _)| *k).collect();
