@@ -418,7 +418,15 @@ impl<M: Memory> AuditLog<M> {
         // the next one arrives instead of staying chained: its tag is the record's last byte.
         // A later move to pages then recomputes the first events' hashes only.
         let spell_out = newest_chained && count >= CHAINED_EVENTS;
-        let new_len = bytes.len() + w.0.len() + if spell_out { 1 + ZERO_HASH.len() } else { 0 };
+        // What is appended: the newest event's hash when it is spelled out (its tag byte
+        // turns from 0 into 1), then the new event.
+        let mut tail = Vec::with_capacity(1 + ZERO_HASH.len() + w.0.len());
+        if spell_out {
+            tail.push(ZERO_HASH.len() as u8);
+            tail.extend_from_slice(&bytes[8..PACKED_HEAD]);
+        }
+        tail.extend_from_slice(&w.0);
+        let new_len = bytes.len() + tail.len();
         if new_len > self.packed_max
             || count + 1 > PACKED_EVENTS
             || event.hash.len() != ZERO_HASH.len()
@@ -431,22 +439,25 @@ impl<M: Memory> AuditLog<M> {
             }
             p.events.push((event.clone(), chained));
             self.unpack(vault, p);
-        } else if spell_out {
-            let head = bytes[8..PACKED_HEAD].to_vec();
-            bytes[8..PACKED_HEAD].copy_from_slice(&event.hash);
-            let tag = bytes.len() - 1;
-            debug_assert_eq!(bytes[tag], 0, "BUG: a chained event ends with tag 0");
-            bytes[tag] = 1;
-            bytes.push(ZERO_HASH.len() as u8);
-            bytes.extend_from_slice(&head);
-            bytes.extend_from_slice(&w.0);
-            self.index.put(&self.slab, vault, &bytes);
-        } else if new_len as u64 <= loc.capacity() {
+            return;
+        }
+        let tag = bytes.len() - 1;
+        debug_assert!(
+            !spell_out || bytes[tag] == 0,
+            "BUG: a chained event ends with tag 0"
+        );
+        if new_len as u64 <= loc.capacity() {
             self.slab.write(loc, 8, &event.hash);
-            self.index.append(&self.slab, vault, Some(loc), &w.0);
+            if spell_out {
+                self.slab.write(loc, tag as u64, &[1]);
+            }
+            self.index.append(&self.slab, vault, Some(loc), &tail);
         } else {
             bytes[8..PACKED_HEAD].copy_from_slice(&event.hash);
-            bytes.extend_from_slice(&w.0);
+            if spell_out {
+                bytes[tag] = 1;
+            }
+            bytes.extend_from_slice(&tail);
             self.index.put(&self.slab, vault, &bytes);
         }
     }
