@@ -18,8 +18,9 @@
 //! the existing ones). The encoder takes, at each position, the longest dictionary entry
 //! that starts there, else a digit run that is a `u64` without a leading zero, else the byte;
 //! the decoder does not depend on those choices. The idle vault's four events (creation,
-//! payment session, payment, status change) take ~55 bytes of details instead of ~250, which
-//! puts its packed audit record in a 192-byte block instead of a 384-byte one
+//! payment session, payment, status change) take ~50 bytes of details instead of ~235 (the
+//! test `the_idle_vaults_details_round_trip_in_under_a_quarter_of_their_bytes` prints
+//! both), which puts its packed audit record in a 192-byte block instead of a 384-byte one
 //! (BENCHMARKS.md, stable bytes per idle vault).
 
 use super::binary::{Reader, Writer};
@@ -206,7 +207,7 @@ fn number_at(rest: &[u8]) -> Option<(u64, usize)> {
         return None;
     }
     let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 || (n > 1 && rest[0] == b'0') {
+    if n > 1 && rest[0] == b'0' {
         return None;
     }
     let mut v: u64 = 0;
@@ -302,7 +303,7 @@ mod tests {
     ];
 
     #[test]
-    fn the_idle_vaults_details_round_trip_in_a_fifth_of_their_bytes() {
+    fn the_idle_vaults_details_round_trip_in_under_a_quarter_of_their_bytes() {
         let (mut text, mut packed) = (0, 0);
         for d in IDLE_VAULT {
             let e = encoded(d);
@@ -310,6 +311,7 @@ mod tests {
             text += d.len();
             packed += e.len();
         }
+        println!("idle vault details: {packed} bytes for {text}");
         assert!(packed * 4 < text, "{packed} bytes for {text}");
     }
 
