@@ -318,11 +318,9 @@ fn each_row_stays_within_its_documented_bound() {
 #[test]
 fn an_idle_vault_holds_at_most_1_kib_of_live_stable_bytes() {
     const VAULTS: u64 = 100;
-    let mut env = quiet_env();
-    let admin = env.admin;
+    let mut env = TestEnv::with_manual_ticks();
     let tick = |env: &mut TestEnv| {
-        let r: R<TickReport> = env.update(admin, "run_maintenance", ());
-        r.expect("run_maintenance");
+        env.run_maintenance();
         env.advance_days(1);
     };
     tick(&mut env);

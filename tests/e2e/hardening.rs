@@ -49,11 +49,8 @@ fn daily_env(validity_days: u32) -> TestEnv {
     })
 }
 
-/// An `Active` vault with `rules`, one heir joined and one letter. Returns (owner, heir, vault).
-fn active_vault(env: &mut TestEnv, rules: UnlockRules) -> (Principal, Principal, VaultId) {
-    let (owner, heir) = (user("owner"), user("heir"));
-    let v = env.create_vault(owner, "Family").id;
-    env.pay_creation(owner, v);
+/// `update_vault` setting only the unlock rules.
+fn set_rules(env: &mut TestEnv, owner: Principal, v: VaultId, rules: UnlockRules) {
     let r: R<VaultView> = env.update(
         owner,
         "update_vault",
@@ -66,6 +63,14 @@ fn active_vault(env: &mut TestEnv, rules: UnlockRules) -> (Principal, Principal,
         },),
     );
     r.expect("rules");
+}
+
+/// An `Active` vault with `rules`, one heir joined and one letter. Returns (owner, heir, vault).
+fn active_vault(env: &mut TestEnv, rules: UnlockRules) -> (Principal, Principal, VaultId) {
+    let (owner, heir) = (user("owner"), user("heir"));
+    let v = env.create_vault(owner, "Family").id;
+    env.pay_creation(owner, v);
+    set_rules(env, owner, v, rules);
     env.join(owner, v, MemberRole::Heir, heir);
     env.upload_letter(owner, v, b"ciphertext", None);
     let r: R<VaultView> = env.update(owner, "finalize_setup", (v,));
@@ -475,53 +480,26 @@ fn the_owner_names_where_refunds_go() {
 #[test]
 fn a_tick_does_not_read_the_days_download_counters() {
     const VAULTS: usize = 20;
-    let mut env = TestEnv::with_init(InitArgs {
-        admins: vec![user("admin")],
-        ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(Durations {
-            timer_interval_secs: 365 * 86_400,
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    let admin = env.admin;
-    let tick = |env: &mut TestEnv| -> u64 {
-        let reply = env
-            .host
-            .update(
-                admin,
-                "run_maintenance",
-                candid::encode_args(()).expect("encode"),
-            )
-            .expect("run_maintenance");
-        let r: R<TickReport> = candid::decode_one(&reply.bytes).expect("decode");
-        r.expect("run_maintenance");
-        reply.instructions
-    };
+    let mut env = TestEnv::with_manual_ticks();
+    let tick = |env: &mut TestEnv| env.run_maintenance().1;
     let now = env.now();
     let mut readers = Vec::new();
     for i in 0..VAULTS {
         let owner = user(&format!("owner-{i}"));
         let v = env.create_vault(owner, "Family").id;
         env.pay_creation(owner, v);
-        let r: R<VaultView> = env.update(
+        set_rules(
+            &mut env,
             owner,
-            "update_vault",
-            (UpdateVaultArgs {
-                vault_id: v,
-                name: None,
-                unlock_rules: Some(UnlockRules {
-                    unlock_after: Some(now + 2 * DAY_NS),
-                    inactivity_days: None,
-                    request_wait_days: 0,
-                    required_heirs: 0,
-                    required_witness: false,
-                }),
-                post_unlock_days: None,
-                audit_retention_days: None,
-            },),
+            v,
+            UnlockRules {
+                unlock_after: Some(now + 2 * DAY_NS),
+                inactivity_days: None,
+                request_wait_days: 0,
+                required_heirs: 0,
+                required_witness: false,
+            },
         );
-        r.expect("rules");
         let heirs = [user(&format!("heir-{i}-a")), user(&format!("heir-{i}-b"))];
         for h in heirs {
             env.join(owner, v, MemberRole::Heir, h);

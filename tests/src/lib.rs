@@ -119,6 +119,20 @@ impl TestEnv {
         })
     }
 
+    /// [`TestEnv::new`] whose maintenance timer does not fire within a test (a year): ticks
+    /// run only through [`TestEnv::run_maintenance`].
+    pub fn with_manual_ticks() -> Self {
+        Self::with_init(InitArgs {
+            admins: vec![user("admin")],
+            ledger_canister_id: Some(local_replica::ledger_principal()),
+            durations: Some(Durations {
+                timer_interval_secs: 365 * 86_400,
+                ..Durations::default()
+            }),
+            ..Default::default()
+        })
+    }
+
     /// Installs the canister with these init args.
     pub fn with_init(args: InitArgs) -> Self {
         Self::with_wasm(wasm(), args)
@@ -208,6 +222,19 @@ impl TestEnv {
     /// Moves the clock forward (timers due on the way run).
     pub fn advance(&mut self, d: Duration) {
         self.host.advance_time(d);
+    }
+
+    /// `run_maintenance` as the admin: the tick's report and the instructions the host
+    /// counted for the message.
+    pub fn run_maintenance(&mut self) -> (TickReport, u64) {
+        let arg = candid::encode_args(()).expect("encode");
+        let reply = self
+            .host
+            .update(self.admin, "run_maintenance", arg)
+            .unwrap_or_else(|e| panic!("run_maintenance was rejected: {e:?}"));
+        let r: Result<TickReport, VaultError> =
+            candid::decode_one(&reply.bytes).expect("decode run_maintenance");
+        (r.expect("run_maintenance"), reply.instructions)
     }
 
     /// Moves the clock forward by whole days.

@@ -17,8 +17,6 @@ use std::collections::BTreeMap;
 use livault_tests::stable_usage::{Category, StableUsage};
 use livault_tests::*;
 
-type R<T> = Result<T, VaultError>;
-
 fn usage(env: &TestEnv) -> StableUsage {
     StableUsage::read(env.host.stable_memory().expect("installed"))
 }
@@ -44,10 +42,8 @@ fn run(label: &str, wasm: &[u8], sizes: &[u64]) {
             ..Default::default()
         },
     );
-    let admin = env.admin;
     let tick = |env: &mut TestEnv| {
-        let r: R<TickReport> = env.update(admin, "run_maintenance", ());
-        r.expect("run_maintenance");
+        env.run_maintenance();
         env.advance_days(1);
     };
     tick(&mut env);
