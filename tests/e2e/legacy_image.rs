@@ -106,9 +106,14 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
     // clears the retired owner B-tree and writes the owner index (its directory, its
     // buckets in the record slab), and moves the payment trail (billing entries into their
     // slots, settled journals folded with their session's journal base); layout 7 opens
-    // the day-first download counters (the image has none to move); the answers below
-    // read them back the same.
+    // the day-first download counters (the image has none to move); layout 8 rewrites
+    // the raw directories as `StableVec`s (checked entry by entry below); the answers
+    // below read them back the same.
     let written = [
+        memory::VAULT_DIR,
+        memory::AUDIT_INDEX,
+        memory::CHUNK_DIR,
+        memory::TICKET_DIR,
         memory::HEADER,
         memory::OPS_SNAPSHOT,
         memory::ADMIN_TRAIL,
@@ -126,6 +131,39 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
         !slots.is_empty() && slots[12..16] == [74, 0, 0, 0],
         "billing slots"
     );
+    // Layout 8: each raw directory of the image is now the same entries behind a
+    // `StableVec` header (trailing absent entries dropped), in the same memory.
+    let directories = [
+        memory::VAULT_DIR,
+        memory::AUDIT_INDEX,
+        memory::CHUNK_DIR,
+        memory::TICKET_DIR,
+    ];
+    for (_, n, _) in memory::ALL.iter().filter(|m| directories.contains(&m.0)) {
+        let n = *n;
+        let (before, after) = (virtual_memory(&f.image, n), virtual_memory(&stable, n));
+        assert!(!before.is_empty(), "the image has directory {n}");
+        let entries = before
+            .chunks_exact(16)
+            .rposition(|e| e != [0u8; 16])
+            .map_or(0, |i| i + 1);
+        assert_eq!(&after[..4], b"SVC\x01", "directory {n}: a StableVec");
+        assert_eq!(
+            u64::from_le_bytes(after[4..12].try_into().unwrap()),
+            entries as u64
+        );
+        assert_eq!(
+            after[64..64 + 16 * entries],
+            before[..16 * entries],
+            "directory {n}: the same entries"
+        );
+        assert!(after[64 + 16 * entries..].iter().all(|b| *b == 0));
+        assert_eq!(
+            after.len(),
+            before.len(),
+            "directory {n}: converted in place"
+        );
+    }
     for (id, n, name) in memory::ALL {
         let before = virtual_memory(&f.image, n);
         let after = virtual_memory(&stable, n);

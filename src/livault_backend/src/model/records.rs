@@ -54,7 +54,15 @@ use super::types::{ItemKind, PlanSelection, UnlockRules, VaultId, VaultStatus};
 ///   `DOWNLOAD_COUNTERS_BY_DAY`, a `DailyCounters` like the vault creations'), so the
 ///   collector removes a prefix instead of scanning every counter of the day on each tick;
 ///   `post_upgrade` moves them from the retired `(principal, day)` map (memory 19).
-pub const LAYOUT_VERSION: u32 = 7;
+/// - 8: the five dense-id directories (vaults 25, audit roots 26, chunk index 28, tickets 29,
+///   owner-index buckets 36) are `ic-stable-structures` `StableVec`s of 16-byte entries
+///   instead of raw arrays of them (issue #14). Converted in place when the state is opened
+///   (`storage::slab::convert_raw_directory`: the structures cannot open the raw format), on
+///   the same memory ids; the slab and every record stay where they are.
+pub const LAYOUT_VERSION: u32 = 8;
+
+/// The first layout whose dense-id directories are `StableVec`s (see [`LAYOUT_VERSION`]).
+pub const STABLE_VEC_DIRECTORIES: u32 = 8;
 
 /// Layout version, id counters and aggregate counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

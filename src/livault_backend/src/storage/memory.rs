@@ -145,6 +145,10 @@ pub const IDEMPOTENCY_BY_VAULT: MemoryId = MemoryId::new(32);
 /// read by `post_upgrade` (4 pages reserved at install and upgrade, so `pre_upgrade` never
 /// grows memory).
 pub const OPS_SNAPSHOT: MemoryId = MemoryId::new(33);
+/// The dense-id directories: `StableVec`s of 16-byte block locations since layout 8 (raw
+/// arrays of them before; converted in place by `State::open`, see `slab::DenseBytes`).
+pub const DIRECTORIES: [MemoryId; 5] = [VAULT_DIR, AUDIT_INDEX, CHUNK_DIR, TICKET_DIR, OWNER_INDEX];
+
 /// `storage::admin_trail::AdminTrail`: the newest 2 047 admin actions (caller, time,
 /// arguments), a ring of 4 KiB slots (8 MiB at most).
 pub const ADMIN_TRAIL: MemoryId = MemoryId::new(34);

@@ -15,17 +15,21 @@
 //!   is threaded through the free blocks, and a bump pointer hands out fresh space. Allocation and release are two or three fixed-size reads and
 //!   writes; a freed block is reused by the next record of its class.
 //! - [`DenseTable`] maps id → record with a directory in its own virtual memory: entry `id`
-//!   (16 bytes at `16 × id`) holds where the record's block is and how long the record is.
-//!   `get` is two reads, `insert` one or two writes (in place while the record fits its
-//!   block), iteration walks the directory in id order.
+//!   (16 bytes) holds where the record's block is and how long the record is. Since
+//!   `LAYOUT_VERSION` 8 the directory is an `ic-stable-structures` `StableVec` of those
+//!   entries (before, a raw array of them at `16 × id`; [`convert_raw_directory`]). `get`
+//!   is three reads (the vector's length, the entry, the record), `insert` one or two
+//!   writes (in place while the record fits its block), iteration walks the directory in
+//!   id order.
 //!
 //! The byte layouts below are part of the persisted layout (since `LAYOUT_VERSION` 3); change
 //! them only with a migration.
 
 use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
 use std::marker::PhantomData;
 
-use ic_stable_structures::{Memory, Storable};
+use ic_stable_structures::{Memory, StableVec, Storable};
 
 /// Number of block size classes: codes `0..POW2_CLASSES` are 64 B × 2^c (up to 1 MiB), codes
 /// `POW2_CLASSES..CLASSES` are 96 B × 2^(c − POW2_CLASSES) (up to 768 KiB). The first
@@ -318,43 +322,134 @@ impl<M: Memory> Slab<M> {
     }
 }
 
-/// Raw id → bytes table: a directory memory of [`Loc`]s over a shared [`Slab`].
+/// One directory entry: the 16 bytes of a [`Loc`], all zero for an absent id.
+type DirEntry = [u8; Loc::BYTES];
+
+/// Whether `dir` already holds a `StableVec` of 16-byte entries: its 64-byte header (magic
+/// `SVC`, version 1, length, entry size 16, fixed-size flag 1, 47 zero bytes). A layout-3…7
+/// raw directory never looks like that: its bytes 16..32 would be entry 1 with only its
+/// first byte set, and an absent entry is written all zero.
+fn is_stable_vec<M: Memory>(dir: &M) -> bool {
+    if dir.size() == 0 {
+        return false;
+    }
+    let mut h = [0u8; 64];
+    dir.read(0, &mut h);
+    h[..4] == *b"SVC\x01"
+        && h[12..16] == (Loc::BYTES as u32).to_le_bytes()
+        && h[16] == 1
+        && h[17..].iter().all(|b| *b == 0)
+}
+
+/// Layout 8: converts a directory written as raw 16-byte entries (entry `id` at `16 × id`,
+/// layouts 3…7) into the `StableVec` [`DenseBytes`] opens, in place: the entries are read
+/// into the heap, the memory zeroed, and every entry up to the last present one pushed to a
+/// vector over the same memory (the memory keeps its buckets; no new memory id, none
+/// stranded; 64 bytes of header more, which the raw directory's zero tail almost always
+/// holds). Empty memory and a
+/// directory already converted are left alone, so opening the state twice before the
+/// layout is stamped converts once. Returns the entries written (`None`: nothing to do).
+pub fn convert_raw_directory<M: Memory>(dir: M) -> Option<u64> {
+    if dir.size() == 0 || is_stable_vec(&dir) {
+        return None;
+    }
+    let mut raw = vec![0u8; (dir.size() * WASM_PAGE) as usize];
+    dir.read(0, &mut raw);
+    let entries: Vec<DirEntry> = raw
+        .chunks_exact(Loc::BYTES)
+        .map(|e| e.try_into().expect("16 bytes"))
+        .collect();
+    // Zeroed first: the vector's header leaves its 47 reserved bytes as they are, and what
+    // lies past its last entry is then zero as in any directory.
+    raw.fill(0);
+    dir.write(0, &raw);
+    drop(raw);
+    let keep = entries
+        .iter()
+        .rposition(|e| *e != [0u8; Loc::BYTES])
+        .map_or(0, |i| i + 1);
+    let vec = StableVec::<DirEntry, M>::new(dir);
+    for e in &entries[..keep] {
+        vec.push(e);
+    }
+    Some(keep as u64)
+}
+
+/// Raw id → bytes table: a directory of [`Loc`]s (an `ic-stable-structures` `StableVec` of
+/// 16-byte entries, index = id) over a shared [`Slab`].
+///
+/// The vector is created by the first entry, not when the table opens: opening empty memory
+/// writes nothing, so a fresh install allocates no bucket for a directory it never uses.
 pub struct DenseBytes<M: Memory> {
-    dir: M,
+    dir: OnceCell<StableVec<DirEntry, M>>,
+    /// The directory's memory while it is empty and unwritten (taken by the first entry).
+    unwritten: Cell<Option<M>>,
 }
 
 impl<M: Memory> DenseBytes<M> {
-    /// Opens the directory in `dir` (empty memory: an empty table).
+    /// Opens the directory in `dir` (empty memory: an empty table). Traps on memory that
+    /// holds no directory of this layout (a raw layout-7 one must be converted first:
+    /// [`convert_raw_directory`]).
     pub fn init(dir: M) -> Self {
-        DenseBytes { dir }
+        if dir.size() == 0 {
+            return DenseBytes {
+                dir: OnceCell::new(),
+                unwritten: Cell::new(Some(dir)),
+            };
+        }
+        DenseBytes {
+            dir: OnceCell::from(StableVec::init(dir)),
+            unwritten: Cell::new(None),
+        }
     }
 
-    /// Ids the directory has room for without growing (every id below is absent or present).
+    /// Ids the directory holds an entry for (every id below is absent or present; every id
+    /// from here is absent).
     pub fn id_capacity(&self) -> u64 {
-        self.dir.size() * WASM_PAGE / Loc::BYTES as u64
+        self.dir.get().map_or(0, |d| d.len())
     }
 
     /// Where record `id` is.
     pub fn loc(&self, id: u64) -> Option<Loc> {
-        if id >= self.id_capacity() {
-            return None;
-        }
-        let mut b = [0u8; Loc::BYTES];
-        self.dir.read(id * Loc::BYTES as u64, &mut b);
-        Loc::decode(&b)
+        self.dir.get()?.get(id).and_then(|e| Loc::decode(&e))
     }
 
     fn set_loc(&self, id: u64, loc: Option<Loc>) {
-        let at = id
-            .checked_mul(Loc::BYTES as u64)
-            .expect("BUG: dense id overflow");
-        if loc.is_some() {
-            ensure_size(&self.dir, at + Loc::BYTES as u64);
+        let Some(loc) = loc else {
+            if id < self.id_capacity() {
+                self.written().set(id, &[0u8; Loc::BYTES]);
+            }
+            return;
+        };
+        let dir = self.written();
+        let len = dir.len();
+        if id < len {
+            dir.set(id, &loc.encode());
+        } else {
+            // Ids are dense: at most a few absent entries to fill before it. (The library
+            // traps when stable memory cannot grow.)
+            for _ in len..id {
+                dir.push(&[0u8; Loc::BYTES]);
+            }
+            dir.push(&loc.encode());
         }
-        self.dir
-            .write(at, &loc.map_or([0u8; Loc::BYTES], |l| l.encode()));
     }
 
+    /// The vector, created in the memory on the first write.
+    fn written(&self) -> &StableVec<DirEntry, M> {
+        self.dir.get_or_init(|| {
+            StableVec::new(
+                self.unwritten
+                    .take()
+                    .expect("BUG: a directory neither opened nor unwritten"),
+            )
+        })
+    }
+
+    /// Every entry, in id order.
+    fn entries(&self) -> impl Iterator<Item = DirEntry> + '_ {
+        self.dir.get().into_iter().flat_map(|d| d.iter())
+    }
     /// Record `id`.
     pub fn get(&self, slab: &Slab<M>, id: u64) -> Option<Vec<u8>> {
         self.loc(id).map(|loc| slab.read_all(loc))
@@ -432,30 +527,11 @@ impl<M: Memory> DenseBytes<M> {
         }
     }
 
-    /// Present ids ≥ `from`, ascending, reading the directory 4 KiB at a time.
+    /// Present ids ≥ `from`, ascending.
     pub fn ids_from(&self, from: u64) -> impl Iterator<Item = u64> + '_ {
-        const BATCH: u64 = 256;
-        let cap = self.id_capacity();
-        let mut next = from;
-        let mut buf: Vec<u8> = Vec::new();
-        let mut buf_start = 0;
-        std::iter::from_fn(move || {
-            while next < cap {
-                if next < buf_start || next >= buf_start + (buf.len() / Loc::BYTES) as u64 {
-                    let n = BATCH.min(cap - next);
-                    buf.resize(n as usize * Loc::BYTES, 0);
-                    self.dir.read(next * Loc::BYTES as u64, &mut buf);
-                    buf_start = next;
-                }
-                let i = ((next - buf_start) as usize) * Loc::BYTES;
-                let id = next;
-                next += 1;
-                if buf[i + 13] != 0 {
-                    return Some(id);
-                }
-            }
-            None
-        })
+        (from..)
+            .zip(self.entries().skip(from.try_into().unwrap_or(usize::MAX)))
+            .filter_map(|(id, e)| (e[13] != 0).then_some(id))
     }
 }
 
@@ -465,36 +541,26 @@ impl<M: Memory> DenseBytes<M> {
     /// block. Returns every present record's block (for [`Slab::check_accounted`]).
     pub fn check_invariants(&self, slab: &Slab<M>) -> Result<Vec<Loc>, String> {
         let bump = slab.high_water();
-        let cap = self.id_capacity();
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 256 * Loc::BYTES];
-        let mut id = 0;
-        while id < cap {
-            let n = 256.min(cap - id);
-            let bytes = &mut buf[..n as usize * Loc::BYTES];
-            self.dir.read(id * Loc::BYTES as u64, bytes);
-            for (i, e) in bytes.chunks_exact(Loc::BYTES).enumerate() {
-                let at = id + i as u64;
-                match e[13] {
-                    0 if e == [0u8; Loc::BYTES] => {}
-                    1 if e[14..].iter().all(|b| *b == 0) => {
-                        let loc = Loc::decode(e).expect("present");
-                        if loc.class >= CLASSES
-                            || u64::from(loc.len) > loc.capacity()
-                            || loc.addr < FIRST_BLOCK
-                            || loc.addr.saturating_add(loc.capacity()) > bump
-                        {
-                            return Err(format!(
-                                "dense directory: entry {at} names an impossible block {loc:?} \
-                                 (slab space {FIRST_BLOCK}..{bump})"
-                            ));
-                        }
-                        out.push(loc);
+        for (at, e) in self.entries().enumerate() {
+            match e[13] {
+                0 if e == [0u8; Loc::BYTES] => {}
+                1 if e[14..].iter().all(|b| *b == 0) => {
+                    let loc = Loc::decode(&e).expect("present");
+                    if loc.class >= CLASSES
+                        || u64::from(loc.len) > loc.capacity()
+                        || loc.addr < FIRST_BLOCK
+                        || loc.addr.saturating_add(loc.capacity()) > bump
+                    {
+                        return Err(format!(
+                            "dense directory: entry {at} names an impossible block {loc:?} \
+                             (slab space {FIRST_BLOCK}..{bump})"
+                        ));
                     }
-                    _ => return Err(format!("dense directory: entry {at} is malformed: {e:?}")),
+                    out.push(loc);
                 }
+                _ => return Err(format!("dense directory: entry {at} is malformed: {e:?}")),
             }
-            id += n;
         }
         Ok(out)
     }
@@ -660,6 +726,112 @@ mod tests {
         let t: DenseTable<Vec<u8>, _> = DenseTable::init(dir, slab);
         assert_eq!(t.get(&9_000), Some(vec![9_000u64 as u8; 10]));
         assert_eq!(t.get(&5), Some(vec![8; 3]));
+    }
+
+    /// Writes `locs` the way layouts 3…7 did: entry `id` at `16 × id`, absent all zero, the
+    /// memory grown by whole pages.
+    pub(crate) fn write_raw_directory(dir: &VectorMemory, locs: &[(u64, Loc)]) {
+        for (id, loc) in locs {
+            ensure_size(dir, (id + 1) * Loc::BYTES as u64);
+            dir.write(id * Loc::BYTES as u64, &loc.encode());
+        }
+    }
+
+    #[test]
+    fn an_empty_directory_writes_nothing_until_its_first_entry() {
+        let (slab, _, dir) = setup();
+        let t = DenseBytes::init(dir.clone());
+        assert_eq!(
+            (t.loc(3), t.id_capacity(), t.ids_from(0).count()),
+            (None, 0, 0)
+        );
+        assert!(!t.remove(&slab, 3));
+        assert_eq!(
+            dir.size(),
+            0,
+            "reads and a removal of nothing write nothing"
+        );
+        t.put(&slab, 2, &[9; 10]);
+        assert_eq!(dir.size(), 1);
+        assert_eq!(t.id_capacity(), 3, "ids 0 and 1 filled as absent");
+        assert_eq!(t.ids_from(0).collect::<Vec<_>>(), vec![2]);
+        let again = DenseBytes::init(dir);
+        assert_eq!(again.get(&slab, 2), Some(vec![9; 10]));
+        assert_eq!(again.id_capacity(), 3);
+    }
+
+    /// Layout 8: a raw directory becomes a `StableVec` in place; every id reads the same
+    /// block, trailing absent entries are not carried, and converting again does nothing.
+    #[test]
+    fn a_raw_directory_converts_in_place_and_reads_the_same() {
+        let (slab, _, dir) = setup();
+        // Records written through a table, then their locations laid out raw.
+        let scratch = DenseBytes::init(VectorMemory::default());
+        let ids: Vec<u64> = vec![0, 1, 2, 5, 6, 7, 300, 301, 4_095, 4_096, 5_000];
+        for id in &ids {
+            scratch.put(&slab, *id, &bytes(1, *id, (*id as usize * 13) % 700));
+        }
+        scratch.remove(&slab, 6);
+        let locs: Vec<(u64, Loc)> = ids
+            .iter()
+            .filter_map(|id| scratch.loc(*id).map(|l| (*id, l)))
+            .collect();
+        write_raw_directory(&dir, &locs);
+        let raw_pages = dir.size();
+        assert_eq!(raw_pages, 2, "5 001 entries of 16 bytes");
+
+        assert_eq!(convert_raw_directory(dir.clone()), Some(5_001));
+        assert_eq!(dir.size(), raw_pages, "in place: the memory did not grow");
+        let t = DenseBytes::init(dir.clone());
+        assert_eq!(t.id_capacity(), 5_001);
+        for id in 0..5_100 {
+            assert_eq!(t.loc(id), scratch.loc(id), "id {id}");
+        }
+        let present: Vec<u64> = locs.iter().map(|(id, _)| *id).collect();
+        assert_eq!(t.ids_from(0).collect::<Vec<_>>(), present);
+        assert_eq!(t.ids_from(7).collect::<Vec<_>>(), present[4..]);
+        assert_eq!(
+            ok(t.check_invariants(&slab)),
+            locs.iter().map(|l| l.1).collect::<Vec<_>>()
+        );
+        for (id, _) in &locs {
+            assert_eq!(t.get(&slab, *id), scratch.get(&slab, *id));
+        }
+
+        // Converting again (the state opened twice before the layout is stamped), and
+        // converting empty memory, change nothing.
+        let mut image = vec![0u8; (dir.size() * WASM_PAGE) as usize];
+        dir.read(0, &mut image);
+        assert_eq!(convert_raw_directory(dir.clone()), None);
+        let mut again = vec![0u8; image.len()];
+        dir.read(0, &mut again);
+        assert!(again == image);
+        let empty = VectorMemory::default();
+        assert_eq!(convert_raw_directory(empty.clone()), None);
+        assert_eq!(empty.size(), 0);
+        // A raw directory whose entries are all absent converts to an empty vector.
+        let zeros = VectorMemory::default();
+        zeros.grow(1);
+        assert_eq!(convert_raw_directory(zeros.clone()), Some(0));
+        assert_eq!(DenseBytes::init(zeros).id_capacity(), 0);
+    }
+
+    /// The raw format can never be taken for a converted directory: its first 64 bytes
+    /// would need entry 1 to be "absent" with a non-zero first byte.
+    #[test]
+    fn a_raw_directory_is_never_mistaken_for_a_converted_one() {
+        let (slab, _, dir) = setup();
+        let scratch = DenseBytes::init(VectorMemory::default());
+        scratch.put(&slab, 0, &[1; 10]);
+        let mut loc = scratch.loc(0).unwrap();
+        // Entry 0 spelling the vector's magic, version and entry size as far as a Loc can.
+        loc.addr = u64::from_le_bytes(*b"SVC\x01\0\0\0\0");
+        loc.len = 0;
+        loc.class = 16;
+        write_raw_directory(&dir, &[(0, loc), (3, loc)]);
+        assert!(!is_stable_vec(&dir));
+        assert_eq!(convert_raw_directory(dir.clone()), Some(4));
+        assert!(is_stable_vec(&dir));
     }
 
     #[test]
@@ -923,7 +1095,7 @@ mod tests {
         t.put(&slab, 0, &[0; 10]);
         let mut bad = t.loc(0).unwrap();
         bad.addr = slab.high_water();
-        dir.write(0, &bad.encode());
+        dir.write(64, &bad.encode());
         assert!(t
             .check_invariants(&slab)
             .unwrap_err()

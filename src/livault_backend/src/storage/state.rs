@@ -22,7 +22,7 @@ use crate::model::keys::KeyRecord;
 use crate::model::payments::{BillingEntry, JournalEntry, PaymentSession};
 use crate::model::records::{
     AuditEvent, ConfigCell, InviteRecord, ItemRecord, MemberRecord, RecoveryCodeRecord,
-    StorageHeader, TicketRecord, UploadEntry, VaultRecord, LAYOUT_VERSION,
+    StorageHeader, TicketRecord, UploadEntry, VaultRecord, LAYOUT_VERSION, STABLE_VEC_DIRECTORIES,
 };
 use crate::model::types::VaultId;
 use crate::{binary_storable, cbor_storable};
@@ -135,10 +135,18 @@ impl State {
     /// layout is first converted to 1 MiB buckets (traps on an unknown one: see `memory`).
     pub fn open(memory: DefaultMemoryImpl) -> State {
         let (mm, bucket_slack) = ids::open_manager(memory);
+        let header = HeaderRepository::init(mm.get(ids::HEADER));
+        // Layout 8 (see `LAYOUT_VERSION`): raw directories become `StableVec`s before the
+        // structures over them open; `migrate` stamps the layout afterwards.
+        if header.get().layout_version < STABLE_VEC_DIRECTORIES {
+            for id in ids::DIRECTORIES {
+                super::slab::convert_raw_directory(mm.get(id));
+            }
+        }
         let slab = std::rc::Rc::new(Slab::init(mm.get(ids::RECORD_SLAB)));
         State {
             config: StableCell::init(mm.get(ids::CONFIG), ConfigCell::default()),
-            header: HeaderRepository::init(mm.get(ids::HEADER)),
+            header,
             vaults: VaultRepository::init(
                 mm.get(ids::VAULT_DIR),
                 slab.clone(),
@@ -822,6 +830,110 @@ mod tests {
         let mut again = State::open(memory);
         assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
         assert_eq!(again.download_counters.len(), 40);
+    }
+
+    /// Layouts 3…7 kept the five dense-id directories as raw arrays of 16-byte entries: the
+    /// state opened over such memory converts each to a `StableVec` in place before anything
+    /// reads it, every record reads back the same, and the next opening converts nothing.
+    #[test]
+    fn layout_7_raw_directories_convert_when_the_state_opens() {
+        use ic_stable_structures::{Memory, StableVec};
+        let memory = DefaultMemoryImpl::default();
+        let owners = |id: VaultId| p((id % 9) as u8 + 1);
+        let snapshot = |s: &State| {
+            let vaults: Vec<_> = s.vaults.iter().collect();
+            let owned: Vec<Vec<VaultId>> = (1..=9u8)
+                .map(|o| s.vaults.owned_by(p(o), 0).collect())
+                .collect();
+            let events: Vec<Option<AuditEvent>> = (1..=60)
+                .flat_map(|v| (0..12).map(move |seq| (v, seq)))
+                .map(|(v, seq)| s.audit.get(v, seq))
+                .collect();
+            let chunks: Vec<_> = s.content_chunks.iter().collect();
+            let tickets: Vec<_> = s.download_tickets.iter().collect();
+            (vaults, owned, events, chunks, tickets)
+        };
+        let before = {
+            let mut s = State::open(memory.clone());
+            s.stamp_layout();
+            for id in 1..=60 {
+                assert_eq!(s.next_vault_id(), id);
+                let mut v = vault(id);
+                v.owner = owners(id);
+                s.insert_vault(v);
+                // Vault 7 pages its log; the others stay packed.
+                for seq in 0..if id == 7 { 12 } else { 2 } {
+                    s.audit.append(id, &event(id, seq));
+                }
+            }
+            for blob in [1u64, 2, 40] {
+                for i in 0..3 {
+                    s.content_chunks.push(blob, i, &chunk(blob, i));
+                }
+            }
+            for id in [1u64, 2, 5] {
+                s.download_tickets.insert(id, ticket(id));
+            }
+            s.download_tickets.remove(&2);
+            ok_walks(&s);
+            snapshot(&s)
+        };
+        assert_eq!(before.0.len(), 60);
+        assert_eq!(before.2.iter().flatten().count(), 60 * 2 + 10);
+
+        // Rewrite the directories the way layout 7 held them, and say so in the header.
+        {
+            let mm = MemoryManager::init(memory.clone());
+            for id in ids::DIRECTORIES {
+                let dir = mm.get(id);
+                assert!(dir.size() > 0, "{id:?} written");
+                let vec: StableVec<[u8; 16], Mem> = StableVec::init(dir.clone());
+                let entries: Vec<[u8; 16]> = vec.iter().collect();
+                dir.write(0, &vec![0u8; (dir.size() * 65_536) as usize]);
+                for (i, e) in entries.iter().enumerate() {
+                    dir.write(i as u64 * 16, e);
+                }
+            }
+            let mut header: StableCell<StorageHeader, Mem> =
+                StableCell::init(mm.get(ids::HEADER), StorageHeader::default());
+            let mut h = header.get().clone();
+            h.layout_version = 7;
+            header.set(h);
+        }
+
+        // Opened twice before the layout is stamped (the second finds them converted).
+        drop(State::open(memory.clone()));
+        let mut s = State::open(memory.clone());
+        assert!(snapshot(&s) == before, "every record reads back the same");
+        assert_eq!(s.migrate(), Ok(7));
+        assert_eq!(s.header.get().layout_version, LAYOUT_VERSION);
+        ok_walks(&s);
+        // New writes land beside the old entries.
+        let id = s.next_vault_id();
+        s.insert_vault(vault(id));
+        s.audit.append(id, &event(id, 0));
+        s.content_chunks.push(41, 0, &chunk(41, 0));
+        s.download_tickets.insert(6, ticket(6));
+        drop(s);
+        let mut again = State::open(memory);
+        assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
+        assert_eq!(again.vaults.get(&id), Some(vault(id)));
+        assert_eq!(again.audit.get(id, 0), Some(event(id, 0)));
+        assert_eq!(again.download_tickets.get(&6), Some(ticket(6)));
+        assert_eq!(again.vaults.get(&60).map(|v| v.owner), Some(owners(60)));
+        ok_walks(&again);
+    }
+
+    /// The walks of the structures over the directories.
+    fn ok_walks(s: &State) {
+        use crate::storage::model_test::ok;
+        let mut used = ok(s.vaults.check_invariants());
+        used.extend(ok(s.audit.reachable_blocks()));
+        used.extend(ok(s.content_chunks.check_invariants()));
+        used.extend(ok(s.download_tickets.check_invariants()));
+        used.extend(ok(s.vaults.check_owner_index()));
+        ok(s.audit.check_invariants());
+        ok(s.download_tickets.slab().check_accounted(&used));
     }
 
     /// A fresh install never touches the retired owner-index memory.
