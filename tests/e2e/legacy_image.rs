@@ -10,60 +10,14 @@ use livault_tests::legacy_image::*;
 use livault_tests::stable_usage::{buckets, virtual_memory};
 use livault_tests::*;
 use local_replica::{Host, HostConfig};
-use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
 
 /// Bytes of one `MemoryManager` bucket after the bucket migration (1 MiB).
 const BUCKET_BYTES: usize = memory::BUCKET_PAGES as usize * 65_536;
 
 type R<T> = Result<T, VaultError>;
 
-struct Fixture {
-    image: Vec<u8>,
-    time: u64,
-    probes: Vec<Probe>,
-}
-
 fn fixture() -> Fixture {
-    let dir = fixture_dir();
-    let image = decode_image(&std::fs::read(dir.join("stable.img")).expect("stable.img"));
-    let (time, probes) =
-        decode_probes(&std::fs::read_to_string(dir.join("probes.txt")).expect("probes.txt"));
-    Fixture {
-        image,
-        time,
-        probes,
-    }
-}
-
-/// A host canister holding the image, upgraded to today's module at the probes' time
-/// (minus the upgrade's own tick, so the probes run at the same times as when recorded).
-fn upgraded(f: &Fixture) -> TestEnv {
-    let controller = user("controller");
-    let mut host = Host::new(HostConfig {
-        start_time_ns: f.time - 1_000_000_000,
-        // The host's `raw_rand` is deterministic: with the seed the image was written with,
-        // it would hand out the same 32 bytes again and a new invite token would collide
-        // with a stored one (`generate_invite` refuses that with `Busy`). The IC's
-        // randomness never repeats; a fresh seed models that.
-        seed: 7,
-        ..HostConfig::default()
-    });
-    let canister = host
-        .install(&empty_module(), Vec::new(), controller)
-        .expect("install the empty module");
-    host.set_stable_memory(f.image.clone())
-        .expect("load the image");
-    let arg = candid::encode_one(None::<LiVaultArgs>).unwrap();
-    host.upgrade(wasm(), arg).expect("upgrade over the image");
-    assert!(host.now() <= f.time);
-    host.set_time(f.time);
-    TestEnv {
-        host,
-        canister,
-        controller,
-        admin: user("admin"),
-    }
+    Fixture::load(&fixture_dir())
 }
 
 #[test]
@@ -140,28 +94,10 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
         memory::TICKET_DIR,
     ];
     for (_, n, _) in memory::ALL.iter().filter(|m| directories.contains(&m.0)) {
-        let n = *n;
-        let (before, after) = (virtual_memory(&f.image, n), virtual_memory(&stable, n));
-        assert!(!before.is_empty(), "the image has directory {n}");
-        let entries = before
-            .chunks_exact(16)
-            .rposition(|e| e != [0u8; 16])
-            .map_or(0, |i| i + 1);
-        assert_eq!(&after[..4], b"SVC\x01", "directory {n}: a StableVec");
-        assert_eq!(
-            u64::from_le_bytes(after[4..12].try_into().unwrap()),
-            entries as u64
-        );
-        assert_eq!(
-            after[64..64 + 16 * entries],
-            before[..16 * entries],
-            "directory {n}: the same entries"
-        );
-        assert!(after[64 + 16 * entries..].iter().all(|b| *b == 0));
-        assert_eq!(
-            after.len(),
-            before.len(),
-            "directory {n}: converted in place"
+        assert_directory_converted(
+            *n,
+            &virtual_memory(&f.image, *n),
+            &virtual_memory(&stable, *n),
         );
     }
     for (id, n, name) in memory::ALL {
@@ -175,20 +111,7 @@ fn every_answer_reads_back_the_same_after_the_bucket_migration() {
     }
 
     // Every recorded answer, asked again at the same times.
-    let mut failures = Vec::new();
-    for p in f
-        .probes
-        .iter()
-        .filter(|p| !CHANGED_BY_UPGRADE.contains(&p.method.as_str()))
-    {
-        let reply = env
-            .host
-            .query(p.caller, &p.method, p.arg.clone())
-            .unwrap_or_else(|e| panic!("{} was rejected: {e:?}", p.method));
-        if let Err(e) = covers(&p.reply, &reply.bytes) {
-            failures.push(format!("{} as {}: {e}", p.method, p.caller));
-        }
-    }
+    let failures = f.differing_answers(&mut env);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -275,31 +198,7 @@ fn content_downloads_and_new_writes_work_after_the_migration() {
     let mut env = upgraded(&f);
     let cast = Cast::new();
     // Every committed item of every vault downloads with its recorded SHA-256.
-    let mut downloaded = 0;
-    for p in f.probes.iter().filter(|p| p.method == "list_items") {
-        let Ok(Ok(page)) = candid::decode_one::<R<Page<ItemView>>>(&p.reply) else {
-            continue;
-        };
-        for item in page.items {
-            let t: DownloadTicket = env
-                .update::<_, R<DownloadTicket>>(
-                    p.caller,
-                    "request_download",
-                    (item.vault_id, item.item_id),
-                )
-                .expect("request_download");
-            let mut body = Vec::new();
-            for i in 0..t.chunk_count {
-                let chunk: ByteBuf = env
-                    .query::<_, R<ByteBuf>>(p.caller, "get_download_chunk", (t.ticket_id, i))
-                    .expect("get_download_chunk");
-                body.extend_from_slice(&chunk);
-            }
-            assert_eq!(body.len() as u64, item.size);
-            assert_eq!(Sha256::digest(&body).as_slice(), item.sha256.as_slice());
-            downloaded += 1;
-        }
-    }
+    let downloaded = f.download_every_item(&mut env);
     assert!(downloaded >= 3, "{downloaded} items downloaded");
 
     // New data: a vault paid and filled; an old vault checked in.
@@ -312,16 +211,7 @@ fn content_downloads_and_new_writes_work_after_the_migration() {
     let grown = env.host.stable_memory().unwrap().len() - before;
     assert_eq!(grown % (1 << 20), 0, "grows by 1 MiB buckets: {grown}");
     assert!(grown <= 3 << 20, "grew {grown} bytes for 1 MB of content");
-    let t: DownloadTicket = env
-        .update::<_, R<DownloadTicket>>(dave, "request_download", (v, item))
-        .unwrap();
-    let mut body = Vec::new();
-    for i in 0..t.chunk_count {
-        let chunk: ByteBuf = env
-            .query::<_, R<ByteBuf>>(dave, "get_download_chunk", (t.ticket_id, i))
-            .unwrap();
-        body.extend_from_slice(&chunk);
-    }
+    let body = download(&mut env, dave, v, item);
     assert_eq!(body, &big[..1_000_000]);
     // Members join the new vault (new invites and token index entries beside the old ones).
     env.join(dave, v, MemberRole::Heir, user("after-migration-erin"));

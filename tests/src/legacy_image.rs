@@ -32,6 +32,7 @@ use livault_backend::model::member_types::{
 };
 use livault_backend::model::records::MemberRole;
 use serde_bytes::ByteBuf;
+use sha2::Digest;
 
 use crate::*;
 
@@ -39,11 +40,21 @@ type R<T> = Result<T, VaultError>;
 
 /// Where the fixture lives.
 pub fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(FIXTURE_DIR)
+    fixture_dir_of(FIXTURE_DIR)
+}
+
+/// Where a fixture directory (relative to the tests crate) is.
+pub fn fixture_dir_of(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
 /// The fixture directory, relative to the tests crate.
 pub const FIXTURE_DIR: &str = "fixtures/legacy_8mib_buckets";
+
+/// The second fixture: the same scenario on the module of commit `e38b102` (storage layout
+/// 7, 1 MiB buckets, raw dense-id directories), the image `tests/e2e/layout_7_image.rs`
+/// upgrades over. Regenerate as above, from that commit, with `LIVAULT_FIXTURE=layout_7`.
+pub const LAYOUT_7_FIXTURE_DIR: &str = "fixtures/layout_7";
 
 /// A module with no code: upgrading the old module to it runs the old `pre_upgrade` and
 /// nothing else, which leaves the stable memory exactly as a new module finds it; and a
@@ -373,6 +384,142 @@ pub fn probes(c: &Cast, w: &World) -> Vec<Probe> {
         out.push(probe(c.admin, "get_payment_session", Encode!(s).unwrap()));
     }
     out
+}
+
+/// Item `item` of vault `v` as `who` downloads it (ticket, then every chunk).
+pub fn download(env: &mut TestEnv, who: Principal, v: VaultId, item: u64) -> Vec<u8> {
+    let t: DownloadTicket = env
+        .update::<_, R<DownloadTicket>>(who, "request_download", (v, item))
+        .expect("request_download");
+    let mut body = Vec::new();
+    for i in 0..t.chunk_count {
+        let chunk: ByteBuf = env
+            .query::<_, R<ByteBuf>>(who, "get_download_chunk", (t.ticket_id, i))
+            .expect("get_download_chunk");
+        body.extend_from_slice(&chunk);
+    }
+    body
+}
+
+/// A fixture read back: the image, the time its probes ran and their answers.
+pub struct Fixture {
+    pub image: Vec<u8>,
+    pub time: u64,
+    pub probes: Vec<Probe>,
+}
+
+impl Fixture {
+    /// Reads `stable.img` and `probes.txt` from `dir`.
+    pub fn load(dir: &std::path::Path) -> Fixture {
+        let image = decode_image(&std::fs::read(dir.join("stable.img")).expect("stable.img"));
+        let (time, probes) =
+            decode_probes(&std::fs::read_to_string(dir.join("probes.txt")).expect("probes.txt"));
+        Fixture {
+            image,
+            time,
+            probes,
+        }
+    }
+
+    /// Downloads every committed item the recorded `list_items` answers name, as the
+    /// member who listed it, and checks its size and SHA-256; the number downloaded.
+    pub fn download_every_item(&self, env: &mut TestEnv) -> usize {
+        let mut downloaded = 0;
+        for p in self.probes.iter().filter(|p| p.method == "list_items") {
+            let Ok(Ok(page)) = candid::decode_one::<R<Page<ItemView>>>(&p.reply) else {
+                continue;
+            };
+            for item in page.items {
+                let body = download(env, p.caller, item.vault_id, item.item_id);
+                assert_eq!(body.len() as u64, item.size);
+                assert_eq!(
+                    sha2::Sha256::digest(&body).as_slice(),
+                    item.sha256.as_slice()
+                );
+                downloaded += 1;
+            }
+        }
+        downloaded
+    }
+
+    /// Asks every probe not in [`CHANGED_BY_UPGRADE`] again on `env`, at the same time;
+    /// one line per answer that does not cover the recorded one.
+    pub fn differing_answers(&self, env: &mut TestEnv) -> Vec<String> {
+        let mut failures = Vec::new();
+        for p in self
+            .probes
+            .iter()
+            .filter(|p| !CHANGED_BY_UPGRADE.contains(&p.method.as_str()))
+        {
+            let reply = env
+                .host
+                .query(p.caller, &p.method, p.arg.clone())
+                .unwrap_or_else(|e| panic!("{} was rejected: {e:?}", p.method));
+            if let Err(e) = covers(&p.reply, &reply.bytes) {
+                failures.push(format!("{} as {}: {e}", p.method, p.caller));
+            }
+        }
+        failures
+    }
+}
+
+/// A host canister holding the fixture's image, upgraded to today's module at the probes'
+/// time (minus the upgrade's own tick, so the probes run at the same times as when
+/// recorded).
+pub fn upgraded(f: &Fixture) -> TestEnv {
+    let controller = user("controller");
+    let mut host = local_replica::Host::new(local_replica::HostConfig {
+        start_time_ns: f.time - 1_000_000_000,
+        // The host's `raw_rand` is deterministic: with the seed the image was written with,
+        // it would hand out the same 32 bytes again and a new invite token would collide
+        // with a stored one (`generate_invite` refuses that with `Busy`). The IC's
+        // randomness never repeats; a fresh seed models that.
+        seed: 7,
+        ..local_replica::HostConfig::default()
+    });
+    let canister = host
+        .install(&empty_module(), Vec::new(), controller)
+        .expect("install the empty module");
+    host.set_stable_memory(f.image.clone())
+        .expect("load the image");
+    let arg = candid::encode_one(None::<LiVaultArgs>).unwrap();
+    host.upgrade(wasm(), arg).expect("upgrade over the image");
+    assert!(host.now() <= f.time);
+    host.set_time(f.time);
+    TestEnv {
+        host,
+        canister,
+        controller,
+        admin: user("admin"),
+    }
+}
+
+/// Layout 8 on directory memory `n`: what was a raw directory of 16-byte entries (`before`)
+/// is the same entries behind a `StableVec` header (trailing absent entries dropped, the
+/// rest zero), in the same memory (`after`, the same size).
+pub fn assert_directory_converted(n: u8, before: &[u8], after: &[u8]) {
+    assert!(!before.is_empty(), "the image has directory {n}");
+    let entries = before
+        .chunks_exact(16)
+        .rposition(|e| e != [0u8; 16])
+        .map_or(0, |i| i + 1);
+    assert_eq!(&after[..4], b"SVC\x01", "directory {n}: a StableVec");
+    assert_eq!(
+        u64::from_le_bytes(after[4..12].try_into().unwrap()),
+        entries as u64,
+        "directory {n}: its length"
+    );
+    assert_eq!(
+        after[64..64 + 16 * entries],
+        before[..16 * entries],
+        "directory {n}: the same entries"
+    );
+    assert!(after[64 + 16 * entries..].iter().all(|b| *b == 0));
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "directory {n}: converted in place"
+    );
 }
 
 /// Probes whose answer an upgrade changes: the admin trail gains its entry, the metrics
