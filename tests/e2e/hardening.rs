@@ -542,3 +542,46 @@ fn a_tick_does_not_read_the_days_download_counters() {
     tick(&mut env);
     assert_eq!(counters(&env), 0);
 }
+
+/// Lines of the canister log that start with `prefix`.
+fn log_lines(env: &TestEnv, prefix: &str) -> Vec<String> {
+    env.host
+        .canister_logs()
+        .filter(|l| l.content.starts_with(prefix))
+        .map(|l| l.content.clone())
+        .collect()
+}
+
+/// The owner index's hash key comes from the subnet's randomness, not from what a caller
+/// could narrow down (the time of the first create_vault): the install's timer re-keys the
+/// empty index at once, vaults created afterwards are listed, and an upgrade finds it done
+/// and does not re-key again.
+#[test]
+fn the_owner_index_is_keyed_from_the_subnets_randomness_once() {
+    let mut env = TestEnv::new();
+    env.advance(Duration::from_secs(1));
+    assert_eq!(
+        log_lines(&env, "event=owner_index.rekeyed"),
+        vec!["event=owner_index.rekeyed entries=0".to_string()]
+    );
+    let owners: Vec<Principal> = (0..5).map(|i| user(&format!("rekey-owner-{i}"))).collect();
+    for (i, o) in owners.iter().enumerate() {
+        for _ in 0..=i {
+            env.create_vault(*o, "Mine");
+        }
+    }
+    env.upgrade(None).expect("upgrade");
+    env.advance(Duration::from_secs(3_600));
+    assert_eq!(log_lines(&env, "event=owner_index.rekeyed").len(), 1);
+    for (i, o) in owners.iter().enumerate() {
+        let mine: R<Page<VaultSummary>> = env.query(
+            *o,
+            "list_my_vaults",
+            (PageArgs {
+                start_after: None,
+                limit: Some(100),
+            },),
+        );
+        assert_eq!(mine.unwrap().items.len(), i + 1);
+    }
+}

@@ -43,12 +43,11 @@ fn the_fixture_is_a_layout_7_image_with_raw_directories() {
 #[test]
 fn every_answer_reads_back_the_same_after_the_directories_convert() {
     let f = fixture();
-    let mut env = upgraded(&f);
-    let stable = env.host.stable_memory().unwrap().to_vec();
+    let (mut env, stable) = upgraded_with_image(&f);
     assert_eq!(buckets(&stable), buckets(&f.image), "no bucket added");
     assert_eq!(stable.len(), f.image.len(), "stable memory did not grow");
 
-    // Written by post_upgrade: the header (the layout stamped, metrics recounted), the ops
+    // As post_upgrade left it (before its timers ran). Written by post_upgrade: the header (the layout stamped, metrics recounted), the ops
     // snapshot pages, the admin trail (the upgrade's entry), and the five directories
     // (converted in place). Every other memory holds what it held, byte for byte.
     let written = [memory::HEADER, memory::OPS_SNAPSHOT, memory::ADMIN_TRAIL];
@@ -63,6 +62,34 @@ fn every_answer_reads_back_the_same_after_the_directories_convert() {
         }
     }
 
+    // Asked again after the timers the upgrade armed ran: the owner index of the image
+    // (salted from the time, layout 7) is now keyed from the subnet's randomness.
+    let rekeyed: Vec<String> = env
+        .host
+        .canister_logs()
+        .filter(|l| l.content.starts_with("event=owner_index.rekeyed"))
+        .map(|l| l.content.clone())
+        .collect();
+    let vaults_listed: usize = f
+        .probes
+        .iter()
+        .filter(|p| p.method == "list_my_vaults")
+        .map(|p| {
+            candid::decode_one::<R<Page<VaultSummary>>>(&p.reply)
+                .unwrap()
+                .map_or(0, |page| {
+                    page.items
+                        .iter()
+                        .filter(|v| v.role == VaultRole::Owner)
+                        .count()
+                })
+        })
+        .sum();
+    assert!(vaults_listed >= 3, "{vaults_listed} owned vaults listed");
+    assert_eq!(
+        rekeyed,
+        vec![format!("event=owner_index.rekeyed entries={vaults_listed}")]
+    );
     let failures = f.differing_answers(&mut env);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -467,6 +467,12 @@ impl Fixture {
 /// time (minus the upgrade's own tick, so the probes run at the same times as when
 /// recorded).
 pub fn upgraded(f: &Fixture) -> TestEnv {
+    upgraded_with_image(f).0
+}
+
+/// [`upgraded`], and the stable memory as `post_upgrade` left it, before the clock moves
+/// to the probes' time and the timers the upgrade armed run (the owner index's re-key).
+pub fn upgraded_with_image(f: &Fixture) -> (TestEnv, Vec<u8>) {
     let controller = user("controller");
     let mut host = local_replica::Host::new(local_replica::HostConfig {
         start_time_ns: f.time - 1_000_000_000,
@@ -483,15 +489,19 @@ pub fn upgraded(f: &Fixture) -> TestEnv {
     host.set_stable_memory(f.image.clone())
         .expect("load the image");
     let arg = candid::encode_one(None::<LiVaultArgs>).unwrap();
-    host.upgrade(wasm(), arg).expect("upgrade over the image");
+    host.upgrade_held(wasm(), arg)
+        .expect("upgrade over the image");
+    let image = host.stable_memory().expect("installed").to_vec();
+    host.run_until_idle();
     assert!(host.now() <= f.time);
     host.set_time(f.time);
-    TestEnv {
+    let env = TestEnv {
         host,
         canister,
         controller,
         admin: user("admin"),
-    }
+    };
+    (env, image)
 }
 
 /// Layout 8 on directory memory `n`: what was a raw directory of 16-byte entries (`before`)

@@ -630,6 +630,15 @@ impl Host {
     /// Atomic: on any trap the old instance and stable memory stay. The global timer is
     /// reset to 0 (as on the IC).
     pub fn upgrade(&mut self, wasm: &[u8], arg: Vec<u8>) -> Result<(), HostError> {
+        self.upgrade_held(wasm, arg)?;
+        self.run_until_idle();
+        Ok(())
+    }
+
+    /// [`Self::upgrade`], but what `post_upgrade` left queued (a timer due at once) waits
+    /// for the next call, clock move or [`Self::run_until_idle`]: a test can read the
+    /// stable memory exactly as `post_upgrade` wrote it.
+    pub fn upgrade_held(&mut self, wasm: &[u8], arg: Vec<u8>) -> Result<(), HostError> {
         if !self.contexts.is_empty() {
             return Err(HostError::Busy(self.contexts.len()));
         }
@@ -692,7 +701,6 @@ impl Host {
             }
         }
         self.canister = Some(new);
-        self.run_until_idle();
         Ok(())
     }
 

@@ -512,3 +512,43 @@ fn answered_update_messages_are_not_kept() {
         assert_eq!(h.message_status(id), None, "id {id}");
     }
 }
+
+/// A canister whose `post_upgrade` sets the global timer due at once; the timer counts its
+/// runs in a global (`fired` replies it).
+fn timer_on_upgrade() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module
+            (import "ic0" "global_timer_set" (func $set (param i64) (result i64)))
+            (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+            (import "ic0" "msg_reply" (func $reply))
+            (memory (export "memory") 1)
+            (global $fired (mut i64) (i64.const 0))
+            (func (export "canister_post_upgrade") (drop (call $set (i64.const 1))))
+            (func (export "canister_global_timer")
+                (global.set $fired (i64.add (global.get $fired) (i64.const 1))))
+            (func (export "canister_query fired")
+                (i64.store (i32.const 0) (global.get $fired))
+                (call $append (i32.const 0) (i32.const 8))
+                (call $reply)))"#,
+    )
+    .expect("valid wat")
+}
+
+#[test]
+fn a_held_upgrade_leaves_the_timer_post_upgrade_set_for_later() {
+    let fired = |h: &mut Host| as_u64(&h.query(alice(), "fired", vec![]).expect("fired").bytes);
+    let mut h = Host::new(HostConfig::default());
+    h.install(&timer_on_upgrade(), vec![], controller())
+        .expect("install");
+    h.upgrade(&timer_on_upgrade(), vec![]).expect("upgrade");
+    assert_eq!(
+        fired(&mut h),
+        1,
+        "an upgrade runs until idle: the timer ran"
+    );
+    h.upgrade_held(&timer_on_upgrade(), vec![])
+        .expect("held upgrade");
+    assert_eq!(fired(&mut h), 0, "held: not yet");
+    h.run_until_idle();
+    assert_eq!(fired(&mut h), 1);
+}

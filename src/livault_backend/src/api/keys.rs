@@ -6,8 +6,6 @@
 //! it when the cache does not hold the configured key name, retrying with a growing delay
 //! (1 minute doubling up to 1 hour) until it succeeds.
 
-use std::time::Duration;
-
 use crate::domain::keys::{self, DeriveVetKeyArgs, EncryptedVetKeyReply};
 use crate::model::errors::KeysError;
 use crate::model::keys::VetKdPublicKey;
@@ -15,24 +13,11 @@ use crate::model::keys::VetKdPublicKey;
 use super::errors::public;
 use super::{read, rt, update_async, GlobalState, WhenPaused};
 
-/// First retry delay of the public key fetch.
-const RETRY_FIRST: Duration = Duration::from_secs(60);
-/// Longest retry delay of the public key fetch.
-const RETRY_MAX: Duration = Duration::from_secs(3600);
-
-/// Fetches the public key now (in a timer) if the cache lacks it.
+/// Fetches the public key now (in a timer) if the cache lacks it, until it succeeds.
 pub fn arm_public_key_fetch() {
     if read(keys::public_key_missing) {
-        schedule_fetch(Duration::ZERO, RETRY_FIRST);
+        super::run_until_ok(|| async { keys::refresh_public_key(&GlobalState, &rt()).await });
     }
-}
-
-fn schedule_fetch(delay: Duration, next_delay: Duration) {
-    ic_cdk_timers::set_timer(delay, async move {
-        if keys::refresh_public_key(&GlobalState, &rt()).await.is_err() {
-            schedule_fetch(next_delay, (next_delay * 2).min(RETRY_MAX));
-        }
-    });
 }
 
 #[ic_cdk::query]

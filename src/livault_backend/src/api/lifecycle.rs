@@ -45,6 +45,7 @@ fn init(args: Option<LiVaultArgs>) {
     });
     super::scheduler::arm_timers();
     super::keys::arm_public_key_fetch();
+    super::vaults::arm_owner_index_rekey();
 }
 
 /// Writes the operational counters (heap) into their reserved pages (`domain::ops`): a
@@ -111,6 +112,9 @@ fn post_upgrade(args: Option<LiVaultArgs>) {
     super::scheduler::arm_timers();
     // A new key name (or a cache written before vetKeys) fetches the public key again.
     super::keys::arm_public_key_fetch();
+    // An owner index not yet keyed from the subnet's randomness (created before layout 8,
+    // or the install's timer did not get to it) is re-keyed.
+    super::vaults::arm_owner_index_rekey();
 }
 
 /// Ingress filter: anonymous update calls and oversized arguments are rejected before they

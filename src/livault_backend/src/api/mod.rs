@@ -146,3 +146,39 @@ pub fn finish<T>(endpoint: &'static str, result: VaultResult<T>) -> VaultResult<
 pub fn rt() -> IcRuntime {
     IcRuntime
 }
+
+/// First retry delay of a job run by [`run_until_ok`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest retry delay of a job run by [`run_until_ok`].
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Runs `job` in a timer now (its own message) and, while it fails, again after a delay
+/// doubling from 1 minute up to 1 hour: the setup work `init` and `post_upgrade` arm
+/// (timers are heap state) that needs a call (the vetKD public key, the subnet's
+/// randomness for the owner index).
+pub fn run_until_ok<F, Fut>(job: F)
+where
+    F: Fn() -> Fut + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + 'static,
+{
+    schedule_until_ok(
+        std::time::Duration::ZERO,
+        RETRY_FIRST,
+        std::rc::Rc::new(job),
+    );
+}
+
+fn schedule_until_ok<F, Fut>(
+    delay: std::time::Duration,
+    next: std::time::Duration,
+    job: std::rc::Rc<F>,
+) where
+    F: Fn() -> Fut + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + 'static,
+{
+    ic_cdk_timers::set_timer(delay, async move {
+        if job().await.is_err() {
+            schedule_until_ok(next, (next * 2).min(RETRY_MAX), job);
+        }
+    });
+}

@@ -20,6 +20,18 @@ pub type ListMyVaultsReply = Result<Page<VaultSummary>, ReadError>;
 /// The reply type of `update_vault`.
 pub type UpdateVaultReply = Result<VaultView, VaultsError>;
 
+/// Keys the owner index from the subnet's randomness (in a timer, until it succeeds) unless
+/// that was done already (`domain::vaults::strengthen_owner_index`).
+pub fn arm_owner_index_rekey() {
+    if !read(|s| s.vaults.owner_salt_is_random()) {
+        super::run_until_ok(|| async {
+            vaults::strengthen_owner_index(&super::GlobalState, &rt())
+                .await
+                .map(|_| ())
+        });
+    }
+}
+
 #[ic_cdk::update(guard = "crate::api::arguments::within_limits")]
 fn create_vault(args: CreateVaultArgs) -> Result<VaultView, VaultsError> {
     public("create_vault", {

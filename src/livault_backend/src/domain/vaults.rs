@@ -23,7 +23,7 @@ use crate::model::types::{
     VaultRole, VaultStatus, VaultSummary, VaultView, NANOS_PER_DAY,
 };
 use crate::runtime::Runtime;
-use crate::storage::{LoadedVault, State};
+use crate::storage::{LoadedVault, State, StateAccess};
 
 use super::pricing::upgrade_quote;
 use super::vault_core::check_draft_audit_room;
@@ -43,6 +43,36 @@ fn idempotency_hash(caller: &Principal, key: &str) -> [u8; 32] {
 /// a payment session (financial records are never erased), so without this bound one
 /// principal could leave megabytes a day behind at its rate limit.
 pub const MAX_VAULT_CREATIONS_PER_DAY: u64 = 20;
+
+/// Keys the owner index's hash with 16 bytes of the subnet's randomness, once per canister
+/// (run from a timer after install and after each upgrade until it succeeds): the salt the
+/// index was created with comes from what a message cannot be told in advance (the time,
+/// instruction counters, the cycle balance), which a determined caller could narrow down
+/// and then grind principals that all land in one bucket. `Ok(Some(entries re-hashed))`
+/// when it re-keyed now, `Ok(None)` when there was nothing to do; `Err` when the
+/// randomness could not be had (nothing changed; the timer tries again).
+pub async fn strengthen_owner_index(
+    st: &impl StateAccess,
+    rt: &impl Runtime,
+) -> Result<Option<u64>, String> {
+    if st.read(|s| s.vaults.owner_salt_is_random()) {
+        return Ok(None);
+    }
+    let random = rt.random_bytes().await?;
+    let salt: [u8; 16] = random[..16].try_into().expect("16 bytes");
+    // Re-checked after the await: a run that finished meanwhile already keyed it.
+    Ok(st.write(|s| {
+        if s.vaults.owner_salt_is_random() {
+            return None;
+        }
+        let entries = s.vaults.rekey_owner_index(salt);
+        crate::events::emit(
+            "owner_index.rekeyed",
+            &[("entries", crate::events::Val::Raw(&entries))],
+        );
+        Some(entries)
+    }))
+}
 
 /// Drops creation counters of days before `now`'s (see `DailyCounters::collect_before`:
 /// all at once when every counter is past, else at most `max` from the front). Returns how
@@ -493,4 +523,87 @@ pub fn quote_upgrade(
         )
     })?;
     upgrade_quote(state, &vault, to, rt.now())
+}
+
+#[cfg(test)]
+mod owner_index_rekey_tests {
+    use std::cell::RefCell;
+
+    use ic_stable_structures::DefaultMemoryImpl;
+
+    use super::*;
+    use crate::model::config::{Config, InitArgs};
+    use crate::model::types::{PlanSelection, Tier};
+    use crate::runtime::testing::{block_on, MockRuntime};
+
+    fn p(n: u8) -> Principal {
+        Principal::from_slice(&[n; 29])
+    }
+
+    /// Each owner's vault list, read through the index.
+    fn lists(s: &State, rt: &MockRuntime) -> Vec<Vec<VaultId>> {
+        (1..=12)
+            .map(|o| {
+                let page = list_my_vaults(
+                    s,
+                    rt.as_caller(p(o)),
+                    PageArgs {
+                        start_after: None,
+                        limit: Some(100),
+                    },
+                )
+                .unwrap();
+                page.items.iter().map(|v| v.id).collect()
+            })
+            .collect()
+    }
+
+    /// The install's (or upgrade's) timer keys the index from the subnet's randomness once:
+    /// every owner's list reads the same before and after, the walk holds, an event says
+    /// how many entries moved, and a second run does nothing.
+    #[test]
+    fn the_owner_index_is_rekeyed_once_from_the_subnets_randomness() {
+        let mut s = State::open(DefaultMemoryImpl::default());
+        s.set_config(Config::from_init(InitArgs::default(), p(200)).unwrap());
+        s.stamp_layout();
+        let rt = MockRuntime::new(1_000, p(200));
+        for o in 1..=12u8 {
+            for _ in 0..u32::from(o % 4) + 1 {
+                let args = CreateVaultArgs {
+                    name: "v".into(),
+                    plan: PlanSelection {
+                        tier: Tier::Standard,
+                        heir_slots: 1,
+                        witness_slot: false,
+                    },
+                    owner_age: 40,
+                    idempotency_key: None,
+                };
+                create_vault(&mut s, rt.as_caller(p(o)), args).unwrap();
+            }
+        }
+        let before = lists(&s, &rt);
+        let total: usize = before.iter().map(Vec::len).sum();
+        assert_eq!(total, 30);
+        assert!(!s.vaults.owner_salt_is_random());
+
+        let st = RefCell::new(s);
+        crate::events::take_native();
+        assert_eq!(
+            block_on(strengthen_owner_index(&st, &rt)),
+            Ok(Some(30)),
+            "re-keyed now"
+        );
+        assert_eq!(
+            crate::events::take_native(),
+            vec!["event=owner_index.rekeyed entries=30".to_string()]
+        );
+        let s = st.borrow();
+        assert!(s.vaults.owner_salt_is_random());
+        assert_eq!(lists(&s, &rt), before);
+        s.check_invariants().unwrap();
+        drop(s);
+        assert_eq!(block_on(strengthen_owner_index(&st, &rt)), Ok(None));
+        assert!(crate::events::take_native().is_empty());
+    }
 }

@@ -11,13 +11,17 @@
 //!   an insert, a removal or an owner's list reads one directory entry and one bucket of
 //!   ~[`LOAD`] entries whatever the number of owners. Removals never merge buckets.
 //! - The salt is chosen when the table is created (first insert or the layout-6 migration)
-//!   and never changes: callers cannot see it, so they cannot choose principals that share a
-//!   bucket (see docs/decisions.md for what it is made of).
+//!   from what the message cannot be told in advance ([`fresh_salt`]), then replaced once
+//!   by 128 bits of the subnet's randomness ([`OwnerIndex::rekey`], from a timer after
+//!   install and upgrade, `domain::vault_core::strengthen_owner_index`), after which it
+//!   never changes: callers cannot see it, so they cannot choose principals that share a
+//!   bucket (see docs/decisions.md).
 //!
 //! Persisted layout (a [`DenseBytes`] directory in its own memory over the record slab):
 //! - directory id 0: the table's header record, [`META_BYTES`] bytes: magic `LVOI`, version
-//!   `1`, `level: u8`, 2 zero bytes, `split: u64 LE`, `count: u64 LE`, `k0: u64 LE`,
-//!   `k1: u64 LE`. Absent until the first entry.
+//!   `1`, `level: u8`, `random salt: u8` (1 once re-keyed from the subnet's randomness;
+//!   since `LAYOUT_VERSION` 8, 0 before), a zero byte, `split: u64 LE`, `count: u64 LE`,
+//!   `k0: u64 LE`, `k1: u64 LE`. Absent until the first entry or the re-key.
 //! - directory id `b + 1`: bucket `b`, absent when empty; its entries one after another,
 //!   each `principal length: u8, principal bytes, vault id: u64 LE`, in no particular order.
 
@@ -88,6 +92,8 @@ struct Meta {
     count: u64,
     k0: u64,
     k1: u64,
+    /// Whether `(k0, k1)` came from the subnet's randomness ([`OwnerIndex::rekey`]).
+    random_salt: bool,
 }
 
 impl Meta {
@@ -98,6 +104,7 @@ impl Meta {
             count: 0,
             k0: u64::from_le_bytes(salt[..8].try_into().expect("8 bytes")),
             k1: u64::from_le_bytes(salt[8..].try_into().expect("8 bytes")),
+            random_salt: false,
         }
     }
 
@@ -106,6 +113,7 @@ impl Meta {
         b[..4].copy_from_slice(META_MAGIC);
         b[4] = META_VERSION;
         b[5] = self.level;
+        b[6] = u8::from(self.random_salt);
         b[8..16].copy_from_slice(&self.split.to_le_bytes());
         b[16..24].copy_from_slice(&self.count.to_le_bytes());
         b[24..32].copy_from_slice(&self.k0.to_le_bytes());
@@ -117,7 +125,8 @@ impl Meta {
         if b.len() != META_BYTES
             || &b[..4] != META_MAGIC
             || b[4] != META_VERSION
-            || b[6..8] != [0, 0]
+            || b[6] > 1
+            || b[7] != 0
         {
             return Err(format!("owner index: unknown header {b:?}"));
         }
@@ -128,6 +137,7 @@ impl Meta {
             count: u(16),
             k0: u(24),
             k1: u(32),
+            random_salt: b[6] == 1,
         };
         if meta.level >= 63 || meta.split >= 1u64 << meta.level {
             return Err(format!("owner index: impossible shape {meta:?}"));
@@ -357,13 +367,17 @@ impl<M: Memory> OwnerIndex<M> {
         if all.is_empty() {
             return;
         }
+        let meta = self.meta().unwrap_or_else(|| Meta::fresh(self.salt));
+        self.load(meta, &all);
+    }
+
+    /// Writes `all` (no duplicates) into an index with no bucket, keyed and flagged as
+    /// `meta`, sized for them: each bucket written once, then the header.
+    fn load(&mut self, meta: Meta, all: &[(Principal, VaultId)]) {
         let count = all.len() as u64;
-        let meta = self
-            .meta()
-            .unwrap_or_else(|| Meta::fresh(self.salt))
-            .with_buckets(count.div_ceil(LOAD));
+        let meta = meta.with_buckets(count.div_ceil(LOAD));
         let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); meta.buckets() as usize];
-        for (owner, id) in &all {
+        for (owner, id) in all {
             let b = meta.bucket_of(owner.as_slice()) as usize;
             push_entry(&mut buckets[b], owner.as_slice(), *id);
         }
@@ -371,6 +385,31 @@ impl<M: Memory> OwnerIndex<M> {
             self.put_bucket(b as u64, bytes);
         }
         self.put_meta(&Meta { count, ..meta });
+    }
+
+    /// Whether the hash is keyed by the subnet's randomness ([`Self::rekey`] ran).
+    pub fn salt_is_random(&self) -> bool {
+        self.meta().is_some_and(|m| m.random_salt)
+    }
+
+    /// Keys the hash with `salt`, 16 bytes of the subnet's randomness, and marks it so:
+    /// every entry is read, every bucket record freed, and the entries written again under
+    /// the new key in one pass (as [`Self::bulk_load`]; an empty index gets its header
+    /// only). O(entries): run once per canister, from a timer.
+    pub fn rekey(&mut self, salt: [u8; 16]) {
+        let all: Vec<(Principal, VaultId)> = self.entries();
+        if let Some(meta) = self.meta() {
+            for b in 0..meta.buckets() {
+                self.put_bucket(b, &[]);
+            }
+        }
+        self.load(
+            Meta {
+                random_salt: true,
+                ..Meta::fresh(salt)
+            },
+            &all,
+        );
     }
 
     /// The whole table: a valid header (or none, and no bucket), no directory entry past the
@@ -609,6 +648,86 @@ mod tests {
         assert!(ix.check_invariants().unwrap_err().contains("counts 2"));
     }
 
+    /// 29-byte principals (like self-authenticating ones) numbered `n`.
+    fn q(n: u64) -> Principal {
+        let mut b = [0xAB; 29];
+        b[..8].copy_from_slice(&n.to_le_bytes());
+        Principal::from_slice(&b)
+    }
+
+    /// The most entries one bucket holds.
+    fn fullest_bucket(ix: &OwnerIndex<VectorMemory>) -> usize {
+        let buckets = ix.bucket_count();
+        (0..buckets)
+            .map(|b| entries(&ix.bucket(b)).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Someone who knows the salt picks principals whose hashes share their low 8 bits: they
+    /// all land in one bucket, and every lookup of its owners reads them all. Re-keyed with
+    /// a salt they do not know, the same principals spread over the table; every entry is
+    /// kept, no block leaks, and the new key and its flag survive a reopening.
+    #[test]
+    fn a_rekey_spreads_principals_chosen_against_the_old_salt() {
+        let weak = [7u8; 16];
+        let meta = Meta::fresh(weak);
+        let chosen: Vec<Principal> = (0u64..)
+            .map(q)
+            .filter(|p| meta.hash(p.as_slice()) & 0xFF == 0)
+            .take(200)
+            .collect();
+        let (dir, data) = (VectorMemory::default(), VectorMemory::default());
+        let mut ix = open(&dir, &data, weak);
+        assert!(!ix.salt_is_random());
+        for (i, p) in chosen.iter().enumerate() {
+            assert!(ix.insert(*p, i as u64 + 1));
+        }
+        check(&ix);
+        assert_eq!(
+            ix.bucket_count(),
+            25,
+            "200 entries, 8 per bucket on average"
+        );
+        assert_eq!(
+            fullest_bucket(&ix),
+            200,
+            "every chosen principal in one bucket"
+        );
+        let before = ix.entries();
+
+        ix.rekey(*b"subnet random 16");
+        assert!(ix.salt_is_random());
+        check(&ix);
+        assert_eq!(ix.entries(), before);
+        assert_eq!(ix.len(), 200);
+        let fullest = fullest_bucket(&ix);
+        assert!(fullest <= 24, "the fullest bucket holds {fullest} of 200");
+        for (i, p) in chosen.iter().enumerate() {
+            assert_eq!(ix.owned_by(*p, 0), vec![i as u64 + 1]);
+        }
+        drop(ix);
+        let mut ix = open(&dir, &data, [9; 16]);
+        assert!(ix.salt_is_random(), "kept across a reopening");
+        assert_eq!(ix.entries(), before);
+        assert!(ix.insert(q(u64::MAX), 999));
+        assert!(ix.remove(chosen[0], 1));
+        check(&ix);
+
+        // An empty index gets its header only, and its first entries hash under the new key.
+        let (dir, data) = (VectorMemory::default(), VectorMemory::default());
+        let mut empty = open(&dir, &data, weak);
+        empty.rekey(*b"subnet random 16");
+        assert!(empty.salt_is_random());
+        assert_eq!((empty.len(), empty.bucket_count()), (0, 1));
+        check(&empty);
+        for (i, p) in chosen.iter().enumerate() {
+            assert!(empty.insert(*p, i as u64 + 1));
+        }
+        check(&empty);
+        assert!(fullest_bucket(&empty) <= 24);
+    }
+
     // ------------------------------------------------------------ randomized model test
 
     #[derive(Clone, Debug)]
@@ -627,6 +746,10 @@ mod tests {
         },
         /// Dropped and opened again over the same memories (an upgrade), with another salt.
         Reopen,
+        /// Re-keyed with another salt (the timer after install or upgrade).
+        Rekey {
+            salt: u8,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -639,6 +762,7 @@ mod tests {
             3 => (owner.clone(), id.clone()).prop_map(|(owner, id)| Op::Remove { owner, id }),
             2 => (owner, id).prop_map(|(owner, from)| Op::List { owner, from }),
             1 => Just(Op::Reopen),
+            1 => any::<u8>().prop_map(|salt| Op::Rekey { salt }),
         ]
     }
 
@@ -664,8 +788,14 @@ mod tests {
                     assert_eq!(ix.owned_by(p(owner), from), want, "step {step}: list");
                 }
                 Op::Reopen => {
+                    let random = ix.salt_is_random();
                     drop(ix);
                     ix = open(&dir, &data, [step as u8; 16]);
+                    assert_eq!(ix.salt_is_random(), random, "step {step}: the flag is kept");
+                }
+                Op::Rekey { salt } => {
+                    ix.rekey([salt; 16]);
+                    assert!(ix.salt_is_random());
                 }
             }
             check(&ix);

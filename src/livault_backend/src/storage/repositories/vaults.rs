@@ -187,6 +187,18 @@ impl VaultRepository {
         self.by_owner.bulk_load(entries);
     }
 
+    /// Whether the owner index's hash is keyed by the subnet's randomness (re-keyed once).
+    pub fn owner_salt_is_random(&self) -> bool {
+        self.by_owner.salt_is_random()
+    }
+
+    /// Keys the owner index's hash with `salt` (16 bytes of the subnet's randomness),
+    /// rewriting its buckets (`OwnerIndex::rekey`); the number of entries re-hashed.
+    pub fn rekey_owner_index(&mut self, salt: [u8; 16]) -> u64 {
+        self.by_owner.rekey(salt);
+        self.by_owner.len()
+    }
+
     /// The owner index's walk (`OwnerIndex::check_invariants`): the slab blocks it holds.
     pub(in crate::storage) fn check_owner_index(
         &self,
