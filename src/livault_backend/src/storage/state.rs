@@ -14,9 +14,9 @@ use super::pages::ChunkLoc;
 use super::repositories::{
     DailyCounters, HeaderRepository, IdempotencyRepository, InviteRepository, ItemRepository,
     KeyRepository, LoadedVault, MemberRepository, PaymentMemories, PaymentRepository,
-    RecoveryCodeRepository, UploadRepository, VaultRepository,
+    RecoveryCodeRepository, TicketRepository, UploadRepository, VaultRepository,
 };
-use super::slab::{DenseTable, Slab};
+use super::slab::Slab;
 use crate::model::config::{Account, Config};
 use crate::model::keys::KeyRecord;
 use crate::model::payments::{BillingEntry, JournalEntry, PaymentSession};
@@ -24,7 +24,7 @@ use crate::model::records::{
     AuditEvent, ConfigCell, InviteRecord, ItemRecord, MemberRecord, RecoveryCodeRecord,
     StorageHeader, TicketRecord, UploadEntry, VaultRecord, LAYOUT_VERSION, STABLE_VEC_DIRECTORIES,
 };
-use crate::model::types::VaultId;
+use crate::model::types::{TicketId, VaultId};
 use crate::{binary_storable, cbor_storable};
 
 cbor_storable!(ConfigCell, 1);
@@ -99,8 +99,8 @@ pub struct State {
     /// `(UTC day, principal) → downloads requested that day` (non-owners; today's, until
     /// collected).
     pub download_counters: DailyCounters,
-    /// `ticket → ticket`.
-    pub download_tickets: DenseTable<TicketRecord, Mem>,
+    /// Download tickets with their id counter and collector cursor (in the header).
+    download_tickets: TicketRepository,
     // ---- vetKeys
     /// The vetKeys public key cache and derivation counters.
     pub vetkeys: KeyRepository,
@@ -174,7 +174,7 @@ impl State {
             content_pages: mm.get(ids::CONTENT_PAGES),
             content_free: StableBTreeMap::init(mm.get(ids::CONTENT_FREE_PAGES)),
             download_counters: DailyCounters::init(mm.get(ids::DOWNLOAD_COUNTERS_BY_DAY)),
-            download_tickets: DenseTable::init(mm.get(ids::TICKET_DIR), slab),
+            download_tickets: TicketRepository::init(mm.get(ids::TICKET_DIR), slab),
             vetkeys: KeyRepository::init(mm.get(ids::VETKEYS)),
             ops_snapshot: mm.get(ids::OPS_SNAPSHOT),
             admin_trail: AdminTrail::init(mm.get(ids::ADMIN_TRAIL)),
@@ -267,7 +267,7 @@ impl State {
         let mut old_tickets: StableBTreeMap<u64, TicketRecord, Mem> =
             StableBTreeMap::init(self.memory_manager.get(ids::DOWNLOAD_TICKETS));
         for (id, ticket) in old_tickets.iter().map(|e| e.into_pair()) {
-            self.download_tickets.insert(id, ticket);
+            self.download_tickets.migrate_ticket(id, ticket);
         }
         old_tickets.clear_new();
     }
@@ -310,6 +310,30 @@ impl State {
     fn migrate_payments_to_6(&mut self) {
         self.payments.migrate_billing_to_slots();
         self.payments.fold_settled_journals();
+    }
+
+    /// Issues a download ticket: `make(id)` stored under the next ticket id (see
+    /// [`TicketRepository::issue`]); that id.
+    pub fn issue_ticket(&mut self, make: impl FnOnce(TicketId) -> TicketRecord) -> TicketId {
+        self.download_tickets.issue(&mut self.header, make)
+    }
+
+    /// Download ticket `id`, until collected.
+    pub fn ticket(&self, id: TicketId) -> Option<TicketRecord> {
+        self.download_tickets.get(id)
+    }
+
+    /// Removes at most `max` tickets expired at `now` (see
+    /// [`TicketRepository::collect_expired`]); how many.
+    pub fn collect_expired_tickets(&mut self, now: u64, max: usize) -> usize {
+        self.download_tickets
+            .collect_expired(&mut self.header, now, max)
+    }
+
+    /// The ticket repository with the header it keeps its counters in (tests).
+    #[cfg(test)]
+    pub(crate) fn tickets_and_header(&mut self) -> (&mut TicketRepository, &mut HeaderRepository) {
+        (&mut self.download_tickets, &mut self.header)
     }
 
     /// Hands out the next vault id.
@@ -410,6 +434,7 @@ mod tests {
     use crate::model::config::{Durations, Limits, Pricing, VetKdConfig};
     use crate::model::records::MemberRole;
     use crate::model::types::{PlanSelection, Tier, UnlockRules, VaultStatus};
+    use crate::storage::slab::DenseTable;
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])
@@ -621,7 +646,7 @@ mod tests {
             for i in 0..blob as u32 {
                 assert_eq!(s.content_chunks.get(blob, i), Some(chunk(blob, i)));
             }
-            assert_eq!(s.download_tickets.get(&blob), Some(ticket(blob)));
+            assert_eq!(s.download_tickets.get(blob), Some(ticket(blob)));
         }
         // The retired maps are empty; opening again (next upgrade) changes nothing.
         let mm = &s.memory_manager;
@@ -871,10 +896,9 @@ mod tests {
                     s.content_chunks.push(blob, i, &chunk(blob, i));
                 }
             }
-            for id in [1u64, 2, 5] {
-                s.download_tickets.insert(id, ticket(id));
+            for id in [1u64, 5] {
+                s.download_tickets.migrate_ticket(id, ticket(id));
             }
-            s.download_tickets.remove(&2);
             ok_walks(&s);
             snapshot(&s)
         };
@@ -913,13 +937,13 @@ mod tests {
         s.insert_vault(vault(id));
         s.audit.append(id, &event(id, 0));
         s.content_chunks.push(41, 0, &chunk(41, 0));
-        s.download_tickets.insert(6, ticket(6));
+        s.download_tickets.migrate_ticket(6, ticket(6));
         drop(s);
         let mut again = State::open(memory);
         assert_eq!(again.migrate(), Ok(LAYOUT_VERSION));
         assert_eq!(again.vaults.get(&id), Some(vault(id)));
         assert_eq!(again.audit.get(id, 0), Some(event(id, 0)));
-        assert_eq!(again.download_tickets.get(&6), Some(ticket(6)));
+        assert_eq!(again.download_tickets.get(6), Some(ticket(6)));
         assert_eq!(again.vaults.get(&60).map(|v| v.owner), Some(owners(60)));
         ok_walks(&again);
     }
@@ -933,7 +957,7 @@ mod tests {
         used.extend(ok(s.download_tickets.check_invariants()));
         used.extend(ok(s.vaults.check_owner_index()));
         ok(s.audit.check_invariants());
-        ok(s.download_tickets.slab().check_accounted(&used));
+        ok(s.vaults.slab().check_accounted(&used));
     }
 
     /// A fresh install never touches the retired owner-index memory.

@@ -40,22 +40,18 @@ pub fn request_download(
         });
     }
     let expires_at = now.saturating_add(ticket_secs.saturating_mul(NANOS_PER_SEC));
-    let ticket_id = state.header.next_id(IdKind::Ticket);
     if counted {
         state.download_counters.increment_from(day, caller, used);
     }
-    state.download_tickets.insert(
+    let ticket_id = state.issue_ticket(|ticket_id| TicketRecord {
         ticket_id,
-        TicketRecord {
-            ticket_id,
-            vault_id,
-            item_id,
-            blob_id: item.blob_id,
-            holder: caller,
-            expires_at,
-            chunk_count: item.chunk_count,
-        },
-    );
+        vault_id,
+        item_id,
+        blob_id: item.blob_id,
+        holder: caller,
+        expires_at,
+        chunk_count: item.chunk_count,
+    });
     if access == Access::Owner {
         vault_core::touch_owner(state, &mut vault, now, caller);
     }
@@ -90,10 +86,7 @@ pub fn download_chunk_loc(
     ticket_id: TicketId,
     index: u32,
 ) -> VaultResult<ChunkLoc> {
-    let ticket = state
-        .download_tickets
-        .get(&ticket_id)
-        .ok_or(VaultError::NotFound)?;
+    let ticket = state.ticket(ticket_id).ok_or(VaultError::NotFound)?;
     if ticket.holder != *caller {
         return Err(VaultError::NotAuthorized);
     }
@@ -125,33 +118,9 @@ pub fn get_download_chunk(
 /// Removes download tickets past their expiry and download counters of past days (at most
 /// `max_batch` of each). Returns how many entries were removed. Called by the scheduler.
 pub fn collect_expired_tickets(state: &mut State, now: u64, max_batch: usize) -> usize {
-    // Ticket ids grow with time and every ticket lives equally long, so expired tickets are
-    // (nearly) a prefix; stop at the first live one.
-    // The header keeps where the collected prefix ends, so a run never rescans it.
-    let collected_below = state.header.get().tickets_collected_below;
-    let mut live = None;
-    let expired: Vec<u64> = state
-        .download_tickets
-        .range_from(collected_below)
-        .take(max_batch)
-        .take_while(|(id, t)| {
-            let gone = t.expires_at <= now;
-            if !gone {
-                live = Some(*id);
-            }
-            gone
-        })
-        .map(|(id, _)| id)
-        .collect();
-    for id in &expired {
-        state.download_tickets.remove(id);
-    }
-    let below = live.unwrap_or_else(|| expired.last().map_or(0, |id| id + 1));
-    if below > collected_below {
-        state.header.set_tickets_collected_below(below);
-    }
+    let tickets = state.collect_expired_tickets(now, max_batch);
     let counters = state
         .download_counters
         .collect_before(now / NANOS_PER_DAY, max_batch);
-    expired.len() + counters
+    tickets + counters
 }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod members;
 pub mod payments;
 pub mod recovery_codes;
+pub mod tickets;
 pub mod uploads;
 pub mod vaults;
 
@@ -25,5 +26,6 @@ pub use keys::KeyRepository;
 pub use members::MemberRepository;
 pub use payments::{PaymentMemories, PaymentRepository};
 pub use recovery_codes::RecoveryCodeRepository;
+pub use tickets::TicketRepository;
 pub use uploads::UploadRepository;
 pub use vaults::{LoadedVault, VaultRepository};
