@@ -15,7 +15,9 @@
 //!
 //! With `LIVAULT_UPGRADE_WASM=<module>` the canister (seeded and ticked by `LIVAULT_WASM`) is
 //! then upgraded to that module first, and that `post_upgrade` is printed as "migration":
-//! a layout migration measured at N vaults (the usual upgrade then runs on that module).
+//! a layout migration measured at N vaults (the usual upgrade then runs on that module),
+//! with the messages the upgrade's timers ran right after it (e.g. the owner index's
+//! re-key from the subnet's randomness on the first upgrade to layout 8).
 
 use std::time::{Duration, Instant};
 
@@ -100,7 +102,9 @@ struct Row {
     due_total: u64,
     due_report: TickReport,
     post_upgrade: u64,
-    migration: Option<u64>,
+    /// `post_upgrade` of the migration, the largest message after it (instructions,
+    /// method) and all messages after it.
+    migration: Option<(u64, (u64, String), u64)>,
     stable_bytes: u64,
     heap_bytes: u64,
 }
@@ -135,10 +139,23 @@ fn run(n: usize, bulk: bool) -> Row {
         .map(|p| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.to_string_lossy())));
     let no_args = candid::encode_one(None::<LiVaultArgs>).expect("encode upgrade args");
     let migration = upgrade_to.as_ref().map(|w| {
+        let before = env.host.executions().count();
         env.host
             .upgrade(w, no_args.clone())
             .expect("upgrade to LIVAULT_UPGRADE_WASM");
-        last_post_upgrade(&env)
+        // The messages the upgrade's timers ran right after it (the owner index's re-key
+        // among them): the largest one and all of them.
+        let after: Vec<(u64, String)> = env
+            .host
+            .executions()
+            .skip(before)
+            .filter(|e| e.kind != local_replica::ic0::ExecKind::PostUpgrade)
+            .filter(|e| e.kind != local_replica::ic0::ExecKind::PreUpgrade)
+            .map(|e| (e.instructions, e.method.clone()))
+            .collect();
+        let largest = after.iter().max().cloned().unwrap_or_default();
+        let total = after.iter().map(|e| e.0).sum();
+        (last_post_upgrade(&env), largest, total)
     });
     // An upgrade at this size: `post_upgrade` rebuilds the queue's heap index from its slots.
     match &upgrade_to {
@@ -239,9 +256,11 @@ fn main() {
             row.stable_bytes / row.n as u64,
             row.heap_bytes,
         );
-        if let Some(m) = row.migration {
+        if let Some((m, (largest, method), total)) = &row.migration {
             println!(
-                "N={:>7}: migration post_upgrade (to LIVAULT_UPGRADE_WASM) {m} instr",
+                "N={:>7}: migration post_upgrade (to LIVAULT_UPGRADE_WASM) {m} instr; the \
+                 messages its timers ran right after: largest {largest} instr ({method}), \
+                 all {total} instr",
                 row.n
             );
         }
