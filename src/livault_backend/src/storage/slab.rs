@@ -414,13 +414,16 @@ impl<M: Memory> DenseBytes<M> {
         self.dir.get()?.get(id).and_then(|e| Loc::decode(&e))
     }
 
-    fn set_loc(&self, id: u64, loc: Option<Loc>) {
-        let Some(loc) = loc else {
-            if id < self.id_capacity() {
-                self.written().set(id, &[0u8; Loc::BYTES]);
-            }
-            return;
-        };
+    /// Rewrites the entry of `id`, which the caller just read present (so `id` is inside
+    /// the vector: no length read of ours before the vector's own bounds check).
+    fn rewrite_loc(&self, id: u64, loc: Option<Loc>) {
+        let entry = loc.map_or([0u8; Loc::BYTES], |l| l.encode());
+        self.written().set(id, &entry);
+    }
+
+    /// Writes the entry of `id`, which the caller just read absent: in place below the
+    /// vector's length, else pushed (after absent entries up to it).
+    fn add_loc(&self, id: u64, loc: Loc) {
         let dir = self.written();
         let len = dir.len();
         if id < len {
@@ -462,15 +465,18 @@ impl<M: Memory> DenseBytes<M> {
                 slab.write(loc, 0, bytes);
                 if loc.len as usize != bytes.len() {
                     loc.len = bytes.len() as u32;
-                    self.set_loc(id, Some(loc));
+                    self.rewrite_loc(id, Some(loc));
                 }
             }
             old => {
                 let loc = slab.alloc(bytes.len());
                 slab.write(loc, 0, bytes);
-                self.set_loc(id, Some(loc));
-                if let Some(old) = old {
-                    slab.free(old);
+                match old {
+                    Some(old) => {
+                        self.rewrite_loc(id, Some(loc));
+                        slab.free(old);
+                    }
+                    None => self.add_loc(id, loc),
                 }
             }
         }
@@ -487,7 +493,7 @@ impl<M: Memory> DenseBytes<M> {
             Some(mut loc) if new_len <= loc.capacity() => {
                 slab.write(loc, len, bytes);
                 loc.len = new_len as u32;
-                self.set_loc(id, Some(loc));
+                self.rewrite_loc(id, Some(loc));
             }
             _ => {
                 let mut loc = slab.alloc((new_len * 2).min(MAX_RECORD).max(new_len) as usize);
@@ -498,7 +504,11 @@ impl<M: Memory> DenseBytes<M> {
                 }
                 slab.write(loc, len, bytes);
                 loc.len = new_len as u32;
-                self.set_loc(id, Some(loc));
+                if old.is_some() {
+                    self.rewrite_loc(id, Some(loc));
+                } else {
+                    self.add_loc(id, loc);
+                }
             }
         }
     }
@@ -520,7 +530,7 @@ impl<M: Memory> DenseBytes<M> {
         match self.loc(id) {
             Some(loc) => {
                 slab.free(loc);
-                self.set_loc(id, None);
+                self.rewrite_loc(id, None);
                 true
             }
             None => false,
