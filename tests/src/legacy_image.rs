@@ -470,6 +470,15 @@ pub fn upgraded(f: &Fixture) -> TestEnv {
     upgraded_with_image(f).0
 }
 
+/// [`upgraded`], after which every committed item of the image downloads with its
+/// recorded size and SHA-256 ([`Fixture::download_every_item`]; at least three).
+pub fn upgraded_and_downloaded(f: &Fixture) -> TestEnv {
+    let mut env = upgraded(f);
+    let downloaded = f.download_every_item(&mut env);
+    assert!(downloaded >= 3, "{downloaded} items downloaded");
+    env
+}
+
 /// [`upgraded`], and the stable memory as `post_upgrade` left it, before the clock moves
 /// to the probes' time and the timers the upgrade armed run (the owner index's re-key).
 pub fn upgraded_with_image(f: &Fixture) -> (TestEnv, Vec<u8>) {
