@@ -564,6 +564,15 @@ fn the_owner_index_is_keyed_from_the_subnets_randomness_once() {
         log_lines(&env, "event=owner_index.rekeyed"),
         vec!["event=owner_index.rekeyed entries=0".to_string()]
     );
+    // Keyed before its first entry, the index still holds no memory: the key waits in the
+    // heap (an install allocates nothing for it).
+    let m = metrics(&mut env);
+    let owner_index = m.stable_memories.iter().find(|u| u.id == 36).unwrap();
+    assert_eq!(
+        (owner_index.bytes, owner_index.allocated_bytes),
+        (0, 0),
+        "{owner_index:?}"
+    );
     let owners: Vec<Principal> = (0..5).map(|i| user(&format!("rekey-owner-{i}"))).collect();
     for (i, o) in owners.iter().enumerate() {
         for _ in 0..=i {

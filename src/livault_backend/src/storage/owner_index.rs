@@ -213,8 +213,10 @@ fn push_entry(bucket: &mut Vec<u8>, owner: &[u8], id: VaultId) {
 pub struct OwnerIndex<M: Memory> {
     dir: DenseBytes<M>,
     slab: Rc<Slab<M>>,
-    /// The salt a table created by this handle gets (the stored one wins once written).
-    salt: [u8; 16],
+    /// The header a table created by this handle starts with: its salt, and whether that
+    /// came from the subnet's randomness (a re-key of a table not yet written keeps it
+    /// here, in the heap, until the first entry writes it). The stored one wins.
+    fresh: Meta,
 }
 
 impl<M: Memory> OwnerIndex<M> {
@@ -224,7 +226,7 @@ impl<M: Memory> OwnerIndex<M> {
         OwnerIndex {
             dir: DenseBytes::init(dir),
             slab,
-            salt,
+            fresh: Meta::fresh(salt),
         }
     }
 
@@ -252,7 +254,7 @@ impl<M: Memory> OwnerIndex<M> {
 
     /// Adds `(owner, id)`; `false` (and nothing changes) if it is already there.
     pub fn insert(&mut self, owner: Principal, id: VaultId) -> bool {
-        let mut meta = self.meta().unwrap_or_else(|| Meta::fresh(self.salt));
+        let mut meta = self.meta().unwrap_or(self.fresh);
         let owner = owner.as_slice();
         let b = meta.bucket_of(owner);
         let mut bucket = self.bucket(b);
@@ -367,7 +369,7 @@ impl<M: Memory> OwnerIndex<M> {
         if all.is_empty() {
             return;
         }
-        let meta = self.meta().unwrap_or_else(|| Meta::fresh(self.salt));
+        let meta = self.meta().unwrap_or(self.fresh);
         self.load(meta, &all);
     }
 
@@ -389,27 +391,32 @@ impl<M: Memory> OwnerIndex<M> {
 
     /// Whether the hash is keyed by the subnet's randomness ([`Self::rekey`] ran).
     pub fn salt_is_random(&self) -> bool {
-        self.meta().is_some_and(|m| m.random_salt)
+        self.meta()
+            .map_or(self.fresh.random_salt, |m| m.random_salt)
     }
 
     /// Keys the hash with `salt`, 16 bytes of the subnet's randomness, and marks it so:
     /// every entry is read, every bucket record freed, and the entries written again under
-    /// the new key in one pass (as [`Self::bulk_load`]; an empty index gets its header
-    /// only). O(entries): run once per canister, from a timer.
+    /// the new key in one pass (as [`Self::bulk_load`]). A table never written writes
+    /// nothing: the key waits in the heap for its first entry (a fresh install allocates
+    /// no memory for it; an upgrade before that entry re-keys again). O(entries): run once
+    /// per canister, from a timer.
     pub fn rekey(&mut self, salt: [u8; 16]) {
+        let keyed = Meta {
+            random_salt: true,
+            ..Meta::fresh(salt)
+        };
+        if self.meta().is_none() {
+            self.fresh = keyed;
+            return;
+        }
         let all: Vec<(Principal, VaultId)> = self.entries();
         if let Some(meta) = self.meta() {
             for b in 0..meta.buckets() {
                 self.put_bucket(b, &[]);
             }
         }
-        self.load(
-            Meta {
-                random_salt: true,
-                ..Meta::fresh(salt)
-            },
-            &all,
-        );
+        self.load(keyed, &all);
     }
 
     /// The whole table: a valid header (or none, and no bucket), no directory entry past the
@@ -714,18 +721,29 @@ mod tests {
         assert!(ix.remove(chosen[0], 1));
         check(&ix);
 
-        // An empty index gets its header only, and its first entries hash under the new key.
+        // A table never written writes nothing; its first entry writes the new key and flag,
+        // and the chosen principals spread under it.
         let (dir, data) = (VectorMemory::default(), VectorMemory::default());
         let mut empty = open(&dir, &data, weak);
         empty.rekey(*b"subnet random 16");
         assert!(empty.salt_is_random());
-        assert_eq!((empty.len(), empty.bucket_count()), (0, 1));
+        assert_eq!((empty.len(), empty.bucket_count(), dir.size()), (0, 0, 0));
         check(&empty);
         for (i, p) in chosen.iter().enumerate() {
             assert!(empty.insert(*p, i as u64 + 1));
         }
         check(&empty);
         assert!(fullest_bucket(&empty) <= 24);
+        drop(empty);
+        assert!(
+            open(&dir, &data, weak).salt_is_random(),
+            "written with the first entry"
+        );
+        // Not written before a reopening (an upgrade): the key is gone with the heap, and
+        // the next upgrade's timer re-keys.
+        let (dir, data) = (VectorMemory::default(), VectorMemory::default());
+        open(&dir, &data, weak).rekey(*b"subnet random 16");
+        assert!(!open(&dir, &data, weak).salt_is_random());
     }
 
     // ------------------------------------------------------------ randomized model test
@@ -788,7 +806,9 @@ mod tests {
                     assert_eq!(ix.owned_by(p(owner), from), want, "step {step}: list");
                 }
                 Op::Reopen => {
-                    let random = ix.salt_is_random();
+                    // The flag is kept once a header is stored (a re-key of a table never
+                    // written lives in the heap only).
+                    let random = ix.salt_is_random() && ix.bucket_count() > 0;
                     drop(ix);
                     ix = open(&dir, &data, [step as u8; 16]);
                     assert_eq!(ix.salt_is_random(), random, "step {step}: the flag is kept");
