@@ -344,6 +344,13 @@ impl<M: Memory> OwnerIndex<M> {
 
     /// Every entry, in `(owner, id)` order (walks every bucket: tests, invariant checks).
     pub fn entries(&self) -> Vec<(Principal, VaultId)> {
+        let mut out = self.entries_by_bucket();
+        out.sort_unstable();
+        out
+    }
+
+    /// Every entry, bucket by bucket (no order across owners).
+    fn entries_by_bucket(&self) -> Vec<(Principal, VaultId)> {
         let Some(meta) = self.meta() else {
             return Vec::new();
         };
@@ -352,7 +359,6 @@ impl<M: Memory> OwnerIndex<M> {
             let bucket = self.bucket(b);
             out.extend(entries(&bucket).map(|e| (Principal::from_slice(e.owner), e.id)));
         }
-        out.sort_unstable();
         out
     }
 
@@ -410,7 +416,8 @@ impl<M: Memory> OwnerIndex<M> {
             self.fresh = keyed;
             return;
         }
-        let all: Vec<(Principal, VaultId)> = self.entries();
+        // Placed by hash: their order does not matter, so they are not sorted.
+        let all: Vec<(Principal, VaultId)> = self.entries_by_bucket();
         if let Some(meta) = self.meta() {
             for b in 0..meta.buckets() {
                 self.put_bucket(b, &[]);

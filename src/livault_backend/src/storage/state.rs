@@ -330,12 +330,6 @@ impl State {
             .collect_expired(&mut self.header, now, max)
     }
 
-    /// The ticket repository with the header it keeps its counters in (tests).
-    #[cfg(test)]
-    pub(crate) fn tickets_and_header(&mut self) -> (&mut TicketRepository, &mut HeaderRepository) {
-        (&mut self.download_tickets, &mut self.header)
-    }
-
     /// Hands out the next vault id.
     pub fn next_vault_id(&mut self) -> VaultId {
         self.header.next_vault_id()
