@@ -6,7 +6,6 @@
 //! which appends through the same `audit::append` as every user call, then the real calls run.
 
 use candid::Principal;
-use livault_backend::model::config::Durations;
 use livault_backend::model::records::MemberRole;
 use livault_tests::*;
 
@@ -20,18 +19,7 @@ const SEED_BATCH: u64 = 10_000;
 /// The bench wasm; the maintenance timer never fires within the test (ticks through
 /// `run_maintenance`).
 fn env() -> TestEnv {
-    TestEnv::with_wasm(
-        bench_wasm(),
-        InitArgs {
-            admins: vec![user("admin")],
-            ledger_canister_id: Some(local_replica::ledger_principal()),
-            durations: Some(Durations {
-                timer_interval_secs: 365 * 86_400,
-                ..Durations::default()
-            }),
-            ..Default::default()
-        },
-    )
+    TestEnv::with_wasm(bench_wasm(), manual_ticks_args())
 }
 
 fn head(env: &mut TestEnv, who: Principal, v: VaultId) -> AuditHead {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use candid::Principal;
 use livault_backend::domain::admin_trail::AdminTrailEntry;
-use livault_backend::model::config::{Durations, Limits, Pricing};
+use livault_backend::model::config::{Limits, Pricing};
 use livault_tests::*;
 use local_replica::RejectCode;
 
@@ -328,15 +328,7 @@ fn capacity_refusals_are_counted_and_logged() {
 /// and logged with its key.
 #[test]
 fn scheduler_failures_are_counted_since_install_and_logged() {
-    let mut env = TestEnv::with_init(InitArgs {
-        admins: vec![user("admin")],
-        ledger_canister_id: Some(local_replica::ledger_principal()),
-        durations: Some(Durations {
-            timer_interval_secs: 365 * 86_400,
-            ..Durations::default()
-        }),
-        ..Default::default()
-    });
+    let mut env = TestEnv::with_manual_ticks();
     for i in 0..3 {
         env.create_vault(user("owner"), &format!("Vault {i}"));
     }

@@ -122,15 +122,7 @@ impl TestEnv {
     /// [`TestEnv::new`] whose maintenance timer does not fire within a test (a year): ticks
     /// run only through [`TestEnv::run_maintenance`].
     pub fn with_manual_ticks() -> Self {
-        Self::with_init(InitArgs {
-            admins: vec![user("admin")],
-            ledger_canister_id: Some(local_replica::ledger_principal()),
-            durations: Some(Durations {
-                timer_interval_secs: 365 * 86_400,
-                ..Durations::default()
-            }),
-            ..Default::default()
-        })
+        Self::with_init(manual_ticks_args())
     }
 
     /// Installs the canister with these init args.
@@ -438,3 +430,17 @@ impl TestEnv {
 }
 
 pub mod fuzz;
+
+/// Init arguments whose maintenance timer does not fire within a test (a year): ticks run
+/// only by hand ([`TestEnv::with_manual_ticks`]; with another module, `TestEnv::with_wasm`).
+pub fn manual_ticks_args() -> InitArgs {
+    InitArgs {
+        admins: vec![user("admin")],
+        ledger_canister_id: Some(local_replica::ledger_principal()),
+        durations: Some(Durations {
+            timer_interval_secs: 365 * 86_400,
+            ..Durations::default()
+        }),
+        ..Default::default()
+    }
+}
